@@ -1,0 +1,36 @@
+# Two commands from a clean clone: `make book` and `make test` (README). Both set up .venv idempotently.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+PRESET ?= cpu
+
+.PHONY: setup test book bench clean
+
+setup: $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q torch==2.13.0    # the CPU wheel first, so nothing pulls CUDA packages
+	$(BIN)/python -m pip install -q -r requirements.txt
+	$(BIN)/python -m pip install -q --no-deps -e .
+	touch $@
+
+# unit tests + papermill runs of every notebook at smoke (tests/), then nbval re-executes the executed copies
+# and compares their verdict cells, then the book builds at smoke with warnings as errors
+test: setup
+	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q --nbval-lax _build/papermill
+	env -u MPLBACKEND WMASK_PRESET=smoke PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/jupyter-book build . -W --keep-going
+
+book: setup
+	env -u MPLBACKEND WMASK_PRESET=$(PRESET) PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/jupyter-book build . -W --keep-going
+	@echo "open _build/html/index.html"
+
+bench: setup
+	$(BIN)/python benchmarks/mask_step.py --model big
+	$(BIN)/python benchmarks/mask_step.py --model small
+
+clean:
+	rm -rf _build

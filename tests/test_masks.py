@@ -1,0 +1,180 @@
+"""Mask sets over unported models: selection, batched vs separate forwards, mask operations and files."""
+import warnings
+
+import pytest
+import torch
+from torch import nn
+from torch.func import functional_call
+
+import wmask
+from wmask.masks import MaskFilter, MaskSet, apply_masks, split_samples
+from wmask.models import FNN
+from wmask.sampling import sampled_uniforms
+
+
+class Mixed(nn.Module):
+    """One of every layer kind the filter must classify."""
+
+    def __init__(self):
+        super().__init__()
+        self.emb = nn.Embedding(10, 8)
+        self.lstm = nn.LSTM(8, 8, batch_first=True)
+        self.norm = nn.LayerNorm(8)
+        self.conv = nn.Conv1d(8, 8, 3, padding=1)
+        self.attn = nn.MultiheadAttention(8, 2, batch_first=True)
+        self.out = nn.Linear(8, 3)
+
+    def forward(self, x):
+        h, _ = self.lstm(self.emb(x))
+        h = self.norm(h)
+        h = self.conv(h.transpose(1, 2)).transpose(1, 2)
+        h, _ = self.attn(h, h, h)
+        return self.out(h.mean(1))
+
+
+class Conv(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.c = nn.Conv2d(3, 4, 3, padding=1)
+        self.bn = nn.BatchNorm2d(4)
+        self.l = nn.Linear(4, 3)
+
+    def forward(self, x):
+        return self.l(torch.relu(self.bn(self.c(x))).mean((2, 3)))
+
+
+def test_default_filter_follows_the_paper():
+    names = MaskFilter().select(Mixed())
+    assert names == ["lstm.weight_ih_l0", "lstm.weight_hh_l0", "conv.weight", "attn.in_proj_weight",
+                     "attn.out_proj.weight", "out.weight"]
+    with_b = MaskFilter(biases=True, norms=True).select(Mixed())
+    assert "lstm.bias_ih_l0" in with_b and "out.bias" in with_b and "norm.weight" in with_b
+    assert not any(n.startswith("emb") for n in with_b)
+    picked = MaskFilter(include=("emb.weight",), exclude=("lstm.*",)).select(Mixed())
+    assert "emb.weight" in picked and not any(n.startswith("lstm") for n in picked)
+    with pytest.raises(ValueError, match="'nope.weight' matches no parameter"):
+        MaskFilter(exclude=("nope.weight",)).select(Mixed())
+
+
+def per_sample_reference(model, masks, x, k, names):
+    """Each sample's masks applied in its own plain forward pass, with the spec's straight-through formula."""
+    logits = {n: masks.logits[n].detach().clone().requires_grad_() for n in names}
+    outs = []
+    seeds = torch.randint(0, 2**62, (len(names),), generator=masks.generator)
+    xs = split_samples(x, k, 0)
+    for s in range(masks.n_sets * k):
+        i = s // k
+        params = {}
+        for j, n in enumerate(names):
+            v = sampled_uniforms(masks.logits[n].detach(), seeds[j], k, masks.order[n])[s]
+            soft = torch.sigmoid(logits[n][i] + torch.log(1 - v) - torch.log(v))
+            params[n] = masks.weights[n] * ((soft > 0.5).float() - soft.detach() + soft)
+        outs.append(functional_call(model, params, (xs[s],)))
+    return torch.stack(outs), logits
+
+
+@pytest.mark.parametrize("make,shape", [(lambda: FNN(6, [16, 12], 4), (8, 6)), (Conv, (8, 3, 5, 5)),
+                                        (Mixed, None)])
+def test_batched_equals_separate_forwards(make, shape):
+    model = make().eval()
+    m, k = 3, 2
+    x = torch.randint(0, 10, (m, 8, 5)) if shape is None else torch.randn(m, *shape)
+    masks = MaskSet(model, n_sets=m, impl="eager", filter=MaskFilter(biases=True), seed=1)
+    with torch.no_grad():  # scramble the logits so masks differ per set and element
+        for l in masks.logits.values():
+            l.copy_(torch.randn_like(l) * 2)
+    state = masks.generator.get_state()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # the LSTM falls back to a loop, and says so
+        out = masks.sample_forward(x, k=k)
+    grad_out = torch.randn_like(out)
+    (out * grad_out).sum().backward()
+    masks.generator.set_state(state)
+    ref, ref_logits = per_sample_reference(model, masks, x, k, masks.names)
+    ref = ref.view(m, k, *ref.shape[1:]).flatten(1, 2)
+    assert torch.allclose(out, ref, atol=1e-5, rtol=1e-4)
+    (ref * grad_out).sum().backward()
+    for n in masks.names:
+        assert torch.allclose(masks.logits[n].grad, ref_logits[n].grad, atol=1e-5, rtol=1e-3), n
+
+
+def test_all_ones_mask_reproduces_the_model_and_zero_mask_zeroes_a_layer():
+    model = FNN(6, [16, 12], 4).eval()
+    x = torch.randn(5, 6)
+    masks = MaskSet(model, n_sets=1, impl="eager")
+    ones = wmask.full_masks(model)
+    out = masks.eval_forward(x[None], {n: m[None] for n, m in ones.items()})[0]
+    assert torch.allclose(out, model(x), rtol=1e-6, atol=1e-7)  # same function; BLAS batching may differ in the last bit
+    assert torch.equal(wmask.materialize(model, ones)(x), model(x))
+    zero = dict(ones, **{"2.weight": torch.zeros(12, 16, dtype=torch.bool)})
+    h = torch.relu(model[0](x))
+    expected = model[4](torch.relu(model[2].bias.expand(5, 12)))  # layer 2 with zero weights: bias only
+    assert torch.allclose(masks.eval_forward(x[None], {n: m[None] for n, m in zero.items()})[0], expected, atol=1e-6)
+    assert torch.allclose(wmask.materialize(model, zero)(x), expected, atol=1e-6)
+    assert h.shape == (5, 16)
+
+
+def test_eval_forward_uses_logit_threshold_and_materialize_agrees():
+    model = FNN(4, [8], 2).eval()
+    masks = MaskSet(model, n_sets=2, impl="eager")
+    with torch.no_grad():
+        for l in masks.logits.values():
+            l.copy_(torch.randn_like(l))
+    x = torch.randn(2, 3, 4)
+    out = masks.eval_forward(x)
+    for i in range(2):
+        keep = masks.binary(i)
+        assert all(torch.equal(keep[n], masks.logits[n][i] > 0) for n in keep)
+        assert torch.allclose(out[i], wmask.materialize(model, keep)(x[i]), atol=1e-6)
+
+
+def test_mask_operations():
+    a = {"w": torch.tensor([True, False, True]), "v": torch.tensor([[True, True]])}
+    b = {"w": torch.tensor([True, True, False]), "v": torch.tensor([[False, True]])}
+    assert wmask.invert(a)["w"].tolist() == [False, True, False]
+    assert wmask.mask_and(a, b)["w"].tolist() == [True, False, False]
+    assert wmask.mask_or(a, b)["v"].tolist() == [[True, True]]
+    assert wmask.counts(a) == {"w": 2, "v": 2}
+    kept = wmask.invert(a, keep=["v"], like=b)
+    assert kept["v"].tolist() == [[False, True]] and kept["w"].tolist() == [False, True, False]
+    w = {"w": torch.tensor([1.0, 2.0, 3.0])}
+    assert apply_masks(w, {"w": a["w"]})["w"].tolist() == [1.0, 0.0, 3.0]
+
+
+def test_save_load_round_trip_and_refusals(tmp_path):
+    model = FNN(4, [8], 2)
+    masks = wmask.full_masks(model)
+    masks["0.weight"][0, 0] = False
+    path = tmp_path / "m.safetensors"
+    wmask.save_masks(path, masks, {"task": "demo"})
+    back = wmask.load_masks(path, model)
+    assert all(torch.equal(back[n], masks[n]) for n in masks) and back["0.weight"].dtype == torch.bool
+    with pytest.raises(ValueError, match="missing names"):
+        wmask.load_masks(path, FNN(4, [8, 8], 2))
+    with pytest.raises(ValueError, match="wrong shapes"):
+        wmask.load_masks(path, FNN(4, [9], 2))
+    wmask.save_masks(path, {**masks, "extra.weight": torch.ones(2, dtype=torch.bool)})
+    with pytest.raises(ValueError, match="unknown names"):
+        wmask.load_masks(path, model)
+    with pytest.raises(ValueError, match="unknown names"):
+        wmask.materialize(model, {"nope.weight": torch.ones(2, dtype=torch.bool)})
+
+
+def test_bad_inputs_are_named():
+    model = FNN(4, [8], 2)
+    masks = MaskSet(model, n_sets=2, impl="eager")
+    with pytest.raises(ValueError, match="not divisible by the number of mask samples K=4"):
+        masks.sample_forward(torch.randn(2, 6, 4), k=4)
+    with pytest.raises(ValueError, match="leading dimension of n_sets=2"):
+        masks.sample_forward(torch.randn(3, 8, 4), k=4)
+    with pytest.raises(ValueError, match="alpha must be >= 0"):
+        wmask.MaskTrainConfig(alpha=-1)
+    with pytest.raises(ValueError, match="divisible by k"):
+        wmask.MaskTrainConfig(batch_size=10, k=4)
+    with pytest.raises(ValueError, match="unknown device 'gpu7'"):
+        wmask.get_device("gpu7")
+    with pytest.raises(ValueError, match="unknown sampling implementation"):
+        MaskSet(model, impl="fast")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA is not available"):
+            wmask.get_device("cuda")

@@ -1,0 +1,312 @@
+"""Binary weight masks over a frozen PyTorch model, many sets trained at once.
+
+A mask value of 1 (``True``) means the weight is **kept**; 0 means it is removed (set to zero). A mask is a dict
+from parameter name (as in ``model.named_parameters()``) to a bool tensor of that parameter's shape; ``M`` mask sets
+are stacked along a new leading dimension.
+
+The model's own code is never touched: masked weights are passed in through :func:`torch.func.functional_call`,
+and :func:`torch.func.vmap` runs all ``M x K`` mask samples (``M`` sets, ``K`` samples each) in one batched pass.
+"""
+from __future__ import annotations
+
+import contextlib
+import copy
+import fnmatch
+import os
+import warnings
+from dataclasses import dataclass
+from typing import Iterable
+
+import torch
+from torch import nn
+from torch.func import functional_call, vmap
+from torch.utils._pytree import tree_map
+
+from .sampling import from_storage_order, in_storage_order, resolve_impl, sample_masked, storage_order
+
+_NORMS = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm, nn.LocalResponseNorm)
+_EMBEDDINGS = (nn.Embedding, nn.EmbeddingBag)
+
+
+def as_stored(t: torch.Tensor, order: tuple[int, ...], lead: int = 0) -> torch.Tensor:
+    """A copy of ``t`` with the same shape whose memory is laid out in ``order`` (see ``sampling.storage_order``)."""
+    return from_storage_order(in_storage_order(t, order, lead).contiguous(), order, lead)
+
+
+def param_role(module: nn.Module, name: str, p: torch.Tensor) -> str:
+    """Classify a parameter: ``weight`` (matrices and kernels), ``bias``, ``norm``, ``embedding`` or ``other``."""
+    if isinstance(module, _EMBEDDINGS):
+        return "embedding"
+    if isinstance(module, _NORMS):
+        return "norm"
+    if "bias" in name:
+        return "bias"
+    return "weight" if p.dim() >= 2 else "other"
+
+
+@dataclass
+class MaskFilter:
+    """Which parameters get a mask. Defaults follow the paper: weight matrices and kernels of linear, convolution,
+    LSTM and attention layers; biases only when ``biases``; normalisation gains/biases only when ``norms``;
+    embeddings never. ``include``/``exclude`` are parameter names or glob patterns applied after the defaults
+    (``exclude`` wins); a pattern that matches no parameter is an error."""
+    biases: bool = False
+    norms: bool = False
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+
+    def select(self, model: nn.Module) -> list[str]:
+        roles = {}
+        for mod_name, module in model.named_modules():
+            for p_name, p in module.named_parameters(recurse=False):
+                roles[f"{mod_name}.{p_name}" if mod_name else p_name] = param_role(module, p_name, p)
+        # named_parameters() drops tied duplicates; keep its names so each tensor is masked once
+        names = [n for n, _ in model.named_parameters()]
+        for pattern in (*self.include, *self.exclude):
+            if not any(fnmatch.fnmatchcase(n, pattern) for n in names):
+                raise ValueError(f"mask filter pattern {pattern!r} matches no parameter of the model; "
+                                 f"parameters are: {', '.join(names)}")
+        wanted = {"weight"} | ({"bias"} if self.biases else set()) | ({"norm"} if self.norms else set())
+        chosen = [n for n in names if roles.get(n) in wanted or any(fnmatch.fnmatchcase(n, p) for p in self.include)]
+        chosen = [n for n in chosen if not any(fnmatch.fnmatchcase(n, p) for p in self.exclude)]
+        if not chosen:
+            raise ValueError("the mask filter selects no parameter of the model")
+        return chosen
+
+
+def split_samples(x: torch.Tensor, k: int, batch_dim: int) -> torch.Tensor:
+    """``[M, ..., B, ...] -> [M*K, ..., B/K, ...]``: sample ``j`` of set ``i`` gets the ``j``-th contiguous slice."""
+    d = batch_dim + 1
+    b = x.shape[d]
+    if b % k:
+        raise ValueError(f"batch size {b} (input dim {d} of shape {tuple(x.shape)}) is not divisible by "
+                         f"the number of mask samples K={k}")
+    x = x.unflatten(d, (k, b // k)).movedim(d, 1)
+    return x.flatten(0, 1)
+
+
+def join_samples(y: torch.Tensor, m: int, batch_dim: int) -> torch.Tensor:
+    """Inverse of :func:`split_samples`: ``[M*K, ..., B/K, ...] -> [M, ..., B, ...]``."""
+    y = y.unflatten(0, (m, -1)).movedim(1, batch_dim + 1)
+    return y.flatten(batch_dim + 1, batch_dim + 2)
+
+
+def forward_with(model: nn.Module, weights: dict[str, torch.Tensor], inputs, mode: str = "vmap"):
+    """Run ``model`` once per leading index ``s`` of ``weights[name]`` (``[S, *shape]``) on ``inputs[s]``.
+
+    ``inputs`` is a tensor or a tuple of tensors, each ``[S, ...]``; the other parameters and buffers are the
+    model's own. Returns the model's output stacked along a leading ``S`` dimension. ``mode="vmap"`` runs all
+    ``S`` in one batched pass; ``"loop"`` calls the model ``S`` times (for layers with no vmap batching rule, such
+    as ``nn.LSTM``); both compute the same function.
+    """
+    inputs = inputs if isinstance(inputs, tuple) else (inputs,)
+    with _no_mha_fastpath():
+        return _forward_with(model, weights, inputs, mode)
+
+
+@contextlib.contextmanager
+def _no_mha_fastpath():
+    """Attention's inference fast path has no backward and ignores substituted weights; keep it off meanwhile."""
+    before = torch.backends.mha.get_fastpath_enabled()
+    torch.backends.mha.set_fastpath_enabled(False)
+    try:
+        yield
+    finally:
+        torch.backends.mha.set_fastpath_enabled(before)
+
+
+def _forward_with(model, weights, inputs, mode):
+    if mode == "vmap":
+        return vmap(lambda w, xs: functional_call(model, w, xs), randomness="different")(weights, inputs)
+    if mode != "loop":
+        raise ValueError(f"unknown forward mode {mode!r}; expected 'vmap' or 'loop'")
+    per_w = {n: w.unbind(0) for n, w in weights.items()}   # unbind: one gradient stack, not S full-size scatters
+    per_x = [x.unbind(0) for x in inputs]
+    outs = [functional_call(model, {n: w[s] for n, w in per_w.items()}, tuple(x[s] for x in per_x))
+            for s in range(inputs[0].shape[0])]
+    return tree_map(lambda *ys: torch.stack(ys), *outs) if len(outs) > 1 else tree_map(lambda y: y[None], outs[0])
+
+
+def _no_batching_rule(err: RuntimeError) -> bool:
+    return "Batching rule not implemented" in str(err) or "vmap" in str(err)
+
+
+class MaskSet:
+    """``n_sets`` independent masks over the selected parameters of a frozen ``model``.
+
+    Each set has one logit per masked weight element (``logits[name]``: ``[n_sets, *shape]``, initialised to
+    ``init``); a weight is kept with probability ``sigmoid(logit)`` while training and kept iff ``logit > 0`` when
+    evaluating. The model's parameters are frozen (``requires_grad`` turned off) and never changed.
+    """
+
+    def __init__(self, model: nn.Module, n_sets: int = 1, filter: MaskFilter | None = None, init: float = 2.0,
+                 impl: str = "auto", seed: int | None = None, mode: str = "auto"):
+        if n_sets < 1:
+            raise ValueError(f"n_sets must be >= 1, got {n_sets}")
+        self.model = model.requires_grad_(False)
+        self.filter = filter or MaskFilter()
+        self.names = self.filter.select(model)
+        params = dict(model.named_parameters())
+        self.weights = {n: params[n] for n in self.names}
+        self.order = {n: storage_order(w.shape) for n, w in self.weights.items()}
+        # weights (a frozen copy) and logits live in storage order, so the sampler runs over contiguous memory
+        self._stored = {n: as_stored(w.detach(), self.order[n]) for n, w in self.weights.items()}
+        self.logits = {n: as_stored(torch.full((n_sets, *w.shape), float(init), device=w.device), self.order[n], 1)
+                       .requires_grad_() for n, w in self.weights.items()}
+        self.n_sets = n_sets
+        if mode not in ("auto", "vmap", "loop"):
+            raise ValueError(f"unknown forward mode {mode!r}; expected 'auto', 'vmap' or 'loop'")
+        self.mode = mode
+        self.impl = resolve_impl(impl, next(iter(self.weights.values())).device)
+        self.generator = torch.Generator().manual_seed(torch.initial_seed() if seed is None else seed)
+
+    # -- the two forward modes -------------------------------------------------------------------------------
+    def sample_forward(self, inputs, k: int = 1, batch_dim: int = 0):
+        """Training forward: ``inputs`` ``[M, ..., B, ...]`` (tensor or tuple) -> outputs ``[M, ..., B, ...]``.
+
+        Each set draws ``k`` masks; sample ``j`` is applied to the ``j``-th contiguous ``B/k`` slice of its set's
+        batch (a sequence keeps one mask for all its steps). Differentiable w.r.t. :attr:`logits`.
+        """
+        inputs = self._check_inputs(inputs)
+        seeds = torch.randint(0, 2**62, (len(self.names),), generator=self.generator)
+        weights = {n: sample_masked(self.logits[n], w, seeds[i].to(w.device), k, self.impl, self.order[n])
+                   for i, (n, w) in enumerate(self._stored.items())}
+        xs = tuple(split_samples(x, k, batch_dim) for x in inputs)
+        out = self._forward(weights, xs)
+        return tree_map(lambda y: join_samples(y, self.n_sets, batch_dim), out)
+
+    @torch.no_grad()
+    def eval_forward(self, inputs, masks: dict[str, torch.Tensor] | None = None):
+        """Deterministic forward with ``masks`` (default: :meth:`binary`), ``[M, ...] -> [M, ...]``."""
+        inputs = self._check_inputs(inputs)
+        masks = self.binary() if masks is None else masks
+        return self._forward(apply_masks(self.weights, masks), inputs)
+
+    def _forward(self, weights, inputs):
+        """vmap when the model allows it; ``auto`` falls back to a loop (once, with a warning) when it does not."""
+        if self.mode != "auto":
+            return forward_with(self.model, weights, inputs, self.mode)
+        try:
+            out = forward_with(self.model, weights, inputs, "vmap")
+            self.mode = "vmap"
+            return out
+        except RuntimeError as err:
+            if not _no_batching_rule(err):
+                raise
+            warnings.warn(f"{type(self.model).__name__} cannot run under torch.func.vmap ({str(err).splitlines()[0]});"
+                          " running the mask samples one after another instead", RuntimeWarning, stacklevel=3)
+            self.mode = "loop"
+            return forward_with(self.model, weights, inputs, "loop")
+
+    def _check_inputs(self, inputs):
+        inputs = inputs if isinstance(inputs, tuple) else (inputs,)
+        for x in inputs:
+            if x.shape[0] != self.n_sets:
+                raise ValueError(f"inputs need a leading dimension of n_sets={self.n_sets} (one batch per mask "
+                                 f"set), got shape {tuple(x.shape)}")
+        return inputs
+
+    # -- reading the masks -----------------------------------------------------------------------------------
+    def binary(self, i: int | None = None) -> dict[str, torch.Tensor]:
+        """The deterministic masks ``logit > 0`` (True = kept): ``[M, *shape]``, or set ``i`` alone."""
+        return {n: (l.detach() > 0) if i is None else (l.detach()[i] > 0) for n, l in self.logits.items()}
+
+    def keep_fraction(self) -> torch.Tensor:
+        """Fraction of masked weights kept by each set's deterministic mask, ``[M]``."""
+        kept = sum((l.detach() > 0).flatten(1).sum(1) for l in self.logits.values())
+        return kept / sum(w.numel() for w in self.weights.values())
+
+    def state_dict(self) -> dict:
+        return {"logits": {n: l.detach().clone() for n, l in self.logits.items()},
+                "generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        check_names_shapes(state["logits"], {n: l.shape for n, l in self.logits.items()}, "mask-set state")
+        with torch.no_grad():
+            for n, l in self.logits.items():
+                l.copy_(state["logits"][n])
+        self.generator.set_state(state["generator"])
+
+
+# -- operations on binary masks (dicts of bool tensors) ----------------------------------------------------------
+def apply_masks(weights: dict[str, torch.Tensor], masks: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``weight * mask`` per name; masks may carry leading set dimensions."""
+    return {n: torch.where(masks[n], w, torch.zeros((), dtype=w.dtype, device=w.device)) for n, w in weights.items()}
+
+
+def invert(masks: dict[str, torch.Tensor], keep: Iterable[str] = (), like: dict | None = None) -> dict:
+    """``NOT mask`` on every tensor; names in ``keep`` take ``like[name]`` instead (e.g. the full-task mask on the
+    input/output layers, so that inverting a subtask mask does not delete the other subtasks' I/O weights)."""
+    keep = set(keep)
+    if keep and like is None:
+        raise ValueError("invert(keep=...) needs like= (the masks to keep on those tensors)")
+    return {n: like[n].clone() if n in keep else ~m for n, m in masks.items()}
+
+
+def mask_and(a: dict, b: dict) -> dict:
+    return {n: a[n] & b[n] for n in a}
+
+
+def mask_or(a: dict, b: dict) -> dict:
+    return {n: a[n] | b[n] for n in a}
+
+
+def counts(masks: dict[str, torch.Tensor]) -> dict[str, int]:
+    """Number of kept weights per tensor (summed over any leading set dimensions)."""
+    return {n: int(m.sum()) for n, m in masks.items()}
+
+
+def full_masks(model: nn.Module, filter: MaskFilter | None = None, value: bool = True) -> dict[str, torch.Tensor]:
+    """All-kept (or all-removed) masks over the parameters ``filter`` selects."""
+    params = dict(model.named_parameters())
+    return {n: torch.full_like(params[n], value, dtype=torch.bool) for n in (filter or MaskFilter()).select(model)}
+
+
+def materialize(model: nn.Module, masks: dict[str, torch.Tensor]) -> nn.Module:
+    """A standalone copy of ``model`` whose removed weights are zero (masks: one set, ``True`` = kept)."""
+    params = dict(model.named_parameters())
+    check_names_shapes(masks, {n: params[n].shape for n in masks if n in params}, "masks", extra_ok=False,
+                       known=set(params))
+    out = copy.deepcopy(model)
+    out_params = dict(out.named_parameters())
+    with torch.no_grad():
+        for n, m in masks.items():
+            out_params[n].mul_(m.to(out_params[n].dtype))
+    return out
+
+
+# -- files -------------------------------------------------------------------------------------------------------
+def check_names_shapes(tensors: dict, shapes: dict, what: str, extra_ok: bool = False, known: set | None = None):
+    """Raise ValueError naming every missing, unknown or mis-shaped entry of ``tensors`` against ``shapes``."""
+    known = set(shapes) if known is None else known
+    unknown = sorted(set(tensors) - known)
+    missing = sorted(set(shapes) - set(tensors)) if not extra_ok else []
+    wrong = sorted(f"{n}: {tuple(tensors[n].shape)} != {tuple(shapes[n])}" for n in set(tensors) & set(shapes)
+                   if tuple(tensors[n].shape) != tuple(shapes[n]))
+    if unknown or missing or wrong:
+        raise ValueError(f"{what} do not match the model: unknown names {unknown}, missing names {missing}, "
+                         f"wrong shapes {wrong}")
+
+
+def save_masks(path: str | os.PathLike, masks: dict[str, torch.Tensor], metadata: dict[str, str] | None = None):
+    """Write bool masks keyed by parameter name to a safetensors file, atomically."""
+    from safetensors.torch import save_file
+
+    from .utils import atomic_path
+    with atomic_path(path) as tmp:
+        save_file({n: m.detach().to(torch.bool).contiguous().cpu() for n, m in masks.items()}, tmp,
+                  metadata=metadata)
+
+
+def load_masks(path: str | os.PathLike, model: nn.Module | None = None, filter: MaskFilter | None = None):
+    """Read masks written by :func:`save_masks`; with ``model``, refuse a file whose names or shapes differ from
+    the parameters ``filter`` selects (a leading set dimension is allowed)."""
+    from safetensors.torch import load_file
+    masks = load_file(os.fspath(path))
+    if model is not None:
+        params = dict(model.named_parameters())
+        shapes = {n: params[n].shape for n in (filter or MaskFilter()).select(model)}
+        lead = {tuple(m.shape[:m.dim() - len(shapes[n])]) for n, m in masks.items() if n in shapes}
+        lead_shapes = {n: (*next(iter(lead)), *s) for n, s in shapes.items()} if len(lead) == 1 else shapes
+        check_names_shapes(masks, lead_shapes, f"masks in {path}")
+    return masks

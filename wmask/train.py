@@ -1,0 +1,165 @@
+"""Training loops: the masks (many sets at once) and the base networks they inspect."""
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import asdict, dataclass, field
+from typing import Callable
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from .masks import MaskSet
+from .utils import atomic_torch_save
+
+CLIP_MODES = ("masks",)
+
+
+@dataclass
+class MaskTrainConfig:
+    """Mask training hyper-parameters; defaults are the paper's add/mul settings (spec §1)."""
+    steps: int = 20_000
+    lr: float = 1e-2          # Adam on the mask logits, constant
+    alpha: float = 1e-4       # regulariser: alpha * sum(raw logits) / batch_size
+    k: int = 4                # mask samples per step, each on its own contiguous batch_size / k slice
+    batch_size: int = 128     # B of each set's batch (the regulariser divides by it)
+    clip: float = 1.0         # gradient-norm clip, per set, over that set's mask logits ("masks" mode)
+    clip_mode: str = "masks"
+    batch_dim: int = 0        # where the batch is in one set's input
+    log_every: int = 100
+    eval_every: int = 0       # 0 = only at the end
+    checkpoint_every: int = 1000
+
+    def __post_init__(self):
+        if self.alpha < 0:
+            raise ValueError(f"alpha must be >= 0 (it scales the push towards removing weights), got {self.alpha}")
+        if self.k < 1 or self.batch_size % self.k:
+            raise ValueError(f"batch_size={self.batch_size} must be divisible by k={self.k} (one mask sample per "
+                             "contiguous batch_size/k slice)")
+        if self.clip_mode not in CLIP_MODES:
+            raise ValueError(f"unknown clip_mode {self.clip_mode!r}; expected one of {CLIP_MODES}")
+        if self.steps < 0 or self.lr <= 0 or self.clip <= 0:
+            raise ValueError(f"need steps >= 0, lr > 0, clip > 0; got {self.steps}, {self.lr}, {self.clip}")
+
+
+@dataclass
+class History:
+    step: list[int] = field(default_factory=list)
+    loss: list[list[float]] = field(default_factory=list)     # per set
+    kept: list[list[float]] = field(default_factory=list)     # fraction of weights kept, per set
+    evals: list[dict] = field(default_factory=list)
+
+
+def _next_batch(data, step):
+    return data(step) if callable(data) else next(data)
+
+
+def clip_per_set(grads: list[torch.Tensor], max_norm: float) -> torch.Tensor:
+    """Scale each set's gradients (leading dim) so that its norm over all tensors is at most ``max_norm``, like
+    ``clip_grad_norm_`` applied to every set alone. Returns the norms before clipping, ``[M]``."""
+    norms = torch.stack([g.flatten(1).pow(2).sum(1) for g in grads]).sum(0).sqrt()
+    scale = (max_norm / (norms + 1e-6)).clamp(max=1.0)
+    for g in grads:
+        g.mul_(scale.view(-1, *([1] * (g.dim() - 1))))
+    return norms
+
+
+def train_masks(masks: MaskSet, data, loss_fn: Callable, cfg: MaskTrainConfig | None = None,
+                eval_fn: Callable | None = None, checkpoint: str | os.PathLike | None = None,
+                progress: bool = True, desc: str = "masks") -> History:
+    """Train every set of ``masks`` at once.
+
+    ``data``: a callable ``step -> (inputs, targets)`` or an iterator of them; inputs ``[M, B, ...]`` (a tensor or a
+    tuple), one batch per set from that set's own stream. ``loss_fn(outputs, targets)`` returns the per-set task
+    losses, shape ``[M]``. The objective of set ``i`` is ``loss_i + alpha * sum(logits_i) / B``. Sets are
+    independent: one Adam over the stacked logits is exactly ``M`` separate Adams (it is element-wise), and
+    clipping is per set. Runs exactly ``cfg.steps`` updates. With ``checkpoint``, the state is saved atomically
+    every ``cfg.checkpoint_every`` steps and an existing checkpoint is resumed.
+    """
+    cfg = cfg or MaskTrainConfig()
+    logits = list(masks.logits.values())
+    opt = torch.optim.Adam(logits, lr=cfg.lr)
+    hist, start = History(), 0
+    if checkpoint is not None and os.path.exists(checkpoint):
+        state = torch.load(checkpoint, weights_only=False)
+        if state["config"] != asdict(cfg):
+            raise ValueError(f"checkpoint {checkpoint} was written with a different configuration "
+                             f"({state['config']}); remove it or use the same settings ({asdict(cfg)})")
+        masks.load_state_dict(state["masks"])
+        opt.load_state_dict(state["opt"])
+        hist, start = History(**state["history"]), state["step"]
+    masks.model.eval()
+    bar = tqdm(range(start, cfg.steps), desc=desc, disable=not progress, mininterval=2.0, initial=start,
+               total=cfg.steps)
+    for step in bar:
+        inputs, targets = _next_batch(data, step)
+        out = masks.sample_forward(inputs, k=cfg.k, batch_dim=cfg.batch_dim)
+        task = loss_fn(out, targets)
+        if task.shape != (masks.n_sets,):
+            raise ValueError(f"loss_fn must return one loss per mask set, shape ({masks.n_sets},), "
+                             f"got {tuple(task.shape)}")
+        reg = sum(l.sum() for l in logits) * (cfg.alpha / cfg.batch_size)
+        opt.zero_grad(set_to_none=False)
+        (task.sum() + reg).backward()
+        clip_per_set([l.grad for l in logits], cfg.clip)
+        opt.step()
+        if step % cfg.log_every == 0 or step == cfg.steps - 1:
+            hist.step.append(step)
+            hist.loss.append(task.detach().tolist())
+            hist.kept.append(masks.keep_fraction().tolist())
+            bar.set_postfix(loss=f"{task.detach().mean():.3f}", kept=f"{hist.kept[-1][0]:.3f}")
+        if eval_fn is not None and cfg.eval_every and (step + 1) % cfg.eval_every == 0 and step + 1 < cfg.steps:
+            hist.evals.append({"step": step + 1, **eval_fn(masks)})
+        if checkpoint is not None and (step + 1) % cfg.checkpoint_every == 0 and step + 1 < cfg.steps:
+            atomic_torch_save({"config": asdict(cfg), "step": step + 1, "masks": masks.state_dict(),
+                               "opt": opt.state_dict(), "history": asdict(hist)}, checkpoint)
+    if eval_fn is not None:
+        hist.evals.append({"step": cfg.steps, **eval_fn(masks)})
+    if checkpoint is not None and os.path.exists(checkpoint):
+        os.unlink(checkpoint)
+    return hist
+
+
+@dataclass
+class BaseTrainConfig:
+    """Base-network training: Adam, no weight decay, gradient-norm clipping (spec §1 defaults)."""
+    steps: int = 20_000
+    lr: float = 1e-3
+    batch_size: int = 128
+    clip: float = 1.0
+    eval_every: int = 1000
+
+    def __post_init__(self):
+        if self.steps < 0 or self.lr <= 0 or self.clip <= 0 or self.batch_size < 1:
+            raise ValueError(f"bad base training config {self}")
+
+
+def train_model(model: nn.Module, data, loss_fn: Callable, cfg: BaseTrainConfig | None = None,
+                eval_fn: Callable | None = None, progress: bool = True, desc: str = "base") -> list[dict]:
+    """Train ``model`` in place. ``data``: callable ``step -> (inputs, targets)`` or an iterator; ``loss_fn(model,
+    inputs, targets) -> scalar``. ``eval_fn(model) -> dict`` runs every ``cfg.eval_every`` steps and at the end
+    (in eval mode). Returns the list of evaluations, each with its ``step``."""
+    cfg = cfg or BaseTrainConfig()
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.lr)
+    evals = []
+    bar = tqdm(range(cfg.steps), desc=desc, disable=not progress, mininterval=2.0)
+    for step in bar:
+        model.train()
+        inputs, targets = _next_batch(data, step)
+        loss = loss_fn(model, inputs, targets)
+        if not math.isfinite(loss.item()):
+            raise FloatingPointError(f"base training loss is {loss.item()} at step {step}")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
+        opt.step()
+        if step % 100 == 0:
+            bar.set_postfix(loss=f"{loss.item():.3f}")
+        last = step + 1 == cfg.steps
+        if eval_fn is not None and (last or (cfg.eval_every and (step + 1) % cfg.eval_every == 0)):
+            model.eval()
+            with torch.no_grad():
+                evals.append({"step": step + 1, **eval_fn(model)})
+    model.eval()
+    return evals

@@ -1,0 +1,127 @@
+"""Small shared helpers: devices, seeds, threads, atomic files, provenance."""
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import hashlib
+import json
+import os
+import platform
+import random
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+def get_device(name: str = "auto") -> torch.device:
+    """``auto`` -> CUDA when present, else CPU; ``cpu``, ``cuda``, ``cuda:N`` as asked (error if unavailable)."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(name)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(f"unknown device {name!r}; expected 'auto', 'cpu', 'cuda' or 'cuda:N'") from err
+    if dev.type not in ("cpu", "cuda"):
+        raise ValueError(f"unsupported device {name!r}; expected 'auto', 'cpu', 'cuda' or 'cuda:N'")
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} was asked for but CUDA is not available on this machine")
+    return dev
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (CPU and CUDA)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def set_threads(n: int | None = None) -> int:
+    """Fix torch's intra-op thread count (default: ``WMASK_THREADS`` or the number of cores).
+
+    Oversubscribed threads (a second busy process on a 2-core machine) make CPU steps tens of times slower, so
+    runs and benchmarks fix the count explicitly."""
+    n = n or int(os.environ.get("WMASK_THREADS", 0)) or os.cpu_count() or 1
+    torch.set_num_threads(n)
+    return n
+
+
+def retain_freed_memory() -> bool:
+    """Ask glibc to keep freed memory for reuse instead of returning it to the OS.
+
+    The mask step allocates and frees the same few hundred MB every step; by default glibc serves such blocks with
+    fresh ``mmap`` pages, and faulting them in again costs more than the arithmetic (measured: a 48 M-element
+    weight-gradient product 31 ms -> 9 ms). No-op (returns False) where glibc's ``mallopt`` is unavailable."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4
+        return bool(libc.mallopt(M_MMAP_MAX, 0)) and bool(libc.mallopt(M_TRIM_THRESHOLD, 2**31 - 1))
+    except (OSError, AttributeError):
+        return False
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike):
+    """Yield a temporary path next to ``path``; move it into place only if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(text)
+
+
+def atomic_torch_save(obj, path: str | os.PathLike) -> None:
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
+
+
+def file_md5(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    h = hashlib.md5()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(chunk), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def git_commit(cwd: str | os.PathLike | None = None) -> str:
+    """The current commit (with ``+dirty`` when the tree has changes), or ``unknown`` outside a checkout."""
+    cwd = cwd or Path(__file__).resolve().parent
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True,
+                             check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
+                               capture_output=True, text=True, check=True).stdout.strip()
+        return sha + ("+dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+def provenance(device: torch.device, **extra) -> dict:
+    """What a result needs to be traced: commit, versions, device, plus anything the caller adds."""
+    return {"commit": git_commit(), "torch": torch.__version__, "python": platform.python_version(),
+            "device": device_name(device), **extra}
+
+
+def dumps(obj) -> str:
+    return json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n"
