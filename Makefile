@@ -22,10 +22,10 @@ $(STAMP): requirements.txt pyproject.toml
 test: setup
 	$(BIN)/python -m pytest -q tests
 	$(BIN)/python -m pytest -q --nbval-lax _build/papermill
-	env -u MPLBACKEND WMASK_PRESET=smoke PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/jupyter-book build . -W --keep-going
+	env -u MPLBACKEND WMASK_PRESET=smoke PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/jupyter-book build . --all -W --keep-going
 
 book: setup
-	env -u MPLBACKEND WMASK_PRESET=$(PRESET) PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/jupyter-book build . -W --keep-going
+	env -u MPLBACKEND WMASK_PRESET=$(PRESET) PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/jupyter-book build . --all -W --keep-going
 	@echo "open _build/html/index.html"
 
 bench: setup

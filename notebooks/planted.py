@@ -73,6 +73,7 @@ fig.tight_layout()
 # %%
 fig, ax = plt.subplots(figsize=(6, 3))
 sns.barplot(data=iou[iou.layer == "total"], x="pair", y="IoU", errorbar="sd", ax=ax)
+ax.bar_label(ax.containers[0], fmt="%.2f")
 ax.set(ylim=(0, 1.05), xlabel="", ylabel="IoU (all layers)", title=f"mean ± sd over {len(seeds)} seeds ({preset})")
 fig.tight_layout()
 
