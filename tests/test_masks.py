@@ -178,3 +178,11 @@ def test_bad_inputs_are_named():
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="CUDA is not available"):
             wmask.get_device("cuda")
+
+
+def test_load_masks_accepts_a_leading_set_dimension(tmp_path):
+    model = FNN(4, [8], 2)
+    stacked = {n: torch.stack([m, ~m]) for n, m in wmask.full_masks(model).items()}
+    wmask.save_masks(tmp_path / "sets.safetensors", stacked)
+    back = wmask.load_masks(tmp_path / "sets.safetensors", model)
+    assert back["0.weight"].shape == (2, 8, 4) and not back["0.weight"][1].any()

@@ -305,8 +305,10 @@ def load_masks(path: str | os.PathLike, model: nn.Module | None = None, filter: 
     masks = load_file(os.fspath(path))
     if model is not None:
         params = dict(model.named_parameters())
-        shapes = {n: params[n].shape for n in (filter or MaskFilter()).select(model)}
-        lead = {tuple(m.shape[:m.dim() - len(shapes[n])]) for n, m in masks.items() if n in shapes}
-        lead_shapes = {n: (*next(iter(lead)), *s) for n, s in shapes.items()} if len(lead) == 1 else shapes
-        check_names_shapes(masks, lead_shapes, f"masks in {path}")
+        shapes = {n: tuple(params[n].shape) for n in (filter or MaskFilter()).select(model)}
+        # masks may carry the same leading set dimensions on every tensor: [*lead, *shape]
+        leads = {tuple(m.shape[:m.dim() - len(shapes[n])]) for n, m in masks.items()
+                 if n in shapes and m.dim() >= len(shapes[n])}
+        lead = leads.pop() if len(leads) == 1 else ()
+        check_names_shapes(masks, {n: (*lead, *s) for n, s in shapes.items()}, f"masks in {path}")
     return masks
