@@ -4,6 +4,8 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PRESET ?= cpu
+# the book build, at a preset: always re-execute (--all), warnings are errors, figures need MPLBACKEND unset
+BUILD_BOOK = env -u MPLBACKEND PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/jupyter-book build . --all -W --keep-going
 
 .PHONY: setup test book bench clean
 
@@ -21,10 +23,10 @@ $(STAMP): requirements.txt pyproject.toml
 test: setup
 	$(BIN)/python -m pytest -q tests
 	$(BIN)/python -m pytest -q --nbval-lax _build/papermill
-	env -u MPLBACKEND WMASK_PRESET=smoke PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/jupyter-book build . --all -W --keep-going
+	WMASK_PRESET=smoke $(BUILD_BOOK)
 
 book: setup
-	env -u MPLBACKEND WMASK_PRESET=$(PRESET) PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/jupyter-book build . --all -W --keep-going
+	WMASK_PRESET=$(PRESET) $(BUILD_BOOK)
 	@echo "open _build/html/index.html"
 
 bench: setup
