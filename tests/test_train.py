@@ -1,11 +1,15 @@
 """Mask training end to end: planted modules are recovered, runs are reproducible and resumable."""
+from dataclasses import asdict
+
 import pytest
 import torch
 import torch.nn.functional as F
+from torch.func import functional_call
 
 import wmask
-from wmask.masks import MaskSet
+from wmask.masks import MaskSet, split_samples
 from wmask.models import FNN
+from wmask.sampling import sampled_uniforms
 from wmask.tasks import planted
 from wmask.train import MaskTrainConfig, clip_per_set, train_masks
 
@@ -114,3 +118,68 @@ def test_base_trainer_learns():
                                                                          data(10_000)[1][0]).item()},
                               progress=False)
     assert [e["step"] for e in evals] == [100, 200, 300] and evals[-1]["loss"] < evals[0]["loss"]
+
+
+def authors_clipping_reference(model, data, loss_fn, steps, lr, alpha, k, b, clip, seed, m=2):
+    """The authors' loop, one mask at a time: frozen weights keep ``requires_grad`` and their gradients are never
+    zeroed; ``clip_grad_norm_`` runs over the logits and every model parameter. Same uniforms as the MaskSet."""
+    ref = MaskSet(model, n_sets=m, impl="eager", seed=seed)   # only for its names, order and seed stream
+    finals = []
+    for i in range(m):
+        net = type(model)(6, [16], 3)
+        net.load_state_dict(model.state_dict())
+        params = dict(net.named_parameters())
+        logits = {n: torch.full_like(params[n], 2.0, requires_grad=True) for n in ref.names}
+        opt = torch.optim.Adam(list(logits.values()), lr=lr)
+        gen = torch.Generator().manual_seed(seed)
+        for step in range(steps):
+            seeds = torch.randint(0, 2**62, (len(ref.names),), generator=gen)
+            x, y = data(step)
+            xs = split_samples(x, k, 0)[i * k:(i + 1) * k]
+            outs = []
+            for s in range(k):
+                p = dict(params)
+                for j, n in enumerate(ref.names):
+                    full = torch.stack([logits[n].detach()] * m)
+                    v = sampled_uniforms(full, seeds[j], k, ref.order[n])[i * k + s]
+                    soft = torch.sigmoid(logits[n] + torch.log(1 - v) - torch.log(v))
+                    p[n] = params[n] * ((soft > 0.5).float() - soft.detach() + soft)
+                outs.append(functional_call(net, p, (xs[s],)))
+            out = torch.cat(outs)[None].expand(m, -1, -1)
+            loss = loss_fn(out, y)[i] + alpha * sum(l.sum() for l in logits.values()) / b
+            opt.zero_grad()                      # zeroes the logits only: the weights' grads accumulate
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(list(logits.values()) + list(net.parameters()), clip)
+            opt.step()
+        finals.append(logits)
+    return finals
+
+
+def test_authors_clipping_mode_matches_a_reference_loop():
+    model, data, loss_fn = toy_problem()
+    for p in model.parameters():
+        p.data.mul_(3.0)                          # large weights: large weight gradients, so clipping acts
+    kw = dict(steps=6, lr=0.05, alpha=1e-2, k=2, b=8, clip=0.05, seed=7)
+    expected = authors_clipping_reference(model, data, loss_fn, **kw)
+    masks = MaskSet(model, n_sets=2, impl="eager", seed=kw["seed"])
+    cfg = MaskTrainConfig(steps=kw["steps"], lr=kw["lr"], alpha=kw["alpha"], k=kw["k"], batch_size=kw["b"],
+                          clip=kw["clip"], clip_mode="all")
+    train_masks(masks, data, loss_fn, cfg, progress=False)
+    plain = MaskSet(model, n_sets=2, impl="eager", seed=kw["seed"])
+    train_masks(plain, data, loss_fn, MaskTrainConfig(**{**asdict(cfg), "clip_mode": "masks"}), progress=False)
+    for i in range(2):
+        for n in masks.names:
+            assert torch.allclose(masks.logits[n][i], expected[i][n], atol=1e-5), n
+    assert any(not torch.allclose(plain.logits[n], masks.logits[n], atol=1e-4) for n in masks.names)
+
+
+def test_per_set_alpha():
+    model, data, loss_fn = toy_problem()
+    with pytest.raises(ValueError, match="alpha has 3 values but there are 2 mask sets"):
+        train_masks(MaskSet(model, n_sets=2, impl="eager"), data, loss_fn,
+                    MaskTrainConfig(steps=1, k=2, batch_size=8, alpha=(0.1, 0.2, 0.3)), progress=False)
+    masks = MaskSet(model, n_sets=2, impl="eager", seed=1)
+    train_masks(masks, data, loss_fn, MaskTrainConfig(steps=200, lr=0.05, k=2, batch_size=8, alpha=(0.0, 0.5)),
+                progress=False)
+    kept = masks.keep_fraction()
+    assert kept[1] < kept[0] - 0.2, kept

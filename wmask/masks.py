@@ -159,6 +159,21 @@ class MaskSet:
         self.mode = mode
         self.impl = resolve_impl(impl, next(iter(self.weights.values())).device)
         self.generator = torch.Generator().manual_seed(torch.initial_seed() if seed is None else seed)
+        self.sinks: dict[str, torch.Tensor] | None = None
+
+    def track_frozen_grads(self, on: bool = True) -> None:
+        """Make training forwards also accumulate, per set, the gradient of every frozen parameter (masked or not)
+        in ``self.sinks[name].grad`` (``[M, *shape]``). Nothing zeroes it: it grows over a training stage like the
+        never-zeroed weight gradients in the authors' code, whose clipping norm includes them (``clip_mode="all"``).
+        """
+        if not on:
+            self.sinks = None
+            return
+        self.sinks = {}
+        for n, p in self.model.named_parameters():
+            if p.is_floating_point():
+                z = torch.zeros(self.n_sets, *p.shape, device=p.device)
+                self.sinks[n] = (as_stored(z, self.order[n], 1) if n in self.order else z).requires_grad_()
 
     # -- the two forward modes -------------------------------------------------------------------------------
     def sample_forward(self, inputs, k: int = 1, batch_dim: int = 0):
@@ -169,8 +184,12 @@ class MaskSet:
         """
         inputs = self._check_inputs(inputs)
         seeds = torch.randint(0, 2**62, (len(self.names),), generator=self.generator)
-        weights = {n: sample_masked(self.logits[n], w, seeds[i].to(w.device), k, self.impl, self.order[n])
-                   for i, (n, w) in enumerate(self._stored.items())}
+        sinks = self.sinks or {}
+        weights = {n: sample_masked(self.logits[n], w, seeds[i].to(w.device), k, self.impl, self.order[n],
+                                    sinks.get(n)) for i, (n, w) in enumerate(self._stored.items())}
+        if sinks:  # unmasked parameters enter per sample too, so their gradients reach the sinks
+            params = dict(self.model.named_parameters())
+            weights.update({n: (params[n] + s).repeat_interleave(k, 0) for n, s in sinks.items() if n not in weights})
         xs = tuple(split_samples(x, k, batch_dim) for x in inputs)
         out = self._forward(weights, xs)
         return tree_map(lambda y: join_samples(y, self.n_sets, batch_dim), out)
@@ -217,8 +236,11 @@ class MaskSet:
         return kept / sum(w.numel() for w in self.weights.values())
 
     def state_dict(self) -> dict:
-        return {"logits": {n: l.detach().clone() for n, l in self.logits.items()},
-                "generator": self.generator.get_state()}
+        state = {"logits": {n: l.detach().clone() for n, l in self.logits.items()},
+                 "generator": self.generator.get_state()}
+        if self.sinks is not None:
+            state["frozen_grads"] = {n: s.grad.clone() for n, s in self.sinks.items() if s.grad is not None}
+        return state
 
     def load_state_dict(self, state: dict) -> None:
         check_names_shapes(state["logits"], {n: l.shape for n, l in self.logits.items()}, "mask-set state")
@@ -226,6 +248,10 @@ class MaskSet:
             for n, l in self.logits.items():
                 l.copy_(state["logits"][n])
         self.generator.set_state(state["generator"])
+        if "frozen_grads" in state:
+            self.track_frozen_grads()
+            for n, g in state["frozen_grads"].items():
+                self.sinks[n].grad = g.clone()
 
 
 # -- operations on binary masks (dicts of bool tensors) ----------------------------------------------------------

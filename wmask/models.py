@@ -15,3 +15,18 @@ class FNN(nn.Sequential):
             layers += [nn.Linear(a, b), nn.ReLU()]
         layers.append(nn.Linear(sizes[-1], n_out))
         super().__init__(*layers)
+
+
+class RepeatLSTM(nn.Module):
+    """``nn.LSTM`` fed the same input vector for ``steps`` time steps; a linear read-out of the last step (the
+    paper's arithmetic LSTM: 2 layers x 256, 3 steps for add/mul, 6 for double addition)."""
+
+    def __init__(self, n_in: int, hidden: int, n_out: int, layers: int = 2, steps: int = 3):
+        super().__init__()
+        self.steps = steps
+        self.lstm = nn.LSTM(n_in, hidden, layers, batch_first=True)
+        self.out = nn.Linear(hidden, n_out)
+
+    def forward(self, x):
+        y, _ = self.lstm(x.unsqueeze(1).expand(-1, self.steps, -1))
+        return self.out(y[:, -1])

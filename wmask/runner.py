@@ -1,20 +1,28 @@
 """Run an experiment at a preset for several seeds; write its summary with provenance into a results folder.
 
-Layout: ``<results>/<experiment>/<preset>/seed<N>.json`` (one per seed, written atomically, reused when its
-configuration matches) and ``summary.json`` (all seeds plus provenance: preset, seeds, commit, torch, device,
-wall time).
+Layout under ``<results>/<experiment>/<preset>/``:
+
+- ``seed<N>.json``: one seed's result and configuration, written atomically; reused when its configuration matches,
+  an error when it does not;
+- ``seed<N>/``: that seed's intermediate files (base networks, masks, checkpoints), so an interrupted run resumes;
+- ``summary.json``: all seeds plus provenance (preset, seeds, commit, torch, device, wall time);
+- ``<table>.csv``: tidy tables over all seeds, when the experiment defines them.
 """
 from __future__ import annotations
 
+import csv
+import io
 import json
 import time
+from dataclasses import asdict
 from pathlib import Path
 
-from .tasks import planted
+from .tasks import addmul, double_addition, planted
 from .utils import atomic_write_text, dumps, get_device, provenance, set_threads
 
-# experiment name -> module with PRESETS and run_preset(preset, seed, progress) -> JSON-able dict
-EXPERIMENTS = {"planted": planted}
+# experiment name -> module with PRESETS, config(preset, seed) -> dataclass, run_preset(preset, seed, progress,
+# work, device) -> JSON-able dict, and optionally tables(runs) -> {name: rows}
+EXPERIMENTS = {"planted": planted, "addmul": addmul, "double_addition": double_addition}
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -51,19 +59,35 @@ def run(experiment: str, preset: str, seeds: list[int], results: str | Path = "r
     runs, start = [], time.time()
     for seed in seeds:
         path = out_dir / f"seed{seed}.json"
+        expected = json.loads(dumps(asdict(module.config(preset, seed))))
         if path.exists():
             done = json.loads(path.read_text())
-            if done.get("preset") != preset or done.get("seed") != seed:
-                raise ValueError(f"{path} was written by a different configuration "
-                                 f"(preset {done.get('preset')!r}, seed {done.get('seed')!r}); move it away first")
+            if (done.get("preset"), done.get("seed"), done.get("config")) != (preset, seed, expected):
+                raise ValueError(f"{path} was written by a different configuration (preset {done.get('preset')!r}, "
+                                 f"seed {done.get('seed')!r}, config {done.get('config')}) than {preset!r} seed "
+                                 f"{seed} now has ({expected}); move it away first")
             runs.append(done)
             continue
         t0 = time.time()
-        result = module.run_preset(preset, seed, progress=progress)
-        done = {"experiment": experiment, "preset": preset, "seed": seed, "wall_time_s": time.time() - t0, **result}
+        result = module.run_preset(preset, seed, progress=progress, work=out_dir / f"seed{seed}", device=dev)
+        done = {"experiment": experiment, "preset": preset, "seed": seed, "wall_time_s": time.time() - t0,
+                "device": provenance(dev)["device"], **json.loads(dumps(result))}
         atomic_write_text(path, dumps(done))
         runs.append(done)
     summary = {"experiment": experiment, "preset": preset, "seeds": seeds,
-               "provenance": provenance(dev, wall_time_s=time.time() - start), "runs": runs}
+               "provenance": provenance(dev, wall_time_s=time.time() - start, preset=preset, seeds=seeds,
+                                        dataset="generated on the fly (no files)"), "runs": runs}
     atomic_write_text(out_dir / "summary.json", dumps(summary))
+    for name, rows in (module.tables(runs) if hasattr(module, "tables") else {}).items():
+        atomic_write_text(out_dir / f"{name}.csv", to_csv(rows))
     return summary
+
+
+def to_csv(rows: list[dict]) -> str:
+    """Rows (dicts) as CSV text; the columns are the union of the keys, in first-seen order."""
+    columns = list(dict.fromkeys(k for row in rows for k in row))
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue()

@@ -59,15 +59,24 @@ def _backward(grad: torch.Tensor, weight: torch.Tensor, logits: torch.Tensor, se
     return (grad.float() * weight.float() * (s * (1.0 - s))).sum(1).to(logits.dtype)
 
 
-_KERNELS = {"eager": (_forward, _backward)}
+def _weight_backward(grad: torch.Tensor, logits: torch.Tensor, seed: torch.Tensor) -> torch.Tensor:
+    """Gradient w.r.t. the frozen weight, per set: ``sum_k grad_k * m_k``, ``[m, k, *s] -> [m, *s]`` (only needed to
+    reproduce the authors' clipping, which includes the frozen weights' gradients in the norm)."""
+    v = uniform(seed, tuple(grad.shape), logits.device)
+    keep = v < torch.sigmoid(logits.float()).unsqueeze(1)
+    return torch.where(keep, grad.float(), torch.zeros((), device=grad.device)).sum(1)
+
+
+_KERNELS = {"eager": (_forward, _backward, _weight_backward)}
 
 
 def kernels(impl: str):
-    """The (forward, backward) pair for ``impl`` in ``{"eager", "compile"}``; compiled lazily, once per process."""
+    """The (forward, backward, weight backward) kernels for ``impl`` in ``{"eager", "compile"}``; compiled lazily,
+    once per process."""
     if impl not in ("eager", "compile"):
         raise ValueError(f"unknown sampling implementation {impl!r}; expected 'eager', 'compile' or 'auto'")
     if impl not in _KERNELS:
-        _KERNELS[impl] = (torch.compile(_forward, dynamic=True), torch.compile(_backward, dynamic=True))
+        _KERNELS[impl] = tuple(torch.compile(f, dynamic=True) for f in (_forward, _backward, _weight_backward))
     return _KERNELS[impl]
 
 
@@ -77,7 +86,7 @@ def resolve_impl(impl: str, device: torch.device) -> str:
         kernels(impl)
         return impl
     try:
-        fwd, _ = kernels("compile")
+        fwd = kernels("compile")[0]
         fwd(torch.zeros(2, 3, device=device), torch.ones(3, device=device), torch.tensor(1, device=device), 2)
         return "compile"
     except Exception as err:  # noqa: BLE001 - any compiler failure means: fall back, and say so
@@ -108,14 +117,15 @@ class SampleMasked(torch.autograd.Function):
 
     ``logits``: ``[m, *shape]``; ``weight``: ``shape``; ``seed``: int64 scalar tensor; ``order``: the memory order
     of ``weight`` and ``logits`` (:func:`storage_order`). Returns ``[m * k, *shape]``, sample ``(i, j)`` at row
-    ``i * k + j``. The uniforms are indexed in storage order. The gradient reaches ``logits`` only.
+    ``i * k + j``. The uniforms are indexed in storage order. The gradient reaches ``logits``, and, when given, the
+    zero tensor ``sink`` (``[m, *shape]``), whose gradient is the frozen weight's gradient per set
+    (``sum_k grad_k * m_k``); the forward pass ignores ``sink``.
     """
 
     @staticmethod
-    def forward(ctx, logits, weight, seed, k, impl, order):
-        fwd, _ = kernels(impl)
-        out = fwd(in_storage_order(logits, order, 1).contiguous(), in_storage_order(weight, order).contiguous(),
-                  seed, k)
+    def forward(ctx, logits, weight, seed, k, impl, order, sink=None):
+        out = kernels(impl)[0](in_storage_order(logits, order, 1).contiguous(),
+                               in_storage_order(weight, order).contiguous(), seed, k)
         ctx.save_for_backward(logits, weight, seed)
         ctx.k, ctx.impl, ctx.order = k, impl, order
         return from_storage_order(out, order, 2).flatten(0, 1)
@@ -123,18 +133,22 @@ class SampleMasked(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         logits, weight, seed = ctx.saved_tensors
-        _, bwd = kernels(ctx.impl)
+        _, bwd, wbwd = kernels(ctx.impl)
         grad = in_storage_order(grad.unflatten(0, (logits.shape[0], ctx.k)), ctx.order, 2).contiguous()
-        g = bwd(grad, in_storage_order(weight, ctx.order).contiguous(),
-                in_storage_order(logits, ctx.order, 1).contiguous(), seed)
-        return from_storage_order(g, ctx.order, 1), None, None, None, None, None
+        stored_logits = in_storage_order(logits, ctx.order, 1).contiguous()
+        g = bwd(grad, in_storage_order(weight, ctx.order).contiguous(), stored_logits, seed)
+        g_sink = None
+        if ctx.needs_input_grad[6]:
+            g_sink = from_storage_order(wbwd(grad, stored_logits, seed), ctx.order, 1)
+        return from_storage_order(g, ctx.order, 1), None, None, None, None, None, g_sink
 
 
 def sample_masked(logits: torch.Tensor, weight: torch.Tensor, seed: torch.Tensor, k: int,
-                  impl: str = "eager", order: tuple[int, ...] | None = None) -> torch.Tensor:
+                  impl: str = "eager", order: tuple[int, ...] | None = None,
+                  sink: torch.Tensor | None = None) -> torch.Tensor:
     """Functional entry point of :class:`SampleMasked`; ``order`` defaults to :func:`storage_order`."""
     order = storage_order(weight.shape) if order is None else tuple(order)
-    return SampleMasked.apply(logits, weight, seed, k, impl, order)
+    return SampleMasked.apply(logits, weight, seed, k, impl, order, sink)
 
 
 def sampled_uniforms(logits: torch.Tensor, seed: torch.Tensor, k: int, order: tuple[int, ...] | None = None):

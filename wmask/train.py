@@ -13,7 +13,10 @@ from tqdm import tqdm
 from .masks import MaskSet
 from .utils import atomic_torch_save
 
-CLIP_MODES = ("masks",)
+# "masks": clip each set's gradient norm over its mask logits (what the method describes).
+# "all": the authors' code: the norm also covers the frozen parameters' gradients, which are never zeroed during a
+#        mask-training stage and so accumulate (and get scaled by every clip), spec §1.
+CLIP_MODES = ("masks", "all")
 
 
 @dataclass
@@ -21,18 +24,20 @@ class MaskTrainConfig:
     """Mask training hyper-parameters; defaults are the paper's add/mul settings (spec §1)."""
     steps: int = 20_000
     lr: float = 1e-2          # Adam on the mask logits, constant
-    alpha: float = 1e-4       # regulariser: alpha * sum(raw logits) / batch_size
+    alpha: float | tuple = 1e-4  # regulariser: alpha * sum(raw logits) / batch_size; a tuple gives one per set
     k: int = 4                # mask samples per step, each on its own contiguous batch_size / k slice
     batch_size: int = 128     # B of each set's batch (the regulariser divides by it)
-    clip: float = 1.0         # gradient-norm clip, per set, over that set's mask logits ("masks" mode)
-    clip_mode: str = "masks"
+    clip: float = 1.0         # gradient-norm clip, per set
+    clip_mode: str = "masks"  # see CLIP_MODES
     batch_dim: int = 0        # where the batch is in one set's input
     log_every: int = 100
     eval_every: int = 0       # 0 = only at the end
     checkpoint_every: int = 1000
 
     def __post_init__(self):
-        if self.alpha < 0:
+        if isinstance(self.alpha, list):
+            self.alpha = tuple(self.alpha)
+        if min(self.alphas(1 if isinstance(self.alpha, (int, float)) else len(self.alpha))) < 0:
             raise ValueError(f"alpha must be >= 0 (it scales the push towards removing weights), got {self.alpha}")
         if self.k < 1 or self.batch_size % self.k:
             raise ValueError(f"batch_size={self.batch_size} must be divisible by k={self.k} (one mask sample per "
@@ -41,6 +46,14 @@ class MaskTrainConfig:
             raise ValueError(f"unknown clip_mode {self.clip_mode!r}; expected one of {CLIP_MODES}")
         if self.steps < 0 or self.lr <= 0 or self.clip <= 0:
             raise ValueError(f"need steps >= 0, lr > 0, clip > 0; got {self.steps}, {self.lr}, {self.clip}")
+
+    def alphas(self, n_sets: int) -> list[float]:
+        """The regulariser strength of each of ``n_sets`` mask sets."""
+        if isinstance(self.alpha, (int, float)):
+            return [float(self.alpha)] * n_sets
+        if len(self.alpha) != n_sets:
+            raise ValueError(f"alpha has {len(self.alpha)} values but there are {n_sets} mask sets")
+        return [float(a) for a in self.alpha]
 
 
 @dataclass
@@ -67,19 +80,22 @@ def clip_per_set(grads: list[torch.Tensor], max_norm: float) -> torch.Tensor:
 
 def train_masks(masks: MaskSet, data, loss_fn: Callable, cfg: MaskTrainConfig | None = None,
                 eval_fn: Callable | None = None, checkpoint: str | os.PathLike | None = None,
-                progress: bool = True, desc: str = "masks") -> History:
+                progress: bool = True, desc: str = "masks", forward: Callable | None = None) -> History:
     """Train every set of ``masks`` at once.
 
     ``data``: a callable ``step -> (inputs, targets)`` or an iterator of them; inputs ``[M, B, ...]`` (a tensor or a
     tuple), one batch per set from that set's own stream. ``loss_fn(outputs, targets)`` returns the per-set task
     losses, shape ``[M]``. The objective of set ``i`` is ``loss_i + alpha * sum(logits_i) / B``. Sets are
     independent: one Adam over the stacked logits is exactly ``M`` separate Adams (it is element-wise), and
-    clipping is per set. Runs exactly ``cfg.steps`` updates. With ``checkpoint``, the state is saved atomically
+    clipping is per set (``cfg.clip_mode``, see :data:`CLIP_MODES`). Runs exactly ``cfg.steps`` updates (the
+    authors' code runs ``steps + 1``). With ``checkpoint``, the state is saved atomically
     every ``cfg.checkpoint_every`` steps and an existing checkpoint is resumed.
     """
     cfg = cfg or MaskTrainConfig()
     logits = list(masks.logits.values())
     opt = torch.optim.Adam(logits, lr=cfg.lr)
+    alpha = torch.tensor(cfg.alphas(masks.n_sets), device=logits[0].device) / cfg.batch_size
+    masks.track_frozen_grads(cfg.clip_mode == "all")
     hist, start = History(), 0
     if checkpoint is not None and os.path.exists(checkpoint):
         state = torch.load(checkpoint, weights_only=False)
@@ -94,15 +110,17 @@ def train_masks(masks: MaskSet, data, loss_fn: Callable, cfg: MaskTrainConfig | 
                total=cfg.steps)
     for step in bar:
         inputs, targets = _next_batch(data, step)
-        out = masks.sample_forward(inputs, k=cfg.k, batch_dim=cfg.batch_dim)
+        call = lambda x: masks.sample_forward(x, k=cfg.k, batch_dim=cfg.batch_dim)  # noqa: E731
+        out = call(inputs) if forward is None else forward(call, inputs)
         task = loss_fn(out, targets)
         if task.shape != (masks.n_sets,):
             raise ValueError(f"loss_fn must return one loss per mask set, shape ({masks.n_sets},), "
                              f"got {tuple(task.shape)}")
-        reg = sum(l.sum() for l in logits) * (cfg.alpha / cfg.batch_size)
+        reg = (sum(l.flatten(1).sum(1) for l in logits) * alpha).sum()
         opt.zero_grad(set_to_none=False)
         (task.sum() + reg).backward()
-        clip_per_set([l.grad for l in logits], cfg.clip)
+        frozen = [s.grad for s in masks.sinks.values() if s.grad is not None] if masks.sinks else []
+        clip_per_set([l.grad for l in logits] + frozen, cfg.clip)
         opt.step()
         if step % cfg.log_every == 0 or step == cfg.steps - 1:
             hist.step.append(step)
@@ -118,6 +136,7 @@ def train_masks(masks: MaskSet, data, loss_fn: Callable, cfg: MaskTrainConfig | 
         hist.evals.append({"step": cfg.steps, **eval_fn(masks)})
     if checkpoint is not None and os.path.exists(checkpoint):
         os.unlink(checkpoint)
+    masks.track_frozen_grads(False)
     return hist
 
 
@@ -129,6 +148,7 @@ class BaseTrainConfig:
     batch_size: int = 128
     clip: float = 1.0
     eval_every: int = 1000
+    checkpoint_every: int = 1000
 
     def __post_init__(self):
         if self.steps < 0 or self.lr <= 0 or self.clip <= 0 or self.batch_size < 1:
@@ -136,14 +156,26 @@ class BaseTrainConfig:
 
 
 def train_model(model: nn.Module, data, loss_fn: Callable, cfg: BaseTrainConfig | None = None,
-                eval_fn: Callable | None = None, progress: bool = True, desc: str = "base") -> list[dict]:
+                eval_fn: Callable | None = None, progress: bool = True, desc: str = "base",
+                checkpoint: str | os.PathLike | None = None) -> list[dict]:
     """Train ``model`` in place. ``data``: callable ``step -> (inputs, targets)`` or an iterator; ``loss_fn(model,
     inputs, targets) -> scalar``. ``eval_fn(model) -> dict`` runs every ``cfg.eval_every`` steps and at the end
-    (in eval mode). Returns the list of evaluations, each with its ``step``."""
+    (in eval mode). Returns the list of evaluations, each with its ``step``. With ``checkpoint``, the state is
+    saved atomically every ``cfg.checkpoint_every`` steps and an existing checkpoint is resumed (exactly, when
+    ``data`` is a function of the step)."""
     cfg = cfg or BaseTrainConfig()
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.lr)
-    evals = []
-    bar = tqdm(range(cfg.steps), desc=desc, disable=not progress, mininterval=2.0)
+    evals, start = [], 0
+    if checkpoint is not None and os.path.exists(checkpoint):
+        state = torch.load(checkpoint, weights_only=False)
+        if state["config"] != asdict(cfg):
+            raise ValueError(f"checkpoint {checkpoint} was written with a different configuration "
+                             f"({state['config']}); remove it or use the same settings ({asdict(cfg)})")
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        evals, start = state["evals"], state["step"]
+    bar = tqdm(range(start, cfg.steps), desc=desc, disable=not progress, mininterval=2.0, initial=start,
+               total=cfg.steps)
     for step in bar:
         model.train()
         inputs, targets = _next_batch(data, step)
@@ -161,5 +193,10 @@ def train_model(model: nn.Module, data, loss_fn: Callable, cfg: BaseTrainConfig 
             model.eval()
             with torch.no_grad():
                 evals.append({"step": step + 1, **eval_fn(model)})
+        if checkpoint is not None and (step + 1) % cfg.checkpoint_every == 0 and not last:
+            atomic_torch_save({"config": asdict(cfg), "step": step + 1, "model": model.state_dict(),
+                               "opt": opt.state_dict(), "evals": evals}, checkpoint)
+    if checkpoint is not None and os.path.exists(checkpoint):
+        os.unlink(checkpoint)
     model.eval()
     return evals

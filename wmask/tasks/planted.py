@@ -154,6 +154,10 @@ def summarize(result: dict) -> dict:
     return {k: result[k] for k in keep}
 
 
-def run_preset(preset: str, seed: int, progress: bool = True) -> dict:
-    cfg = PlantedConfig(**{**PRESETS[preset], "seed": seed})
-    return {"config": asdict(cfg), **summarize(run(cfg, progress=progress))}
+def config(preset: str, seed: int) -> PlantedConfig:
+    return PlantedConfig(**{**PRESETS[preset], "seed": seed})
+
+
+def run_preset(preset: str, seed: int, progress: bool = True, work=None, device=None) -> dict:
+    """The planted check runs on the CPU (its networks are tiny); ``work`` and ``device`` are not used."""
+    return {"config": asdict(config(preset, seed)), **summarize(run(config(preset, seed), progress=progress))}

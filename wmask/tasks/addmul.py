@@ -1,0 +1,124 @@
+"""§2.1 Addition / multiplication: are there weights specialised to one operation (P_specialize)?
+
+For each network: train it on both operations, then train three masks in one batched pass (control: full task;
+"+": addition only; "×": multiplication only), and test every mask and its inversion on both operations. A size study
+repeats this over FNN widths; an α sweep trains "+" and "×" masks at several regulariser strengths in one pass.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from .. import metrics
+from .arithmetic import AddMul, NetConfig, base_tag, evaluate, run_network, train_base, train_mask_sets
+
+
+@dataclass
+class AddMulConfig:
+    networks: dict = field(default_factory=dict)   # name -> NetConfig; every network gets control, +, × masks
+    size_study: tuple = ()                         # FNN names, smallest first, for "% shared vs network size"
+    sweep_network: str = ""                        # the α sweep trains + and × masks on this network's base net
+    sweep_alphas: tuple = ()
+    seed: int = 0
+
+    def __post_init__(self):
+        self.networks = {n: c if isinstance(c, NetConfig) else NetConfig(**c) for n, c in self.networks.items()}
+        self.size_study, self.sweep_alphas = tuple(self.size_study), tuple(self.sweep_alphas)
+        unknown = [n for n in (*self.size_study, *([self.sweep_network] if self.sweep_network else []))
+                   if n not in self.networks]
+        if unknown:
+            raise ValueError(f"size study / sweep name unknown networks {unknown}; known: {list(self.networks)}")
+
+
+def _fnn(hidden, base_steps, mask_steps, clip_mode="all", **mask):
+    return dict(model="fnn", hidden=hidden, base=dict(steps=base_steps, eval_every=0),
+                mask=dict(steps=mask_steps, log_every=100, clip_mode=clip_mode, **mask))
+
+
+def _lstm(hidden, base_steps, mask_steps, clip_mode="all", **mask):
+    return dict(model="lstm", hidden=hidden, lstm_steps=3, base=dict(steps=base_steps, eval_every=0),
+                mask=dict(steps=mask_steps, log_every=100, clip_mode=clip_mode, **mask))
+
+
+# Masks use the authors' clipping ("all", spec §1) unless a network's name ends in "_masks_clip"; such a network
+# shares its base net with the one it is named after, so the two clipping modes compare on the same weights.
+PRESETS = {
+    # seconds: tiny nets, enough steps to exercise every code path (the numbers mean nothing)
+    "smoke": dict(networks={"fnn": _fnn([64, 64], 300, 100), "fnn_xs": _fnn([32, 32], 200, 60),
+                            "lstm": _lstm([32, 32], 150, 40),
+                            "fnn_masks_clip": _fnn([64, 64], 300, 100, clip_mode="masks")},
+                  size_study=("fnn_xs", "fnn"), sweep_network="fnn", sweep_alphas=(1e-4, 1e-3)),
+    # ~15 minutes for 3 seeds on 2 cores: the 400-400-200 FNN (a size of the authors' sweeps) with 5k base and 3k
+    # mask steps, two narrower FNNs for the size study, a 2 x 128 LSTM with short training, a 3-point alpha sweep
+    "cpu": dict(networks={"fnn": _fnn([400, 400, 200], 5000, 3000),
+                          "fnn_xs": _fnn([100, 100, 50], 5000, 1500),
+                          "fnn_s": _fnn([200, 200, 100], 5000, 1500),
+                          "lstm": _lstm([128, 128], 3000, 600)},
+                size_study=("fnn_xs", "fnn_s", "fnn"), sweep_network="fnn_s", sweep_alphas=(3e-5, 1e-4, 1e-3)),
+    # the paper: 20k base and 20k mask steps, widths small / medium / big / huge, LSTM 2 x 256; for a GPU
+    "paper": dict(networks={"fnn_small": _fnn([400, 400, 200], 20_000, 20_000),
+                            "fnn_medium": _fnn([800] * 4, 20_000, 20_000),
+                            "fnn_big": _fnn([2000] * 4, 20_000, 20_000),
+                            "fnn_huge": _fnn([4000] * 4, 20_000, 20_000),
+                            "fnn_big_masks_clip": _fnn([2000] * 4, 20_000, 20_000, clip_mode="masks"),
+                            "lstm": _lstm([256, 256], 20_000, 20_000)},
+                  size_study=("fnn_small", "fnn_medium", "fnn_big", "fnn_huge"), sweep_network="fnn_big",
+                  sweep_alphas=(1e-5, 3e-5, 1e-4, 3e-4, 1e-3)),
+}
+
+
+def config(preset: str, seed: int) -> AddMulConfig:
+    return AddMulConfig(**{**PRESETS[preset], "seed": seed})
+
+
+def run_sweep(cfg: AddMulConfig, work: Path, device, progress=True) -> list[dict]:
+    """+ and × masks at every α of the sweep, all in one batched pass, on the sweep network's base net."""
+    task, net = AddMul(), cfg.networks[cfg.sweep_network]
+    model, _ = train_base(task, net, cfg.seed, work, base_tag(cfg.networks, cfg.sweep_network), device, progress)
+    sets = [op for _ in cfg.sweep_alphas for op in ("+", "×")]
+    alphas = [a for a in cfg.sweep_alphas for _ in ("+", "×")]
+    binary, _ = train_mask_sets(task, model, sets, net, cfg.seed, work, f"{cfg.sweep_network}.sweep", device,
+                                progress, alphas=alphas)
+    masks = [{p: t[i] for p, t in binary.items()} for i in range(len(sets))]
+    acc = evaluate(task, model, {str(i): m for i, m in enumerate(masks)}, net, cfg.seed, device)
+    rows = []
+    for j, alpha in enumerate(cfg.sweep_alphas):
+        plus, times = masks[2 * j], masks[2 * j + 1]
+        rows.append({"alpha": alpha, "+ mask on +": acc[str(2 * j)]["+"], "+ mask on ×": acc[str(2 * j)]["×"],
+                     "× mask on ×": acc[str(2 * j + 1)]["×"], "× mask on +": acc[str(2 * j + 1)]["+"],
+                     "shared + in ×": metrics.shared_fraction([plus, times], 0)["total"],
+                     "shared × in +": metrics.shared_fraction([plus, times], 1)["total"]})
+    return rows
+
+
+def run_preset(preset: str, seed: int, progress: bool = True, work: str | Path = ".", device="cpu") -> dict:
+    cfg = config(preset, seed)
+    work = Path(work)
+    work.mkdir(parents=True, exist_ok=True)
+    nets = {}
+    for name, net in cfg.networks.items():
+        base = base_tag(cfg.networks, name)
+        nets[name] = {"clip_mode": net.mask.clip_mode, "alpha": net.mask.alpha, "base": base,
+                      **run_network(AddMul(), net, seed, work, name, device, progress, base=base)}
+    sweep = run_sweep(cfg, work, device, progress) if cfg.sweep_alphas else []
+    return {"config": asdict(cfg), "networks": nets, "sweep": sweep}
+
+
+def tables(runs: list[dict]) -> dict[str, list[dict]]:
+    """Tidy rows over all seeds: accuracy per (network, mask, operation); per-layer counts and overlaps; sharing
+    per network; the α sweep."""
+    out = {"accuracy": [], "layers": [], "sharing": [], "sweep": []}
+    for run in runs:
+        seed = run["seed"]
+        for name, net in run["networks"].items():
+            for variant, accs in net["accuracy"].items():
+                out["accuracy"] += [{"seed": seed, "network": name, "mask": variant, "evaluated on": op,
+                                     "accuracy": a} for op, a in accs.items()]
+            out["layers"] += [{"seed": seed, "network": name, **row} for row in net["layers"]]
+            total = net["layers"][-1]
+            out["sharing"].append({"seed": seed, "network": name, "clip_mode": net["clip_mode"],
+                                   "weights": total["size"], "shared + in ×": net["shared"]["+ in ×"]["total"],
+                                   "shared × in +": net["shared"]["× in +"]["total"],
+                                   "IoU": total["IoU"], "IoMin": total["IoMin"]})
+        out["sweep"] += [{"seed": seed, **row} for row in run["sweep"]]
+    return out

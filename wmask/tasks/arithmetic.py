@@ -1,0 +1,284 @@
+"""The arithmetic tasks of spec §2.1–2.2 and the experiment steps they share.
+
+Numbers 0..99 are written as two one-hot digits, least significant first. **Add/mul**: input = a, b (4 digits) and a
+one-hot operation (+, ×), 42 dims; target = (a + b) or (a · b) mod 100, two digits. **Double addition**: input = a1,
+b1, a2, b2, 80 dims; targets = (a1 + b1) mod 100 and (a2 + b2) mod 100, four digits. A network outputs 10 logits per
+target digit; the loss is the cross-entropy averaged over the digits that count for a subtask, and a problem is
+solved when all of them are right.
+
+An experiment on one network: train it on the full task (:func:`train_base`), train several mask sets on subtasks in
+one batched pass (:func:`train_mask_sets`), then evaluate many masks (and their inversions) at once
+(:func:`evaluate`). Every step stores its result in a work folder and reuses it when run again.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from .. import metrics
+from ..masks import MaskSet, apply_masks, forward_with, invert, load_masks, save_masks
+from ..models import FNN, RepeatLSTM
+from ..train import BaseTrainConfig, MaskTrainConfig, train_masks, train_model
+from ..utils import atomic_torch_save, atomic_write_text, dumps
+
+OPS = ("+", "×")
+
+
+def digits(n: torch.Tensor, n_digits: int = 2) -> torch.Tensor:
+    """``[...] -> [..., n_digits]`` decimal digits, least significant first."""
+    return torch.stack([(n // 10 ** i) % 10 for i in range(n_digits)], -1)
+
+
+def one_hot_number(n: torch.Tensor) -> torch.Tensor:
+    """``[...] -> [..., 20]``: the two digits of ``n`` (0..99) one-hot, least significant first."""
+    return F.one_hot(digits(n), 10).flatten(-2).float()
+
+
+def _uniform_ints(n: int, gen: torch.Generator, count: int = 1) -> list[torch.Tensor]:
+    return list(torch.randint(0, 100, (count, n), generator=gen))
+
+
+class AddMul:
+    """§2.1: ``a op b mod 100`` with ``op`` in (+, ×). Subtasks: the two operations (``None`` = both, mixed)."""
+    name, n_in, n_digits, subtasks = "addmul", 42, 2, OPS
+
+    def encode(self, a, b, op):
+        x = torch.cat([one_hot_number(a), one_hot_number(b), F.one_hot(op, 2).float()], -1)
+        return x, digits(torch.where(op == 0, a + b, a * b) % 100)
+
+    def sample(self, n: int, gen: torch.Generator, subtask: str | None = None):
+        a, b = _uniform_ints(n, gen, 2)
+        op = torch.randint(0, 2, (n,), generator=gen) if subtask is None else torch.full((n,), OPS.index(subtask))
+        return self.encode(a, b, op)
+
+    def test_set(self, subtask: str, n: int, gen: torch.Generator):
+        """Every one of the 10,000 problems of the operation (``n`` is ignored: the domain is small)."""
+        a, b = torch.arange(100).repeat_interleave(100), torch.arange(100).repeat(100)
+        return self.encode(a, b, torch.full_like(a, OPS.index(subtask)))
+
+    def digit_weights(self, subtask: str | None) -> torch.Tensor:
+        return torch.ones(2)
+
+    def logits(self, call, x):
+        return call(x).unflatten(-1, (2, 10))
+
+
+class DoubleAdd:
+    """§2.2: two independent additions. Subtasks: ``pair 1`` and ``pair 2`` (``None`` = both). With
+    ``separate_pairs`` (the FNN), each pair runs in its own forward pass with the other pair's inputs zeroed and only
+    its own output slot is read; each call of a masked model draws fresh mask samples."""
+    name, n_in, n_digits, subtasks = "double_addition", 80, 4, ("pair 1", "pair 2")
+
+    def __init__(self, separate_pairs: bool):
+        self.separate_pairs = separate_pairs
+
+    def sample(self, n: int, gen: torch.Generator, subtask: str | None = None):
+        a1, b1, a2, b2 = _uniform_ints(n, gen, 4)
+        x = torch.cat([one_hot_number(v) for v in (a1, b1, a2, b2)], -1)
+        return x, torch.cat([digits((a1 + b1) % 100), digits((a2 + b2) % 100)], -1)
+
+    def test_set(self, subtask: str, n: int, gen: torch.Generator):
+        return self.sample(n, gen)
+
+    def digit_weights(self, subtask: str | None) -> torch.Tensor:
+        return {None: torch.ones(4), "pair 1": torch.tensor([1., 1, 0, 0]), "pair 2": torch.tensor([0., 0, 1, 1])}[
+            subtask]
+
+    def logits(self, call, x):
+        if not self.separate_pairs:
+            return call(x).unflatten(-1, (4, 10))
+        keep1 = torch.cat([torch.ones(40), torch.zeros(40)]).to(x.device)
+        out1 = call(x * keep1)[..., :20]
+        out2 = call(x * (1 - keep1))[..., 20:]
+        return torch.cat([out1, out2], -1).unflatten(-1, (4, 10))
+
+
+def per_digit_ce(logits, y):
+    return F.cross_entropy(logits.flatten(0, -2), y.flatten(), reduction="none").view(y.shape)
+
+
+def task_loss(logits, y, w):
+    """Mean over the batch of the cross-entropy averaged over the digits with weight 1 in ``w`` (``[..., D]``)."""
+    return ((per_digit_ce(logits, y) * w.unsqueeze(-2)).sum(-1) / w.sum(-1, keepdim=True)).mean(-1)
+
+
+def solved(logits, y, w):
+    """``[..., B]`` bools: every digit that counts (``w`` > 0) is right."""
+    return ((logits.argmax(-1) == y) | (w.unsqueeze(-2) == 0)).all(-1)
+
+
+@dataclass
+class NetConfig:
+    """One network of an arithmetic experiment, its base training and its mask training."""
+    model: str = "fnn"                        # fnn | lstm
+    hidden: tuple = (2000, 2000, 2000, 2000)  # FNN widths; for the LSTM one width per layer
+    lstm_steps: int = 3                       # how often the LSTM sees its input
+    base: BaseTrainConfig = field(default_factory=lambda: BaseTrainConfig(steps=20_000, eval_every=0))
+    mask: MaskTrainConfig = field(default_factory=lambda: MaskTrainConfig(steps=20_000, log_every=200))
+    n_test: int = 4096                        # random test problems (add/mul always uses all 20,000)
+
+    def __post_init__(self):
+        if self.model not in ("fnn", "lstm"):
+            raise ValueError(f"unknown arithmetic model {self.model!r}; expected 'fnn' or 'lstm'")
+        self.hidden = tuple(self.hidden)
+        if isinstance(self.base, dict):
+            self.base = BaseTrainConfig(**self.base)
+        if isinstance(self.mask, dict):
+            self.mask = MaskTrainConfig(**self.mask)
+
+
+def base_tag(networks: dict[str, NetConfig], name: str) -> str:
+    """Networks that differ only in mask training (e.g. the two clipping modes) share one base network: the first
+    one listed with the same architecture and base training."""
+    key = lambda c: (c.model, c.hidden, c.lstm_steps, c.base)  # noqa: E731
+    return next(other for other, c in networks.items() if key(c) == key(networks[name]))
+
+
+def build(task, cfg: NetConfig) -> torch.nn.Module:
+    n_out = task.n_digits * 10
+    if cfg.model == "fnn":
+        return FNN(task.n_in, list(cfg.hidden), n_out)
+    if len(set(cfg.hidden)) != 1:
+        raise ValueError(f"the LSTM needs one width for all layers, got {cfg.hidden}")
+    return RepeatLSTM(task.n_in, cfg.hidden[0], n_out, layers=len(cfg.hidden), steps=cfg.lstm_steps)
+
+
+def forward_mode(model) -> str:
+    """``nn.LSTM`` has no vmap batching rule: its mask samples run one after another."""
+    return "loop" if any(isinstance(m, torch.nn.LSTM) for m in model.modules()) else "vmap"
+
+
+def stream(seed: int, step: int, salt: int) -> torch.Generator:
+    """The generator of one step's batch: a function of (seed, step, stream), so an interrupted run resumes exactly."""
+    return torch.Generator().manual_seed(((seed * 1_000_003 + salt) * 1_000_000_007 + step) % 2**63)
+
+
+def train_base(task, cfg: NetConfig, seed: int, work: Path, tag: str, device, progress=True):
+    """Train (or load) the base network of ``tag``; returns it (eval mode, on ``device``) and its test accuracy."""
+    done = work / f"{tag}.base.pt"
+    torch.manual_seed(seed)
+    model = build(task, cfg).to(device)
+    if done.exists():
+        state = torch.load(done, map_location=device, weights_only=False)
+        if state["config"] != asdict(cfg.base):
+            raise ValueError(f"{done} was trained with a different configuration ({state['config']}); move it away")
+        model.load_state_dict(state["model"])
+        return model.eval(), state["accuracy"]
+    w = task.digit_weights(None).to(device)
+
+    def data(step):
+        x, y = task.sample(cfg.base.batch_size, stream(seed, step, 0))
+        return x.to(device), y.to(device)
+
+    train_model(model, data, lambda m, x, y: task_loss(task.logits(m, x), y, w), cfg.base, progress=progress,
+                desc=f"{tag} base", checkpoint=work / f"{tag}.base.ckpt")
+    acc = evaluate(task, model, {"full": None}, cfg, seed, device)["full"]
+    atomic_torch_save({"config": asdict(cfg.base), "model": model.state_dict(), "accuracy": acc}, done)
+    return model.eval(), acc
+
+
+def train_mask_sets(task, model, sets: list[str | None], cfg: NetConfig, seed: int, work: Path, tag: str,
+                    device, progress=True, alphas: list[float] | None = None):
+    """Masks on subtasks ``sets`` (``None`` = the full task, e.g. the control mask), all in one batched pass; set
+    ``i`` sees its own batches. Returns ``(binary masks [M, *shape], history dict)``; reuses a finished run."""
+    done, hist_path = work / f"{tag}.masks.safetensors", work / f"{tag}.masks.json"
+    mcfg = cfg.mask if alphas is None else replace(cfg.mask, alpha=tuple(alphas))
+    masks = MaskSet(model, n_sets=len(sets), seed=seed, mode=forward_mode(model))
+    meta = {"sets": [str(s) for s in sets], "config": asdict(mcfg)}
+    if done.exists() and hist_path.exists():
+        saved = json.loads(hist_path.read_text())
+        if saved["meta"] != json.loads(dumps(meta)):
+            raise ValueError(f"{done} holds masks of a different configuration ({saved['meta']}); move it away")
+        return load_masks(done, model), saved["history"]
+    w = torch.stack([task.digit_weights(s) for s in sets]).to(device)
+
+    def data(step):
+        xy = [task.sample(mcfg.batch_size, stream(seed, step, 1 + i), s) for i, s in enumerate(sets)]
+        return torch.stack([x for x, _ in xy]).to(device), torch.stack([y for _, y in xy]).to(device)
+
+    hist = train_masks(masks, data,
+                       lambda out, y: task_loss(out, y, w), mcfg, checkpoint=work / f"{tag}.masks.ckpt",
+                       progress=progress, desc=f"{tag} masks {'/'.join(map(str, sets))}",
+                       forward=task.logits)
+    binary = masks.binary()
+    history = {"step": hist.step, "loss": hist.loss, "kept": hist.kept}
+    save_masks(done, binary, {"sets": json.dumps(meta["sets"])})
+    atomic_write_text(hist_path, dumps({"meta": meta, "history": history}))
+    return binary, history
+
+
+@torch.no_grad()
+def evaluate(task, model, variants: dict, cfg: NetConfig, seed: int, device, chunk: int = 2500) -> dict:
+    """Test accuracy of ``model`` under each mask in ``variants`` (name -> masks dict, ``None`` = unmasked) on each
+    subtask: ``{variant: {subtask: accuracy}}``. All variants run in one batched pass per test chunk."""
+    given = [m for m in variants.values() if m is not None]
+    params = dict(model.named_parameters())
+    weights = None
+    if given:
+        ones = {n: torch.ones_like(params[n], dtype=torch.bool) for n in given[0]}
+        stacked = {n: torch.stack([(m if m is not None else ones)[n].to(device) for m in variants.values()])
+                   for n in ones}
+        weights = apply_masks({n: params[n] for n in ones}, stacked)
+    mode = forward_mode(model)
+
+    def call(inp):
+        if weights is None:
+            return model(inp[0])[None]
+        return forward_with(model, weights, inp, mode)
+
+    result = {v: {} for v in variants}
+    for s, subtask in enumerate(task.subtasks):
+        x, y = task.test_set(subtask, cfg.n_test, torch.Generator().manual_seed(10 ** 6 + seed))
+        w = task.digit_weights(subtask).to(device)
+        right = torch.zeros(len(variants) if weights is not None else 1, device=device)
+        for i in range(0, len(x), chunk):
+            xs, ys = x[i:i + chunk].to(device), y[i:i + chunk].to(device)
+            xv = xs.expand(len(variants) if weights is not None else 1, *xs.shape)
+            logits = task.logits(call, xv)
+            right += solved(logits, ys, w).float().sum(-1)
+        for j, v in enumerate(variants):
+            result[v][subtask] = (right[j] / len(x)).item()
+    return result
+
+
+def layer_table(masks: dict[str, dict], a: str, b: str) -> list[dict]:
+    """Per masked tensor (and ``total``): its size, the weights each mask keeps, IoU and IoMin of masks ``a``, ``b``."""
+    first = next(iter(masks.values()))
+    iou, iomin = metrics.iou(masks[a], masks[b]), metrics.iomin(masks[a], masks[b])
+    rows = []
+    for layer in [*first, "total"]:
+        row = {"layer": layer, "size": sum(t.numel() for t in first.values()) if layer == "total"
+               else first[layer].numel()}
+        for name, m in masks.items():
+            row[f"kept {name}"] = int(sum(t.sum() for t in m.values())) if layer == "total" else int(m[layer].sum())
+        rows.append({**row, "IoU": iou[layer], "IoMin": iomin[layer]})
+    return rows
+
+
+def run_network(task, cfg: NetConfig, seed: int, work: Path, tag: str, device, progress=True,
+                keep_io: bool = False, base: str | None = None) -> dict:
+    """The experiment on one network: base training; the control mask (full task) and one mask per subtask in one
+    batched pass; accuracy of the unmasked net, every mask and every inverted mask on every subtask. ``keep_io``
+    adds the inversions that keep the control mask on the input and output layers (§2.2's variant). ``base``: the
+    tag of the base network to train or reuse (default ``tag``)."""
+    model, base_acc = train_base(task, cfg, seed, work, base or tag, device, progress)
+    sets = [None, *task.subtasks]
+    binary, history = train_mask_sets(task, model, sets, cfg, seed, work, tag, device, progress)
+    names = ["control", *task.subtasks]
+    m = {name: {p: t[i] for p, t in binary.items()} for i, name in enumerate(names)}
+    io = [next(iter(binary)), list(binary)[-1]]
+    variants = {"full": None, "control": m["control"]}
+    for s in task.subtasks:
+        variants[s], variants[f"¬{s}"] = m[s], invert(m[s])
+        if keep_io:
+            variants[f"¬{s} (I/O kept)"] = invert(m[s], keep=io, like=m["control"])
+    a, b = task.subtasks
+    return {"base_accuracy": base_acc, "accuracy": evaluate(task, model, variants, cfg, seed, device),
+            "layers": layer_table(m, a, b), "io_layers": io,
+            "shared": {f"{a} in {b}": metrics.shared_fraction([m[a], m[b]], 0),
+                       f"{b} in {a}": metrics.shared_fraction([m[a], m[b]], 1)},
+            "history": history}
