@@ -19,11 +19,13 @@ $(STAMP): requirements.txt pyproject.toml
 	touch $@
 
 # unit tests + papermill runs of every notebook at smoke (tests/), then nbval re-executes the executed copies
-# and compares their verdict cells, then the book builds at smoke with warnings as errors
+# and compares their verdict cells, then the book builds at smoke with warnings as errors, then every page is
+# opened in headless Chromium (skipped, with the reason, where chromium is absent)
 test: setup
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q tests --ignore=tests/browser
 	$(BIN)/python -m pytest -q --nbval-lax _build/papermill
 	WMASK_PRESET=smoke $(BUILD_BOOK)
+	$(BIN)/python -m pytest -q -rs tests/browser
 
 book: setup
 	WMASK_PRESET=$(PRESET) $(BUILD_BOOK)

@@ -40,14 +40,16 @@ import seaborn as sns
 
 import wmask
 from wmask import runner
-from wmask.report import caption, mean_sd, repo_root, verdict
+from wmask import claims
+from wmask.report import caption, mean_sd, repo_root
 from wmask.tasks import double_addition
 
 wmask.set_threads()
 summary = runner.run("double_addition", preset, seeds, repo_root() / results, device=device, progress=False)
 tables = {k: pd.DataFrame(v) for k, v in double_addition.tables(summary["runs"]).items()}
 caption = caption(summary, "problems generated on the fly")
-cfg = summary["runs"][0]["config"]["networks"]
+run_cfg = summary["runs"][0]["config"]
+cfg = run_cfg["networks"]
 print(caption)
 for name, c in cfg.items():
     print(f"{name:>14}: {c['model']} {c['hidden']}, base {c['base']['steps']} steps, masks {c['mask']['steps']} "
@@ -83,16 +85,8 @@ fig.tight_layout()
 # for most inputs: the two identical additions use separate weights.
 
 # %% tags=["nbval-check-output"]
-for net in nets:
-    for me, other in (("pair 1", "pair 2"), ("pair 2", "pair 1")):
-        own, full, cross = mean_acc[net, me, me], mean_acc[net, "full", me], mean_acc[net, me, other]
-        verdict(f"{net}: the {me} mask solves {me} and fails {other}",
-                full >= 0.5 and own >= 0.8 * full and cross <= 0.1,
-                f"on {me} {own:.3f} (>= 0.8 x full {full:.3f}, full >= 0.5), on {other} {cross:.3f} (<= 0.1)")
-        for variant in (f"¬{me}", f"¬{me} (I/O kept)"):
-            kept = mean_acc[net, variant, other]
-            verdict(f"{net}: {variant} still solves {other} for most inputs", kept > 0.5,
-                    f"{kept:.3f} (> 0.5); on {me} {mean_acc[net, variant, me]:.3f}")
+claims.print_check("pairs-separate", tables, run_cfg)
+claims.print_check("inverted-pairs", tables, run_cfg)
 
 # %% [markdown]
 # ## Overlap of the pair-1 and pair-2 masks, layer by layer
@@ -116,11 +110,7 @@ fig.tight_layout()
 # **Paper:** the hidden-layer overlap of the two pair masks is low (no reuse).
 
 # %% tags=["nbval-check-output"]
-for net in nets:
-    per = layers[layers.network == net].groupby("layer", sort=False)[["IoU", "IoMin"]].mean()
-    hidden = per.iloc[1:-1]
-    verdict(f"{net}: low hidden-layer overlap of the pair masks", (hidden.IoU <= 0.3).all(),
-            f"hidden IoU {hidden.IoU.round(2).tolist()} (<= 0.3), IoMin {hidden.IoMin.round(2).tolist()}")
+claims.print_check("pairs-low-overlap", tables, run_cfg)
 
 # %% [markdown]
 # ## The two clipping behaviours

@@ -1,0 +1,169 @@
+"""The paper's claims as explicit inequalities on our numbers, shared by the notebooks' verdict cells and the
+reproduction report. Each check reads the tidy tables of an experiment (``<module>.tables(runs)`` as DataFrames)
+and returns lines ``(holds, detail)``, where ``holds`` is ``None`` when the check cannot be made (the unmasked network
+does not solve the subtask, so a mask cannot show anything about it); nothing here trains anything.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import pandas as pd
+
+
+@dataclass
+class Claim:
+    key: str
+    experiment: str
+    claim: str          # the paper's claim, in words
+    evidence: str       # where the paper shows it
+    check: Callable     # (tables, config) -> list[(holds, detail)]
+
+
+def _mean_acc(tables):
+    return tables["accuracy"].groupby(["network", "mask", "evaluated on"]).accuracy.mean()
+
+
+def _testable(full_accuracy: float, holds: bool) -> bool | None:
+    """``None`` (untestable) when the unmasked network solves under half of the subtask's problems."""
+    return None if full_accuracy < 0.5 else bool(holds)
+
+
+def _main_nets(cfg: dict, subtasks=None) -> list[str]:
+    return [n for n in ("fnn", "fnn_big", "lstm") if n in cfg["networks"]]
+
+
+def _specialised(tables, cfg, subtasks):
+    acc, lines = _mean_acc(tables), []
+    for net in _main_nets(cfg):
+        for me, other in (subtasks, subtasks[::-1]):
+            own, full, cross = acc[net, me, me], acc[net, "full", me], acc[net, me, other]
+            lines.append((_testable(full, own >= 0.8 * full and cross <= 0.1),
+                          f"{net}: {me} mask on {me} {own:.3f} (>= 0.8 x full {full:.3f}), "
+                          f"on {other} {cross:.3f} (<= 0.1)"))
+    return lines
+
+
+def _hidden(tables, net):
+    layers = tables["layers"]
+    per = layers[(layers.network == net) & (layers.layer != "total")].groupby("layer", sort=False)[["IoU", "IoMin"]]
+    per = per.mean()
+    return per.iloc[[0, -1]], per.iloc[1:-1]
+
+
+def _partial_overlap(tables, cfg):
+    lines = []
+    for net in _main_nets(cfg):
+        io, hidden = _hidden(tables, net)
+        lines.append((bool((hidden.IoU >= 0.2).all() and (hidden.IoU <= 0.9).all() and (hidden.IoMin >= 0.5).all()),
+                      f"{net}: hidden IoU {hidden.IoU.round(2).tolist()} in [0.2, 0.9], "
+                      f"IoMin {hidden.IoMin.round(2).tolist()} >= 0.5"))
+        lines.append((bool(io.IoU.min() > hidden.IoU.max()),
+                      f"{net}: input/output IoU {io.IoU.round(2).tolist()} > hidden max {hidden.IoU.max():.2f}"))
+    return lines
+
+
+def _sharing_falls(tables, cfg):
+    sizes = list(cfg["size_study"])
+    if len(sizes) < 2:
+        return []
+    s = tables["sharing"]
+    by = (100 * s[s.network.isin(sizes)].groupby("network")["shared + in ×"].mean()).reindex(sizes)
+    return [(bool(by.iloc[-1] < by.iloc[0]), "% of + weights shared with ×: "
+             + " -> ".join(f"{n} {v:.1f}%" for n, v in by.items()) + " (largest < smallest)")]
+
+
+def _sweep(tables, cfg):
+    sweep = tables["sweep"]
+    if not len(sweep):
+        return []
+    spec = sweep.groupby("alpha")[["+ mask on +", "+ mask on ×", "× mask on ×", "× mask on +"]].mean()
+    full = _mean_acc(tables)
+    f = {op: full[cfg["sweep_network"], "full", op] for op in ("+", "×")}
+    return [(bool((spec["+ mask on ×"] <= 0.1).all() and (spec["× mask on +"] <= 0.1).all()),
+             "each mask on the other operation: " + "; ".join(
+                 f"α={a:g}: +→× {r['+ mask on ×']:.3f}, ×→+ {r['× mask on +']:.3f}" for a, r in spec.iterrows())
+             + " (<= 0.1)"),
+            (bool((spec["+ mask on +"] >= 0.5 * f["+"]).all() and (spec["× mask on ×"] >= 0.5 * f["×"]).all()),
+             "each mask on its own operation: " + "; ".join(
+                 f"α={a:g}: +→+ {r['+ mask on +']:.3f}, ×→× {r['× mask on ×']:.3f}" for a, r in spec.iterrows())
+             + f" (>= half the full net's + {f['+']:.3f}, × {f['×']:.3f})")]
+
+
+def _inverted_keeps_other(tables, cfg, subtasks, variants=("",)):
+    acc, lines = _mean_acc(tables), []
+    for net in _main_nets(cfg):
+        for me, other in (subtasks, subtasks[::-1]):
+            for suffix in variants:
+                kept, full = acc[net, f"¬{me}{suffix}", other], acc[net, "full", other]
+                lines.append((_testable(full, kept > 0.5 * full),
+                              f"{net}: ¬{me}{suffix} on {other} {kept:.3f} (> half the full net's {full:.3f}), "
+                              f"on {me} {acc[net, f'¬{me}{suffix}', me]:.3f}"))
+    return lines
+
+
+def _low_overlap(tables, cfg):
+    lines = []
+    for net in _main_nets(cfg):
+        _, hidden = _hidden(tables, net)
+        lines.append((bool((hidden.IoU <= 0.3).all()), f"{net}: hidden IoU of the pair masks "
+                      f"{hidden.IoU.round(2).tolist()} (<= 0.3), IoMin {hidden.IoMin.round(2).tolist()}"))
+    return lines
+
+
+ADD, PAIRS = ("+", "×"), ("pair 1", "pair 2")
+CLAIMS = [
+    Claim("specialise", "addmul", "The + mask solves addition and fails multiplication; the × mask the reverse.",
+          "§3.1, Table 1 (FNN and LSTM)", lambda t, c: _specialised(t, c, ADD)),
+    Claim("partial-overlap", "addmul", "The + and × masks share weights substantially but partially in the hidden "
+          "layers, and strongly in the input/output layers.", "§3.1, Fig. 2 (per-layer IoU / IoMin)",
+          _partial_overlap),
+    Claim("inverted-addmul", "addmul", "At the paper's width, the inverted + mask still multiplies and the inverted × "
+          "mask still adds (at small widths both break, spec §2.1).", "§3.1, Table 1 (¬+, ¬× columns)",
+          lambda t, c: _inverted_keeps_other(t, c, ADD)),
+    Claim("sharing-vs-size", "addmul", "The share of weights the two operations have in common falls as the "
+          "network grows.", "§3.1, Fig. 3 (% shared vs size)", _sharing_falls),
+    Claim("alpha-sweep", "addmul", "Specialisation does not depend on the regulariser strength α.",
+          "Appendix, accuracy vs α", _sweep),
+    Claim("pairs-separate", "double_addition", "Each pair's mask solves its own pair and fails the other.",
+          "§3.2, Table 2", lambda t, c: _specialised(t, c, PAIRS)),
+    Claim("inverted-pairs", "double_addition", "Removing one pair's weights (¬pair i) leaves the other pair working "
+          "for most inputs: the two identical additions are not computed by shared weights.", "§3.2, Table 2",
+          lambda t, c: _inverted_keeps_other(t, c, PAIRS, ("", " (I/O kept)"))),
+    Claim("pairs-low-overlap", "double_addition", "The pair-1 and pair-2 masks overlap little in the hidden layers.",
+          "§3.2, Fig. 4 (per-layer IoU)", _low_overlap),
+]
+
+
+def tally(lines: list[tuple[bool | None, str]]) -> str:
+    """One word for a claim at one preset: reproduced / partly / not reproduced / untestable."""
+    made = [h for h, _ in lines if h is not None]
+    if not lines:
+        return "not run"
+    if not made:
+        return f"untestable ({len(lines)} checks)"
+    held = sum(made)
+    word = "reproduced" if held == len(made) else "not reproduced" if held == 0 else "partly"
+    untestable = len(lines) - len(made)
+    return f"{word} ({held}/{len(made)} checks" + (f"; {untestable} untestable)" if untestable else ")")
+
+
+def check(key: str, tables: dict, cfg: dict) -> list[tuple[bool, str]]:
+    claim = next((c for c in CLAIMS if c.key == key), None)
+    if claim is None:
+        raise ValueError(f"unknown claim {key!r}; known: {[c.key for c in CLAIMS]}")
+    tables = {k: v if isinstance(v, pd.DataFrame) else pd.DataFrame(v) for k, v in tables.items()}
+    return claim.check(tables, cfg)
+
+
+def print_check(key: str, tables: dict, cfg: dict) -> None:
+    """Print the claim and one ``[holds]`` / ``[does not hold]`` line per inequality checked."""
+    claim = next(c for c in CLAIMS if c.key == key)
+    print(f"Paper ({claim.evidence}): {claim.claim}")
+    lines = check(key, tables, cfg)
+    for holds, detail in lines:
+        word = "untestable: the unmasked network solves < 50%" if holds is None else \
+            "holds" if holds else "does not hold"
+        print(f"  [{word}] {detail}")
+    if not lines:
+        print("  (not run at this preset)")
