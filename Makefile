@@ -4,6 +4,9 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PRESET ?= cpu
+# datasets: the project's machines keep them in ../shared/data (README there); override with WMASK_DATA=...
+WMASK_DATA ?= $(wildcard $(abspath $(CURDIR)/../shared/data))
+export WMASK_DATA
 # the book build, at a preset: always re-execute (--all), warnings are errors, figures need MPLBACKEND unset
 BUILD_BOOK = env -u MPLBACKEND PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/jupyter-book build . --all -W --keep-going
 

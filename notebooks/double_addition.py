@@ -76,7 +76,7 @@ for ax, net in zip(axes[0], nets):
     sns.barplot(data=sub, x="mask", y="accuracy", hue="evaluated on", order=order + io_order, errorbar="sd", ax=ax)
     ax.set(title=f"{net} ({cfg[net]['model']} {cfg[net]['hidden']})", xlabel="mask",
            ylabel="accuracy (fraction solved)")
-    ax.tick_params(axis="x", rotation=35)
+    plt.setp(ax.get_xticklabels(), rotation=35, ha="right", rotation_mode="anchor")
 fig.suptitle(f"Accuracy per mask — {caption}", fontsize=9)
 fig.tight_layout()
 

@@ -38,6 +38,7 @@ from wmask.tasks import planted
 wmask.set_threads()
 runs = [planted.run(planted.PlantedConfig(**{**planted.PRESETS[preset], "seed": s}), progress=False) for s in seeds]
 cfg = runs[0]["config"]
+where = f"preset {preset}, seeds {seeds}, {wmask.utils.device_name(torch.device('cpu'))}, synthetic teacher data"
 print(f"preset {preset}: hidden {cfg['hidden']} x {cfg['layers']} per sub-network, {cfg['base_steps']} base steps, "
       f"{cfg['mask']['steps']} mask steps, seeds {seeds}")
 
@@ -63,7 +64,7 @@ for ax, (title, m) in zip(axes, [("mask A", masks["A"]["2.weight"]), ("mask B", 
                                  ("A and B", masks["A"]["2.weight"] & masks["B"]["2.weight"])]):
     ax.imshow(m.numpy(), cmap="Greys", interpolation="nearest")
     ax.set(title=title, xlabel="input unit", ylabel="output unit")
-fig.suptitle(f"Hidden-layer masks (black = kept), seed {seeds[0]}, preset {preset}")
+fig.suptitle(f"Hidden-layer masks (black = kept), seed {seeds[0]} — {where}", fontsize=8)
 fig.tight_layout()
 
 # %% [markdown]
@@ -74,7 +75,8 @@ fig.tight_layout()
 fig, ax = plt.subplots(figsize=(6, 3))
 sns.barplot(data=iou[iou.layer == "total"], x="pair", y="IoU", errorbar="sd", ax=ax)
 ax.bar_label(ax.containers[0], fmt="%.2f")
-ax.set(ylim=(0, 1.05), xlabel="", ylabel="IoU (all layers)", title=f"mean ± sd over {len(seeds)} seeds ({preset})")
+ax.set(ylim=(0, 1.05), xlabel="", ylabel="IoU (all layers)", title=f"mean ± sd over seeds — {where}")
+ax.title.set_fontsize(7)
 fig.tight_layout()
 
 # %% [markdown]

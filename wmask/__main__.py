@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 import torch
@@ -19,8 +20,11 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--results", default="results", help="results folder (default: results)")
     r.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:N")
     r.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: WMASK_THREADS or cores)")
+    r.add_argument("--data-dir", default=None, help="dataset directory (default: $WMASK_DATA)")
     r.add_argument("--quiet", action="store_true", help="no progress bars")
     a = ap.parse_args(argv)
+    if getattr(a, "data_dir", None):
+        os.environ["WMASK_DATA"] = a.data_dir
     try:
         if a.command == "info":
             from .sampling import resolve_impl

@@ -111,6 +111,14 @@ def _low_overlap(tables, cfg):
     return lines
 
 
+def _class_specific(tables, cfg):
+    worst = tables["worst"].groupby("class", sort=False)[["own drop %", "worst other / own %"]].mean()
+    return [(bool((worst["own drop %"] >= 20).all()), "own-class relative drop per class: "
+             + ", ".join(f"{c} {v:.0f}%" for c, v in worst["own drop %"].items()) + " (>= 20% for every class)"),
+            (bool((worst["worst other / own %"] <= 10).all()), "worst other-class drop as % of the own drop: "
+             + ", ".join(f"{c} {v:.0f}%" for c, v in worst["worst other / own %"].items()) + " (<= 10%)")]
+
+
 ADD, PAIRS = ("+", "×"), ("pair 1", "pair 2")
 CLAIMS = [
     Claim("specialise", "addmul", "The + mask solves addition and fails multiplication; the × mask the reverse.",
@@ -130,6 +138,9 @@ CLAIMS = [
     Claim("inverted-pairs", "double_addition", "Removing one pair's weights (¬pair i) leaves the other pair working "
           "for most inputs: the two identical additions are not computed by shared weights.", "§3.2, Table 2",
           lambda t, c: _inverted_keeps_other(t, c, PAIRS, ("", " (I/O kept)"))),
+    Claim("class-specific", "cifar10", "Removing the weights a class needs alone causes a large accuracy drop on that "
+          "class and small drops on the others: classification relies on class-specific weights.",
+          "§3.4, Fig. 5 (relative drop; worst other class 0–10 %)", _class_specific),
     Claim("pairs-low-overlap", "double_addition", "The pair-1 and pair-2 masks overlap little in the hidden layers.",
           "§3.2, Fig. 4 (per-layer IoU)", _low_overlap),
 ]

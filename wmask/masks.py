@@ -161,6 +161,14 @@ class MaskSet:
         self.generator = torch.Generator().manual_seed(torch.initial_seed() if seed is None else seed)
         self.sinks: dict[str, torch.Tensor] | None = None
 
+    def freeze(self, names: Iterable[str]) -> None:
+        """Stop training the logits of ``names`` in every set (e.g. an output layer copied from a control mask);
+        they keep their current values and still mask the weights."""
+        for n in names:
+            if n not in self.logits:
+                raise ValueError(f"cannot freeze {n!r}: not a masked parameter; masked: {self.names}")
+            self.logits[n].requires_grad_(False)
+
     def track_frozen_grads(self, on: bool = True) -> None:
         """Make training forwards also accumulate, per set, the gradient of every frozen parameter (masked or not)
         in ``self.sinks[name].grad`` (``[M, *shape]``). Nothing zeroes it: it grows over a training stage like the

@@ -30,3 +30,23 @@ class RepeatLSTM(nn.Module):
     def forward(self, x):
         y, _ = self.lstm(x.unsqueeze(1).expand(-1, self.steps, -1))
         return self.out(y[:, -1])
+
+
+class SimpleCNN(nn.Module):
+    """The paper's CIFAR-10 CNN (spec §2.5): 3x3 convs of ``width``, 2, 4, 8 x ``width`` channels (32-64-128-256 at
+    ``width=32``), ReLU, max-pooling after the first three, dropout 0.25 / 0.5 when ``dropout``, global average
+    pooling and a linear read-out ``head``."""
+
+    def __init__(self, width: int = 32, n_classes: int = 10, dropout: bool = True):
+        super().__init__()
+        c = [3, width, 2 * width, 4 * width, 8 * width]
+        drop = (lambda p: nn.Dropout(p)) if dropout else (lambda p: nn.Identity())
+        self.features = nn.Sequential(
+            nn.Conv2d(c[0], c[1], 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(c[1], c[2], 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(c[2], c[3], 3, padding=1), drop(0.25), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(c[3], c[4], 3, padding=1), nn.ReLU(), drop(0.5))
+        self.head = nn.Linear(c[4], n_classes)
+
+    def forward(self, x):
+        return self.head(self.features(x).mean((2, 3)))

@@ -17,12 +17,15 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from .tasks import addmul, double_addition, planted
+from .tasks import addmul, cifar10, double_addition, planted
 from .utils import atomic_write_text, dumps, get_device, provenance, set_threads
 
 # experiment name -> module with PRESETS, config(preset, seed) -> dataclass, run_preset(preset, seed, progress,
 # work, device) -> JSON-able dict, and optionally tables(runs) -> {name: rows}
-EXPERIMENTS = {"planted": planted, "addmul": addmul, "double_addition": double_addition}
+EXPERIMENTS = {"planted": planted, "addmul": addmul, "double_addition": double_addition, "cifar10": cifar10}
+
+
+GENERATED = "generated on the fly (no files)"
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -72,11 +75,14 @@ def run(experiment: str, preset: str, seeds: list[int], results: str | Path = "r
         result = module.run_preset(preset, seed, progress=progress, work=out_dir / f"seed{seed}", device=dev)
         done = {"experiment": experiment, "preset": preset, "seed": seed, "wall_time_s": time.time() - t0,
                 "device": provenance(dev)["device"], **json.loads(dumps(result))}
+        done.setdefault("dataset", GENERATED)
         atomic_write_text(path, dumps(done))
         runs.append(done)
     summary = {"experiment": experiment, "preset": preset, "seeds": seeds,
                "provenance": provenance(dev, wall_time_s=time.time() - start, preset=preset, seeds=seeds,
-                                        dataset="generated on the fly (no files)"), "runs": runs}
+                                        dataset=sorted({r.get("dataset", GENERATED) for r in runs}),
+                                        dataset_checksum=sorted({r.get("dataset_checksum", "") for r in runs})),
+               "runs": runs}
     atomic_write_text(out_dir / "summary.json", dumps(summary))
     for name, rows in (module.tables(runs) if hasattr(module, "tables") else {}).items():
         atomic_write_text(out_dir / f"{name}.csv", to_csv(rows))

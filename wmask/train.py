@@ -120,7 +120,7 @@ def train_masks(masks: MaskSet, data, loss_fn: Callable, cfg: MaskTrainConfig | 
         opt.zero_grad(set_to_none=False)
         (task.sum() + reg).backward()
         frozen = [s.grad for s in masks.sinks.values() if s.grad is not None] if masks.sinks else []
-        clip_per_set([l.grad for l in logits] + frozen, cfg.clip)
+        clip_per_set([l.grad for l in logits if l.grad is not None] + frozen, cfg.clip)
         opt.step()
         if step % cfg.log_every == 0 or step == cfg.steps - 1:
             hist.step.append(step)

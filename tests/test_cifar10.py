@@ -1,0 +1,95 @@
+"""CIFAR-10 loading from tiny synthetic datasets written in the canonical and image-folder formats, the errors
+for bad files, and the experiment end to end on synthetic data."""
+import io
+import json
+import pickle
+import tarfile
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from wmask.__main__ import main
+from wmask.data import cifar10 as cf
+
+
+def fake(n_train=20, n_test=10, seed=0):
+    g = np.random.default_rng(seed)
+    return (g.integers(0, 256, (n_train, 32, 32, 3), dtype=np.uint8), np.arange(n_train) % 10,
+            g.integers(0, 256, (n_test, 32, 32, 3), dtype=np.uint8), np.arange(n_test) % 10)
+
+
+def write_batches(folder, arrays):
+    tx, ty, ex, ey = arrays
+    folder.mkdir(parents=True)
+    chunks = np.array_split(np.arange(len(tx)), 5)
+    for i, idx in enumerate(chunks, 1):
+        rows = tx[idx].transpose(0, 3, 1, 2).reshape(len(idx), -1)
+        (folder / f"data_batch_{i}").write_bytes(pickle.dumps({"data": rows, "labels": ty[idx].tolist()}))
+    (folder / "test_batch").write_bytes(pickle.dumps({"data": ex.transpose(0, 3, 1, 2).reshape(len(ex), -1),
+                                                      "labels": ey.tolist()}))
+    (folder / "batches.meta").write_bytes(pickle.dumps({"label_names": list(cf.CLASSES)}))
+
+
+def write_image_tar(path, arrays):
+    tx, ty, ex, ey = arrays
+    with tarfile.open(path, "w:gz") as tar:
+        for split, xs, ys in (("train", tx, ty), ("test", ex, ey)):
+            for i, (x, y) in enumerate(zip(xs, ys)):
+                buf = io.BytesIO()
+                Image.fromarray(x).save(buf, format="PNG")   # lossless, so the pixels must round-trip
+                info = tarfile.TarInfo(f"{split}/{cf.CLASSES[y]}/{i:04d}.png")
+                info.size = len(buf.getvalue())
+                tar.addfile(info, io.BytesIO(buf.getvalue()))
+
+
+def test_canonical_batches_round_trip_and_are_verified(tmp_path, monkeypatch):
+    monkeypatch.setenv("WMASK_CACHE", str(tmp_path / "cache"))
+    arrays = fake()
+    write_batches(tmp_path / "cifar-10-batches-py", arrays)
+    with pytest.raises(cf.DatasetError, match="data_batch_1 is corrupt or not the canonical file.*expected c99caf"):
+        cf.load(tmp_path)
+    got = cf.load(tmp_path, verify=False)
+    assert np.array_equal(got["train_x"], arrays[0]) and np.array_equal(got["train_y"], arrays[1])
+    assert np.array_equal(got["test_x"], arrays[2]) and "not canonical" in got["dataset"]
+    (tmp_path / "cifar-10-batches-py/test_batch").unlink()
+    with pytest.raises(cf.DatasetError, match="test_batch is missing"):
+        cf.load(tmp_path, verify=False)
+
+
+def test_image_archive_round_trips_and_is_cached(tmp_path, monkeypatch):
+    monkeypatch.setenv("WMASK_CACHE", str(tmp_path / "cache"))
+    arrays = fake()
+    write_image_tar(tmp_path / "images.tar.gz", arrays)
+    got = cf.load(tmp_path)
+    assert got["train_x"].shape == (20, 32, 32, 3) and sorted(got["train_y"].tolist()) == sorted(arrays[1].tolist())
+    assert {x.tobytes() for x in got["train_x"]} == {x.tobytes() for x in arrays[0]}
+    assert "not canonical" in got["dataset"] and got["checksum"] in got["dataset"]
+    assert list((tmp_path / "cache").glob("cifar10-*.npz"))
+    assert np.array_equal(cf.load(tmp_path)["test_x"], got["test_x"])   # now from the cache
+
+
+def test_bad_archives_are_named(tmp_path, monkeypatch):
+    monkeypatch.setenv("WMASK_CACHE", str(tmp_path / "cache"))
+    write_image_tar(tmp_path / "full.tar.gz", fake())
+    raw = (tmp_path / "full.tar.gz").read_bytes()
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "images.tar.gz").write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(cf.DatasetError, match="images.tar.gz"):
+        cf.load(bad)
+    (bad / "images.tar.gz").unlink()
+    (bad / "cifar-10-python.tar.gz").write_bytes(b"not an archive")
+    with pytest.raises(cf.DatasetError, match="expected c58f30108f718f92721af3b95e74349a"):
+        cf.load(bad)
+    with pytest.raises(cf.DatasetError, match="no CIFAR-10 in"):
+        cf.load(tmp_path / "empty_dir_that_does_not_exist")
+
+
+def test_cifar_experiment_end_to_end_on_synthetic_data(tmp_path):
+    assert main(["run", "cifar10", "--preset", "smoke", "--results", str(tmp_path), "--quiet"]) == 0
+    run = json.loads((tmp_path / "cifar10/smoke/summary.json").read_text())["runs"][0]
+    assert run["dataset"].startswith("synthetic") and len(run["relative_drop"]) == 10
+    assert run["timing"]["batched_s"] > 0 and run["timing"]["sequential_s"] > 0
+    assert 0 <= run["stability_iou"]["total"] <= 1
+    assert (tmp_path / "cifar10/smoke/worst.csv").exists()
