@@ -41,7 +41,7 @@ import seaborn as sns
 import wmask
 from wmask import runner
 from wmask import claims
-from wmask.report import caption, mean_sd, repo_root
+from wmask.report import caption, describe_networks, mean_sd, plot_layer_overlap, repo_root
 from wmask.tasks import double_addition
 
 wmask.set_threads()
@@ -51,9 +51,7 @@ caption = caption(summary, "problems generated on the fly")
 run_cfg = summary["runs"][0]["config"]
 cfg = run_cfg["networks"]
 print(caption)
-for name, c in cfg.items():
-    print(f"{name:>14}: {c['model']} {c['hidden']}, base {c['base']['steps']} steps, masks {c['mask']['steps']} "
-          f"steps, alpha {c['mask']['alpha']}, clip {c['mask']['clip']} ({c['mask']['clip_mode']})")
+describe_networks(cfg)
 
 # %% [markdown]
 # ## Accuracy of each mask on each pair
@@ -97,14 +95,8 @@ claims.print_check("inverted-pairs", tables, run_cfg)
 # %%
 layers = tables["layers"]
 layers = layers[layers.network.isin(nets) & (layers.layer != "total")]
-long = layers.melt(id_vars=["seed", "network", "layer"], value_vars=["IoU", "IoMin"], var_name="metric")
-fig, axes = plt.subplots(1, len(nets), figsize=(4.6 * len(nets), 3.2), sharey=True, squeeze=False)
-for ax, net in zip(axes[0], nets):
-    sns.barplot(data=long[long.network == net], x="layer", y="value", hue="metric", errorbar="sd", ax=ax)
-    ax.set(title=net, xlabel="masked weight tensor (input → output)", ylabel="overlap of pair-1 and pair-2 masks")
-    ax.tick_params(axis="x", rotation=30)
-fig.suptitle(f"Per-layer IoU / IoMin of the pair masks — {caption}", fontsize=9)
-fig.tight_layout()
+plot_layer_overlap(layers, nets, "overlap of pair-1 and pair-2 masks",
+                   f"Per-layer IoU / IoMin of the pair masks — {caption}");
 
 # %% [markdown]
 # **Paper:** the hidden-layer overlap of the two pair masks is low (no reuse).

@@ -30,3 +30,26 @@ def mean_sd(df, index: list[str], columns: str, value: str):
 def verdict(claim: str, holds: bool, detail: str) -> None:
     """Print one checked claim: ``[holds] claim: the numbers and the inequality``."""
     print(f"[{'holds' if holds else 'does not hold'}] {claim}: {detail}")
+
+
+def describe_networks(networks: dict) -> None:
+    """Print one line per network of an arithmetic run: model, widths, steps, alpha, clipping."""
+    for name, c in networks.items():
+        print(f"{name:>14}: {c['model']} {c['hidden']}, base {c['base']['steps']} steps, masks {c['mask']['steps']} "
+              f"steps, alpha {c['mask']['alpha']}, clip {c['mask']['clip']} ({c['mask']['clip_mode']})")
+
+
+def plot_layer_overlap(layers, nets: list[str], ylabel: str, title: str):
+    """Per-layer IoU and IoMin bars (mean ± sd over seeds), one panel per network; ``layers`` is the tidy table."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+    layers = layers[layers.network.isin(nets) & (layers.layer != "total")]
+    long = layers.melt(id_vars=["seed", "network", "layer"], value_vars=["IoU", "IoMin"], var_name="metric")
+    fig, axes = plt.subplots(1, len(nets), figsize=(4.4 * len(nets), 3.2), sharey=True, squeeze=False)
+    for ax, net in zip(axes[0], nets):
+        sns.barplot(data=long[long.network == net], x="layer", y="value", hue="metric", errorbar="sd", ax=ax)
+        ax.set(title=net, xlabel="masked weight tensor (input → output)", ylabel=ylabel)
+        plt.setp(ax.get_xticklabels(), rotation=30, ha="right", rotation_mode="anchor")
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return fig

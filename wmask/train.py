@@ -64,6 +64,17 @@ class History:
     evals: list[dict] = field(default_factory=list)
 
 
+def _resume(checkpoint, cfg) -> dict | None:
+    """The saved state of an interrupted run, or None; refuses a checkpoint written with another configuration."""
+    if checkpoint is None or not os.path.exists(checkpoint):
+        return None
+    state = torch.load(checkpoint, weights_only=False)
+    if state["config"] != asdict(cfg):
+        raise ValueError(f"checkpoint {checkpoint} was written with a different configuration "
+                         f"({state['config']}); remove it or use the same settings ({asdict(cfg)})")
+    return state
+
+
 def _next_batch(data, step):
     return data(step) if callable(data) else next(data)
 
@@ -97,11 +108,8 @@ def train_masks(masks: MaskSet, data, loss_fn: Callable, cfg: MaskTrainConfig | 
     alpha = torch.tensor(cfg.alphas(masks.n_sets), device=logits[0].device) / cfg.batch_size
     masks.track_frozen_grads(cfg.clip_mode == "all")
     hist, start = History(), 0
-    if checkpoint is not None and os.path.exists(checkpoint):
-        state = torch.load(checkpoint, weights_only=False)
-        if state["config"] != asdict(cfg):
-            raise ValueError(f"checkpoint {checkpoint} was written with a different configuration "
-                             f"({state['config']}); remove it or use the same settings ({asdict(cfg)})")
+    state = _resume(checkpoint, cfg)
+    if state is not None:
         masks.load_state_dict(state["masks"])
         opt.load_state_dict(state["opt"])
         hist, start = History(**state["history"]), state["step"]
@@ -166,11 +174,8 @@ def train_model(model: nn.Module, data, loss_fn: Callable, cfg: BaseTrainConfig 
     cfg = cfg or BaseTrainConfig()
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.lr)
     evals, start = [], 0
-    if checkpoint is not None and os.path.exists(checkpoint):
-        state = torch.load(checkpoint, weights_only=False)
-        if state["config"] != asdict(cfg):
-            raise ValueError(f"checkpoint {checkpoint} was written with a different configuration "
-                             f"({state['config']}); remove it or use the same settings ({asdict(cfg)})")
+    state = _resume(checkpoint, cfg)
+    if state is not None:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["opt"])
         evals, start = state["evals"], state["step"]

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .. import metrics
-from .arithmetic import AddMul, NetConfig, base_tag, evaluate, run_network, train_base, train_mask_sets
+from .arithmetic import AddMul, NetConfig, base_tag, evaluate, run_networks, train_base, train_mask_sets
 
 
 @dataclass
@@ -92,14 +92,8 @@ def run_sweep(cfg: AddMulConfig, work: Path, device, progress=True) -> list[dict
 
 
 def run_preset(preset: str, seed: int, progress: bool = True, work: str | Path = ".", device="cpu") -> dict:
-    cfg = config(preset, seed)
-    work = Path(work)
-    work.mkdir(parents=True, exist_ok=True)
-    nets = {}
-    for name, net in cfg.networks.items():
-        base = base_tag(cfg.networks, name)
-        nets[name] = {"clip_mode": net.mask.clip_mode, "alpha": net.mask.alpha, "base": base,
-                      **run_network(AddMul(), net, seed, work, name, device, progress, base=base)}
+    cfg, work = config(preset, seed), Path(work)
+    nets = run_networks(cfg.networks, lambda net: AddMul(), seed, work, device, progress)
     sweep = run_sweep(cfg, work, device, progress) if cfg.sweep_alphas else []
     return {"config": asdict(cfg), "networks": nets, "sweep": sweep}
 

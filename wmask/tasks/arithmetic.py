@@ -259,6 +259,19 @@ def layer_table(masks: dict[str, dict], a: str, b: str) -> list[dict]:
     return rows
 
 
+def run_networks(networks: dict[str, NetConfig], task_for, seed: int, work: Path, device, progress=True,
+                 keep_io: bool = False) -> dict:
+    """:func:`run_network` on every network (``task_for(cfg)`` gives its task), networks that differ only in mask
+    training sharing one base net; each result also records its clipping mode and α."""
+    work.mkdir(parents=True, exist_ok=True)
+    out = {}
+    for name, net in networks.items():
+        base = base_tag(networks, name)
+        out[name] = {"clip_mode": net.mask.clip_mode, "alpha": net.mask.alpha, "base": base,
+                     **run_network(task_for(net), net, seed, work, name, device, progress, keep_io, base)}
+    return out
+
+
 def run_network(task, cfg: NetConfig, seed: int, work: Path, tag: str, device, progress=True,
                 keep_io: bool = False, base: str | None = None) -> dict:
     """The experiment on one network: base training; the control mask (full task) and one mask per subtask in one

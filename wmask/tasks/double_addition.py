@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .arithmetic import DoubleAdd, NetConfig, base_tag, run_network
+from .arithmetic import DoubleAdd, NetConfig, run_networks
 
 
 @dataclass
@@ -46,15 +46,8 @@ def config(preset: str, seed: int) -> DoubleAddConfig:
 
 def run_preset(preset: str, seed: int, progress: bool = True, work: str | Path = ".", device="cpu") -> dict:
     cfg = config(preset, seed)
-    work = Path(work)
-    work.mkdir(parents=True, exist_ok=True)
-    nets = {}
-    for name, net in cfg.networks.items():
-        task = DoubleAdd(separate_pairs=net.model == "fnn")
-        base = base_tag(cfg.networks, name)
-        nets[name] = {"clip_mode": net.mask.clip_mode, "alpha": net.mask.alpha, "base": base,
-                      **run_network(task, net, seed, work, name, device, progress, keep_io=True,
-                                    base=base)}
+    nets = run_networks(cfg.networks, lambda net: DoubleAdd(separate_pairs=net.model == "fnn"), seed, Path(work),
+                        device, progress, keep_io=True)
     return {"config": asdict(cfg), "networks": nets}
 
 
