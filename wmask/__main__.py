@@ -22,6 +22,11 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: WMASK_THREADS or cores)")
     r.add_argument("--data-dir", default=None, help="dataset directory (default: $WMASK_DATA)")
     r.add_argument("--quiet", action="store_true", help="no progress bars")
+    d = sub.add_parser("data", help="datasets: generate SCAN from its grammar")
+    d.add_argument("dataset", choices=["scan"])
+    d.add_argument("--generate", metavar="OUT_DIR", required=True,
+                   help="write the generated dataset in the canonical layout and file names")
+    d.add_argument("--seed", type=int, default=0, help="seed of the (non-canonical) simple split")
     a = ap.parse_args(argv)
     if getattr(a, "data_dir", None):
         os.environ["WMASK_DATA"] = a.data_dir
@@ -31,6 +36,11 @@ def main(argv: list[str] | None = None) -> int:
             from .utils import device_name, get_device
             dev = get_device("auto")
             print(f"torch {torch.__version__}; device {device_name(dev)}; sampler {resolve_impl('auto', dev)}")
+            return 0
+        if a.command == "data":
+            from .data import scan
+            files = scan.write_generated(a.generate, a.seed)
+            print(f"wrote {len(files)} files to {a.generate} (simple_split is a seeded split, not the canonical one)")
             return 0
         summary = runner.run(a.experiment, a.preset, runner.parse_seeds(a.seeds), a.results, a.device, a.threads,
                              progress=not a.quiet)
