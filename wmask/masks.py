@@ -268,6 +268,18 @@ def apply_masks(weights: dict[str, torch.Tensor], masks: dict[str, torch.Tensor]
     return {n: torch.where(masks[n], w, torch.zeros((), dtype=w.dtype, device=w.device)) for n, w in weights.items()}
 
 
+def stacked_weights(model: nn.Module, variants: list[dict | None]) -> dict[str, torch.Tensor]:
+    """The model's weights under each of several masks (``None`` = unmasked), stacked ``[S, *shape]`` for
+    :func:`forward_with`; only the tensors the masks name (the others stay the model's own)."""
+    given = [m for m in variants if m is not None]
+    if not given:
+        raise ValueError("stacked_weights needs at least one mask; run the model itself for the unmasked net")
+    params = dict(model.named_parameters())
+    ones = {n: torch.ones_like(params[n], dtype=torch.bool) for n in given[0]}
+    stacked = {n: torch.stack([(ones if m is None else m)[n].to(params[n].device) for m in variants]) for n in ones}
+    return apply_masks({n: params[n] for n in ones}, stacked)
+
+
 def invert(masks: dict[str, torch.Tensor], keep: Iterable[str] = (), like: dict | None = None) -> dict:
     """``NOT mask`` on every tensor; names in ``keep`` take ``like[name]`` instead (e.g. the full-task mask on the
     input/output layers, so that inverting a subtask mask does not delete the other subtasks' I/O weights)."""

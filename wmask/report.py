@@ -1,4 +1,5 @@
-"""Small helpers the notebooks share: where the repository is, captions, mean ± sd tables and printed verdicts."""
+"""Small helpers the notebooks share: where the repository is, captions, mean ± sd tables, common figures.
+The printed verdicts live in :mod:`wmask.claims`."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -25,11 +26,6 @@ def mean_sd(df, index: list[str], columns: str, value: str):
     g = df.groupby(index + [columns], sort=False)[value]
     cell = g.mean().map("{:.3f}".format) + " ± " + g.std(ddof=1).fillna(0).map("{:.3f}".format)
     return cell.unstack(columns)
-
-
-def verdict(claim: str, holds: bool, detail: str) -> None:
-    """Print one checked claim: ``[holds] claim: the numbers and the inequality``."""
-    print(f"[{'holds' if holds else 'does not hold'}] {claim}: {detail}")
 
 
 def describe_networks(networks: dict) -> None:

@@ -37,7 +37,7 @@ class MaskTrainConfig:
     def __post_init__(self):
         if isinstance(self.alpha, list):
             self.alpha = tuple(self.alpha)
-        if min(self.alphas(1 if isinstance(self.alpha, (int, float)) else len(self.alpha))) < 0:
+        if min(self.alpha if isinstance(self.alpha, tuple) else (self.alpha,)) < 0:
             raise ValueError(f"alpha must be >= 0 (it scales the push towards removing weights), got {self.alpha}")
         if self.k < 1 or self.batch_size % self.k:
             raise ValueError(f"batch_size={self.batch_size} must be divisible by k={self.k} (one mask sample per "
@@ -116,9 +116,9 @@ def train_masks(masks: MaskSet, data, loss_fn: Callable, cfg: MaskTrainConfig | 
     masks.model.eval()
     bar = tqdm(range(start, cfg.steps), desc=desc, disable=not progress, mininterval=2.0, initial=start,
                total=cfg.steps)
+    call = lambda x: masks.sample_forward(x, k=cfg.k, batch_dim=cfg.batch_dim)  # noqa: E731
     for step in bar:
         inputs, targets = _next_batch(data, step)
-        call = lambda x: masks.sample_forward(x, k=cfg.k, batch_dim=cfg.batch_dim)  # noqa: E731
         out = call(inputs) if forward is None else forward(call, inputs)
         task = loss_fn(out, targets)
         if task.shape != (masks.n_sets,):

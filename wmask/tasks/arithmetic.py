@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import metrics
-from ..masks import MaskSet, apply_masks, forward_with, invert, load_masks, save_masks
+from ..masks import MaskSet, forward_with, invert, load_masks, save_masks, stacked_weights
 from ..models import FNN, RepeatLSTM
 from ..train import BaseTrainConfig, MaskTrainConfig, train_masks, train_model
 from ..utils import atomic_torch_save, atomic_write_text, dumps
@@ -215,14 +215,8 @@ def train_mask_sets(task, model, sets: list[str | None], cfg: NetConfig, seed: i
 def evaluate(task, model, variants: dict, cfg: NetConfig, seed: int, device, chunk: int = 2500) -> dict:
     """Test accuracy of ``model`` under each mask in ``variants`` (name -> masks dict, ``None`` = unmasked) on each
     subtask: ``{variant: {subtask: accuracy}}``. All variants run in one batched pass per test chunk."""
-    given = [m for m in variants.values() if m is not None]
-    params = dict(model.named_parameters())
-    weights = None
-    if given:
-        ones = {n: torch.ones_like(params[n], dtype=torch.bool) for n in given[0]}
-        stacked = {n: torch.stack([(m if m is not None else ones)[n].to(device) for m in variants.values()])
-                   for n in ones}
-        weights = apply_masks({n: params[n] for n in ones}, stacked)
+    masked = any(m is not None for m in variants.values())
+    weights = stacked_weights(model, list(variants.values())) if masked else None
     mode = forward_mode(model)
 
     def call(inp):
@@ -231,13 +225,13 @@ def evaluate(task, model, variants: dict, cfg: NetConfig, seed: int, device, chu
         return forward_with(model, weights, inp, mode)
 
     result = {v: {} for v in variants}
-    for s, subtask in enumerate(task.subtasks):
+    for subtask in task.subtasks:
         x, y = task.test_set(subtask, cfg.n_test, torch.Generator().manual_seed(10 ** 6 + seed))
         w = task.digit_weights(subtask).to(device)
-        right = torch.zeros(len(variants) if weights is not None else 1, device=device)
+        right = torch.zeros(len(variants), device=device)
         for i in range(0, len(x), chunk):
             xs, ys = x[i:i + chunk].to(device), y[i:i + chunk].to(device)
-            xv = xs.expand(len(variants) if weights is not None else 1, *xs.shape)
+            xv = xs.expand(len(variants) if masked else 1, *xs.shape)
             logits = task.logits(call, xv)
             right += solved(logits, ys, w).float().sum(-1)
         for j, v in enumerate(variants):

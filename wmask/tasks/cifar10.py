@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 from .. import metrics
 from ..data import cifar10 as data
-from ..masks import MaskFilter, MaskSet, apply_masks, forward_with, load_masks, save_masks
+from ..masks import MaskFilter, MaskSet, forward_with, load_masks, save_masks, stacked_weights
 from ..models import SimpleCNN
 from ..train import BaseTrainConfig, MaskTrainConfig, train_masks, train_model
 from ..utils import atomic_torch_save
@@ -121,11 +121,10 @@ class Batches:
         return self.norm(self.x[idx]), self.y[idx].to(self.device)
 
 
-def predict(model, variants: list[dict], test, batches: Batches, chunk=1000):
-    """Predicted classes of the held-out images under each mask in ``variants`` (one batched pass per chunk)."""
-    params = dict(model.named_parameters())
-    stacked = {n: torch.stack([v[n] for v in variants]) for n in variants[0]}
-    weights = apply_masks({n: params[n] for n in stacked}, stacked)
+def predict(model, variants: list[dict | None], test, batches: Batches, chunk=1000):
+    """Predicted classes of the held-out images under each mask in ``variants`` (``None`` = unmasked), all in one
+    batched pass per chunk."""
+    weights = stacked_weights(model, variants)
     preds = []
     with torch.no_grad():
         for i in range(0, len(test[1]), chunk):
@@ -191,15 +190,16 @@ def run(cfg: CifarConfig, work: Path, device="cpu", progress=True) -> dict:
         save_masks(work / "removal.safetensors", masks)
     removal_time = time.time() - t0   # ~0 when reused from an earlier run
 
-    preds = predict(model, [ctrl] + [{n: m[c] for n, m in masks.items()} for c in range(N_CLASSES)], test, batches)
-    ref = metrics.confusion(preds[0], test[1], N_CLASSES)
-    confs = [metrics.confusion(p, test[1], N_CLASSES) for p in preds[1:]]
+    # one pass: the unmasked net, the control mask, the ten class-removal masks
+    preds = predict(model, [None, ctrl] + [{n: m[c] for n, m in masks.items()} for c in range(N_CLASSES)], test,
+                    batches)
+    ref = metrics.confusion(preds[1], test[1], N_CLASSES)
+    confs = [metrics.confusion(p, test[1], N_CLASSES) for p in preds[2:]]
     drops = torch.stack([metrics.relative_drop(ref, c) for c in confs])        # [removed class, evaluated class]
     return {"config": asdict(cfg), "dataset": arrays["dataset"], "dataset_checksum": arrays["checksum"],
             "n_train": len(train[1]), "n_test": len(test[1]),
-            "accuracy_control": float((preds[0] == test[1]).float().mean()),
-            "accuracy_base": float((predict(model, [{n: torch.ones_like(m) for n, m in ctrl.items()}], test,
-                                            batches)[0] == test[1]).float().mean()),
+            "accuracy_control": float((preds[1] == test[1]).float().mean()),
+            "accuracy_base": float((preds[0] == test[1]).float().mean()),
             "relative_drop": drops.tolist(), "worst_other_ratio": metrics.worst_other_ratio(drops).tolist(),
             "confusion_control": ref.tolist(), "confusion_diff_mean": torch.stack([c - ref for c in confs]).mean(0)
             .tolist(), "stability_iou": stability, "kept_control": metrics.remaining_fraction(ctrl)["total"],
@@ -210,7 +210,7 @@ def run(cfg: CifarConfig, work: Path, device="cpu", progress=True) -> dict:
 def batched_vs_sequential(model, flt, head, mask_data, loss_fn, cfg) -> dict:
     """Wall time of ``timing_steps`` steps of the ten class-removal masks trained together, and of the same steps
     for ten single masks one after another (after one untimed warm-up step each way)."""
-    short = replace(cfg.mask, steps=cfg.timing_steps + 1, log_every=10 ** 9, checkpoint_every=10 ** 9)
+    quiet = replace(cfg.mask, log_every=10 ** 9, checkpoint_every=10 ** 9)
     out = {}
     for how in ("batched", "sequential"):
         groups = [list(range(N_CLASSES))] if how == "batched" else [[c] for c in range(N_CLASSES)]
@@ -219,10 +219,9 @@ def batched_vs_sequential(model, flt, head, mask_data, loss_fn, cfg) -> dict:
             masks = MaskSet(model, len(g), filter=flt, seed=0)
             masks.freeze(head)
             fn = mask_data(g, 10)
-            warm = replace(short, steps=1)
-            train_masks(masks, fn, loss_fn, warm, progress=False)
+            train_masks(masks, fn, loss_fn, replace(quiet, steps=1), progress=False)   # warm-up
             t0 = time.time()
-            train_masks(masks, lambda s: fn(s + 1), loss_fn, replace(short, steps=cfg.timing_steps), progress=False)
+            train_masks(masks, lambda s: fn(s + 1), loss_fn, replace(quiet, steps=cfg.timing_steps), progress=False)
             total += time.time() - t0
         out[f"{how}_s"] = total
     out["speedup"] = out["sequential_s"] / out["batched_s"]
