@@ -27,6 +27,7 @@ import os
 
 preset = os.environ.get("WMASK_PRESET", "cpu")  # smoke | cpu | paper
 seeds = [0, 1, 2]
+model = "cnn"                # cnn | resnet (ResNet-110 at paper; only smoke and paper presets)
 results = "_build/results"   # relative to the repository root; finished runs there are reused
 device = "auto"
 
@@ -44,7 +45,7 @@ from wmask.report import caption, repo_root
 from wmask.tasks import cifar10
 
 wmask.set_threads()
-summary = runner.run("cifar10", preset, seeds, repo_root() / results, device=device, progress=False)
+summary = runner.run("cifar10", preset, seeds, repo_root() / results, device=device, progress=False, model=model)
 runs = summary["runs"]
 tables = {k: pd.DataFrame(v) for k, v in cifar10.tables(runs).items()}
 dataset = runs[0]["dataset"]
@@ -53,7 +54,8 @@ if runs[0]["dataset_checksum"] not in dataset:
 caption = caption(summary, dataset)
 c = runs[0]["config"]
 print(caption)
-print(f"CNN width {c['width']}, {runs[0]['n_train']} training / {runs[0]['n_test']} held-out images, base "
+net = "CNN" if c.get("model", "cnn") == "cnn" else f"ResNet-{c['depth']}"
+print(f"{net} width {c['width']}, {runs[0]['n_train']} training / {runs[0]['n_test']} held-out images, base "
       f"{c['base']['steps']} steps, masks {c['mask']['steps']} steps, alpha {c['mask']['alpha']}, clip "
       f"{c['mask']['clip']} ({c['mask']['clip_mode']}); base accuracy "
       f"{np.mean([r['accuracy_base'] for r in runs]):.3f}, with the control mask "

@@ -46,7 +46,7 @@ for claim in claims.CLAIMS:
         if summary is None:
             row[preset] = "not run"
             continue
-        module = runner.EXPERIMENTS[claim.experiment]
+        module = runner.module_of(claim.experiment)
         lines = claims.check(claim.key, module.tables(summary["runs"]), summary["runs"][0]["config"])
         row[preset] = claims.tally(lines)
         made = [h for h, _ in lines if h is not None]
@@ -78,7 +78,7 @@ for claim in claims.CLAIMS:
         if summary is None:
             continue
         print(f"--- {claim.key} @ {preset}")
-        claims.print_check(claim.key, runner.EXPERIMENTS[claim.experiment].tables(summary["runs"]),
+        claims.print_check(claim.key, runner.module_of(claim.experiment).tables(summary["runs"]),
                            summary["runs"][0]["config"])
 
 # %% [markdown]

@@ -93,3 +93,56 @@ def test_cifar_experiment_end_to_end_on_synthetic_data(tmp_path):
     assert run["timing"]["batched_s"] > 0 and run["timing"]["sequential_s"] > 0
     assert 0 <= run["stability_iou"]["total"] <= 1
     assert (tmp_path / "cifar10/smoke/worst.csv").exists()
+
+
+def test_resnet110_has_he_et_al_size_and_rejects_bad_depths():
+    import torch
+    from wmask.models import CifarResNet
+    net = CifarResNet(110)
+    convs = sum(isinstance(m, torch.nn.Conv2d) for m in net.modules())
+    assert convs + 1 == 110                                    # 109 convs + the linear read-out
+    assert 1.65e6 < sum(p.numel() for p in net.parameters()) < 1.75e6   # "1.7M" in He et al. (2016), Table 6
+    assert net(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+    with pytest.raises(ValueError, match="6n \\+ 2"):
+        CifarResNet(100)
+
+
+def test_crop_flip_against_a_loop():
+    import torch
+    from wmask.tasks.cifar10 import crop_flip
+    x = torch.randint(0, 255, (6, 3, 32, 32), dtype=torch.uint8)
+    got = crop_flip(x, torch.Generator().manual_seed(3))
+    g = torch.Generator().manual_seed(3)
+    dy, dx = (torch.randint(0, 9, (6, 1), generator=g) for _ in range(2))
+    flip = torch.rand(6, generator=g) < 0.5
+    padded = torch.nn.functional.pad(x, (4, 4, 4, 4))
+    for i in range(6):
+        crop = padded[i, :, dy[i, 0]:dy[i, 0] + 32, dx[i, 0]:dx[i, 0] + 32]
+        assert torch.equal(got[i], crop.flip(-1) if flip[i] else crop)
+
+
+def test_sgd_schedule_divides_by_ten_at_milestones():
+    import torch
+    from wmask.train import sgd
+    make, schedule = sgd(milestones=(10, 20))
+    assert [schedule(s) for s in (0, 9, 10, 19, 20, 99)] == pytest.approx([1, 1, 0.1, 0.1, 0.01, 0.01])
+    opt = make([torch.nn.Parameter(torch.zeros(1))], 0.1)
+    assert isinstance(opt, torch.optim.SGD) and opt.defaults["momentum"] == 0.9 and opt.defaults["weight_decay"] == 1e-4
+
+
+def test_resnet_experiment_end_to_end_at_smoke(tmp_path):
+    args = ["run", "cifar10", "--model", "resnet", "--preset", "smoke", "--results", str(tmp_path), "--quiet"]
+    assert main(args) == 0
+    run = json.loads((tmp_path / "cifar10-resnet" / "smoke" / "summary.json").read_text())["runs"][0]
+    assert run["config"]["model"] == "resnet" and run["config"]["official_test"]
+    assert run["n_test"] == 3000 and len(run["relative_drop"]) == 10      # the synthetic "official" test half
+    assert main(["run", "cifar10", "--model", "resnet", "--preset", "cpu", "--results", str(tmp_path)]) == 2
+
+
+def test_results_written_before_a_field_existed_still_match():
+    from wmask.runner import same_config
+    default = {"a": 1, "new": False, "nested": {"x": 1, "y": 0}}
+    assert same_config({"a": 2, "nested": {"x": 1}}, {"a": 2, "new": False, "nested": {"x": 1, "y": 0}}, default)
+    assert not same_config({"a": 2}, {"a": 2, "new": True, "nested": {}}, default)     # new field not at default
+    assert not same_config({"a": 2, "gone": 1}, {"a": 2}, default)
+    assert not same_config({"a": 3}, {"a": 2}, default)

@@ -16,6 +16,7 @@ def main(argv: list[str] | None = None) -> int:
     r = sub.add_parser("run", help="run an experiment at a preset and write results with provenance")
     r.add_argument("experiment", help=f"one of: {', '.join(sorted(runner.EXPERIMENTS))}")
     r.add_argument("--preset", default="cpu", help="smoke (seconds), cpu (minutes on a laptop), paper (GPU)")
+    r.add_argument("--model", default=None, help="for experiments with a choice of model (scan: lstm, transformer)")
     r.add_argument("--seeds", default="0", help="e.g. 0,1,2 or 0-9 (default 0)")
     r.add_argument("--results", default="results", help="results folder (default: results)")
     r.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:N")
@@ -43,8 +44,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"wrote {len(files)} files to {a.generate} (simple_split is a seeded split, not the canonical one)")
             return 0
         summary = runner.run(a.experiment, a.preset, runner.parse_seeds(a.seeds), a.results, a.device, a.threads,
-                             progress=not a.quiet)
-        print(f"wrote {a.results}/{a.experiment}/{a.preset}/summary.json "
+                             progress=not a.quiet, model=a.model)
+        print(f"wrote {a.results}/{summary['experiment']}/{a.preset}/summary.json "
               f"({len(summary['runs'])} seeds, {summary['provenance']['wall_time_s']:.0f} s)")
         return 0
     except ValueError as err:

@@ -20,6 +20,7 @@ from typing import Iterable
 import torch
 from torch import nn
 from torch.func import functional_call, vmap
+from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils._pytree import tree_map
 
 from .sampling import from_storage_order, in_storage_order, resolve_impl, sample_masked, storage_order
@@ -116,8 +117,9 @@ def _no_mha_fastpath():
 
 
 def _forward_with(model, weights, inputs, mode):
-    if mode == "vmap":
-        return vmap(lambda w, xs: functional_call(model, w, xs), randomness="different")(weights, inputs)
+    if mode == "vmap":   # the fused attention kernels have no vmap batching rule; the math one batches
+        with sdpa_kernel(SDPBackend.MATH):
+            return vmap(lambda w, xs: functional_call(model, w, xs), randomness="different")(weights, inputs)
     if mode != "loop":
         raise ValueError(f"unknown forward mode {mode!r}; expected 'vmap' or 'loop'")
     per_w = {n: w.unbind(0) for n, w in weights.items()}   # unbind: one gradient stack, not S full-size scatters

@@ -163,16 +163,26 @@ class BaseTrainConfig:
             raise ValueError(f"bad base training config {self}")
 
 
+def sgd(momentum: float = 0.9, weight_decay: float = 1e-4, milestones: tuple = ()):
+    """``(optimizer factory, lr multiplier per step)`` for :func:`train_model`: SGD with momentum and weight decay,
+    the learning rate divided by 10 at each step in ``milestones`` (He et al.'s CIFAR ResNet recipe)."""
+    def make(params, lr):
+        return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
+    return make, lambda step: 0.1 ** sum(step >= m for m in milestones)
+
+
 def train_model(model: nn.Module, data, loss_fn: Callable, cfg: BaseTrainConfig | None = None,
                 eval_fn: Callable | None = None, progress: bool = True, desc: str = "base",
-                checkpoint: str | os.PathLike | None = None) -> list[dict]:
+                checkpoint: str | os.PathLike | None = None, optimizer: tuple | None = None) -> list[dict]:
     """Train ``model`` in place. ``data``: callable ``step -> (inputs, targets)`` or an iterator; ``loss_fn(model,
     inputs, targets) -> scalar``. ``eval_fn(model) -> dict`` runs every ``cfg.eval_every`` steps and at the end
     (in eval mode). Returns the list of evaluations, each with its ``step``. With ``checkpoint``, the state is
     saved atomically every ``cfg.checkpoint_every`` steps and an existing checkpoint is resumed (exactly, when
-    ``data`` is a function of the step)."""
+    ``data`` is a function of the step). ``optimizer``: ``(factory(params, lr), lr multiplier(step))``, e.g.
+    :func:`sgd`; default Adam at a constant ``cfg.lr``."""
     cfg = cfg or BaseTrainConfig()
-    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.lr)
+    make, schedule = optimizer or (lambda params, lr: torch.optim.Adam(params, lr=lr), lambda step: 1.0)
+    opt = make([p for p in model.parameters() if p.requires_grad], cfg.lr)
     evals, start = [], 0
     state = _resume(checkpoint, cfg)
     if state is not None:
@@ -190,6 +200,8 @@ def train_model(model: nn.Module, data, loss_fn: Callable, cfg: BaseTrainConfig 
         opt.zero_grad(set_to_none=True)
         loss.backward()
         nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
+        for group in opt.param_groups:
+            group["lr"] = cfg.lr * schedule(step)
         opt.step()
         if step % 100 == 0:
             bar.set_postfix(loss=f"{loss.item():.3f}")

@@ -1,0 +1,136 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # SCAN: why do seq2seq networks fail to generalise systematically?
+#
+# The paper's SCAN experiment: a sequence-to-sequence network learns to turn commands (*jump twice after walk
+# left*) into actions (*LTURN WALK JUMP JUMP*) on SCAN's iid split, where it does well. Its masks then ask which
+# weights each split needs. One mask is trained on the full problem (the iid training set); the others on the
+# training file of a systematic-generalisation split: **add jump** (*jump* only seen alone), **length** (short
+# outputs only) and **turn left**. If a split's own mask drops that split's test accuracy to the level of a network
+# trained from scratch on the split, the network did not reuse the weights that solve the split: it has learned a
+# separate, non-compositional solution for the commands the split holds out. The four masks are trained together in
+# one batched pass.
+#
+# Everything below comes from `python -m wmask run scan --model lstm|transformer --preset <preset> --seeds ...`.
+
+# %% tags=["parameters"]
+import os
+
+preset = os.environ.get("WMASK_PRESET", "cpu")  # smoke | cpu | paper
+seeds = [0]
+model = "both"               # lstm | transformer | both
+results = "_build/results"   # relative to the repository root; finished runs there are reused
+device = "auto"
+
+# %%
+# %matplotlib inline
+import matplotlib.pyplot as plt
+import pandas as pd
+import seaborn as sns
+from IPython.display import display
+
+import wmask
+from wmask import claims, runner
+from wmask.report import caption, repo_root
+from wmask.tasks import scan
+
+wmask.set_threads()
+models = list(scan.MODELS) if model == "both" else [model]
+summaries = {m: runner.run("scan", preset, seeds, repo_root() / results, device=device, progress=False, model=m)
+             for m in models}
+tables = {m: {k: pd.DataFrame(v) for k, v in scan.tables(s["runs"]).items()} for m, s in summaries.items()}
+first = summaries[models[0]]["runs"][0]
+caption = caption(summaries[models[0]], f"{first['dataset']}, {first['dataset_checksum']}")
+print(caption)
+for m, s in summaries.items():
+    c = s["runs"][0]["config"]
+    print(f"{m}: {c['net'] or 'the paper size'}, base {c['base']['steps']} steps (batch {c['base']['batch_size']}), "
+          f"masks {c['mask']['steps']} steps, alpha {c['mask']['alpha']}, clip {c['mask']['clip']} "
+          f"({c['mask']['clip_mode']}), from scratch {c['scratch_steps']} steps, length buckets {c['buckets']}, "
+          f"test lines per file {s['runs'][0]['n_test']}")
+
+# %% [markdown]
+# ## Fig. 4a: each split's test accuracy under the full-problem mask and under its own mask
+#
+# For the iid split the "own" mask is the full-problem mask, and "from scratch" is the unmasked base network.
+
+# %%
+def fig4a_rows(m):
+    acc = tables[m]["accuracy"]
+    rows = []
+    for split, name in scan.LABELS.items():
+        on = acc[acc.test == split]
+        for variant, label in (("mask simple", "full-problem mask"), (f"mask {split}", "split's own mask"),
+                               ("scratch" if split != "simple" else "full", "from scratch")):
+            rows += [{"model": m, "split": name, "how": label, "accuracy": a}
+                     for a in on[on.variant == variant].accuracy]
+    return rows
+
+
+fig4a = pd.DataFrame([r for m in models for r in fig4a_rows(m)])
+fig, axes = plt.subplots(1, len(models), figsize=(5.2 * len(models), 3.4), sharey=True, squeeze=False)
+for ax, m in zip(axes[0], models):
+    sns.barplot(data=fig4a[fig4a.model == m], x="split", y="accuracy", hue="how", errorbar="sd", ax=ax)
+    ax.set(title=m, xlabel="test set", ylabel="exact-match accuracy", ylim=(0, 1.05))
+    ax.legend(fontsize=7)
+fig.suptitle(caption, fontsize=7)
+fig.tight_layout()
+
+# %% [markdown]
+# The paper: the full-problem mask keeps the iid accuracy, while each split's own mask falls to roughly the
+# from-scratch level on that split's test set. Ours, as checked numbers:
+
+# %% tags=["nbval-check-output"]
+for m in models:
+    claims.print_check(f"scan-split-masks-{m}", tables[m], summaries[m]["runs"][0]["config"])
+
+# %% [markdown]
+# ## Fig. 4b: which output weights does the add-jump mask remove?
+#
+# Per output token (a row of the output layer): the % of the weights the full-problem mask keeps that the
+# add-jump mask removes.
+
+# %%
+removed = pd.concat([tables[m]["removed"] for m in models])
+tokens = first["out_vocab"]
+fig, axes = plt.subplots(1, len(models), figsize=(5.2 * len(models), 3.2), sharey=True, squeeze=False)
+for ax, m in zip(axes[0], models):
+    r = removed[(removed.model == m) & (removed["mask"] == "addprim_jump")]
+    sns.barplot(data=r, x="token", y="removed %", order=tokens, errorbar="sd", ax=ax, color="tab:red")
+    ax.set(title=f"{m}: add-jump mask", xlabel="output token", ylabel="output weights removed (%)")
+    plt.setp(ax.get_xticklabels(), rotation=30, ha="right", rotation_mode="anchor")
+fig.suptitle(caption, fontsize=7)
+fig.tight_layout()
+
+# %% [markdown]
+# The paper: for add jump, most of the removed output weights belong to the JUMP token. Ours:
+
+# %% tags=["nbval-check-output"]
+for m in models:
+    claims.print_check(f"scan-jump-token-{m}", tables[m], summaries[m]["runs"][0]["config"])
+
+# %% [markdown]
+# ## Every mask on every test set, and how much each mask keeps
+#
+# Mean over seeds; "full" is the unmasked base network, "scratch" a network trained on the split alone (evaluated
+# on that split's test set only). The last columns: the fraction of masked weights each split's mask keeps, and its
+# IoU with the full-problem mask.
+
+# %%
+acc = pd.concat([tables[m]["accuracy"] for m in models])
+grid = acc.groupby(["model", "variant", "test"]).accuracy.mean().unstack("test")[list(scan.LABELS)]
+display(grid.rename(columns=scan.LABELS).round(3))
+pd.DataFrame([{"model": m, "seed": r["seed"], **{f"kept {scan.LABELS[s]}": v for s, v in r["kept"].items()},
+               **{f"IoU {scan.LABELS[s]} / full": v for s, v in r["iou_with_full"].items()}}
+              for m, s in summaries.items() for r in s["runs"]]).round(3)

@@ -1,0 +1,284 @@
+"""§2.6 SCAN: do the weights a network uses on a systematic-generalisation split differ from those of the full problem?
+
+Train a seq2seq network on the simple (iid) split. Then, **in one batched pass**, train four masks, each on one
+split's training file: the full problem (simple), add-jump, length and add-turn-left; evaluate each (and the
+unmasked net) on every split's test file. Fig. 4a compares each split's test accuracy under the full-problem mask
+with that under the split's own mask; Fig. 4b shows, per output token, the % of the output layer's weights the
+add-jump mask removes relative to the full-problem mask. A network trained from scratch on each split gives the
+level a split's own mask is expected to fall to.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from .. import metrics, seq2seq
+from ..data import scan as data
+from ..masks import MaskFilter, MaskSet, forward_with, load_masks, save_masks, stacked_weights
+from ..train import BaseTrainConfig, MaskTrainConfig, train_masks, train_model
+from ..utils import atomic_torch_save, atomic_write_text, dumps, file_md5
+from .arithmetic import stream
+
+MODELS = ("lstm", "transformer")
+SPLITS = ("simple", "addprim_jump", "length", "addprim_turn_left")   # the first is the full problem (iid)
+LABELS = {"simple": "iid", "addprim_jump": "add jump", "length": "length", "addprim_turn_left": "turn left"}
+ALPHA = {"lstm": 3e-5, "transformer": 6e-4}
+
+
+@dataclass
+class ScanConfig:
+    model: str = "lstm"                       # lstm | transformer
+    net: dict = field(default_factory=dict)   # overrides of the model's defaults (seq2seq.Seq2SeqLSTM, ...)
+    data: str = "files"                       # "files" (the data directory) or "generated" (from the grammar)
+    buckets: int = 1                          # length buckets of training batches (1 = uniform, as the paper)
+    base: BaseTrainConfig = field(default_factory=lambda: BaseTrainConfig(
+        steps=25_000, lr=1e-3, batch_size=256, clip=5.0, eval_every=0))
+    scratch_steps: int = 25_000               # steps of the from-scratch baseline on each split
+    mask: MaskTrainConfig = field(default_factory=lambda: MaskTrainConfig(
+        steps=25_000, lr=1e-2, alpha=3e-5, k=4, batch_size=256, clip=5.0, clip_mode="all", log_every=250))
+    n_test: int = 0                           # test examples per file (0 = all)
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.model not in MODELS:
+            raise ValueError(f"unknown SCAN model {self.model!r}; expected one of {MODELS}")
+        if self.data not in ("files", "generated"):
+            raise ValueError(f"unknown SCAN data source {self.data!r}; expected 'files' or 'generated'")
+        if self.buckets < 1:
+            raise ValueError(f"buckets must be >= 1, got {self.buckets}")
+        if isinstance(self.base, dict):
+            self.base = BaseTrainConfig(**self.base)
+        if isinstance(self.mask, dict):
+            self.mask = MaskTrainConfig(**self.mask)
+
+
+def _preset(model, net, base_steps, scratch_steps, mask_steps, batch, n_test, buckets, data="files", mask_lr=1e-2):
+    return dict(model=model, net=net, data=data, buckets=buckets, scratch_steps=scratch_steps, n_test=n_test,
+                base=dict(steps=base_steps, lr=1e-3, batch_size=batch, clip=5.0, eval_every=0),
+                mask=dict(steps=mask_steps, lr=mask_lr, alpha=ALPHA[model], k=4, batch_size=batch, clip=5.0,
+                          clip_mode="all", log_every=50))
+
+
+# cpu: narrower nets, batch 128, length-bucketed batches, short training, 1,000 test lines per file, and mask lr 3e-2
+# (with Adam a logit moves about lr per step: at 1e-2 no weight leaves its initial logit of 2 in the first ~200
+# steps), so that one model runs in about a quarter of an hour on two cores. paper: the spec's settings.
+PRESETS = {
+    "lstm": {
+        "smoke": _preset("lstm", dict(hidden=32), 60, 30, 12, 32, 120, 4, data="generated"),
+        "cpu": _preset("lstm", dict(hidden=128), 3500, 1000, 1000, 128, 1000, 8, mask_lr=3e-2),
+        "paper": _preset("lstm", {}, 25_000, 25_000, 25_000, 256, 0, 1),
+    },
+    "transformer": {
+        "smoke": _preset("transformer", dict(d=32, ff=64, enc_layers=1, dec_layers=1), 60, 30, 12, 32, 120, 4,
+                         data="generated"),
+        "cpu": _preset("transformer", dict(d=64, ff=128, enc_layers=2, dec_layers=2), 3500, 800, 1000, 128, 1000, 8,
+                       mask_lr=3e-2),
+        "paper": _preset("transformer", {}, 25_000, 25_000, 25_000, 256, 0, 1),
+    },
+}
+
+
+def config(preset: str, seed: int, model: str = "lstm") -> ScanConfig:
+    if model not in PRESETS:
+        raise ValueError(f"unknown SCAN model {model!r}; expected one of {MODELS}")
+    return ScanConfig(**{**PRESETS[model][preset], "seed": seed})
+
+
+# -- data ----------------------------------------------------------------------------------------------------------
+def load_splits(cfg: ScanConfig) -> dict:
+    """``{split: (train pairs, test pairs)}`` plus the dataset's name and checksum (canonical files are named so only
+    when every md5 matches)."""
+    if cfg.data == "generated":
+        files = data.generate(seed=cfg.seed)
+        pairs = {s: tuple(data.parse("\n".join(files[rel]), f"generated {rel}") for rel in data.FILES[s])
+                 for s in SPLITS}
+        digest = hashlib.md5(json.dumps(files, sort_keys=True).encode()).hexdigest()
+        return {"pairs": pairs, "dataset": f"SCAN generated from the grammar (simple split seeded with {cfg.seed}, "
+                "not the canonical one)", "checksum": f"md5 {digest}"}
+    folder = data.data_dir()
+    pairs = {s: data.load(s) for s in SPLITS}
+    md5s = {rel: file_md5(folder / rel) for s in SPLITS for rel in data.FILES[s]}
+    canonical = all(data.MD5[rel] == m for rel, m in md5s.items())
+    digest = hashlib.md5(json.dumps(md5s, sort_keys=True).encode()).hexdigest()
+    name = "SCAN (canonical files)" if canonical else f"SCAN files in {folder} (NOT canonical: md5s differ)"
+    return {"pairs": pairs, "dataset": name, "checksum": f"md5 of the file md5s {digest}"}
+
+
+class Data:
+    """Encoded splits over one vocabulary (sorted by frequency over all split files, EOS last) and seeded training
+    batches: a function of (seed, step), optionally drawn from one length bucket per step."""
+
+    def __init__(self, pairs: dict, cfg: ScanConfig):
+        every = [p for s in SPLITS for part in pairs[s] for p in part]
+        self.in_vocab = seq2seq.Vocab([c for c, _ in every], specials=(seq2seq.PAD,))
+        self.out_vocab = seq2seq.Vocab([a for _, a in every], tail=(seq2seq.EOS,))
+        enc = lambda ps: seq2seq.Encoded(ps, self.in_vocab, self.out_vocab)  # noqa: E731
+        self.train = {s: enc(pairs[s][0]) for s in SPLITS}
+        self.test = {s: enc(self._subset(pairs[s][1], cfg.n_test, cfg.seed)) for s in SPLITS}
+        self.cfg = cfg
+        self.buckets = {s: torch.argsort(e.tgt_len, stable=True).tensor_split(cfg.buckets)
+                        for s, e in self.train.items()}
+
+    @staticmethod
+    def _subset(pairs, n, seed):
+        if not n or n >= len(pairs):
+            return pairs
+        keep = torch.randperm(len(pairs), generator=torch.Generator().manual_seed(seed))[:n].sort().values
+        return [pairs[i] for i in keep]
+
+    def batch(self, splits: list[str], step: int, salt: int, size: int, device):
+        """One batch per split, stacked ``[len(splits), size, ...]`` and trimmed to the longest sequences."""
+        bucket = int(torch.randint(0, self.cfg.buckets, (), generator=stream(self.cfg.seed, step, salt)))
+        idx = []
+        for i, s in enumerate(splits):
+            pool = self.buckets[s][bucket]
+            idx.append(pool[torch.randint(0, len(pool), (size,), generator=stream(self.cfg.seed, step, salt + 1 + i))])
+        src, tgt = _gather([self.train[s] for s in splits], idx)
+        return src.to(device), tgt.to(device)
+
+
+def _gather(encoded: list, idx: list[torch.Tensor]):
+    """Rows ``idx[i]`` of ``encoded[i]``, stacked and padded (or trimmed) to the longest source and target."""
+    s_len = max(int(e.src_len[i].max()) for e, i in zip(encoded, idx))
+    t_len = max(int(e.tgt_len[i].max()) for e, i in zip(encoded, idx))
+    fit = lambda t, n, value: F.pad(t[:, :n], (0, n - min(n, t.shape[1])), value=value)  # noqa: E731
+    return (torch.stack([fit(e.src[i], s_len, 0) for e, i in zip(encoded, idx)]),
+            torch.stack([fit(e.tgt[i], t_len, seq2seq.IGNORE) for e, i in zip(encoded, idx)]))
+
+
+# -- the steps -----------------------------------------------------------------------------------------------------
+def build(cfg: ScanConfig, d: Data) -> torch.nn.Module:
+    return seq2seq.build(cfg.model, len(d.in_vocab), len(d.out_vocab), **cfg.net)
+
+
+def mask_filter(cfg: ScanConfig) -> MaskFilter:
+    """Weights of every layer but the embeddings; no biases; the Transformer's layer norms too (spec §1)."""
+    return MaskFilter(norms=cfg.model == "transformer")
+
+
+def forward_mode(cfg: ScanConfig) -> str:
+    return "loop" if cfg.model == "lstm" else "vmap"    # nn.LSTM has no vmap batching rule
+
+
+def train_net(cfg: ScanConfig, d: Data, split: str, steps: int, work: Path, tag: str, device, progress=True):
+    """Train (or load) a network on ``split``'s training file: the base network, or a from-scratch baseline."""
+    done = work / f"{tag}.pt"
+    meta = json.loads(dumps({"model": cfg.model, "net": cfg.net, "split": split, "steps": steps,
+                             "base": asdict(cfg.base), "buckets": cfg.buckets, "data": cfg.data}))
+    torch.manual_seed(cfg.seed)
+    model = build(cfg, d).to(device)
+    if done.exists():
+        state = torch.load(done, map_location=device, weights_only=False)
+        if state["meta"] != meta:
+            raise ValueError(f"{done} was trained with a different configuration ({state['meta']}); move it away")
+        model.load_state_dict(state["model"])
+        return model.eval()
+    tcfg = BaseTrainConfig(**{**asdict(cfg.base), "steps": steps})
+
+    def batch(step):
+        src, tgt = d.batch([split], step, 0, tcfg.batch_size, device)
+        return (src[0], tgt[0]), tgt[0]
+
+    train_model(model, batch, lambda m, x, y: seq2seq.seq_loss(m(*x), y), tcfg, progress=progress,
+                desc=f"{cfg.model} {tag}", checkpoint=work / f"{tag}.ckpt")
+    atomic_torch_save({"meta": meta, "model": model.state_dict()}, done)
+    return model.eval()
+
+
+def train_split_masks(cfg: ScanConfig, d: Data, model, work: Path, device, progress=True):
+    """One mask per split (the first, simple, is the full-problem mask), all in one batched pass; each set sees its
+    own split's training batches. Returns ``(binary masks [M, *shape], history)``; reuses a finished run."""
+    done, hist_path = work / "masks.safetensors", work / "masks.json"
+    meta = json.loads(dumps({"sets": SPLITS, "config": asdict(cfg.mask), "buckets": cfg.buckets}))
+    flt = mask_filter(cfg)
+    if done.exists() and hist_path.exists():
+        saved = json.loads(hist_path.read_text())
+        if saved["meta"] != meta:
+            raise ValueError(f"{done} holds masks of a different configuration ({saved['meta']}); move it away")
+        return load_masks(done, model, flt), saved["history"]
+    masks = MaskSet(model, n_sets=len(SPLITS), filter=flt, seed=cfg.seed, mode=forward_mode(cfg))
+
+    def batch(step):
+        src, tgt = d.batch(list(SPLITS), step, 100, cfg.mask.batch_size, device)
+        return (src, tgt), tgt
+
+    hist = train_masks(masks, batch, seq2seq.seq_loss, cfg.mask, checkpoint=work / "masks.ckpt", progress=progress,
+                       desc=f"{cfg.model} masks {'/'.join(LABELS[s] for s in SPLITS)}")
+    binary = masks.binary()
+    history = {"step": hist.step, "loss": hist.loss, "kept": hist.kept}
+    save_masks(done, binary, {"sets": json.dumps(list(SPLITS))})
+    atomic_write_text(hist_path, dumps({"meta": meta, "history": history}))
+    return binary, history
+
+
+@torch.no_grad()
+def evaluate(cfg: ScanConfig, d: Data, model, variants: dict, device, splits=SPLITS, chunk: int = 512) -> dict:
+    """Exact-match accuracy (greedy decoding) under each mask in ``variants`` (name -> masks, ``None`` = unmasked)
+    on each split's test file: ``{variant: {split: accuracy}}``. All variants run in one batched pass per chunk;
+    test lines are sorted by length so that each chunk decodes only as many steps as its longest target."""
+    weights = stacked_weights(model, list(variants.values())) if any(variants.values()) else None
+    n = len(variants)
+    result = {v: {} for v in variants}
+    with seq2seq.free_running(model):
+        for split in splits:
+            enc = d.test[split]
+            right = torch.zeros(n, device=device)
+            for idx in torch.argsort(enc.tgt_len, stable=True).split(chunk):
+                src, tgt = (t.to(device) for t in enc.batch(idx))
+                if weights is None:
+                    logits = model(src, tgt)[None]
+                else:
+                    logits = forward_with(model, weights, (src.expand(n, *src.shape), tgt.expand(n, *tgt.shape)),
+                                          forward_mode(cfg))
+                right += seq2seq.exact_match(logits, tgt).float().sum(-1)
+            for j, v in enumerate(variants):
+                result[v][split] = (right[j] / len(enc)).item()
+    return result
+
+
+def run(cfg: ScanConfig, work: Path, device="cpu", progress=True) -> dict:
+    loaded = load_splits(cfg)
+    d = Data(loaded["pairs"], cfg)
+    model = train_net(cfg, d, "simple", cfg.base.steps, work, "base", device, progress)
+    binary, history = train_split_masks(cfg, d, model, work, device, progress)
+    m = {s: {n: t[i] for n, t in binary.items()} for i, s in enumerate(SPLITS)}
+    accuracy = evaluate(cfg, d, model, {"full": None, **{f"mask {s}": m[s] for s in SPLITS}}, device)
+    scratch = {}
+    for s in SPLITS[1:]:
+        net = train_net(cfg, d, s, cfg.scratch_steps, work, f"scratch_{s}", device, progress)
+        scratch[s] = evaluate(cfg, d, net, {"scratch": None}, device, splits=[s])["scratch"][s]
+    out = "out.weight"
+    removed = {s: dict(zip(d.out_vocab.words, metrics.row_removed_percent(m["simple"][out], m[s][out]).tolist()))
+               for s in SPLITS[1:]}
+    return {"config": asdict(cfg), "dataset": loaded["dataset"], "dataset_checksum": loaded["checksum"],
+            "in_vocab": d.in_vocab.words, "out_vocab": d.out_vocab.words,
+            "n_train": {s: len(e) for s, e in d.train.items()}, "n_test": {s: len(e) for s, e in d.test.items()},
+            "accuracy": accuracy, "scratch": scratch, "removed_per_token": removed,
+            "kept": {s: metrics.remaining_fraction(m[s])["total"] for s in SPLITS},
+            "iou_with_full": {s: metrics.iou(m["simple"], m[s])["total"] for s in SPLITS[1:]},
+            "history": history}
+
+
+def run_preset(preset: str, seed: int, progress=True, work=".", device="cpu", model="lstm") -> dict:
+    return run(config(preset, seed, model), Path(work), device, progress)
+
+
+def tables(runs: list[dict]) -> dict[str, list[dict]]:
+    """Tidy rows over seeds: accuracy (variant x test split), from-scratch accuracy, and % of output weights removed
+    per token (mask x token)."""
+    out = {"accuracy": [], "removed": []}
+    for r in runs:
+        for variant, row in r["accuracy"].items():
+            out["accuracy"] += [{"seed": r["seed"], "model": r["config"]["model"], "variant": variant, "test": s,
+                                 "accuracy": a} for s, a in row.items()]
+        out["accuracy"] += [{"seed": r["seed"], "model": r["config"]["model"], "variant": "scratch", "test": s,
+                             "accuracy": a} for s, a in r["scratch"].items()]
+        for s, row in r["removed_per_token"].items():
+            out["removed"] += [{"seed": r["seed"], "model": r["config"]["model"], "mask": s, "token": t,
+                                "removed %": v} for t, v in row.items()]
+    return out
