@@ -171,3 +171,5 @@ def test_scan_claims_on_hand_made_tables():
     assert [h for h, _ in claims.check("scan-split-masks-lstm", acc(0.9), {})][1] is False
     assert [h for h, _ in claims.check("scan-split-masks-lstm", acc(0.9, scratch_jump=0.95), {})][1] is None
     assert claims.check("scan-jump-token-lstm", acc(0.0), {})[0][0] is True
+    nothing = acc(0.0) | {"removed": [{"mask": "addprim_jump", "token": t, "removed %": 0.0} for t in ("A", "B")]}
+    assert claims.check("scan-jump-token-lstm", nothing, {})[0][0] is None

@@ -70,7 +70,7 @@ def _preset(model, net, base_steps, scratch_steps, mask_steps, batch, n_test, bu
 PRESETS = {
     "lstm": {
         "smoke": _preset("lstm", dict(hidden=32), 60, 30, 12, 32, 120, 4, data="generated"),
-        "cpu": _preset("lstm", dict(hidden=128), 3500, 1000, 1000, 128, 1000, 8, mask_lr=3e-2),
+        "cpu": _preset("lstm", dict(hidden=128), 3500, 700, 900, 128, 1000, 8, mask_lr=3e-2),
         "paper": _preset("lstm", {}, 25_000, 25_000, 25_000, 256, 0, 1),
     },
     "transformer": {
