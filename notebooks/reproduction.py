@@ -40,7 +40,7 @@ for path in sorted(root.glob("*/*/summary.json")):
 presets = ["smoke", "cpu", "paper"]
 rows, grid = [], {}
 for claim in claims.CLAIMS:
-    row = {"claim": claim.claim, "paper": claim.evidence}
+    row = {"claim": claim.claim, "where in the paper": claim.evidence}
     for preset in presets:
         summary = stored.get((claim.experiment, preset))
         if summary is None:
