@@ -10,6 +10,9 @@ from typing import Callable
 
 import pandas as pd
 
+from .runner import label
+from .tasks import scan
+
 
 @dataclass
 class Claim:
@@ -119,16 +122,14 @@ def _class_specific(tables, cfg):
              + ", ".join(f"{c} {v:.0f}%" for c, v in worst["worst other / own %"].items()) + " (<= 10%)")]
 
 
-SCAN_SPLITS = {"addprim_jump": "add jump", "length": "length", "addprim_turn_left": "turn left"}
-
-
 def _split_masks(tables, cfg):
     """Full-problem mask keeps the iid accuracy; each split's own mask falls towards the from-scratch level."""
     acc = tables["accuracy"].groupby(["variant", "test"]).accuracy.mean()
     full, kept = acc["full", "simple"], acc["mask simple", "simple"]
     lines = [(_testable(full, kept >= 0.9 * full), f"full-problem mask on the iid test {kept:.3f} "
               f"(>= 0.9 x the unmasked net's {full:.3f})")]
-    for split, name in SCAN_SPLITS.items():
+    for split in scan.SPLITS[1:]:
+        name = scan.LABELS[split]
         whole, own, scratch, unmasked = (acc["mask simple", split], acc[f"mask {split}", split], acc["scratch", split],
                                          acc["full", split])
         gap = whole - scratch
@@ -149,17 +150,12 @@ def _jump_token(tables, cfg):
              + (" [untestable: the mask removes no output weight]" if holds is None else ""))]
 
 
-def runner_label(experiment: str, model: str) -> str:
-    from .runner import label
-    return label(experiment, model)
-
-
 def _scan_claims(model: str) -> list[Claim]:
-    return [Claim(f"scan-split-masks-{model}", runner_label("scan", model),
+    return [Claim(f"scan-split-masks-{model}", label("scan", model),
                   f"SCAN {model}: the full-problem mask keeps the iid accuracy; a split's own mask drops that "
                   "split's test accuracy to about the level of a network trained from scratch on the split.",
                   "SCAN section, Fig. 4a", _split_masks),
-            Claim(f"scan-jump-token-{model}", runner_label("scan", model),
+            Claim(f"scan-jump-token-{model}", label("scan", model),
                   f"SCAN {model}: the add-jump mask removes most output weights from the JUMP token.",
                   "SCAN section, Fig. 4b", _jump_token)]
 

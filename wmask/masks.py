@@ -116,6 +116,12 @@ def _no_mha_fastpath():
         torch.backends.mha.set_fastpath_enabled(before)
 
 
+def forward_mode(model: nn.Module) -> str:
+    """The :func:`forward_with` mode for ``model``: ``nn.LSTM`` has no vmap batching rule, so a model holding one
+    runs its mask samples one after another (``"loop"``); any other runs them in one pass (``"vmap"``)."""
+    return "loop" if any(isinstance(m, nn.LSTM) for m in model.modules()) else "vmap"
+
+
 def _forward_with(model, weights, inputs, mode):
     if mode == "vmap":   # the fused attention kernels have no vmap batching rule; the math one batches
         with sdpa_kernel(SDPBackend.MATH):

@@ -73,7 +73,7 @@ def label(experiment: str, model: str | None = None) -> str:
 
 
 def module_of(label_: str):
-    """The module behind a results label (``scan-lstm`` -> the scan module)."""
+    """The module behind a results label (``scan-transformer`` -> the scan module)."""
     return EXPERIMENTS[label_.split("-", 1)[0]]
 
 

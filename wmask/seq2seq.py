@@ -140,13 +140,14 @@ def sinusoids(length: int, d: int) -> torch.Tensor:
 
 class Seq2SeqTransformer(nn.Module):
     """The 3+3-layer post-LN Transformer of spec §2.6 (``d`` 100, 4 heads, feed-forward 200, dropout 0.1) with
-    sinusoidal positions added to the embeddings; always teacher-forced in training (``teacher_forcing`` 1), greedy when decoding."""
+    sinusoidal positions added to the embeddings; always teacher-forced in training (``teacher_forcing`` 1),
+    greedy when decoding."""
 
     def __init__(self, n_in: int, n_out: int, d: int = 100, heads: int = 4, enc_layers: int = 3,
                  dec_layers: int = 3, ff: int = 200, dropout: float = 0.1, teacher_forcing: float = 1.0,
                  max_len: int = 128):
         super().__init__()
-        self.n_out, self.d, self.teacher_forcing = n_out, d, teacher_forcing
+        self.n_out, self.teacher_forcing = n_out, teacher_forcing
         self.src_emb = nn.Embedding(n_in, d, padding_idx=0)
         self.tgt_emb = nn.Embedding(n_out + 1, d)
         self.register_buffer("pos", sinusoids(max_len, d), persistent=False)

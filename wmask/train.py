@@ -1,17 +1,19 @@
 """Training loops: the masks (many sets at once) and the base networks they inspect."""
 from __future__ import annotations
 
+import json
 import math
 import os
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Callable
 
 import torch
 from torch import nn
 from tqdm import tqdm
 
-from .masks import MaskSet
-from .utils import atomic_torch_save
+from .masks import MaskFilter, MaskSet, load_masks, save_masks
+from .utils import atomic_torch_save, atomic_write_text, dumps
 
 # "masks": clip each set's gradient norm over its mask logits (what the method describes).
 # "all": the authors' code: the norm also covers the frozen parameters' gradients, which are never zeroed during a
@@ -217,3 +219,40 @@ def train_model(model: nn.Module, data, loss_fn: Callable, cfg: BaseTrainConfig 
         os.unlink(checkpoint)
     model.eval()
     return evals
+
+
+# -- finished stages on disk: an experiment rerun reuses them ------------------------------------------------------
+def train_or_load_model(model: nn.Module, path: str | os.PathLike, config: dict, train: Callable[[], dict | None]):
+    """Load into ``model`` the network stored at ``path`` with the same ``config`` (one stored with another is an
+    error), or train it with ``train()`` (in place; it may return extra results, e.g. an accuracy) and store it
+    atomically with those extras. Returns the extras."""
+    path = Path(path)
+    if path.exists():
+        state = torch.load(path, map_location=next(model.parameters()).device, weights_only=False)
+        if state["config"] != config:
+            raise ValueError(f"{path} was trained with a different configuration ({state['config']}); move it away")
+        model.load_state_dict(state["model"])
+        return {k: v for k, v in state.items() if k not in ("config", "model")}
+    extras = train() or {}
+    atomic_torch_save({"config": config, "model": model.state_dict(), **extras}, path)
+    return extras
+
+
+def train_or_load_masks(stem: str | os.PathLike, meta: dict, model: nn.Module, train: Callable[[], tuple],
+                        filter: MaskFilter | None = None) -> tuple[dict, dict]:
+    """The binary masks ``[M, *shape]`` and history of one mask-training stage, stored as ``<stem>.safetensors``
+    and ``<stem>.json``: loaded when stored with the same ``meta`` (which names the ``sets``; another ``meta`` is an
+    error), else made by ``train() -> (trained MaskSet, History)`` and stored."""
+    done, hist_path = Path(f"{stem}.safetensors"), Path(f"{stem}.json")
+    meta = json.loads(dumps(meta))
+    if done.exists() and hist_path.exists():
+        saved = json.loads(hist_path.read_text())
+        if saved["meta"] != meta:
+            raise ValueError(f"{done} holds masks of a different configuration ({saved['meta']}); move it away")
+        return load_masks(done, model, filter), saved["history"]
+    masks, hist = train()
+    binary = masks.binary()
+    history = {"step": hist.step, "loss": hist.loss, "kept": hist.kept}
+    save_masks(done, binary, {"sets": json.dumps(meta["sets"])})
+    atomic_write_text(hist_path, dumps({"meta": meta, "history": history}))
+    return binary, history

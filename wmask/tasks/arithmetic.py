@@ -12,7 +12,6 @@ one batched pass (:func:`train_mask_sets`), then evaluate many masks (and their 
 """
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -20,10 +19,10 @@ import torch
 import torch.nn.functional as F
 
 from .. import metrics
-from ..masks import MaskSet, forward_with, invert, load_masks, save_masks, stacked_weights
+from ..masks import MaskSet, forward_mode, forward_with, invert, stacked_weights
 from ..models import FNN, RepeatLSTM
-from ..train import BaseTrainConfig, MaskTrainConfig, train_masks, train_model
-from ..utils import atomic_torch_save, atomic_write_text, dumps
+from ..train import (BaseTrainConfig, MaskTrainConfig, train_masks, train_model, train_or_load_masks,
+                     train_or_load_model)
 
 OPS = ("+", "×")
 
@@ -147,11 +146,6 @@ def build(task, cfg: NetConfig) -> torch.nn.Module:
     return RepeatLSTM(task.n_in, cfg.hidden[0], n_out, layers=len(cfg.hidden), steps=cfg.lstm_steps)
 
 
-def forward_mode(model) -> str:
-    """``nn.LSTM`` has no vmap batching rule: its mask samples run one after another."""
-    return "loop" if any(isinstance(m, torch.nn.LSTM) for m in model.modules()) else "vmap"
-
-
 def stream(seed: int, step: int, salt: int) -> torch.Generator:
     """The generator of one step's batch: a function of (seed, step, stream), so an interrupted run resumes exactly."""
     return torch.Generator().manual_seed(((seed * 1_000_003 + salt) * 1_000_000_007 + step) % 2**63)
@@ -159,25 +153,20 @@ def stream(seed: int, step: int, salt: int) -> torch.Generator:
 
 def train_base(task, cfg: NetConfig, seed: int, work: Path, tag: str, device, progress=True):
     """Train (or load) the base network of ``tag``; returns it (eval mode, on ``device``) and its test accuracy."""
-    done = work / f"{tag}.base.pt"
     torch.manual_seed(seed)
     model = build(task, cfg).to(device)
-    if done.exists():
-        state = torch.load(done, map_location=device, weights_only=False)
-        if state["config"] != asdict(cfg.base):
-            raise ValueError(f"{done} was trained with a different configuration ({state['config']}); move it away")
-        model.load_state_dict(state["model"])
-        return model.eval(), state["accuracy"]
     w = task.digit_weights(None).to(device)
 
     def data(step):
         x, y = task.sample(cfg.base.batch_size, stream(seed, step, 0))
         return x.to(device), y.to(device)
 
-    train_model(model, data, lambda m, x, y: task_loss(task.logits(m, x), y, w), cfg.base, progress=progress,
-                desc=f"{tag} base", checkpoint=work / f"{tag}.base.ckpt")
-    acc = evaluate(task, model, {"full": None}, cfg, seed, device)["full"]
-    atomic_torch_save({"config": asdict(cfg.base), "model": model.state_dict(), "accuracy": acc}, done)
+    def train():
+        train_model(model, data, lambda m, x, y: task_loss(task.logits(m, x), y, w), cfg.base, progress=progress,
+                    desc=f"{tag} base", checkpoint=work / f"{tag}.base.ckpt")
+        return {"accuracy": evaluate(task, model, {"full": None}, cfg, seed, device)["full"]}
+
+    acc = train_or_load_model(model, work / f"{tag}.base.pt", asdict(cfg.base), train)["accuracy"]
     return model.eval(), acc
 
 
@@ -185,30 +174,21 @@ def train_mask_sets(task, model, sets: list[str | None], cfg: NetConfig, seed: i
                     device, progress=True, alphas: list[float] | None = None):
     """Masks on subtasks ``sets`` (``None`` = the full task, e.g. the control mask), all in one batched pass; set
     ``i`` sees its own batches. Returns ``(binary masks [M, *shape], history dict)``; reuses a finished run."""
-    done, hist_path = work / f"{tag}.masks.safetensors", work / f"{tag}.masks.json"
     mcfg = cfg.mask if alphas is None else replace(cfg.mask, alpha=tuple(alphas))
     masks = MaskSet(model, n_sets=len(sets), seed=seed, mode=forward_mode(model))
-    meta = {"sets": [str(s) for s in sets], "config": asdict(mcfg)}
-    if done.exists() and hist_path.exists():
-        saved = json.loads(hist_path.read_text())
-        if saved["meta"] != json.loads(dumps(meta)):
-            raise ValueError(f"{done} holds masks of a different configuration ({saved['meta']}); move it away")
-        return load_masks(done, model), saved["history"]
     w = torch.stack([task.digit_weights(s) for s in sets]).to(device)
 
     def data(step):
         xy = [task.sample(mcfg.batch_size, stream(seed, step, 1 + i), s) for i, s in enumerate(sets)]
         return torch.stack([x for x, _ in xy]).to(device), torch.stack([y for _, y in xy]).to(device)
 
-    hist = train_masks(masks, data,
-                       lambda out, y: task_loss(out, y, w), mcfg, checkpoint=work / f"{tag}.masks.ckpt",
-                       progress=progress, desc=f"{tag} masks {'/'.join(map(str, sets))}",
-                       forward=task.logits)
-    binary = masks.binary()
-    history = {"step": hist.step, "loss": hist.loss, "kept": hist.kept}
-    save_masks(done, binary, {"sets": json.dumps(meta["sets"])})
-    atomic_write_text(hist_path, dumps({"meta": meta, "history": history}))
-    return binary, history
+    def train():
+        return masks, train_masks(masks, data, lambda out, y: task_loss(out, y, w), mcfg,
+                                  checkpoint=work / f"{tag}.masks.ckpt", progress=progress,
+                                  desc=f"{tag} masks {'/'.join(map(str, sets))}", forward=task.logits)
+
+    meta = {"sets": [str(s) for s in sets], "config": asdict(mcfg)}
+    return train_or_load_masks(work / f"{tag}.masks", meta, model, train)
 
 
 @torch.no_grad()

@@ -19,9 +19,10 @@ import torch.nn.functional as F
 
 from .. import metrics, seq2seq
 from ..data import scan as data
-from ..masks import MaskFilter, MaskSet, forward_with, load_masks, save_masks, stacked_weights
-from ..train import BaseTrainConfig, MaskTrainConfig, train_masks, train_model
-from ..utils import atomic_torch_save, atomic_write_text, dumps, file_md5
+from ..masks import MaskFilter, MaskSet, forward_mode, forward_with, stacked_weights
+from ..train import (BaseTrainConfig, MaskTrainConfig, train_masks, train_model, train_or_load_masks,
+                     train_or_load_model)
+from ..utils import dumps, file_md5
 from .arithmetic import stream
 
 MODELS = ("lstm", "transformer")
@@ -161,59 +162,42 @@ def mask_filter(cfg: ScanConfig) -> MaskFilter:
     return MaskFilter(norms=cfg.model == "transformer")
 
 
-def forward_mode(cfg: ScanConfig) -> str:
-    return "loop" if cfg.model == "lstm" else "vmap"    # nn.LSTM has no vmap batching rule
-
-
 def train_net(cfg: ScanConfig, d: Data, split: str, steps: int, work: Path, tag: str, device, progress=True):
     """Train (or load) a network on ``split``'s training file: the base network, or a from-scratch baseline."""
-    done = work / f"{tag}.pt"
-    meta = json.loads(dumps({"model": cfg.model, "net": cfg.net, "split": split, "steps": steps,
-                             "base": asdict(cfg.base), "buckets": cfg.buckets, "data": cfg.data}))
+    config = json.loads(dumps({"model": cfg.model, "net": cfg.net, "split": split, "steps": steps,
+                               "base": asdict(cfg.base), "buckets": cfg.buckets, "data": cfg.data}))
     torch.manual_seed(cfg.seed)
     model = build(cfg, d).to(device)
-    if done.exists():
-        state = torch.load(done, map_location=device, weights_only=False)
-        if state["meta"] != meta:
-            raise ValueError(f"{done} was trained with a different configuration ({state['meta']}); move it away")
-        model.load_state_dict(state["model"])
-        return model.eval()
     tcfg = BaseTrainConfig(**{**asdict(cfg.base), "steps": steps})
 
     def batch(step):
         src, tgt = d.batch([split], step, 0, tcfg.batch_size, device)
         return (src[0], tgt[0]), tgt[0]
 
-    train_model(model, batch, lambda m, x, y: seq2seq.seq_loss(m(*x), y), tcfg, progress=progress,
-                desc=f"{cfg.model} {tag}", checkpoint=work / f"{tag}.ckpt")
-    atomic_torch_save({"meta": meta, "model": model.state_dict()}, done)
+    def train():
+        train_model(model, batch, lambda m, x, y: seq2seq.seq_loss(m(*x), y), tcfg, progress=progress,
+                    desc=f"{cfg.model} {tag}", checkpoint=work / f"{tag}.ckpt")
+
+    train_or_load_model(model, work / f"{tag}.pt", config, train)
     return model.eval()
 
 
 def train_split_masks(cfg: ScanConfig, d: Data, model, work: Path, device, progress=True):
     """One mask per split (the first, simple, is the full-problem mask), all in one batched pass; each set sees its
     own split's training batches. Returns ``(binary masks [M, *shape], history)``; reuses a finished run."""
-    done, hist_path = work / "masks.safetensors", work / "masks.json"
-    meta = json.loads(dumps({"sets": SPLITS, "config": asdict(cfg.mask), "buckets": cfg.buckets}))
     flt = mask_filter(cfg)
-    if done.exists() and hist_path.exists():
-        saved = json.loads(hist_path.read_text())
-        if saved["meta"] != meta:
-            raise ValueError(f"{done} holds masks of a different configuration ({saved['meta']}); move it away")
-        return load_masks(done, model, flt), saved["history"]
-    masks = MaskSet(model, n_sets=len(SPLITS), filter=flt, seed=cfg.seed, mode=forward_mode(cfg))
 
     def batch(step):
         src, tgt = d.batch(list(SPLITS), step, 100, cfg.mask.batch_size, device)
         return (src, tgt), tgt
 
-    hist = train_masks(masks, batch, seq2seq.seq_loss, cfg.mask, checkpoint=work / "masks.ckpt", progress=progress,
-                       desc=f"{cfg.model} masks {'/'.join(LABELS[s] for s in SPLITS)}")
-    binary = masks.binary()
-    history = {"step": hist.step, "loss": hist.loss, "kept": hist.kept}
-    save_masks(done, binary, {"sets": json.dumps(list(SPLITS))})
-    atomic_write_text(hist_path, dumps({"meta": meta, "history": history}))
-    return binary, history
+    def train():
+        masks = MaskSet(model, n_sets=len(SPLITS), filter=flt, seed=cfg.seed, mode=forward_mode(model))
+        return masks, train_masks(masks, batch, seq2seq.seq_loss, cfg.mask, checkpoint=work / "masks.ckpt",
+                                  progress=progress, desc=f"{cfg.model} masks {'/'.join(LABELS[s] for s in SPLITS)}")
+
+    meta = {"sets": SPLITS, "config": asdict(cfg.mask), "buckets": cfg.buckets}
+    return train_or_load_masks(work / "masks", meta, model, train, flt)
 
 
 @torch.no_grad()
@@ -234,7 +218,7 @@ def evaluate(cfg: ScanConfig, d: Data, model, variants: dict, device, splits=SPL
                     logits = model(src, tgt)[None]
                 else:
                     logits = forward_with(model, weights, (src.expand(n, *src.shape), tgt.expand(n, *tgt.shape)),
-                                          forward_mode(cfg))
+                                          forward_mode(model))
                 right += seq2seq.exact_match(logits, tgt).float().sum(-1)
             for j, v in enumerate(variants):
                 result[v][split] = (right[j] / len(enc)).item()
