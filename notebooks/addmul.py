@@ -45,12 +45,12 @@ from wmask.report import caption, describe_networks, mean_sd, plot_layer_overlap
 from wmask.tasks import addmul
 
 wmask.set_threads()
-summary = runner.run("addmul", preset, seeds, repo_root() / results, device=device, progress=False)
+summary = runner.run("addmul", preset, seeds, repo_root() / results, device=device, progress=False, stale="recompute")
 tables = {k: pd.DataFrame(v) for k, v in addmul.tables(summary["runs"]).items()}
-caption = caption(summary, "problems generated on the fly")
+where = caption(summary, "problems generated on the fly")
 run_cfg = summary["runs"][0]["config"]
 cfg = run_cfg["networks"]
-print(caption)
+print(where)
 describe_networks(cfg)
 
 # %% [markdown]
@@ -77,7 +77,7 @@ for ax, net in zip(axes[0], nets_plot):
     sub = acc[(acc.network == net) & acc["mask"].isin(order)]
     sns.barplot(data=sub, x="mask", y="accuracy", hue="evaluated on", order=order, errorbar="sd", ax=ax)
     ax.set(title=f"{net} ({cfg[net]['model']})", xlabel="mask", ylabel="accuracy (fraction solved)")
-fig.suptitle(f"Accuracy per mask — {caption}", fontsize=9)
+fig.suptitle(f"Accuracy per mask — {where}", fontsize=9)
 fig.tight_layout()
 
 # %% [markdown]
@@ -96,7 +96,7 @@ claims.print_check("specialise", tables, run_cfg)
 layers = tables["layers"]
 layers = layers[layers.network.isin(nets_plot) & (layers.layer != "total")]
 plot_layer_overlap(layers, nets_plot, "overlap of + and × masks",
-                   f"Per-layer IoU / IoMin of the + and × masks — {caption}");
+                   f"Per-layer IoU / IoMin of the + and × masks — {where}");
 
 # %%
 kept = layers.melt(id_vars=["seed", "network", "layer"], value_vars=["kept control", "kept +", "kept ×"],
@@ -107,7 +107,7 @@ for ax, net in zip(axes[0], nets_plot):
     sns.barplot(data=kept[kept.network == net], x="layer", y="weights kept", hue="mask", errorbar="sd", ax=ax)
     ax.set(title=net, xlabel="masked weight tensor (input → output)", ylabel="weights kept (count)")
     ax.tick_params(axis="x", rotation=30)
-fig.suptitle(f"Weights kept by each mask, per layer — {caption}", fontsize=9)
+fig.suptitle(f"Weights kept by each mask, per layer — {where}", fontsize=9)
 fig.tight_layout()
 
 # %% [markdown]
@@ -120,7 +120,7 @@ claims.print_check("partial-overlap", tables, run_cfg)
 # %% [markdown]
 # ## Inverted masks
 #
-# **Paper:** at the paper's width, ¬+ (everything the + mask removed) still multiplies; at small widths (spec §2.1)
+# **Paper:** at the paper's width, ¬+ (everything the + mask removed) still multiplies; at small widths (the paper's §3.1)
 # inverting either mask breaks **both** operations, because the weights both operations share go with it.
 
 # %% tags=["nbval-check-output"]
@@ -143,7 +143,7 @@ for name in cfg_sizes:
     ax.annotate(f"{name} {cfg[name]['hidden']}", (row["weights"], row["% of + weights shared with ×"]),
                 fontsize=7, textcoords="offset points", xytext=(4, 4))
 ax.set(xscale="log", xlabel="masked weights in the network (count, log scale)", ylabel="% of + weights shared with ×",
-       title=f"Sharing vs size — {caption}")
+       title=f"Sharing vs size — {where}")
 ax.title.set_fontsize(8)
 ax.xaxis.set_minor_formatter(NullFormatter())   # log axis: label the decades only
 fig.tight_layout()
@@ -176,7 +176,7 @@ for ax, col, title in zip(axes, ["own", "other"], ["own operation", "other opera
            title=f"mask evaluated on its {title}")
     ax.legend(fontsize=7)
 fig.colorbar(pts, ax=axes, label="% of + weights shared with ×")
-fig.suptitle(f"Accuracy vs α on {run_cfg['sweep_network']} (one point per seed) — {caption}", fontsize=8)
+fig.suptitle(f"Accuracy vs α on {run_cfg['sweep_network']} (one point per seed) — {where}", fontsize=8)
 
 # %% tags=["nbval-check-output"]
 claims.print_check("alpha-sweep", tables, run_cfg)

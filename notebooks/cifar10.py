@@ -45,15 +45,15 @@ from wmask.report import caption, repo_root
 from wmask.tasks import cifar10
 
 wmask.set_threads()
-summary = runner.run("cifar10", preset, seeds, repo_root() / results, device=device, progress=False, model=model)
+summary = runner.run("cifar10", preset, seeds, repo_root() / results, device=device, progress=False, stale="recompute", model=model)
 runs = summary["runs"]
 tables = {k: pd.DataFrame(v) for k, v in cifar10.tables(runs).items()}
 dataset = runs[0]["dataset"]
 if runs[0]["dataset_checksum"] not in dataset:
     dataset += f" (md5 {runs[0]['dataset_checksum']})"
-caption = caption(summary, dataset)
+where = caption(summary, dataset)
 c = runs[0]["config"]
-print(caption)
+print(where)
 net = "CNN" if c.get("model", "cnn") == "cnn" else f"ResNet-{c['depth']}"
 print(f"{net} width {c['width']}, {runs[0]['n_train']} training / {runs[0]['n_test']} held-out images, base "
       f"{c['base']['steps']} steps, masks {c['mask']['steps']} steps, alpha {c['mask']['alpha']}, clip "
@@ -79,7 +79,7 @@ axes[1].set(xlabel="removed class", ylabel="worst other-class drop / own drop (%
 axes[1].legend(fontsize=7)
 for ax in axes:
     ax.tick_params(axis="x", rotation=45)
-fig.suptitle(caption, fontsize=7)
+fig.suptitle(where, fontsize=7)
 fig.tight_layout()
 
 # %% [markdown]

@@ -17,7 +17,7 @@
 # and must output both sums modulo 100. The two subtasks are the *same* function on different inputs; a network
 # that reused weights would compute both with one circuit. We train the network on both pairs, then three masks in
 # one batched pass: a control mask (both pairs), a **pair 1** mask and a **pair 2** mask. In the FNN each pair runs
-# in its own forward pass with the other pair's inputs zeroed (spec §2.2), and each pass draws fresh mask samples.
+# in its own forward pass with the other pair's inputs zeroed (the paper's §3.2), and each pass draws fresh mask samples.
 #
 # Inverting the pair-1 mask removes exactly what pair 1 needs. A variant keeps the control mask on the input and
 # output layers when inverting, so that removing pair 1 cannot delete pair 2's input/output weights.
@@ -45,12 +45,12 @@ from wmask.report import caption, describe_networks, mean_sd, plot_layer_overlap
 from wmask.tasks import double_addition
 
 wmask.set_threads()
-summary = runner.run("double_addition", preset, seeds, repo_root() / results, device=device, progress=False)
+summary = runner.run("double_addition", preset, seeds, repo_root() / results, device=device, progress=False, stale="recompute")
 tables = {k: pd.DataFrame(v) for k, v in double_addition.tables(summary["runs"]).items()}
-caption = caption(summary, "problems generated on the fly")
+where = caption(summary, "problems generated on the fly")
 run_cfg = summary["runs"][0]["config"]
 cfg = run_cfg["networks"]
-print(caption)
+print(where)
 describe_networks(cfg)
 
 # %% [markdown]
@@ -75,7 +75,7 @@ for ax, net in zip(axes[0], nets):
     ax.set(title=f"{net} ({cfg[net]['model']} {cfg[net]['hidden']})", xlabel="mask",
            ylabel="accuracy (fraction solved)")
     plt.setp(ax.get_xticklabels(), rotation=35, ha="right", rotation_mode="anchor")
-fig.suptitle(f"Accuracy per mask — {caption}", fontsize=9)
+fig.suptitle(f"Accuracy per mask — {where}", fontsize=9)
 fig.tight_layout()
 
 # %% [markdown]
@@ -96,7 +96,7 @@ claims.print_check("inverted-pairs", tables, run_cfg)
 layers = tables["layers"]
 layers = layers[layers.network.isin(nets) & (layers.layer != "total")]
 plot_layer_overlap(layers, nets, "overlap of pair-1 and pair-2 masks",
-                   f"Per-layer IoU / IoMin of the pair masks — {caption}");
+                   f"Per-layer IoU / IoMin of the pair masks — {where}");
 
 # %% [markdown]
 # **Paper:** the hidden-layer overlap of the two pair masks is low (no reuse).
@@ -107,7 +107,7 @@ claims.print_check("pairs-low-overlap", tables, run_cfg)
 # %% [markdown]
 # ## The two clipping behaviours
 #
-# The masks use the authors' clipping (`clip_mode="all"`, spec §1), which produced the paper's figures. Networks
+# The masks use the authors' clipping (`clip_mode="all"`, the book's method page), which produced the paper's figures. Networks
 # named `*_masks_clip` train masks that clip the mask logits alone, on the same base network; they compare here.
 
 # %%

@@ -33,10 +33,11 @@ import seaborn as sns
 import torch
 
 import wmask
+from wmask import runner
 from wmask.tasks import planted
 
 wmask.set_threads()
-runs = [planted.run(planted.PlantedConfig(**{**planted.PRESETS[preset], "seed": s}), progress=False) for s in seeds]
+runs = [planted.run(runner.resolve("planted", preset, s), progress=False) for s in seeds]
 cfg = runs[0]["config"]
 where = f"preset {preset}, seeds {seeds}, {wmask.utils.device_name(torch.device('cpu'))}, synthetic teacher data"
 print(f"preset {preset}: hidden {cfg['hidden']} x {cfg['layers']} per sub-network, {cfg['base_steps']} base steps, "

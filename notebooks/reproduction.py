@@ -36,7 +36,8 @@ root = repo_root() / results
 stored = {}
 for path in sorted(root.glob("*/*/summary.json")):
     summary = json.loads(path.read_text())
-    stored[summary["experiment"], summary["preset"]] = summary
+    if not summary.get("overrides"):        # runs with command-line overrides are not the preset's
+        stored[summary["experiment"], summary["preset"]] = summary
 presets = ["smoke", "cpu", "paper"]
 rows, grid = [], {}
 for claim in claims.CLAIMS:
@@ -46,8 +47,8 @@ for claim in claims.CLAIMS:
         if summary is None:
             row[preset] = "not run"
             continue
-        module = runner.module_of(claim.experiment)
-        lines = claims.check(claim.key, module.tables(summary["runs"]), summary["runs"][0]["config"])
+        experiment = runner.experiment_of(claim.experiment)
+        lines = claims.check(claim.key, experiment.tables(summary["runs"]), summary["runs"][0]["config"])
         row[preset] = claims.tally(lines)
         made = [h for h, _ in lines if h is not None]
         grid[claim.key, preset] = sum(made) / len(made) if made else float("nan")
@@ -78,7 +79,7 @@ for claim in claims.CLAIMS:
         if summary is None:
             continue
         print(f"--- {claim.key} @ {preset}")
-        claims.print_check(claim.key, runner.module_of(claim.experiment).tables(summary["runs"]),
+        claims.print_check(claim.key, runner.experiment_of(claim.experiment).tables(summary["runs"]),
                            summary["runs"][0]["config"])
 
 # %% [markdown]

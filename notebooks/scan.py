@@ -47,12 +47,12 @@ from wmask.tasks import scan
 
 wmask.set_threads()
 models = list(scan.MODELS) if model == "both" else [model]
-summaries = {m: runner.run("scan", preset, seeds, repo_root() / results, device=device, progress=False, model=m)
+summaries = {m: runner.run("scan", preset, seeds, repo_root() / results, device=device, progress=False, stale="recompute", model=m)
              for m in models}
 tables = {m: {k: pd.DataFrame(v) for k, v in scan.tables(s["runs"]).items()} for m, s in summaries.items()}
 first = summaries[models[0]]["runs"][0]
-caption = caption(summaries[models[0]], f"{first['dataset']}, {first['dataset_checksum']}")
-print(caption)
+where = caption(summaries[models[0]], f"{first['dataset']}, {first['dataset_checksum']}")
+print(where)
 for m, s in summaries.items():
     c = s["runs"][0]["config"]
     print(f"{m}: {c['net'] or 'the paper size'}, base {c['base']['steps']} steps (batch {c['base']['batch_size']}), "
@@ -84,7 +84,7 @@ for ax, m in zip(axes[0], models):
     sns.barplot(data=fig4a[fig4a.model == m], x="split", y="accuracy", hue="how", errorbar="sd", ax=ax)
     ax.set(title=m, xlabel="test set", ylabel="exact-match accuracy", ylim=(0, 1.05))
     ax.legend(fontsize=7)
-fig.suptitle(caption, fontsize=7)
+fig.suptitle(where, fontsize=7)
 fig.tight_layout()
 
 # %% [markdown]
@@ -110,7 +110,7 @@ for ax, m in zip(axes[0], models):
     sns.barplot(data=r, x="token", y="removed %", order=tokens, errorbar="sd", ax=ax, color="tab:red")
     ax.set(title=f"{m}: add-jump mask", xlabel="output token", ylabel="output weights removed (%)")
     plt.setp(ax.get_xticklabels(), rotation=30, ha="right", rotation_mode="anchor")
-fig.suptitle(caption, fontsize=7)
+fig.suptitle(where, fontsize=7)
 fig.tight_layout()
 
 # %% [markdown]

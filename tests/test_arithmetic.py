@@ -1,4 +1,4 @@
-"""Arithmetic tasks (spec §2.1-2.2): encodings against plain Python arithmetic, the double-addition pair passes,
+"""Arithmetic tasks (the paper's §3.1-2.2): encodings against plain Python arithmetic, the double-addition pair passes,
 batched evaluation against separate forwards, and the experiment runner end to end at smoke size."""
 import json
 
@@ -98,8 +98,7 @@ def test_runner_end_to_end_at_smoke(experiment, tmp_path, capsys):
     summary = json.loads((out / "summary.json").read_text())
     run = summary["runs"][0]
     assert {"commit", "torch", "device", "wall_time_s", "preset", "seeds"} <= set(summary["provenance"])
-    module = runner.EXPERIMENTS[experiment]
-    assert set(run["networks"]) == set(module.PRESETS["smoke"]["networks"])
+    assert set(run["networks"]) == set(runner.EXPERIMENTS[experiment].presets["smoke"]["networks"])
     for net in run["networks"].values():
         subtasks = list(net["accuracy"]["full"])
         assert {"control", *subtasks, *(f"¬{s}" for s in subtasks)} <= set(net["accuracy"])
@@ -111,7 +110,7 @@ def test_runner_end_to_end_at_smoke(experiment, tmp_path, capsys):
     first = (out / "seed0.json").read_text()
     assert main(args) == 0 and (out / "seed0.json").read_text() == first
     data = json.loads(first)
-    next(iter(data["config"]["networks"].values()))["mask"]["alpha"] = 0.5
+    next(iter(data["store"]["key"]["config"]["networks"].values()))["mask"]["alpha"] = 0.5
     (out / "seed0.json").write_text(json.dumps(data))
     assert main(args) == 2 and "different configuration" in capsys.readouterr().err
 
@@ -144,6 +143,6 @@ def test_bad_configurations_are_named():
     with pytest.raises(ValueError, match="unknown arithmetic model 'gru'"):
         NetConfig(model="gru")
     with pytest.raises(ValueError, match="unknown networks"):
-        addmul.AddMulConfig(networks={"a": {}}, size_study=("b",))
+        addmul.AddMulConfig(networks={"a": NetConfig()}, size_study=("b",))
     with pytest.raises(ValueError, match="unknown clip_mode"):
-        double_addition.DoubleAddConfig(networks={"a": {"mask": {"clip_mode": "weights"}}})
+        double_addition.EXPERIMENT.config("smoke", 0, overrides={"networks.fnn.mask.clip_mode": "weights"})

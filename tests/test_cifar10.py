@@ -137,12 +137,3 @@ def test_resnet_experiment_end_to_end_at_smoke(tmp_path):
     assert run["config"]["model"] == "resnet" and run["config"]["official_test"]
     assert run["n_test"] == 3000 and len(run["relative_drop"]) == 10      # the synthetic "official" test half
     assert main(["run", "cifar10", "--model", "resnet", "--preset", "cpu", "--results", str(tmp_path)]) == 2
-
-
-def test_results_written_before_a_field_existed_still_match():
-    from wmask.runner import same_config
-    default = {"a": 1, "new": False, "nested": {"x": 1, "y": 0}}
-    assert same_config({"a": 2, "nested": {"x": 1}}, {"a": 2, "new": False, "nested": {"x": 1, "y": 0}}, default)
-    assert not same_config({"a": 2}, {"a": 2, "new": True, "nested": {}}, default)     # new field not at default
-    assert not same_config({"a": 2, "gone": 1}, {"a": 2}, default)
-    assert not same_config({"a": 3}, {"a": 2}, default)

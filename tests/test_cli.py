@@ -29,7 +29,8 @@ def test_run_writes_results_with_provenance_and_reuses_them(tmp_path, capsys):
     assert main(["run", "planted", "--preset", "smoke", "--seeds", "0", "--results", str(tmp_path), "--quiet"]) == 0
     assert seed_file.read_text() == first  # reused, not recomputed
     data = json.loads(first)
-    data["preset"] = "cpu"
+    data["store"]["key"]["config"]["hidden"] = 99
     seed_file.write_text(json.dumps(data))
     assert main(["run", "planted", "--preset", "smoke", "--seeds", "0", "--results", str(tmp_path)]) == 2
-    assert "different configuration" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "different configuration" in err and "config.hidden: 99 -> 16" in err

@@ -57,7 +57,7 @@ def test_default_filter_follows_the_paper():
 
 
 def per_sample_reference(model, masks, x, k, names):
-    """Each sample's masks applied in its own plain forward pass, with the spec's straight-through formula."""
+    """Each sample's masks applied in its own plain forward pass, with the paper's straight-through formula."""
     logits = {n: masks.logits[n].detach().clone().requires_grad_() for n in names}
     outs = []
     seeds = torch.randint(0, 2**62, (len(names),), generator=masks.generator)

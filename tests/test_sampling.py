@@ -10,7 +10,7 @@ IMPLS = ["eager", "compile"]
 
 
 def reference(logits, weight, v, k):
-    """The spec's sampler: logistic noise, s = sigmoid(l + noise), hard threshold, straight-through."""
+    """The paper's sampler: logistic noise, s = sigmoid(l + noise), hard threshold, straight-through."""
     u = 1.0 - v  # the sampler keeps iff v < sigmoid(l); the paper's noise is log(u) - log(1 - u) with u = 1 - v
     noise = torch.log(u) - torch.log(1.0 - u)
     s = torch.sigmoid(logits.repeat_interleave(k, 0) + noise)

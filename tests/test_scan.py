@@ -82,7 +82,7 @@ def test_padding_does_not_change_a_sequence_output(name, vocabs):
 
 
 def _tiny(model):
-    cfg = scan.config("smoke", 0, model)
+    cfg = scan.EXPERIMENT.config("smoke", 0, model)
     d = scan.Data(scan.load_splits(cfg)["pairs"], cfg)
     torch.manual_seed(0)
     return cfg, d, scan.build(cfg, d).eval()
@@ -155,7 +155,7 @@ def test_model_option_errors_are_named(capsys):
     assert "no choice of model" in capsys.readouterr().err
     with pytest.raises(ValueError, match="unknown SCAN data source"):
         scan.ScanConfig(data="web")
-    assert runner.module_of("scan-transformer") is scan
+    assert runner.experiment_of("scan-transformer") is scan.EXPERIMENT
 
 
 def test_scan_claims_on_hand_made_tables():

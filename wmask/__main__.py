@@ -1,4 +1,9 @@
-"""Command line: ``python -m wmask {info,run} ...``; ``python -m wmask run -h`` for the options."""
+"""Command line: ``python -m wmask {info,show,run,data} ...``; ``python -m wmask run -h`` for the options.
+
+Errors in what you ask for (an unknown key, a bad value, a file that cannot be read or written) print one line,
+``wmask: error: ...``, and exit with code 2. Ctrl-C keeps every finished stage and checkpoint; rerunning the same
+command resumes from them.
+"""
 from __future__ import annotations
 
 import argparse
@@ -8,27 +13,51 @@ import sys
 import torch
 
 
-def main(argv: list[str] | None = None) -> int:
+def _experiment_args(p: argparse.ArgumentParser, experiments) -> None:
+    p.add_argument("experiment", help=f"one of: {', '.join(sorted(experiments))}")
+    p.add_argument("overrides", nargs="*", metavar="key=value",
+                   help="config overrides in dotted keys, e.g. networks.fnn.mask.steps=500 ('show' lists the keys); "
+                        "they may come anywhere after the command")
+    p.add_argument("--preset", default="cpu", help="smoke (seconds), cpu (minutes on a laptop), paper (GPU)")
+    p.add_argument("--model", default=None, help="for experiments with a choice of model (scan: lstm, transformer; "
+                   "cifar10: cnn, resnet)")
+
+
+def parser() -> argparse.ArgumentParser:
     from . import runner
     ap = argparse.ArgumentParser(prog="wmask", description="Differentiable weight masks: run the experiments.")
     sub = ap.add_subparsers(dest="command", required=True)
     sub.add_parser("info", help="versions, device and mask sampler in use")
+    s = sub.add_parser("show", help="print an experiment's resolved config (paper defaults + preset + overrides)")
+    _experiment_args(s, runner.EXPERIMENTS)
     r = sub.add_parser("run", help="run an experiment at a preset and write results with provenance")
-    r.add_argument("experiment", help=f"one of: {', '.join(sorted(runner.EXPERIMENTS))}")
-    r.add_argument("--preset", default="cpu", help="smoke (seconds), cpu (minutes on a laptop), paper (GPU)")
-    r.add_argument("--model", default=None, help="for experiments with a choice of model (scan: lstm, transformer)")
+    _experiment_args(r, runner.EXPERIMENTS)
     r.add_argument("--seeds", default="0", help="e.g. 0,1,2 or 0-9 (default 0)")
     r.add_argument("--results", default="results", help="results folder (default: results)")
     r.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:N")
-    r.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: WMASK_THREADS or cores)")
+    r.add_argument("--threads", default=None, help="torch CPU threads (default: WMASK_THREADS or cores)")
     r.add_argument("--data-dir", default=None, help="dataset directory (default: $WMASK_DATA)")
+    r.add_argument("--stale", default="error", choices=["error", "reuse", "recompute"],
+                   help="stored work made by another version of wmask: refuse it (default), reuse it, or redo it")
     r.add_argument("--quiet", action="store_true", help="no progress bars")
     d = sub.add_parser("data", help="datasets: generate SCAN from its grammar")
     d.add_argument("dataset", choices=["scan"])
     d.add_argument("--generate", metavar="OUT_DIR", required=True,
                    help="write the generated dataset in the canonical layout and file names")
     d.add_argument("--seed", type=int, default=0, help="seed of the (non-canonical) simple split")
-    a = ap.parse_args(argv)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    from . import config, runner
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # key=value overrides may stand anywhere after the command (argparse would only take them before the options)
+    pairs = [x for x in argv[1:] if "=" in x and not x.startswith("-")]
+    a = parser().parse_args([x for x in argv if x not in pairs])
+    if pairs and a.command not in ("show", "run"):
+        print(f"wmask: error: {a.command} takes no key=value overrides (got {pairs[0]})", file=sys.stderr)
+        return 2
+    a.overrides = getattr(a, "overrides", []) + pairs
     if getattr(a, "data_dir", None):
         os.environ["WMASK_DATA"] = a.data_dir
     try:
@@ -43,14 +72,32 @@ def main(argv: list[str] | None = None) -> int:
             files = scan.write_generated(a.generate, a.seed)
             print(f"wrote {len(files)} files to {a.generate} (simple_split is a seeded split, not the canonical one)")
             return 0
-        summary = runner.run(a.experiment, a.preset, runner.parse_seeds(a.seeds), a.results, a.device, a.threads,
-                             progress=not a.quiet, model=a.model)
-        print(f"wrote {a.results}/{summary['experiment']}/{a.preset}/summary.json "
-              f"({len(summary['runs'])} seeds, {summary['provenance']['wall_time_s']:.0f} s)")
+        overrides = config.parse_overrides(a.overrides)
+        if a.command == "show":
+            print(config.to_yaml(runner.resolve(a.experiment, a.preset, 0, a.model, overrides)), end="")
+            return 0
+        from .utils import parse_threads
+        summary = runner.run(a.experiment, a.preset, runner.parse_seeds(a.seeds), a.results, a.device,
+                             parse_threads(a.threads), progress=not a.quiet, model=a.model, overrides=overrides,
+                             stale=a.stale)
+        folder = runner.folder_name(a.preset, overrides)
+        print(f"wrote {a.results}/{summary['experiment']}/{folder}/summary.json ({len(summary['runs'])} seeds run or "
+              f"reused, {summary['provenance']['wall_time_s']:.0f} s)")
         return 0
     except ValueError as err:
         print(f"wmask: error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:
+        where = f" {err.filename}" if err.filename else ""
+        print(f"wmask: error: cannot read or write{where}: {err.strerror or err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        where = "the results folder"
+        if a.command == "run":
+            where = f"{a.results}/{runner.label(a.experiment, a.model)}/{runner.folder_name(a.preset, overrides)}"
+        print(f"\nwmask: interrupted; finished stages and checkpoints are kept in {where}/seed<N>/: rerun the same "
+              "command to resume from them", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -168,7 +168,7 @@ CLAIMS = [
           "layers, and strongly in the input/output layers.", "§3.1, Fig. 2 (per-layer IoU / IoMin)",
           _partial_overlap),
     Claim("inverted-addmul", "addmul", "At the paper's width, the inverted + mask still multiplies and the inverted × "
-          "mask still adds (at small widths both break, spec §2.1).", "§3.1, Table 1 (¬+, ¬× columns)",
+          "mask still adds (at small widths both break, the paper's §3.1).", "§3.1, Table 1 (¬+, ¬× columns)",
           lambda t, c: _inverted_keeps_other(t, c, ADD)),
     Claim("sharing-vs-size", "addmul", "The share of weights the two operations have in common falls as the "
           "network grows.", "§3.1, Fig. 3 (% shared vs size)", _sharing_falls),

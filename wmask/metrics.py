@@ -1,4 +1,4 @@
-"""Sharing metrics on binary masks (spec §2.3). Pure functions; a mask value True means the weight is **kept**.
+"""Sharing metrics on binary masks (the book's method page). Pure functions; a mask value True means the weight is **kept**.
 
 Set-overlap metrics take either one bool tensor (-> a float) or a dict ``name -> bool tensor`` (-> a dict with one
 value per name plus ``"total"``, computed from the counts summed over all tensors, not as a mean of ratios).
@@ -76,7 +76,7 @@ def remaining_fraction(mask):
 
 
 def row_removed_percent(base: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
-    """Per row r of a ``[rows, cols]`` weight: ``100 * |base_r & ~other_r| / |base_r|`` (spec §2.3, Fig. 4b: the
+    """Per row r of a ``[rows, cols]`` weight: ``100 * |base_r & ~other_r| / |base_r|`` (the paper's Fig. 4b: the
     % of a token's output weights that ``other`` removes relative to ``base``). Rows empty in ``base`` give 0."""
     _check(base, other)
     if base.dim() != 2:
@@ -102,7 +102,7 @@ def confusion(pred: torch.Tensor, target: torch.Tensor, n_classes: int, normaliz
 
 def relative_drop(ref: torch.Tensor, conf: torch.Tensor) -> torch.Tensor:
     """Per class c: ``-(conf - ref)[c, c] / ref[c, c] * 100``, the % of class c's reference accuracy lost
-    (spec §2.3, CIFAR); 0 where the reference accuracy is 0."""
+    (the paper's CIFAR-10 analysis, Fig. 5); 0 where the reference accuracy is 0."""
     if ref.shape != conf.shape or ref.dim() != 2 or ref.shape[0] != ref.shape[1]:
         raise ValueError(f"need two square confusion matrices of one shape, got {tuple(ref.shape)}, "
                          f"{tuple(conf.shape)}")
@@ -112,7 +112,7 @@ def relative_drop(ref: torch.Tensor, conf: torch.Tensor) -> torch.Tensor:
 
 def worst_other_ratio(drops: torch.Tensor) -> torch.Tensor:
     """``drops[c, j]``: relative drop of class j under the mask trained without class c. Returns, per c, the largest
-    drop on any other class as % of the drop on c (spec §2.3); 0 where the drop on c is not positive."""
+    drop on any other class as % of the drop on c (the book's method page); 0 where the drop on c is not positive."""
     if drops.dim() != 2 or drops.shape[0] != drops.shape[1]:
         raise ValueError(f"drops must be square [classes, classes], got {tuple(drops.shape)}")
     n = drops.shape[0]

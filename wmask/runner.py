@@ -1,133 +1,172 @@
-"""Run an experiment at a preset for several seeds; write its summary with provenance into a results folder.
+"""Run an experiment at a preset (plus overrides) for several seeds; write its summary with provenance.
 
-Layout under ``<results>/<label>/<preset>/`` (the label is the experiment's name; for a model other than the
-experiment's default, plus ``-<model>``, e.g. ``scan`` for the LSTM and ``scan-transformer``):
+Layout under ``<results>/<label>/<folder>/`` (the label is the experiment's name; for a model other than the
+experiment's default, plus ``-<model>``, e.g. ``scan`` for the LSTM and ``scan-transformer``; the folder is the
+preset's name, plus ``+<hash>`` of the overrides when there are any, so runs with different overrides never share
+a folder):
 
-- ``seed<N>.json``: one seed's result and configuration, written atomically; reused when its configuration matches,
-  an error when it does not;
-- ``seed<N>/``: that seed's intermediate files (base networks, masks, checkpoints), so an interrupted run resumes;
-- ``summary.json``: all seeds plus provenance (preset, seeds, commit, torch, device, wall time);
-- ``<table>.csv``: tidy tables over all seeds, when the experiment defines them.
+- ``seed<N>.json``: one seed's result, its configuration and provenance (commit, code fingerprint), written
+  atomically; reused when its configuration and code match (see :mod:`wmask.store`);
+- ``seed<N>/``: that seed's reusable stages (base networks, masks, checkpoints), so an interrupted run resumes;
+- ``summary.json``: every finished seed in the folder plus provenance (preset, overrides, seeds, commit, torch,
+  device, wall time); written under a lock, so concurrent runs of different seeds lose nothing;
+- ``<table>.csv``: tidy tables over those seeds, when the experiment defines them.
 """
 from __future__ import annotations
 
+import contextlib
 import csv
+import fcntl
+import hashlib
 import io
 import json
 import time
-from dataclasses import asdict
 from pathlib import Path
 
+from . import config as _config
+from .experiment import Experiment
+from .store import Store, code_fingerprint, read_json
 from .tasks import addmul, cifar10, double_addition, planted, scan
 from .utils import atomic_write_text, dumps, get_device, provenance, set_threads
 
-# experiment name -> module with PRESETS, config(preset, seed) -> dataclass, run_preset(preset, seed, progress,
-# work, device) -> JSON-able dict, and optionally tables(runs) -> {name: rows}. A module with MODELS (the first is
-# the default) takes model= in config and run_preset, and keeps one results folder per model.
-EXPERIMENTS = {"planted": planted, "addmul": addmul, "double_addition": double_addition, "cifar10": cifar10,
-               "scan": scan}
-
-
+EXPERIMENTS: dict[str, Experiment] = {m.EXPERIMENT.name: m.EXPERIMENT
+                                      for m in (planted, addmul, double_addition, cifar10, scan)}
 GENERATED = "generated on the fly (no files)"
 
 
 def parse_seeds(text: str) -> list[int]:
-    """``"0,1,2"`` or ``"0-4"`` -> list of ints; anything else is an error that names the bad part."""
+    """``"0,1,2"`` or ``"0-4"`` -> list of ints (non-negative, no repeats); anything else names the bad part."""
     seeds = []
     for part in str(text).split(","):
         part = part.strip()
         try:
             if "-" in part[1:]:
-                lo, hi = part.split("-", 1)
-                seeds += list(range(int(lo), int(hi) + 1))
+                lo, hi = (int(x) for x in part.split("-", 1))
+                if hi < lo:
+                    raise ValueError(f"seed range {part!r} is empty (write it low-high, e.g. '1-3')")
+                seeds += list(range(lo, hi + 1))
             else:
                 seeds.append(int(part))
-        except ValueError:
+        except ValueError as err:
+            if "empty" in str(err):
+                raise
             raise ValueError(f"seeds must be integers like '0,1,2' or '0-4'; cannot read {part!r}") from None
+    if any(s < 0 for s in seeds):
+        raise ValueError(f"seeds must be >= 0, got {[s for s in seeds if s < 0]}")
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"seed {next(s for s in seeds if seeds.count(s) > 1)} is given twice in {text!r}")
     return seeds
 
 
-def check(experiment: str, preset: str, model: str | None = None):
-    """The experiment's module and its model (``None`` for experiments without a choice); named errors otherwise."""
+def check(experiment: str, preset: str, model: str | None = None) -> tuple[Experiment, str | None]:
+    """The experiment and its model (``None`` for experiments without a choice); named errors otherwise."""
     if experiment not in EXPERIMENTS:
         raise ValueError(f"unknown experiment {experiment!r}; known: {', '.join(sorted(EXPERIMENTS))}")
-    module = EXPERIMENTS[experiment]
-    models = getattr(module, "MODELS", None)
-    if models is None and model is not None:
-        raise ValueError(f"{experiment} has no choice of model (got --model {model})")
-    if models is not None:
-        model = model or models[0]
-        if model not in models:
-            raise ValueError(f"unknown model {model!r} for {experiment}; known: {', '.join(models)}")
-    presets = module.PRESETS[model] if model else module.PRESETS
-    if preset not in presets:
-        raise ValueError(f"unknown preset {preset!r} for {experiment}; known: {', '.join(presets)}")
-    return module, model
+    exp = EXPERIMENTS[experiment]
+    model = exp.model_or_default(model)
+    if preset not in exp.preset_table(model):
+        raise ValueError(f"unknown preset {preset!r} for {experiment}; known: {', '.join(exp.preset_table(model))}")
+    return exp, model
 
 
 def label(experiment: str, model: str | None = None) -> str:
     """The results folder (and summary ``experiment``) of a run: ``addmul``, ``scan`` (the default model, the
     LSTM), ``scan-transformer``."""
-    models = getattr(EXPERIMENTS[experiment], "MODELS", None)
+    models = EXPERIMENTS[experiment].models
     return experiment if model is None or model == models[0] else f"{experiment}-{model}"
 
 
-def module_of(label_: str):
-    """The module behind a results label (``scan-transformer`` -> the scan module)."""
+def experiment_of(label_: str) -> Experiment:
+    """The experiment behind a results label (``scan-transformer`` -> scan)."""
     return EXPERIMENTS[label_.split("-", 1)[0]]
 
 
+def folder_name(preset: str, overrides: dict) -> str:
+    """``preset``, or ``preset+<8 hex digits of the overrides>`` when there are any."""
+    if not overrides:
+        return preset
+    return f"{preset}+{hashlib.md5(dumps(overrides).encode()).hexdigest()[:8]}"
+
+
+def resolve(experiment: str, preset: str, seed: int = 0, model: str | None = None, overrides: dict | None = None):
+    exp, model = check(experiment, preset, model)
+    return exp.config(preset, seed, model, overrides)
+
+
+@contextlib.contextmanager
+def locked(path: Path, what: str, wait: bool):
+    """Hold an exclusive lock on ``path`` (created if needed); without ``wait``, another holder is a named error."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            raise ValueError(f"{what} is being run by another process (lock {path}); wait for it to finish") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
 def run(experiment: str, preset: str, seeds: list[int], results: str | Path = "results", device: str = "auto",
-        threads: int | None = None, progress: bool = True, model: str | None = None) -> dict:
-    module, model = check(experiment, preset, model)
-    by_model = {} if model is None else {"model": model}
-    experiment = label(experiment, model)
+        threads: int | None = None, progress: bool = True, model: str | None = None, overrides: dict | None = None,
+        stale: str = "error") -> dict:
+    """Run (or reuse) every seed; returns the summary of ``seeds`` (``summary.json`` holds every finished seed of
+    the folder). ``overrides``: dotted keys (see :mod:`wmask.config`); ``stale``: see :mod:`wmask.store`."""
+    if not seeds:
+        raise ValueError("no seeds to run")
+    exp, model = check(experiment, preset, model)
+    overrides = dict(overrides or {})
+    cfgs = {seed: exp.config(preset, seed, model, overrides) for seed in seeds}   # every error before any work
+    name = label(experiment, model)
     dev = get_device(device)
     set_threads(threads)
-    out_dir = Path(results) / experiment / preset
+    out_dir = Path(results) / name / folder_name(preset, overrides)
     runs, start = [], time.time()
     for seed in seeds:
-        path = out_dir / f"seed{seed}.json"
-        cfg = module.config(preset, seed, **by_model)
-        expected, default = (json.loads(dumps(asdict(c))) for c in (cfg, type(cfg)()))
-        if path.exists():
-            done = json.loads(path.read_text())
-            if (done.get("preset"), done.get("seed")) != (preset, seed) or \
-                    not same_config(done.get("config"), expected, default):
-                raise ValueError(f"{path} was written by a different configuration (preset {done.get('preset')!r}, "
-                                 f"seed {done.get('seed')!r}, config {done.get('config')}) than {preset!r} seed "
-                                 f"{seed} now has ({expected}); move it away first")
-            runs.append(done)
-            continue
-        t0 = time.time()
-        (out_dir / f"seed{seed}").mkdir(parents=True, exist_ok=True)
-        result = module.run_preset(preset, seed, progress=progress, work=out_dir / f"seed{seed}", device=dev,
-                                   **by_model)
-        done = {"experiment": experiment, "preset": preset, "seed": seed, "wall_time_s": time.time() - t0,
-                "device": provenance(dev)["device"], **json.loads(dumps(result))}
-        done.setdefault("dataset", GENERATED)
-        atomic_write_text(path, dumps(done))
-        runs.append(done)
-    summary = {"experiment": experiment, "preset": preset, "seeds": seeds,
-               "provenance": provenance(dev, wall_time_s=time.time() - start, preset=preset, seeds=seeds,
+        cfg = _config.to_dict(cfgs[seed])
+        key = {"experiment": name, "preset": preset, "overrides": overrides, "seed": seed, "config": cfg}
+
+        def compute(seed=seed, cfg_obj=cfgs[seed]):
+            t0 = time.time()
+            store = Store(out_dir / f"seed{seed}", stale)
+            result = exp.run(cfg_obj, store, dev, progress)
+            return {"experiment": name, "preset": preset, "overrides": overrides, "seed": seed,
+                    "config": _config.to_dict(cfg_obj), "wall_time_s": time.time() - t0,
+                    "device": provenance(dev)["device"], "commit": provenance(dev)["commit"],
+                    "dataset": GENERATED, **json.loads(dumps(result))}
+
+        with locked(out_dir / f".seed{seed}.lock", f"seed {seed} of {name} in {out_dir}", wait=False):
+            runs.append(Store(out_dir, stale).json(out_dir / f"seed{seed}.json", key, compute))
+    with locked(out_dir / ".summary.lock", f"the summary of {out_dir}", wait=True):
+        everything = finished_runs(out_dir, runs)
+        summary = write_summary(exp, out_dir, name, preset, overrides, everything, dev, time.time() - start)
+    return {**summary, "seeds": seeds, "runs": runs}
+
+
+def finished_runs(out_dir: Path, runs: list[dict]) -> list[dict]:
+    """This run's seeds plus every other finished seed in ``out_dir`` made by the same code, sorted by seed."""
+    by_seed = {r["seed"]: r for r in runs}
+    for path in out_dir.glob("seed*.json"):
+        other = read_json(path)
+        if other.get("seed") not in by_seed and other.get("store", {}).get("code") == code_fingerprint():
+            by_seed[other["seed"]] = other
+    return [by_seed[s] for s in sorted(by_seed)]
+
+
+def write_summary(exp: Experiment, out_dir: Path, name: str, preset: str, overrides: dict, runs: list[dict], dev,
+                  wall: float) -> dict:
+    seeds = [r["seed"] for r in runs]
+    summary = {"experiment": name, "preset": preset, "overrides": overrides, "seeds": seeds,
+               "provenance": provenance(dev, wall_time_s=wall, preset=preset, overrides=overrides, seeds=seeds,
+                                        code=code_fingerprint(),
                                         dataset=sorted({r.get("dataset", GENERATED) for r in runs}),
                                         dataset_checksum=sorted({r.get("dataset_checksum", "") for r in runs})),
                "runs": runs}
     atomic_write_text(out_dir / "summary.json", dumps(summary))
-    for name, rows in (module.tables(runs) if hasattr(module, "tables") else {}).items():
-        atomic_write_text(out_dir / f"{name}.csv", to_csv(rows))
+    for table, rows in (exp.tables(runs) if exp.tables else {}).items():
+        atomic_write_text(out_dir / f"{table}.csv", to_csv(rows))
     return summary
-
-
-def same_config(stored, expected, default) -> bool:
-    """``stored == expected``, except that a key ``stored`` lacks (a field added after it was written) matches when
-    ``expected`` holds that field's default value, i.e. the behaviour the older code had."""
-    if not (isinstance(stored, dict) and isinstance(expected, dict)):
-        return stored == expected
-    default = default if isinstance(default, dict) else {}
-    return set(stored) <= set(expected) and all(
-        same_config(stored[k], v, default.get(k)) if k in stored else (k in default and default[k] == v)
-        for k, v in expected.items())
 
 
 def to_csv(rows: list[dict]) -> str:

@@ -17,13 +17,13 @@ from .utils import atomic_torch_save, atomic_write_text, dumps
 
 # "masks": clip each set's gradient norm over its mask logits (what the method describes).
 # "all": the authors' code: the norm also covers the frozen parameters' gradients, which are never zeroed during a
-#        mask-training stage and so accumulate (and get scaled by every clip), spec §1.
+#        mask-training stage and so accumulate (and get scaled by every clip), the book's method page.
 CLIP_MODES = ("masks", "all")
 
 
 @dataclass
 class MaskTrainConfig:
-    """Mask training hyper-parameters; defaults are the paper's add/mul settings (spec §1)."""
+    """Mask training hyper-parameters; defaults are the paper's add/mul settings (the book's method page)."""
     steps: int = 20_000
     lr: float = 1e-2          # Adam on the mask logits, constant
     alpha: float | tuple = 1e-4  # regulariser: alpha * sum(raw logits) / batch_size; a tuple gives one per set
@@ -152,7 +152,7 @@ def train_masks(masks: MaskSet, data, loss_fn: Callable, cfg: MaskTrainConfig | 
 
 @dataclass
 class BaseTrainConfig:
-    """Base-network training: Adam, no weight decay, gradient-norm clipping (spec §1 defaults)."""
+    """Base-network training: Adam, no weight decay, gradient-norm clipping (the paper's defaults; the book's method page)."""
     steps: int = 20_000
     lr: float = 1e-3
     batch_size: int = 128

@@ -44,8 +44,25 @@ def set_threads(n: int | None = None) -> int:
 
     Oversubscribed threads (a second busy process on a 2-core machine) make CPU steps tens of times slower, so
     runs and benchmarks fix the count explicitly."""
-    n = n or int(os.environ.get("WMASK_THREADS", 0)) or os.cpu_count() or 1
+    if n is None:
+        n = parse_threads(os.environ.get("WMASK_THREADS") or None, "WMASK_THREADS")
+    if n is not None and (not isinstance(n, int) or n < 1):
+        raise ValueError(f"threads must be a positive integer, got {n!r}")
+    n = n or os.cpu_count() or 1
     torch.set_num_threads(n)
+    return n
+
+
+def parse_threads(text: str | None, what: str = "--threads") -> int | None:
+    """A thread count from text (``None`` stays ``None``); anything but a positive integer names ``what``."""
+    if text is None:
+        return None
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise ValueError(f"{what} must be a positive integer, got {text!r}")
     return n
 
 
@@ -72,12 +89,19 @@ def atomic_path(path: str | os.PathLike):
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
+    os.chmod(tmp, 0o666 & ~_umask())   # mkstemp makes it owner-only; give it the permissions open() would
     try:
         yield tmp
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:

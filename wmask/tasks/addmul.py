@@ -6,41 +6,48 @@ repeats this over FNN widths; an α sweep trains "+" and "×" masks at several r
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field, replace
 
 from .. import metrics
+from ..experiment import Experiment
+from ..train import BaseTrainConfig, MaskTrainConfig
 from .arithmetic import AddMul, NetConfig, base_tag, evaluate, run_networks, train_base, train_mask_sets
+
+
+def _fnn(hidden, base_steps, mask_steps, clip_mode="all", **mask) -> NetConfig:
+    return NetConfig(model="fnn", hidden=hidden, base=BaseTrainConfig(steps=base_steps, eval_every=0),
+                     mask=MaskTrainConfig(steps=mask_steps, log_every=100, clip_mode=clip_mode, **mask))
+
+
+def _lstm(hidden, base_steps, mask_steps, clip_mode="all", **mask) -> NetConfig:
+    return replace(_fnn(hidden, base_steps, mask_steps, clip_mode, **mask), model="lstm", lstm_steps=3)
+
+
+def paper_networks() -> dict[str, NetConfig]:
+    """The paper's: 20k base and 20k mask steps, widths small / medium / big / huge, LSTM 2 x 256 (for a GPU)."""
+    return {"fnn_small": _fnn([400, 400, 200], 20_000, 20_000), "fnn_medium": _fnn([800] * 4, 20_000, 20_000),
+            "fnn_big": _fnn([2000] * 4, 20_000, 20_000), "fnn_huge": _fnn([4000] * 4, 20_000, 20_000),
+            "fnn_big_masks_clip": _fnn([2000] * 4, 20_000, 20_000, clip_mode="masks"),
+            "lstm": _lstm([256, 256], 20_000, 20_000)}
 
 
 @dataclass
 class AddMulConfig:
-    networks: dict = field(default_factory=dict)   # name -> NetConfig; every network gets control, +, × masks
-    size_study: tuple = ()                         # FNN names, smallest first, for "% shared vs network size"
-    sweep_network: str = ""                        # the α sweep trains + and × masks on this network's base net
-    sweep_alphas: tuple = ()
+    """§2.1 of the paper; the defaults are the paper's settings."""
+    networks: dict[str, NetConfig] = field(default_factory=paper_networks)  # each gets control, +, × masks
+    size_study: tuple[str, ...] = ("fnn_small", "fnn_medium", "fnn_big", "fnn_huge")  # smallest first
+    sweep_network: str = "fnn_big"             # the α sweep trains + and × masks on this network's base net
+    sweep_alphas: tuple[float, ...] = (1e-5, 3e-5, 1e-4, 3e-4, 1e-3)
     seed: int = 0
 
     def __post_init__(self):
-        self.networks = {n: c if isinstance(c, NetConfig) else NetConfig(**c) for n, c in self.networks.items()}
-        self.size_study, self.sweep_alphas = tuple(self.size_study), tuple(self.sweep_alphas)
         unknown = [n for n in (*self.size_study, *([self.sweep_network] if self.sweep_network else []))
                    if n not in self.networks]
         if unknown:
             raise ValueError(f"size study / sweep name unknown networks {unknown}; known: {list(self.networks)}")
 
 
-def _fnn(hidden, base_steps, mask_steps, clip_mode="all", **mask):
-    return dict(model="fnn", hidden=hidden, base=dict(steps=base_steps, eval_every=0),
-                mask=dict(steps=mask_steps, log_every=100, clip_mode=clip_mode, **mask))
-
-
-def _lstm(hidden, base_steps, mask_steps, clip_mode="all", **mask):
-    return dict(model="lstm", hidden=hidden, lstm_steps=3, base=dict(steps=base_steps, eval_every=0),
-                mask=dict(steps=mask_steps, log_every=100, clip_mode=clip_mode, **mask))
-
-
-# Masks use the authors' clipping ("all", spec §1) unless a network's name ends in "_masks_clip"; such a network
+# Masks use the authors' clipping ("all", the book's method page) unless a network's name ends in "_masks_clip"; such a network
 # shares its base net with the one it is named after, so the two clipping modes compare on the same weights.
 PRESETS = {
     # seconds: tiny nets, enough steps to exercise every code path (the numbers mean nothing)
@@ -55,29 +62,17 @@ PRESETS = {
                           "fnn_s": _fnn([200, 200, 100], 5000, 1500),
                           "lstm": _lstm([128, 128], 3000, 600)},
                 size_study=("fnn_xs", "fnn_s", "fnn"), sweep_network="fnn_s", sweep_alphas=(3e-5, 1e-4, 1e-3)),
-    # the paper: 20k base and 20k mask steps, widths small / medium / big / huge, LSTM 2 x 256; for a GPU
-    "paper": dict(networks={"fnn_small": _fnn([400, 400, 200], 20_000, 20_000),
-                            "fnn_medium": _fnn([800] * 4, 20_000, 20_000),
-                            "fnn_big": _fnn([2000] * 4, 20_000, 20_000),
-                            "fnn_huge": _fnn([4000] * 4, 20_000, 20_000),
-                            "fnn_big_masks_clip": _fnn([2000] * 4, 20_000, 20_000, clip_mode="masks"),
-                            "lstm": _lstm([256, 256], 20_000, 20_000)},
-                  size_study=("fnn_small", "fnn_medium", "fnn_big", "fnn_huge"), sweep_network="fnn_big",
-                  sweep_alphas=(1e-5, 3e-5, 1e-4, 3e-4, 1e-3)),
+    "paper": {},
 }
 
 
-def config(preset: str, seed: int) -> AddMulConfig:
-    return AddMulConfig(**{**PRESETS[preset], "seed": seed})
-
-
-def run_sweep(cfg: AddMulConfig, work: Path, device, progress=True) -> list[dict]:
+def run_sweep(cfg: AddMulConfig, store, device, progress=True) -> list[dict]:
     """+ and × masks at every α of the sweep, all in one batched pass, on the sweep network's base net."""
     task, net = AddMul(), cfg.networks[cfg.sweep_network]
-    model, _ = train_base(task, net, cfg.seed, work, base_tag(cfg.networks, cfg.sweep_network), device, progress)
+    model, _ = train_base(task, net, cfg.seed, store, base_tag(cfg.networks, cfg.sweep_network), device, progress)
     sets = [op for _ in cfg.sweep_alphas for op in ("+", "×")]
     alphas = [a for a in cfg.sweep_alphas for _ in ("+", "×")]
-    binary, _ = train_mask_sets(task, model, sets, net, cfg.seed, work, f"{cfg.sweep_network}.sweep", device,
+    binary, _ = train_mask_sets(task, model, sets, net, cfg.seed, store, f"{cfg.sweep_network}.sweep", device,
                                 progress, alphas=alphas)
     masks = [{p: t[i] for p, t in binary.items()} for i in range(len(sets))]
     acc = evaluate(task, model, {str(i): m for i, m in enumerate(masks)}, net, cfg.seed, device)
@@ -91,11 +86,10 @@ def run_sweep(cfg: AddMulConfig, work: Path, device, progress=True) -> list[dict
     return rows
 
 
-def run_preset(preset: str, seed: int, progress: bool = True, work: str | Path = ".", device="cpu") -> dict:
-    cfg, work = config(preset, seed), Path(work)
-    nets = run_networks(cfg.networks, lambda net: AddMul(), seed, work, device, progress)
-    sweep = run_sweep(cfg, work, device, progress) if cfg.sweep_alphas else []
-    return {"config": asdict(cfg), "networks": nets, "sweep": sweep}
+def run(cfg: AddMulConfig, store, device="cpu", progress: bool = True) -> dict:
+    nets = run_networks(cfg.networks, lambda net: AddMul(), cfg.seed, store, device, progress)
+    sweep = run_sweep(cfg, store, device, progress) if cfg.sweep_alphas else []
+    return {"networks": nets, "sweep": sweep}
 
 
 def tables(runs: list[dict]) -> dict[str, list[dict]]:
@@ -116,3 +110,6 @@ def tables(runs: list[dict]) -> dict[str, list[dict]]:
                                    "IoU": total["IoU"], "IoMin": total["IoMin"]})
         out["sweep"] += [{"seed": seed, **row} for row in run["sweep"]]
     return out
+
+
+EXPERIMENT = Experiment("addmul", AddMulConfig, PRESETS, run, tables)

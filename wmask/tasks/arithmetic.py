@@ -1,4 +1,4 @@
-"""The arithmetic tasks of spec §2.1–2.2 and the experiment steps they share.
+"""The arithmetic tasks of the paper's §3.1–2.2 and the experiment steps they share.
 
 Numbers 0..99 are written as two one-hot digits, least significant first. **Add/mul**: input = a, b (4 digits) and a
 one-hot operation (+, ×), 42 dims; target = (a + b) or (a · b) mod 100, two digits. **Double addition**: input = a1,
@@ -13,16 +13,15 @@ one batched pass (:func:`train_mask_sets`), then evaluate many masks (and their 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
 from .. import metrics
-from ..masks import MaskSet, forward_mode, forward_with, invert, stacked_weights
+from ..evaluate import variants_forward
+from ..masks import MaskSet, forward_mode, invert
 from ..models import FNN, RepeatLSTM
-from ..train import (BaseTrainConfig, MaskTrainConfig, train_masks, train_model, train_or_load_masks,
-                     train_or_load_model)
+from ..train import BaseTrainConfig, MaskTrainConfig, train_masks, train_model
 
 OPS = ("+", "×")
 
@@ -112,22 +111,20 @@ def solved(logits, y, w):
 
 @dataclass
 class NetConfig:
-    """One network of an arithmetic experiment, its base training and its mask training."""
+    """One network of an arithmetic experiment, its base training and its mask training (paper defaults: the
+    "big" FNN, 20k base and 20k mask steps, §2.1 of the paper and the book's method page)."""
     model: str = "fnn"                        # fnn | lstm
-    hidden: tuple = (2000, 2000, 2000, 2000)  # FNN widths; for the LSTM one width per layer
+    hidden: tuple[int, ...] = (2000, 2000, 2000, 2000)  # FNN widths; for the LSTM one width per layer
     lstm_steps: int = 3                       # how often the LSTM sees its input
     base: BaseTrainConfig = field(default_factory=lambda: BaseTrainConfig(steps=20_000, eval_every=0))
-    mask: MaskTrainConfig = field(default_factory=lambda: MaskTrainConfig(steps=20_000, log_every=200))
+    mask: MaskTrainConfig = field(default_factory=lambda: MaskTrainConfig(steps=20_000, log_every=200,
+                                                                          clip_mode="all"))
     n_test: int = 4096                        # random test problems (add/mul always uses all 20,000)
 
     def __post_init__(self):
         if self.model not in ("fnn", "lstm"):
             raise ValueError(f"unknown arithmetic model {self.model!r}; expected 'fnn' or 'lstm'")
         self.hidden = tuple(self.hidden)
-        if isinstance(self.base, dict):
-            self.base = BaseTrainConfig(**self.base)
-        if isinstance(self.mask, dict):
-            self.mask = MaskTrainConfig(**self.mask)
 
 
 def base_tag(networks: dict[str, NetConfig], name: str) -> str:
@@ -151,7 +148,7 @@ def stream(seed: int, step: int, salt: int) -> torch.Generator:
     return torch.Generator().manual_seed(((seed * 1_000_003 + salt) * 1_000_000_007 + step) % 2**63)
 
 
-def train_base(task, cfg: NetConfig, seed: int, work: Path, tag: str, device, progress=True):
+def train_base(task, cfg: NetConfig, seed: int, store, tag: str, device, progress=True):
     """Train (or load) the base network of ``tag``; returns it (eval mode, on ``device``) and its test accuracy."""
     torch.manual_seed(seed)
     model = build(task, cfg).to(device)
@@ -163,14 +160,16 @@ def train_base(task, cfg: NetConfig, seed: int, work: Path, tag: str, device, pr
 
     def train():
         train_model(model, data, lambda m, x, y: task_loss(task.logits(m, x), y, w), cfg.base, progress=progress,
-                    desc=f"{tag} base", checkpoint=work / f"{tag}.base.ckpt")
+                    desc=f"{tag} base", checkpoint=store.checkpoint(f"{tag}.base"))
         return {"accuracy": evaluate(task, model, {"full": None}, cfg, seed, device)["full"]}
 
-    acc = train_or_load_model(model, work / f"{tag}.base.pt", asdict(cfg.base), train)["accuracy"]
+    key = {"model": cfg.model, "hidden": cfg.hidden, "lstm_steps": cfg.lstm_steps, "base": asdict(cfg.base),
+           "task": task.name, "seed": seed}
+    acc = store.network(f"{tag}.base", model, key, train)["accuracy"]
     return model.eval(), acc
 
 
-def train_mask_sets(task, model, sets: list[str | None], cfg: NetConfig, seed: int, work: Path, tag: str,
+def train_mask_sets(task, model, sets: list[str | None], cfg: NetConfig, seed: int, store, tag: str,
                     device, progress=True, alphas: list[float] | None = None):
     """Masks on subtasks ``sets`` (``None`` = the full task, e.g. the control mask), all in one batched pass; set
     ``i`` sees its own batches. Returns ``(binary masks [M, *shape], history dict)``; reuses a finished run."""
@@ -184,26 +183,18 @@ def train_mask_sets(task, model, sets: list[str | None], cfg: NetConfig, seed: i
 
     def train():
         return masks, train_masks(masks, data, lambda out, y: task_loss(out, y, w), mcfg,
-                                  checkpoint=work / f"{tag}.masks.ckpt", progress=progress,
+                                  checkpoint=store.checkpoint(f"{tag}.masks"), progress=progress,
                                   desc=f"{tag} masks {'/'.join(map(str, sets))}", forward=task.logits)
 
-    meta = {"sets": [str(s) for s in sets], "config": asdict(mcfg)}
-    return train_or_load_masks(work / f"{tag}.masks", meta, model, train)
+    key = {"sets": [str(s) for s in sets], "mask": asdict(mcfg), "seed": seed}
+    return store.masks(f"{tag}.masks", key, model, train)
 
 
 @torch.no_grad()
 def evaluate(task, model, variants: dict, cfg: NetConfig, seed: int, device, chunk: int = 2500) -> dict:
     """Test accuracy of ``model`` under each mask in ``variants`` (name -> masks dict, ``None`` = unmasked) on each
     subtask: ``{variant: {subtask: accuracy}}``. All variants run in one batched pass per test chunk."""
-    masked = any(m is not None for m in variants.values())
-    weights = stacked_weights(model, list(variants.values())) if masked else None
-    mode = forward_mode(model)
-
-    def call(inp):
-        if weights is None:
-            return model(inp[0])[None]
-        return forward_with(model, weights, inp, mode)
-
+    call = variants_forward(model, list(variants.values()))
     result = {v: {} for v in variants}
     for subtask in task.subtasks:
         x, y = task.test_set(subtask, cfg.n_test, torch.Generator().manual_seed(10 ** 6 + seed))
@@ -211,9 +202,7 @@ def evaluate(task, model, variants: dict, cfg: NetConfig, seed: int, device, chu
         right = torch.zeros(len(variants), device=device)
         for i in range(0, len(x), chunk):
             xs, ys = x[i:i + chunk].to(device), y[i:i + chunk].to(device)
-            xv = xs.expand(len(variants) if masked else 1, *xs.shape)
-            logits = task.logits(call, xv)
-            right += solved(logits, ys, w).float().sum(-1)
+            right += solved(task.logits(call, xs), ys, w).float().sum(-1)
         for j, v in enumerate(variants):
             result[v][subtask] = (right[j] / len(x)).item()
     return result
@@ -233,28 +222,27 @@ def layer_table(masks: dict[str, dict], a: str, b: str) -> list[dict]:
     return rows
 
 
-def run_networks(networks: dict[str, NetConfig], task_for, seed: int, work: Path, device, progress=True,
+def run_networks(networks: dict[str, NetConfig], task_for, seed: int, store, device, progress=True,
                  keep_io: bool = False) -> dict:
     """:func:`run_network` on every network (``task_for(cfg)`` gives its task), networks that differ only in mask
     training sharing one base net; each result also records its clipping mode and α."""
-    work.mkdir(parents=True, exist_ok=True)
     out = {}
     for name, net in networks.items():
         base = base_tag(networks, name)
         out[name] = {"clip_mode": net.mask.clip_mode, "alpha": net.mask.alpha, "base": base,
-                     **run_network(task_for(net), net, seed, work, name, device, progress, keep_io, base)}
+                     **run_network(task_for(net), net, seed, store, name, device, progress, keep_io, base)}
     return out
 
 
-def run_network(task, cfg: NetConfig, seed: int, work: Path, tag: str, device, progress=True,
+def run_network(task, cfg: NetConfig, seed: int, store, tag: str, device, progress=True,
                 keep_io: bool = False, base: str | None = None) -> dict:
     """The experiment on one network: base training; the control mask (full task) and one mask per subtask in one
     batched pass; accuracy of the unmasked net, every mask and every inverted mask on every subtask. ``keep_io``
     adds the inversions that keep the control mask on the input and output layers (§2.2's variant). ``base``: the
     tag of the base network to train or reuse (default ``tag``)."""
-    model, base_acc = train_base(task, cfg, seed, work, base or tag, device, progress)
+    model, base_acc = train_base(task, cfg, seed, store, base or tag, device, progress)
     sets = [None, *task.subtasks]
-    binary, history = train_mask_sets(task, model, sets, cfg, seed, work, tag, device, progress)
+    binary, history = train_mask_sets(task, model, sets, cfg, seed, store, tag, device, progress)
     names = ["control", *task.subtasks]
     m = {name: {p: t[i] for p, t in binary.items()} for i, name in enumerate(names)}
     io = [next(iter(binary)), list(binary)[-1]]

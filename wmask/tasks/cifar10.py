@@ -9,8 +9,8 @@ Compare each class-removal mask's confusion matrix on the held-out 20 % with the
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field, replace
-from pathlib import Path
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 import torch
@@ -18,10 +18,12 @@ import torch.nn.functional as F
 
 from .. import metrics
 from ..data import cifar10 as data
-from ..masks import MaskFilter, MaskSet, forward_with, load_masks, save_masks, stacked_weights
+from ..config import to_dict
+from ..evaluate import variants_forward
+from ..experiment import Experiment
+from ..masks import MaskFilter, MaskSet
 from ..models import CifarResNet, SimpleCNN
 from ..train import BaseTrainConfig, MaskTrainConfig, sgd, train_masks, train_model
-from ..utils import atomic_torch_save
 from .arithmetic import stream
 
 N_CLASSES = 10
@@ -32,11 +34,12 @@ MODELS = ("cnn", "resnet")
 
 @dataclass
 class CifarConfig:
+    """§2.5 of the paper; the defaults are the paper's settings for the simple CNN."""
     model: str = "cnn"              # cnn (the simple CNN) | resnet (He et al.'s CIFAR ResNet)
     width: int = 32                 # channels of the first conv (CNN: 32-64-128-256 in the paper; ResNet: 16)
     depth: int = 110                # ResNet depth, 6n + 2
     dropout: bool = True            # CNN only
-    sgd: dict = field(default_factory=dict)   # {} = Adam; else train.sgd's momentum, weight_decay, milestones
+    sgd: dict[str, Any] = field(default_factory=dict)   # {} = Adam; else train.sgd's momentum, weight_decay, milestones
     augment: bool = False           # random 32x32 crops of the 4-padded image and horizontal flips
     official_test: bool = False     # train on all 50k, test on the official 10k (the ResNet recipe)
     dataset: str = "cifar10"        # "cifar10" (from the data directory) or "synthetic" (generated, for smoke)
@@ -52,10 +55,6 @@ class CifarConfig:
             raise ValueError(f"unknown CIFAR model {self.model!r}; expected one of {MODELS}")
         if self.dataset not in ("cifar10", "synthetic"):
             raise ValueError(f"unknown dataset {self.dataset!r}; expected 'cifar10' or 'synthetic'")
-        if isinstance(self.base, dict):
-            self.base = BaseTrainConfig(**self.base)
-        if isinstance(self.mask, dict):
-            self.mask = MaskTrainConfig(**self.mask)
 
 
 def _cfg(width, base_steps, mask_steps, mask_lr=1e-3, **kw):
@@ -66,9 +65,9 @@ def _cfg(width, base_steps, mask_steps, mask_lr=1e-3, **kw):
 
 def _resnet(depth, width, base_steps, mask_steps, **kw):
     """He et al.'s recipe: SGD 0.9, lr 0.1, wd 1e-4, lr / 10 at 50 % and 75 % of training, crops + flips, the
-    official test set. Masks (spec §1): alpha 2e-5 with the regulariser over 128 while the batch is 256, i.e.
-    alpha 4e-5 over the batch here; lr 3e-2; norms and biases masked."""
-    return dict(model="resnet", depth=depth, width=width, augment=True, official_test=True,
+    official test set. Masks (the paper's appendix): alpha 2e-5 with the regulariser over 128 while the batch is
+    256, i.e. alpha 4e-5 over the batch here; lr 3e-2; norms and biases masked."""
+    return dict(depth=depth, width=width, augment=True, official_test=True,
                 sgd=dict(momentum=0.9, weight_decay=1e-4, milestones=[base_steps // 2, base_steps * 3 // 4]),
                 base=dict(steps=base_steps, lr=0.1, clip=1e9, eval_every=0),
                 mask=dict(steps=mask_steps, lr=3e-2, alpha=4e-5, k=4, batch_size=256, clip=1.0, clip_mode="all",
@@ -89,12 +88,6 @@ PRESETS = {
         "paper": _resnet(110, 16, 64_000, 30_000),
     },
 }
-
-
-def config(preset: str, seed: int, model: str = "cnn") -> CifarConfig:
-    if model not in PRESETS:
-        raise ValueError(f"unknown CIFAR model {model!r}; expected one of {MODELS}")
-    return CifarConfig(**{**PRESETS[model][preset], "seed": seed})
 
 
 def synthetic(n_per_class: int = 300, seed: int = 0) -> dict:
@@ -169,33 +162,31 @@ def crop_flip(x: torch.Tensor, gen: torch.Generator, pad: int = 4) -> torch.Tens
 def predict(model, variants: list[dict | None], test, batches: Batches, chunk=1000):
     """Predicted classes of the held-out images under each mask in ``variants`` (``None`` = unmasked), all in one
     batched pass per chunk."""
-    weights = stacked_weights(model, variants)
-    preds = []
-    with torch.no_grad():
-        for i in range(0, len(test[1]), chunk):
-            x = batches.norm(test[0][i:i + chunk])
-            preds.append(forward_with(model, weights, x.expand(len(variants), *x.shape)).argmax(-1).cpu())
-    return torch.cat(preds, 1)
+    call = variants_forward(model, variants)
+    return torch.cat([call(batches.norm(test[0][i:i + chunk])).argmax(-1).cpu()
+                      for i in range(0, len(test[1]), chunk)], 1)
 
 
-def run(cfg: CifarConfig, work: Path, device="cpu", progress=True) -> dict:
+def run(cfg: CifarConfig, store, device="cpu", progress=True) -> dict:
     arrays = data.load() if cfg.dataset == "cifar10" else synthetic(seed=cfg.seed)
     train, test, stats = split(arrays, cfg)
     batches = Batches(*train, stats, device, cfg.augment)
     torch.manual_seed(cfg.seed)
     model = (SimpleCNN(cfg.width, dropout=cfg.dropout) if cfg.model == "cnn" else
              CifarResNet(cfg.depth, width=cfg.width)).to(device)
-    base_file = work / "base.pt"
-    if base_file.exists():
-        model.load_state_dict(torch.load(base_file, map_location=device)["model"])
-    else:
+    key = {k: v for k, v in to_dict(cfg).items() if k not in ("mask", "timing_steps")} | {
+        "dataset_checksum": arrays["checksum"]}
+
+    def train_base():
         everything = batches.pool()
         train_model(model, lambda s: batches.draw(everything, cfg.base.batch_size, stream(cfg.seed, s, 0)),
                     lambda m, x, y: F.cross_entropy(m(x), y), cfg.base, progress=progress, desc=f"{cfg.model} base",
-                    checkpoint=work / "base.ckpt", optimizer=sgd(**cfg.sgd) if cfg.sgd else None)
-        atomic_torch_save({"model": model.state_dict()}, base_file)
+                    checkpoint=store.checkpoint("base"), optimizer=sgd(**cfg.sgd) if cfg.sgd else None)
+
+    store.network("base", model, key, train_base)
     model.eval()
-    flt = MaskFilter(biases=True, norms=True)   # biases and batch-norm gains/biases masked (spec §1)
+    key = key | {"mask": to_dict(cfg.mask)}
+    flt = MaskFilter(biases=True, norms=True)   # biases and batch-norm gains/biases masked (the paper's appendix)
     head = [n for n in flt.select(model) if n.startswith("head.")]
 
     def mask_data(excluded: list[int | None], salt: int):
@@ -211,29 +202,29 @@ def run(cfg: CifarConfig, work: Path, device="cpu", progress=True) -> dict:
 
     # control mask, twice on different data streams (the second only for the stability IoU)
     control = MaskSet(model, 2, filter=flt, seed=cfg.seed)
-    if (work / "control.pt").exists():
-        control.load_state_dict(torch.load(work / "control.pt", map_location=device, weights_only=False))
-    else:
+
+    def train_control():
         train_masks(control, mask_data([None, None], 1), loss_fn, cfg.mask, progress=progress, desc="control x2",
-                    checkpoint=work / "control.ckpt")
-        atomic_torch_save(control.state_dict(), work / "control.pt")
+                    checkpoint=store.checkpoint("control"))
+        return control.state_dict()
+
+    control.load_state_dict(store.state("control", key, train_control))
     ctrl = control.binary(0)
     stability = metrics.iou(control.binary(0), control.binary(1))
 
     # ten class-removal masks in one batched pass, from the control logits, output layer frozen
-    removal = MaskSet(model, N_CLASSES, filter=flt, seed=cfg.seed + 1)
-    with torch.no_grad():
-        for n, l in removal.logits.items():
-            l.copy_(control.logits[n][0].detach().expand_as(l))
-    removal.freeze(head)
+    def train_removal():
+        removal = MaskSet(model, N_CLASSES, filter=flt, seed=cfg.seed + 1)
+        with torch.no_grad():
+            for n, l in removal.logits.items():
+                l.copy_(control.logits[n][0].detach().expand_as(l))
+        removal.freeze(head)
+        return removal, train_masks(removal, mask_data(list(range(N_CLASSES)), 10), loss_fn, cfg.mask,
+                                    progress=progress, desc="10 class-removal masks",
+                                    checkpoint=store.checkpoint("removal"))
+
     t0 = time.time()
-    if (work / "removal.safetensors").exists():
-        masks = load_masks(work / "removal.safetensors", model, flt)
-    else:
-        train_masks(removal, mask_data(list(range(N_CLASSES)), 10), loss_fn, cfg.mask, progress=progress,
-                    desc="10 class-removal masks", checkpoint=work / "removal.ckpt")
-        masks = removal.binary()
-        save_masks(work / "removal.safetensors", masks)
+    masks, history = store.masks("removal", key, model, train_removal, flt)
     removal_time = time.time() - t0   # ~0 when reused from an earlier run
 
     # one pass: the unmasked net, the control mask, the ten class-removal masks
@@ -242,7 +233,7 @@ def run(cfg: CifarConfig, work: Path, device="cpu", progress=True) -> dict:
     ref = metrics.confusion(preds[1], test[1], N_CLASSES)
     confs = [metrics.confusion(p, test[1], N_CLASSES) for p in preds[2:]]
     drops = torch.stack([metrics.relative_drop(ref, c) for c in confs])        # [removed class, evaluated class]
-    return {"config": asdict(cfg), "dataset": arrays["dataset"], "dataset_checksum": arrays["checksum"],
+    return {"dataset": arrays["dataset"], "dataset_checksum": arrays["checksum"],
             "n_train": len(train[1]), "n_test": len(test[1]),
             "accuracy_control": float((preds[1] == test[1]).float().mean()),
             "accuracy_base": float((preds[0] == test[1]).float().mean()),
@@ -275,10 +266,6 @@ def batched_vs_sequential(model, flt, head, mask_data, loss_fn, cfg) -> dict:
     return out
 
 
-def run_preset(preset: str, seed: int, progress=True, work=".", device="cpu", model="cnn") -> dict:
-    return run(config(preset, seed, model), Path(work), device, progress)
-
-
 def tables(runs: list[dict]) -> dict[str, list[dict]]:
     """Per (seed, removed class, evaluated class): the relative drop; per (seed, class): the worst-other ratio."""
     out = {"drops": [], "worst": []}
@@ -289,3 +276,6 @@ def tables(runs: list[dict]) -> dict[str, list[dict]]:
             out["worst"].append({"seed": run_["seed"], "class": data.CLASSES[c],
                                  "own drop %": row[c], "worst other / own %": run_["worst_other_ratio"][c]})
     return out
+
+
+EXPERIMENT = Experiment("cifar10", CifarConfig, PRESETS, run, tables, models=MODELS)

@@ -7,13 +7,14 @@ A's block and remove B's and the (zero) off-diagonal weights; the A and B masks 
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .. import metrics
+from ..experiment import Experiment
 from ..masks import MaskSet
 from ..train import BaseTrainConfig, MaskTrainConfig, train_masks, train_model
 
@@ -25,14 +26,9 @@ class PlantedConfig:
     layers: int = 2           # hidden layers
     n_out: int = 4            # classes per task
     base_steps: int = 1500
-    mask: MaskTrainConfig = None
+    mask: MaskTrainConfig = field(default_factory=lambda: MaskTrainConfig(steps=800, lr=1e-2, alpha=1e-4, k=4,
+                                                                          batch_size=128, clip=1.0))
     seed: int = 0
-
-    def __post_init__(self):
-        if self.mask is None:
-            self.mask = MaskTrainConfig(steps=800, lr=1e-2, alpha=1e-4, k=4, batch_size=128, clip=1.0)
-        elif isinstance(self.mask, dict):
-            self.mask = MaskTrainConfig(**self.mask)
 
 
 def mlp(n_in: int, hidden: int, layers: int, n_out: int) -> nn.Sequential:
@@ -142,9 +138,9 @@ def run(cfg: PlantedConfig | None = None, progress: bool = True) -> dict:
 
 
 PRESETS = {
-    "smoke": dict(hidden=16, base_steps=400, mask=dict(steps=300, lr=1e-2, alpha=1e-4, k=4, batch_size=64)),
-    "cpu": dict(),
-    "paper": dict(hidden=256, base_steps=5000, mask=dict(steps=5000, lr=1e-2, alpha=1e-4, k=4, batch_size=128)),
+    "smoke": {"hidden": 16, "base_steps": 400, "mask.steps": 300, "mask.batch_size": 64},
+    "cpu": {},
+    "paper": {"hidden": 256, "base_steps": 5000, "mask.steps": 5000},
 }
 
 
@@ -154,10 +150,9 @@ def summarize(result: dict) -> dict:
     return {k: result[k] for k in keep}
 
 
-def config(preset: str, seed: int) -> PlantedConfig:
-    return PlantedConfig(**{**PRESETS[preset], "seed": seed})
+def run_stored(cfg: PlantedConfig, store=None, device=None, progress: bool = True) -> dict:
+    """The planted check runs on the CPU in seconds (its networks are tiny); nothing is stored but the result."""
+    return summarize(run(cfg, progress=progress))
 
 
-def run_preset(preset: str, seed: int, progress: bool = True, work=None, device=None) -> dict:
-    """The planted check runs on the CPU (its networks are tiny); ``work`` and ``device`` are not used."""
-    return {"config": asdict(config(preset, seed)), **summarize(run(config(preset, seed), progress=progress))}
+EXPERIMENT = Experiment("planted", PlantedConfig, PRESETS, run_stored)

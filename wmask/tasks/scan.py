@@ -12,17 +12,18 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 
 from .. import metrics, seq2seq
 from ..data import scan as data
-from ..masks import MaskFilter, MaskSet, forward_mode, forward_with, stacked_weights
-from ..train import (BaseTrainConfig, MaskTrainConfig, train_masks, train_model, train_or_load_masks,
-                     train_or_load_model)
-from ..utils import dumps, file_md5
+from ..evaluate import variants_forward
+from ..experiment import Experiment
+from ..masks import MaskFilter, MaskSet, forward_mode
+from ..train import BaseTrainConfig, MaskTrainConfig, train_masks, train_model
+from ..utils import file_md5
 from .arithmetic import stream
 
 MODELS = ("lstm", "transformer")
@@ -33,15 +34,16 @@ ALPHA = {"lstm": 3e-5, "transformer": 6e-4}
 
 @dataclass
 class ScanConfig:
+    """§2.6 of the paper; the defaults are the paper's settings for the LSTM."""
     model: str = "lstm"                       # lstm | transformer
-    net: dict = field(default_factory=dict)   # overrides of the model's defaults (seq2seq.Seq2SeqLSTM, ...)
+    net: dict[str, Any] = field(default_factory=dict)  # overrides of the model's defaults (seq2seq.Seq2SeqLSTM, ...)
     data: str = "files"                       # "files" (the data directory) or "generated" (from the grammar)
     buckets: int = 1                          # length buckets of training batches (1 = uniform, as the paper)
     base: BaseTrainConfig = field(default_factory=lambda: BaseTrainConfig(
         steps=25_000, lr=1e-3, batch_size=256, clip=5.0, eval_every=0))
     scratch_steps: int = 25_000               # steps of the from-scratch baseline on each split
     mask: MaskTrainConfig = field(default_factory=lambda: MaskTrainConfig(
-        steps=25_000, lr=1e-2, alpha=3e-5, k=4, batch_size=256, clip=5.0, clip_mode="all", log_every=250))
+        steps=25_000, lr=1e-2, alpha=3e-5, k=4, batch_size=256, clip=5.0, clip_mode="all", log_every=50))
     n_test: int = 0                           # test examples per file (0 = all)
     seed: int = 0
 
@@ -52,14 +54,10 @@ class ScanConfig:
             raise ValueError(f"unknown SCAN data source {self.data!r}; expected 'files' or 'generated'")
         if self.buckets < 1:
             raise ValueError(f"buckets must be >= 1, got {self.buckets}")
-        if isinstance(self.base, dict):
-            self.base = BaseTrainConfig(**self.base)
-        if isinstance(self.mask, dict):
-            self.mask = MaskTrainConfig(**self.mask)
 
 
 def _preset(model, net, base_steps, scratch_steps, mask_steps, batch, n_test, buckets, data="files", mask_lr=1e-2):
-    return dict(model=model, net=net, data=data, buckets=buckets, scratch_steps=scratch_steps, n_test=n_test,
+    return dict(net=net, data=data, buckets=buckets, scratch_steps=scratch_steps, n_test=n_test,
                 base=dict(steps=base_steps, lr=1e-3, batch_size=batch, clip=5.0, eval_every=0),
                 mask=dict(steps=mask_steps, lr=mask_lr, alpha=ALPHA[model], k=4, batch_size=batch, clip=5.0,
                           clip_mode="all", log_every=50))
@@ -67,27 +65,22 @@ def _preset(model, net, base_steps, scratch_steps, mask_steps, batch, n_test, bu
 
 # cpu: narrower nets, batch 128, length-bucketed batches, short training, 1,000 test lines per file, and mask lr 3e-2
 # (with Adam a logit moves about lr per step: at 1e-2 no weight leaves its initial logit of 2 in the first ~200
-# steps), so that one model runs in about a quarter of an hour on two cores. paper: the spec's settings.
+# steps), so that one model runs in about a quarter of an hour on two cores. paper: the paper's settings (the
+# Transformer's α is its own).
 PRESETS = {
     "lstm": {
         "smoke": _preset("lstm", dict(hidden=32), 60, 30, 12, 32, 120, 4, data="generated"),
         "cpu": _preset("lstm", dict(hidden=128), 3500, 700, 900, 128, 1000, 8, mask_lr=3e-2),
-        "paper": _preset("lstm", {}, 25_000, 25_000, 25_000, 256, 0, 1),
+        "paper": {},
     },
     "transformer": {
         "smoke": _preset("transformer", dict(d=32, ff=64, enc_layers=1, dec_layers=1), 60, 30, 12, 32, 120, 4,
                          data="generated"),
         "cpu": _preset("transformer", dict(d=64, ff=128, enc_layers=2, dec_layers=2), 3500, 800, 1000, 128, 1000, 8,
                        mask_lr=3e-2),
-        "paper": _preset("transformer", {}, 25_000, 25_000, 25_000, 256, 0, 1),
+        "paper": {"mask.alpha": ALPHA["transformer"]},
     },
 }
-
-
-def config(preset: str, seed: int, model: str = "lstm") -> ScanConfig:
-    if model not in PRESETS:
-        raise ValueError(f"unknown SCAN model {model!r}; expected one of {MODELS}")
-    return ScanConfig(**{**PRESETS[model][preset], "seed": seed})
 
 
 # -- data ----------------------------------------------------------------------------------------------------------
@@ -158,14 +151,15 @@ def build(cfg: ScanConfig, d: Data) -> torch.nn.Module:
 
 
 def mask_filter(cfg: ScanConfig) -> MaskFilter:
-    """Weights of every layer but the embeddings; no biases; the Transformer's layer norms too (spec §1)."""
+    """Weights of every layer but the embeddings; no biases; the Transformer's layer norms too (the book's method page)."""
     return MaskFilter(norms=cfg.model == "transformer")
 
 
-def train_net(cfg: ScanConfig, d: Data, split: str, steps: int, work: Path, tag: str, device, progress=True):
+def train_net(cfg: ScanConfig, d: Data, split: str, steps: int, store, tag: str, device, progress=True,
+              dataset: str = ""):
     """Train (or load) a network on ``split``'s training file: the base network, or a from-scratch baseline."""
-    config = json.loads(dumps({"model": cfg.model, "net": cfg.net, "split": split, "steps": steps,
-                               "base": asdict(cfg.base), "buckets": cfg.buckets, "data": cfg.data}))
+    key = {"model": cfg.model, "net": cfg.net, "split": split, "steps": steps, "base": asdict(cfg.base),
+           "buckets": cfg.buckets, "data": cfg.data, "dataset": dataset, "seed": cfg.seed}
     torch.manual_seed(cfg.seed)
     model = build(cfg, d).to(device)
     tcfg = BaseTrainConfig(**{**asdict(cfg.base), "steps": steps})
@@ -176,13 +170,13 @@ def train_net(cfg: ScanConfig, d: Data, split: str, steps: int, work: Path, tag:
 
     def train():
         train_model(model, batch, lambda m, x, y: seq2seq.seq_loss(m(*x), y), tcfg, progress=progress,
-                    desc=f"{cfg.model} {tag}", checkpoint=work / f"{tag}.ckpt")
+                    desc=f"{cfg.model} {tag}", checkpoint=store.checkpoint(tag))
 
-    train_or_load_model(model, work / f"{tag}.pt", config, train)
+    store.network(tag, model, key, train)
     return model.eval()
 
 
-def train_split_masks(cfg: ScanConfig, d: Data, model, work: Path, device, progress=True):
+def train_split_masks(cfg: ScanConfig, d: Data, model, store, device, progress=True, dataset: str = ""):
     """One mask per split (the first, simple, is the full-problem mask), all in one batched pass; each set sees its
     own split's training batches. Returns ``(binary masks [M, *shape], history)``; reuses a finished run."""
     flt = mask_filter(cfg)
@@ -193,11 +187,11 @@ def train_split_masks(cfg: ScanConfig, d: Data, model, work: Path, device, progr
 
     def train():
         masks = MaskSet(model, n_sets=len(SPLITS), filter=flt, seed=cfg.seed, mode=forward_mode(model))
-        return masks, train_masks(masks, batch, seq2seq.seq_loss, cfg.mask, checkpoint=work / "masks.ckpt",
+        return masks, train_masks(masks, batch, seq2seq.seq_loss, cfg.mask, checkpoint=store.checkpoint("masks"),
                                   progress=progress, desc=f"{cfg.model} masks {'/'.join(LABELS[s] for s in SPLITS)}")
 
-    meta = {"sets": SPLITS, "config": asdict(cfg.mask), "buckets": cfg.buckets}
-    return train_or_load_masks(work / "masks", meta, model, train, flt)
+    key = {"sets": SPLITS, "mask": asdict(cfg.mask), "buckets": cfg.buckets, "dataset": dataset, "seed": cfg.seed}
+    return store.masks("masks", key, model, train, flt)
 
 
 @torch.no_grad()
@@ -205,51 +199,42 @@ def evaluate(cfg: ScanConfig, d: Data, model, variants: dict, device, splits=SPL
     """Exact-match accuracy (greedy decoding) under each mask in ``variants`` (name -> masks, ``None`` = unmasked)
     on each split's test file: ``{variant: {split: accuracy}}``. All variants run in one batched pass per chunk;
     test lines are sorted by length so that each chunk decodes only as many steps as its longest target."""
-    weights = stacked_weights(model, list(variants.values())) if any(variants.values()) else None
-    n = len(variants)
+    call = variants_forward(model, list(variants.values()))
     result = {v: {} for v in variants}
     with seq2seq.free_running(model):
         for split in splits:
             enc = d.test[split]
-            right = torch.zeros(n, device=device)
+            right = torch.zeros(len(variants), device=device)
             for idx in torch.argsort(enc.tgt_len, stable=True).split(chunk):
                 src, tgt = (t.to(device) for t in enc.batch(idx))
-                if weights is None:
-                    logits = model(src, tgt)[None]
-                else:
-                    logits = forward_with(model, weights, (src.expand(n, *src.shape), tgt.expand(n, *tgt.shape)),
-                                          forward_mode(model))
-                right += seq2seq.exact_match(logits, tgt).float().sum(-1)
+                right += seq2seq.exact_match(call(src, tgt), tgt).float().sum(-1)
             for j, v in enumerate(variants):
                 result[v][split] = (right[j] / len(enc)).item()
     return result
 
 
-def run(cfg: ScanConfig, work: Path, device="cpu", progress=True) -> dict:
+def run(cfg: ScanConfig, store, device="cpu", progress=True) -> dict:
     loaded = load_splits(cfg)
     d = Data(loaded["pairs"], cfg)
-    model = train_net(cfg, d, "simple", cfg.base.steps, work, "base", device, progress)
-    binary, history = train_split_masks(cfg, d, model, work, device, progress)
+    dataset = loaded["checksum"]
+    model = train_net(cfg, d, "simple", cfg.base.steps, store, "base", device, progress, dataset)
+    binary, history = train_split_masks(cfg, d, model, store, device, progress, dataset)
     m = {s: {n: t[i] for n, t in binary.items()} for i, s in enumerate(SPLITS)}
     accuracy = evaluate(cfg, d, model, {"full": None, **{f"mask {s}": m[s] for s in SPLITS}}, device)
     scratch = {}
     for s in SPLITS[1:]:
-        net = train_net(cfg, d, s, cfg.scratch_steps, work, f"scratch_{s}", device, progress)
+        net = train_net(cfg, d, s, cfg.scratch_steps, store, f"scratch_{s}", device, progress, dataset)
         scratch[s] = evaluate(cfg, d, net, {"scratch": None}, device, splits=[s])["scratch"][s]
     out = "out.weight"
     removed = {s: dict(zip(d.out_vocab.words, metrics.row_removed_percent(m["simple"][out], m[s][out]).tolist()))
                for s in SPLITS[1:]}
-    return {"config": asdict(cfg), "dataset": loaded["dataset"], "dataset_checksum": loaded["checksum"],
+    return {"dataset": loaded["dataset"], "dataset_checksum": loaded["checksum"],
             "in_vocab": d.in_vocab.words, "out_vocab": d.out_vocab.words,
             "n_train": {s: len(e) for s, e in d.train.items()}, "n_test": {s: len(e) for s, e in d.test.items()},
             "accuracy": accuracy, "scratch": scratch, "removed_per_token": removed,
             "kept": {s: metrics.remaining_fraction(m[s])["total"] for s in SPLITS},
             "iou_with_full": {s: metrics.iou(m["simple"], m[s])["total"] for s in SPLITS[1:]},
             "history": history}
-
-
-def run_preset(preset: str, seed: int, progress=True, work=".", device="cpu", model="lstm") -> dict:
-    return run(config(preset, seed, model), Path(work), device, progress)
 
 
 def tables(runs: list[dict]) -> dict[str, list[dict]]:
@@ -266,3 +251,6 @@ def tables(runs: list[dict]) -> dict[str, list[dict]]:
             out["removed"] += [{"seed": r["seed"], "model": r["config"]["model"], "mask": s, "token": t,
                                 "removed %": v} for t, v in row.items()]
     return out
+
+
+EXPERIMENT = Experiment("scan", ScanConfig, PRESETS, run, tables, models=MODELS)

@@ -1,0 +1,44 @@
+"""One batched evaluation: a frozen model under many masks at once, on shared inputs.
+
+``call = variants_forward(model, [None, mask_a, mask_b])`` returns a function of the model's inputs whose output is
+stacked along a new leading dimension, one entry per variant (``None`` = the unmasked model; a mask is a dict of bool
+tensors, True = kept). With ``vmap`` the inputs are shared (``in_dims=None``), as in the torch.func ensembling
+tutorial: no copy of the batch per variant. Models whose layers have no vmap batching rule (``nn.LSTM``) run the
+variants one after another. Every experiment's test-set evaluation goes through here.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import nn
+from torch.func import functional_call, vmap
+from torch.nn.attention import SDPBackend, sdpa_kernel
+
+from .masks import _no_mha_fastpath, forward_mode, stacked_weights
+
+
+def variants_forward(model: nn.Module, variants: list[dict | None], mode: str | None = None) -> Callable:
+    """``call(*inputs) -> outputs [S, ...]`` for the ``S`` variants (no gradients; the model in eval mode)."""
+    if not variants:
+        raise ValueError("variants_forward needs at least one variant (None = the unmasked model)")
+    mode = mode or forward_mode(model)
+    if mode not in ("vmap", "loop"):
+        raise ValueError(f"unknown forward mode {mode!r}; expected 'vmap' or 'loop'")
+    masked = any(v is not None for v in variants)
+    weights = stacked_weights(model, variants) if masked else None
+
+    @torch.no_grad()
+    def call(*inputs):
+        model.eval()
+        if weights is None:
+            out = model(*inputs)
+            return out.unsqueeze(0).expand(len(variants), *out.shape)
+        with _no_mha_fastpath():
+            if mode == "vmap":   # the fused attention kernels have no batching rule; the math one batches
+                with sdpa_kernel(SDPBackend.MATH):
+                    return vmap(lambda w: functional_call(model, w, inputs))(weights)
+            per = {n: w.unbind(0) for n, w in weights.items()}
+            return torch.stack([functional_call(model, {n: w[s] for n, w in per.items()}, inputs)
+                                for s in range(len(variants))])
+    return call

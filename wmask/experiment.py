@@ -1,0 +1,81 @@
+"""The contract between the runner and an experiment, written down once and checked when an experiment is defined.
+
+An experiment module defines ``EXPERIMENT = Experiment(...)``:
+
+- ``schema``: a dataclass whose defaults are the paper's settings (for experiments with a choice of model, those
+  of the first model), with a ``seed`` field (and a ``model`` field when ``models`` is given);
+- ``presets``: ``{preset: overrides}`` (dotted keys, see :mod:`wmask.config`), or ``{model: {preset: overrides}}``;
+- ``run(cfg, store, device, progress) -> dict``: the experiment for one seed; its result must be JSON-able, and every
+  reusable artefact goes through ``store`` (:class:`wmask.store.Store`), so a rerun reuses finished work;
+- ``tables(runs) -> {name: rows}`` (optional): tidy rows over all seeds, written as CSV next to the summary.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable
+
+from . import config as _config
+
+
+@dataclass(frozen=True)
+class Experiment:
+    name: str
+    schema: type
+    presets: dict
+    run: Callable[..., dict]
+    tables: Callable[[list[dict]], dict[str, list[dict]]] | None = None
+    models: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        if not dataclasses.is_dataclass(self.schema):
+            raise TypeError(f"experiment {self.name}: schema must be a dataclass, got {self.schema!r}")
+        fields = {f.name for f in dataclasses.fields(self.schema)}
+        if "seed" not in fields:
+            raise TypeError(f"experiment {self.name}: its config {self.schema.__name__} needs a 'seed' field")
+        if self.models:
+            if "model" not in fields:
+                raise TypeError(f"experiment {self.name}: models {self.models} need a 'model' config field")
+            missing = [m for m in self.models if m not in self.presets]
+            if missing:
+                raise TypeError(f"experiment {self.name}: no presets for models {missing}")
+        for model in self.models or (None,):
+            for preset, overrides in self.preset_table(model).items():
+                if not isinstance(overrides, dict):
+                    raise TypeError(f"experiment {self.name}: preset {preset!r} must be a dict of overrides")
+        if not callable(self.run) or (self.tables is not None and not callable(self.tables)):
+            raise TypeError(f"experiment {self.name}: run (and tables, when given) must be callables")
+
+    def model_or_default(self, model: str | None) -> str | None:
+        """The model to run (``None`` for an experiment without a choice); an unknown one is a named error."""
+        if not self.models:
+            if model is not None:
+                raise ValueError(f"{self.name} has no choice of model (got --model {model})")
+            return None
+        model = model or self.models[0]
+        if model not in self.models:
+            raise ValueError(f"unknown model {model!r} for {self.name}; known: {', '.join(self.models)}")
+        return model
+
+    def preset_table(self, model: str | None = None) -> dict[str, dict]:
+        return self.presets[model] if self.models else self.presets
+
+    def config(self, preset: str, seed: int = 0, model: str | None = None,
+               overrides: dict[str, Any] | None = None):
+        """The resolved config: the paper's defaults, then the preset, then ``overrides`` (dotted keys)."""
+        model = self.model_or_default(model)
+        table = self.preset_table(model)
+        if preset not in table:
+            raise ValueError(f"unknown preset {preset!r} for {self.name}; known: {', '.join(table)}")
+        overrides = dict(overrides or {})
+        for fixed in ("seed", "model"):
+            if fixed in overrides:
+                raise ValueError(f"{fixed!r} is not an override: use --{fixed}{'s' if fixed == 'seed' else ''}")
+        layers: list[tuple[str, dict]] = [(f"preset {preset}", table[preset])]
+        if model is not None:
+            layers.insert(0, ("model", {"model": model}))
+        layers += [("override", overrides), ("seed", {"seed": seed})]
+        return _config.resolve(self.schema, layers, f"{self.name}" + (f" ({model})" if model else ""))
+
+    def preset_names(self, model: str | None = None) -> Iterable[str]:
+        return self.preset_table(self.model_or_default(model)).keys()

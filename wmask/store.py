@@ -1,0 +1,166 @@
+"""One store for every reusable artefact of a run: trained networks, mask stages, other stage states, seed results.
+
+Each artefact is keyed by the resolved configuration that made it **and** by a fingerprint of the code (the
+``wmask`` package's source files). Asked for again, it is reused when both match; a different configuration is an
+error naming the keys that differ; a different code version is refused with the files that changed, unless the
+store was opened with ``stale="reuse"`` (reuse anyway) or ``stale="recompute"`` (compute it again and overwrite).
+
+Reusing a stage leaves torch's random state exactly as computing it would have (the state after the stage is
+stored with it and restored on reuse), so a run resumed after any finished stage continues bit for bit like an
+uninterrupted one. Mid-stage checkpoints (``store.checkpoint(name)``) are the trainers' own business
+(:func:`wmask.train_model`, :func:`wmask.train_masks`). All files are written atomically.
+"""
+from __future__ import annotations
+
+import base64
+import functools
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from . import config as _config
+from .masks import MaskFilter, load_masks, save_masks
+from .utils import atomic_torch_save, atomic_write_text, dumps
+
+STALE = ("error", "reuse", "recompute")
+PACKAGE = Path(__file__).resolve().parent
+
+
+@functools.lru_cache(maxsize=1)
+def code_files() -> dict[str, str]:
+    """md5 of every source file of the package, by path relative to the package's parent."""
+    return {str(p.relative_to(PACKAGE.parent)): hashlib.md5(p.read_bytes()).hexdigest()
+            for p in sorted(PACKAGE.rglob("*.py"))}
+
+
+def code_fingerprint(files: dict[str, str] | None = None) -> str:
+    files = code_files() if files is None else files
+    return hashlib.md5(json.dumps(files, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def rng_state() -> dict:
+    state = {"cpu": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["cpu"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+class Store:
+    """The artefacts of one run (one experiment, preset and seed) in the folder ``root``."""
+
+    def __init__(self, root: str | os.PathLike, stale: str = "error"):
+        if stale not in STALE:
+            raise ValueError(f"unknown stale policy {stale!r}; expected one of {STALE}")
+        self.root, self.stale = Path(root), stale
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def checkpoint(self, name: str) -> Path:
+        """Where a stage keeps its mid-stage checkpoint (resumed by the trainers)."""
+        return self.root / f"{name}.ckpt"
+
+    # -- the key check shared by every kind of artefact -------------------------------------------------------------
+    def _meta(self, key: dict) -> dict:
+        return {"key": json.loads(dumps(key)), "code": code_fingerprint(), "code_files": code_files()}
+
+    def _reusable(self, path: Path, stored: dict, key: dict) -> bool:
+        """True to reuse ``path``; False to recompute it; an error when the key differs or the code is stale."""
+        expected = json.loads(dumps(key))
+        if "key" not in stored:   # written before artefacts carried their key and code fingerprint
+            if self.stale == "recompute":
+                return False
+            raise ValueError(f"{path} was written by an older wmask that recorded neither its configuration nor its "
+                             "code version; rerun with --stale recompute to redo it, or move it away")
+        if stored["key"] != expected:
+            lines = _config.diff(stored["key"], expected)
+            raise ValueError(f"{path} was made by a different configuration ({'; '.join(lines[:8])}"
+                             f"{' …' if len(lines) > 8 else ''}); move it away or use another --results folder")
+        if stored.get("code") == code_fingerprint() or self.stale == "reuse":
+            return True
+        if self.stale == "recompute":
+            return False
+        old, new = stored.get("code_files", {}), code_files()
+        changed = sorted(f for f in set(old) | set(new) if old.get(f) != new.get(f))
+        raise ValueError(f"{path} was made by another version of wmask (changed since: "
+                         f"{', '.join(changed[:6]) or 'unknown'}{' …' if len(changed) > 6 else ''}); rerun with "
+                         "--stale recompute to redo it, --stale reuse to use it anyway, or move it away")
+
+    # -- artefacts ----------------------------------------------------------------------------------------------
+    def json(self, path: str | os.PathLike, key: dict, compute: Callable[[], dict]) -> dict:
+        """A JSON result at ``path`` (e.g. a seed's result): reused, or ``compute()``d and written with its key."""
+        path = Path(path)
+        if path.exists():
+            stored = read_json(path)
+            if self._reusable(path, stored.get("store", {}), key):
+                return stored
+        result = compute()
+        result = {**json.loads(dumps(result)), "store": self._meta(key)}
+        atomic_write_text(path, dumps(result))
+        return result
+
+    def state(self, name: str, key: dict, compute: Callable[[], dict]) -> dict:
+        """A stage's state (any ``torch.save``-able dict), stored as ``<name>.pt``."""
+        path = self.root / f"{name}.pt"
+        if path.exists():
+            stored = read_torch(path)
+            if self._reusable(path, stored.get("store", {}), key):
+                set_rng_state(stored["rng"])
+                return stored["state"]
+        state = compute()
+        atomic_torch_save({"store": self._meta(key), "state": state, "rng": rng_state()}, path)
+        return state
+
+    def network(self, name: str, model: torch.nn.Module, key: dict, train: Callable[[], dict | None]) -> dict:
+        """Load into ``model`` the network stored as ``<name>.pt``, or ``train()`` it in place (returning extras such
+        as its accuracy) and store it. Returns the extras."""
+        def compute():
+            extras = train() or {}
+            return {"model": model.state_dict(), "extras": extras}
+        state = self.state(name, key, compute)
+        model.load_state_dict(state["model"])
+        return state["extras"]
+
+    def masks(self, name: str, key: dict, model: torch.nn.Module, train: Callable[[], tuple],
+              filter: MaskFilter | None = None) -> tuple[dict, dict]:
+        """Binary masks ``[M, *shape]`` (True = kept) and the training history of one mask stage, stored as
+        ``<name>.safetensors`` and ``<name>.json``; ``train() -> (trained MaskSet, History)``."""
+        done, meta_path = self.root / f"{name}.safetensors", self.root / f"{name}.json"
+        if done.exists() and meta_path.exists():
+            stored = read_json(meta_path)
+            if self._reusable(done, stored.get("store", {}), key):
+                set_rng_state({"cpu": torch.frombuffer(bytearray(base64.b64decode(stored["rng"])), dtype=torch.uint8)})
+                try:
+                    return load_masks(done, model, filter), stored["history"]
+                except Exception as err:   # a truncated or foreign file
+                    raise ValueError(f"cannot read masks from {done}: {err}; move it away to recompute") from None
+        masks, hist = train()
+        history = {"step": hist.step, "loss": hist.loss, "kept": hist.kept}
+        save_masks(done, masks.binary())
+        atomic_write_text(meta_path, dumps({"store": self._meta(key), "history": history,
+                                            "rng": base64.b64encode(torch.get_rng_state().numpy()).decode()}))
+        return masks.binary(), history
+
+
+def read_json(path: Path) -> dict:
+    try:
+        return json.loads(Path(path).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path} is not valid JSON ({err}); it may be truncated: move it away to recompute") \
+            from None
+
+
+def read_torch(path: Path) -> dict:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:   # torch raises several types for truncated or foreign files
+        raise ValueError(f"cannot read {path} ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''});"
+                         " it may be truncated: move it away to recompute") from None
