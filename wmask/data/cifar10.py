@@ -6,18 +6,31 @@ Layouts read, in this order (``data_dir`` or ``$WMASK_DATA/cifar10`` or ``$WMASK
 2. ``cifar-10-python.tar.gz`` (the canonical archive), checked against its md5;
 3. an image folder ``train/<class>/*.jpg|png`` and ``test/<class>/*``, as a folder or inside any ``*.tar.gz``
    (e.g. ``CIFAR-10-images-jpeg.tar.gz``). This is **not** the canonical data: :func:`load` names it so, with the
-   archive's md5, and every result computed from it must carry that name.
+   archive's md5, and every result computed from it must carry that name. No md5 of such a copy is published, so
+   what is read is checked instead: the whole archive is read to its end (a damaged member header or gzip CRC is an
+   error, not a quietly shorter archive), exactly the ten class folders must be present in each split, and none
+   may be empty.
 
-Decoded arrays are cached once (``.npz`` under ``$WMASK_CACHE`` or ``~/.cache/wmask``), so later runs start in
-seconds. With ``download=True`` and no copy present, the canonical archive is fetched and verified.
+Whatever the layout, the number of images per class and split must match ``expected_counts`` (default: the real
+dataset's 5,000 train and 1,000 test images per class); small test fixtures pass their own sizes.
+
+Decoded arrays are cached (``.npz`` under ``$WMASK_CACHE`` or ``~/.cache/wmask``, one file per source path), so later
+runs start in seconds. The cache records the source files' paths, sizes and modification times: when any of them
+changes, the source is read and verified again; an unreadable cache file is rebuilt with a warning. With
+``download_missing=True`` and no copy present, the canonical archive is fetched and verified.
 """
 from __future__ import annotations
 
+import gzip
+import hashlib
 import io
+import json
 import os
 import pickle
 import tarfile
 import urllib.request
+import warnings
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +38,8 @@ import numpy as np
 from ..utils import atomic_path, file_md5
 
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+SPLITS = ("train", "test")
+CLASS_COUNTS = {"train": 5000, "test": 1000}      # images per class in the real dataset
 URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 ARCHIVE_MD5 = "c58f30108f718f92721af3b95e74349a"
 BATCH_MD5 = {"data_batch_1": "c99cafc152244af753f735de768cd75f", "data_batch_2": "d4bba439e000b95fd0a9bffe97cbabec",
@@ -32,6 +47,8 @@ BATCH_MD5 = {"data_batch_1": "c99cafc152244af753f735de768cd75f", "data_batch_2":
              "data_batch_5": "482c414d41f54cd18b22e5b47cb7c3cb", "test_batch": "40351d587109b95175f43aff81a1287e",
              "batches.meta": "5ff9c542aee3614f3951f8cda6e48888"}
 CANONICAL = "CIFAR-10 (canonical python batches)"
+IMAGE_EXT = (".jpg", ".jpeg", ".png")
+_CACHE_FORMAT = 2           # bump when what the cache holds changes
 
 
 class DatasetError(ValueError):
@@ -49,12 +66,50 @@ def data_dir(path: str | os.PathLike | None = None) -> Path:
     return Path(root) / "cifar10" if (Path(root) / "cifar10").is_dir() else Path(root)
 
 
+def _md5(path: Path) -> str:
+    try:
+        return file_md5(path)
+    except OSError as err:
+        raise DatasetError(f"{path} cannot be read ({err})") from None
+
+
 def _check_md5(path: Path, expected: str):
-    got = file_md5(path)
+    got = _md5(path)
     if got != expected:
         raise DatasetError(f"{path} is corrupt or not the canonical file: md5 {got}, expected {expected}")
 
 
+# -- checks shared by every layout -------------------------------------------------------------------------------
+def _expected(counts) -> dict[str, int]:
+    """``{split: images per class}`` from ``expected_counts`` (``None``: the real dataset's)."""
+    counts = CLASS_COUNTS if counts is None else counts
+    try:
+        out = {s: int(counts[s]) for s in SPLITS}
+    except (KeyError, TypeError, ValueError):
+        raise ValueError(f"expected_counts must give images per class for 'train' and 'test', e.g. "
+                         f"{CLASS_COUNTS}; got {counts!r}") from None
+    if set(counts) - set(SPLITS) or min(out.values()) < 1:
+        raise ValueError(f"expected_counts must be positive counts for exactly 'train' and 'test'; got {counts!r}")
+    return out
+
+
+def _check_counts(labels: dict[str, np.ndarray], where: str, expected: dict[str, int]):
+    """Images per class and split against the expected sizes; the error lists every mismatch."""
+    wrong = []
+    for split in SPLITS:
+        y = np.asarray(labels[split])
+        if y.size and (y.min() < 0 or y.max() >= len(CLASSES)):
+            raise DatasetError(f"{where}: {split} labels outside 0..9 (found {y.min()}..{y.max()})")
+        found = np.bincount(y, minlength=len(CLASSES))
+        wrong += [f"{split}/{cls}/ has {n:,} image(s), expected {expected[split]:,}"
+                  for cls, n in zip(CLASSES, found) if n != expected[split]]
+    if wrong:
+        more = f" (and {len(wrong) - 6} more)" if len(wrong) > 6 else ""
+        raise DatasetError(f"{where}: wrong number of images: {'; '.join(wrong[:6])}{more}; the copy is incomplete "
+                           "or damaged (small fixtures: pass expected_counts)")
+
+
+# -- canonical batches ---------------------------------------------------------------------------------------------
 def _unpickle(raw: bytes, name: str) -> dict:
     try:
         return pickle.loads(raw, encoding="latin1")
@@ -62,47 +117,85 @@ def _unpickle(raw: bytes, name: str) -> dict:
         raise DatasetError(f"{name} cannot be read as a CIFAR-10 batch ({type(err).__name__}: {err})") from None
 
 
-def _from_batches(batches: dict[str, dict]) -> dict:
-    def images(b):
-        return np.asarray(b["data"], dtype=np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+def _batch_arrays(b, name: str) -> tuple[np.ndarray, np.ndarray]:
+    if not isinstance(b, dict) or "data" not in b or "labels" not in b:
+        raise DatasetError(f"{name} is not a CIFAR-10 batch: expected a dict with 'data' and 'labels'")
+    try:
+        data = np.asarray(b["data"], dtype=np.uint8)
+        labels = np.asarray(b["labels"], dtype=np.int64).reshape(-1)
+    except (TypeError, ValueError) as err:
+        raise DatasetError(f"{name}: 'data' or 'labels' is not numeric ({err})") from None
+    if data.ndim != 2 or data.shape[1] != 3072 or len(data) != len(labels):
+        raise DatasetError(f"{name}: 'data' is {data.shape}, expected [{len(labels)}, 3072] (one row per label)")
+    return data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1), labels
 
+
+def _from_batches(batches: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict:
     train = [batches[f"data_batch_{i}"] for i in range(1, 6)]
-    return {"train_x": np.concatenate([images(b) for b in train]),
-            "train_y": np.concatenate([np.asarray(b["labels"], dtype=np.int64) for b in train]),
-            "test_x": images(batches["test_batch"]), "test_y": np.asarray(batches["test_batch"]["labels"], np.int64)}
+    return {"train_x": np.concatenate([x for x, _ in train]), "train_y": np.concatenate([y for _, y in train]),
+            "test_x": batches["test_batch"][0], "test_y": batches["test_batch"][1]}
 
 
 def _read_batch_dir(folder: Path, verify: bool = True) -> dict:
     for name, md5 in BATCH_MD5.items():
-        if not (folder / name).exists():
+        if not (folder / name).is_file():
             raise DatasetError(f"{folder / name} is missing (expected md5 {md5})")
         if verify:
             _check_md5(folder / name, md5)
-    return _from_batches({n: _unpickle((folder / n).read_bytes(), str(folder / n)) for n in BATCH_MD5
-                          if n != "batches.meta"})
+    batches = {}
+    for name in BATCH_MD5:
+        if name != "batches.meta":
+            try:
+                raw = (folder / name).read_bytes()
+            except OSError as err:
+                raise DatasetError(f"{folder / name} cannot be read ({err})") from None
+            batches[name] = _batch_arrays(_unpickle(raw, str(folder / name)), str(folder / name))
+    return _from_batches(batches)
 
 
-def _open_tar(path: Path) -> tarfile.TarFile:
+# -- archives ------------------------------------------------------------------------------------------------------
+def _read_tar(path: Path, wanted) -> tuple[list[str], dict[str, bytes]]:
+    """Every member name of the ``.tar.gz`` at ``path``, and the bytes of the files ``wanted(name)`` selects.
+
+    Python's ``tarfile`` takes a damaged member header for the end of the archive and stops there, before gzip's
+    CRC is checked. Here only zero blocks may follow the last member, read to the end of the gzip stream (which
+    checks its CRC), so any damage is a :class:`DatasetError`."""
+    names, data, last = [], {}, "the start"
     try:
-        return tarfile.open(path, "r:gz")
-    except (tarfile.TarError, OSError, EOFError) as err:
-        raise DatasetError(f"{path} is not a readable .tar.gz ({err})") from None
+        with gzip.open(path, "rb") as gz, tarfile.open(fileobj=gz, mode="r:") as tar:
+            for m in tar:
+                names.append(m.name + ("/" if m.isdir() and not m.name.endswith("/") else ""))
+                if m.isfile() and wanted(m.name):
+                    data[m.name] = tar.extractfile(m).read()
+                last = m.name
+            end, zeros = tar.offset, 0
+            gz.seek(end)
+            while block := gz.read(1 << 20):
+                if block.strip(b"\0"):
+                    raise DatasetError(f"{path} is damaged: damaged tar header at byte {end:,} of the unpacked "
+                                       f"archive, after {last} ({len(names):,} members read); the archive is "
+                                       "corrupt or truncated")
+                zeros += len(block)
+            if zeros < tarfile.BLOCKSIZE:
+                raise DatasetError(f"{path} is truncated: the tar archive stops after {last} ({len(names):,} "
+                                   "members) without its end-of-archive marker")
+    except (tarfile.TarError, OSError, EOFError, zlib.error) as err:
+        raise DatasetError(f"{path} is truncated or corrupt after {last} ({type(err).__name__}: {err})") from None
+    return names, data
 
 
 def _read_canonical_archive(path: Path, verify: bool = True) -> dict:
     if verify:
         _check_md5(path, ARCHIVE_MD5)
-    with _open_tar(path) as tar:
-        batches = {}
-        for name in BATCH_MD5:
-            if name != "batches.meta":
-                try:
-                    batches[name] = _unpickle(tar.extractfile(f"cifar-10-batches-py/{name}").read(), f"{path}:{name}")
-                except (KeyError, tarfile.TarError, OSError, EOFError) as err:
-                    raise DatasetError(f"{path}: cannot read cifar-10-batches-py/{name} ({err})") from None
-    return _from_batches(batches)
+    want = {f"cifar-10-batches-py/{n}": n for n in BATCH_MD5 if n != "batches.meta"}
+    _, data = _read_tar(path, lambda name: name in want)
+    for member, name in want.items():
+        if member not in data:
+            raise DatasetError(f"{path} has no {member}")
+    return _from_batches({n: _batch_arrays(_unpickle(data[m], f"{path}:{m}"), f"{path}:{m}") for m, n in want.items()})
 
 
+# -- image folders -------------------------------------------------------------------------------------------------
 def _decode(raw: bytes, name: str) -> np.ndarray:
     from PIL import Image
     try:
@@ -114,42 +207,107 @@ def _decode(raw: bytes, name: str) -> np.ndarray:
     return img
 
 
-def _read_image_files(files, where: str) -> dict:
-    """``files``: iterable of (relative path ``split/class/name``, bytes)."""
-    out = {"train": ([], []), "test": ([], [])}
-    for rel, raw in files:
-        parts = rel.strip("./").split("/")
-        if len(parts) < 3 or parts[-3] not in out or not parts[-1].lower().endswith((".jpg", ".jpeg", ".png")):
-            continue
-        split, cls = parts[-3], parts[-2]
-        if cls not in CLASSES:
-            raise DatasetError(f"{where}: unknown class folder {cls!r} in {rel}; expected one of {CLASSES}")
-        out[split][0].append(_decode(raw, f"{where}:{rel}"))
-        out[split][1].append(CLASSES.index(cls))
-    for split, (xs, _) in out.items():
-        if not xs:
-            raise DatasetError(f"{where} holds no {split}/<class>/*.jpg|png images")
-    return {f"{s}_x": np.stack(xs) for s, (xs, _) in out.items()} | {
-        f"{s}_y": np.asarray(ys, dtype=np.int64) for s, (_, ys) in out.items()}
+def _image_layout(names, where: str) -> dict[str, list[tuple[str, int]]]:
+    """``{split: [(path, label)]}`` sorted by path, from the paths (folders end in ``/``) of an image folder. Every
+    split must hold exactly the ten class folders, none of them empty; other files are ignored."""
+    folders, images = {}, {s: [] for s in SPLITS}
+    for name in names:
+        parts = [p for p in name.split("/") if p not in ("", ".")]
+        if name.endswith("/") and len(parts) >= 2 and parts[-2] in SPLITS:
+            folders.setdefault((parts[-2], parts[-1]), 0)
+        elif len(parts) >= 3 and parts[-3] in SPLITS:
+            folders.setdefault((parts[-3], parts[-2]), 0)
+            if parts[-1].lower().endswith(IMAGE_EXT):
+                folders[parts[-3], parts[-2]] += 1
+                images[parts[-3]].append((name, parts[-2]))
+    problems = []
+    unknown = sorted(f"{s}/{c}/" for s, c in folders if c not in CLASSES)
+    missing = [f"{s}/{c}/" for s in SPLITS for c in CLASSES if (s, c) not in folders]
+    empty = [f"{s}/{c}/" for s in SPLITS for c in CLASSES if folders.get((s, c)) == 0]
+    for what, found in (("missing", missing), ("empty", empty), ("unknown", unknown)):
+        if found:
+            problems.append(f"{what} class folder(s) {', '.join(found)}")
+    if problems:
+        raise DatasetError(f"{where}: {'; '.join(problems)}; expected exactly train/ and test/ each holding the "
+                           f"folders {', '.join(CLASSES)} with .jpg/.png images")
+    return {s: [(n, CLASSES.index(c)) for n, c in sorted(images[s])] for s in SPLITS}
 
 
-def _read_image_archive(path: Path) -> dict:
-    with _open_tar(path) as tar:
+def _read_images(layout, read, where: str, expected: dict[str, int]) -> dict:
+    """Check the counts per class from the layout alone, then decode ``read(path)`` for every image."""
+    _check_counts({s: np.array([y for _, y in layout[s]], dtype=np.int64) for s in SPLITS}, where, expected)
+    out = {}
+    for s in SPLITS:
+        out[f"{s}_x"] = np.stack([_decode(read(n), f"{where}:{n}") for n, _ in layout[s]])
+        out[f"{s}_y"] = np.array([y for _, y in layout[s]], dtype=np.int64)
+    return out
+
+
+def _read_image_archive(path: Path, expected: dict[str, int]) -> dict:
+    names, data = _read_tar(path, lambda name: name.lower().endswith(IMAGE_EXT))
+    return _read_images(_image_layout(names, str(path)), data.__getitem__, str(path), expected)
+
+
+def _read_image_dir(folder: Path, expected: dict[str, int]) -> dict:
+    names = [str(p.relative_to(folder)) + ("/" if p.is_dir() else "") for p in folder.glob("*/*/*")]
+    names += [str(p.relative_to(folder)) + "/" for p in folder.glob("*/*") if p.is_dir()]
+
+    def read(rel: str) -> bytes:
         try:
-            files = [(m.name, tar.extractfile(m).read()) for m in sorted(tar.getmembers(), key=lambda m: m.name)
-                     if m.isfile()]
-        except (tarfile.TarError, OSError, EOFError) as err:
-            raise DatasetError(f"{path} is truncated or corrupt ({err})") from None
-    return _read_image_files(files, str(path))
+            return (folder / rel).read_bytes()
+        except OSError as err:
+            raise DatasetError(f"{folder / rel} cannot be read ({err})") from None
+    return _read_images(_image_layout(names, str(folder)), read, str(folder), expected)
 
 
-def _read_image_dir(folder: Path) -> dict:
-    files = sorted(p for p in folder.glob("*/*/*") if p.is_file())
-    return _read_image_files(((str(p.relative_to(folder)), p.read_bytes()) for p in files), str(folder))
-
-
+# -- the decode cache ------------------------------------------------------------------------------------------------
 def cache_dir() -> Path:
     return Path(os.environ.get("WMASK_CACHE", Path.home() / ".cache" / "wmask"))
+
+
+def _signature(source: Path, verify: bool) -> str:
+    """What the cache must match: the source files' paths, sizes and modification times (and the reader's
+    settings). Any change means the source is read and verified again."""
+    roots = [source / s for s in SPLITS if (source / s).is_dir()] or [source]   # an image folder: train/, test/
+    files = [source] if source.is_file() else sorted(p for r in roots for p in [r, *r.rglob("*")])
+    try:
+        stats = [(str(p.relative_to(source)) if p != source else str(source.resolve()), p.stat().st_size,
+                  p.stat().st_mtime_ns) for p in files]
+    except OSError as err:
+        raise DatasetError(f"{source} cannot be read ({err})") from None
+    return json.dumps({"format": _CACHE_FORMAT, "source": str(source.resolve()), "verify": verify, "files": stats})
+
+
+def _cache_file(source: Path) -> Path:
+    return cache_dir() / f"cifar10-{hashlib.sha1(str(source.resolve()).encode()).hexdigest()[:16]}.npz"
+
+
+def _read_cache(path: Path, key: str) -> tuple[dict, str] | None:
+    """The cached arrays and checksum, or ``None`` when absent or built from other files; unreadable: a warning."""
+    if not path.exists():
+        return None
+    try:
+        with np.load(path) as z:
+            if str(z["key"]) != key:
+                return None
+            arrays = {k: z[k] for k in ("train_x", "train_y", "test_x", "test_y")}
+            checksum = str(z["checksum"])
+        for s in SPLITS:
+            x, y = arrays[f"{s}_x"], arrays[f"{s}_y"]
+            if x.dtype != np.uint8 or x.shape[1:] != (32, 32, 3) or y.shape != (len(x),):
+                raise ValueError(f"{s} arrays {x.shape} / {y.shape}")
+        return arrays, checksum
+    except Exception as err:  # noqa: BLE001 - a damaged .npz raises zipfile, zlib, OS and value errors
+        warnings.warn(f"decode cache {path} is unreadable ({type(err).__name__}: {err}); rebuilding it", stacklevel=3)
+        return None
+
+
+def _write_cache(path: Path, key: str, arrays: dict, checksum: str):
+    try:
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:
+            np.savez(f, key=np.array(key), checksum=np.array(checksum), **arrays)
+    except OSError as err:
+        warnings.warn(f"could not write the decode cache {path} ({err}); the next run decodes again", stacklevel=3)
 
 
 def download(folder: Path) -> Path:
@@ -166,41 +324,47 @@ def download(folder: Path) -> Path:
 
 
 def load(path: str | os.PathLike | None = None, download_missing: bool = False, verify: bool = True,
-         cache: bool = True) -> dict:
+         cache: bool = True, expected_counts: dict | None = None) -> dict:
     """Arrays ``train_x/test_x`` (uint8 ``[N, 32, 32, 3]``), ``train_y/test_y`` (int64), plus ``dataset`` (a name
-    that says whether the copy is canonical) and ``checksum`` (md5 of the file(s) read). ``verify=False`` skips the
-    canonical checksums (for small test fixtures in the canonical format; such data is then not named canonical)."""
+    that says whether the copy is canonical), ``checksum`` (md5 of the file(s) read) and ``source``.
+
+    ``verify=False`` skips the canonical checksums (for small test fixtures in the canonical format; such data is
+    then not named canonical). ``expected_counts``: images per class, ``{"train": n, "test": m}``; default the real
+    dataset's 5,000 and 1,000. Every problem found is a :class:`DatasetError` naming the file."""
+    expected = _expected(expected_counts)
     folder = data_dir(path)
     batch_dir = folder / "cifar-10-batches-py"
     archive = folder / "cifar-10-python.tar.gz"
     image_archives = sorted(p for p in folder.glob("*.tar.gz") if p != archive)
     if batch_dir.is_dir():
-        source, checksum, reader = batch_dir, ARCHIVE_MD5, lambda: _read_batch_dir(batch_dir, verify)
-        name = CANONICAL   # same content as the canonical archive: one cache
+        source, name = batch_dir, CANONICAL
+        reader = lambda: (_read_batch_dir(batch_dir, verify), ARCHIVE_MD5)  # noqa: E731 - same content as the archive
     elif archive.exists():
-        source, checksum, reader = archive, ARCHIVE_MD5, lambda: _read_canonical_archive(archive, verify)
-        name = CANONICAL
+        source, name = archive, CANONICAL
+        reader = lambda: (_read_canonical_archive(archive, verify), ARCHIVE_MD5)  # noqa: E731
     elif (folder / "train").is_dir():
-        source, checksum = folder, "image folder (no single checksum)"
-        reader, name = (lambda: _read_image_dir(folder)), f"CIFAR-10 images in {folder.name}/ (not canonical)"
+        source, name = folder, f"CIFAR-10 images in {folder.name}/ (not canonical)"
+        reader = lambda: (_read_image_dir(folder, expected), "image folder (no single checksum)")  # noqa: E731
     elif image_archives:
-        source, checksum = image_archives[0], file_md5(image_archives[0])
-        reader = lambda: _read_image_archive(source)  # noqa: E731
-        name = f"CIFAR-10 re-encoded images {source.name} (not canonical; md5 {checksum})"
+        source = image_archives[0]
+        reader = lambda: (_read_image_archive(source, expected), _md5(source))  # noqa: E731
+        name = None     # named with its md5 below
     elif download_missing:
-        return load(download(folder).parent)
+        return load(download(folder).parent, verify=verify, cache=cache, expected_counts=expected_counts)
     else:
         raise DatasetError(f"no CIFAR-10 in {folder}: expected cifar-10-batches-py/, cifar-10-python.tar.gz "
                            f"(md5 {ARCHIVE_MD5}), train/<class>/ folders, or an image-folder .tar.gz")
+    key = _signature(source, verify) if cache else ""
+    cached = _read_cache(_cache_file(source), key) if cache else None
+    if cached is not None:
+        arrays, checksum = cached
+    else:
+        arrays, checksum = reader()
+    _check_counts({s: arrays[f"{s}_y"] for s in SPLITS}, str(source), expected)
+    if cache and cached is None:
+        _write_cache(_cache_file(source), key, arrays, checksum)
+    if name is None:
+        name = f"CIFAR-10 re-encoded images {source.name} (not canonical; md5 {checksum})"
     if not verify and name == CANONICAL:
         name, checksum = "CIFAR-10 layout, checksums not verified (not canonical)", "unverified"
-    cached = cache_dir() / f"cifar10-{checksum}.npz" if cache and len(checksum) == 32 else None   # md5-named
-    if cached is not None and cached.exists():
-        with np.load(cached) as z:
-            arrays = {k: z[k] for k in z.files}
-    else:
-        arrays = reader()
-        if cached is not None:
-            with atomic_path(cached) as tmp, open(tmp, "wb") as f:
-                np.savez(f, **arrays)
     return {**arrays, "dataset": name, "checksum": checksum, "source": str(source)}

@@ -10,6 +10,7 @@ the generator's is a seeded random 80/20 split of the same sizes and is **not** 
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import random
 import urllib.request
@@ -119,6 +120,7 @@ def write_generated(out_dir: str | os.PathLike, seed: int = 0) -> list[Path]:
 
 # -- reading -------------------------------------------------------------------------------------------------------
 def data_dir(path: str | os.PathLike | None = None) -> Path:
+    """``path``, else ``$WMASK_DATA/scan`` (or ``$WMASK_DATA`` itself); an error says how to set it."""
     if path is not None:
         return Path(path)
     root = os.environ.get("WMASK_DATA") or None
@@ -140,17 +142,36 @@ def parse(text: str, where: str) -> list[tuple[list[str], list[str]]]:
         bad = sorted(set(cmd) - IN_VOCAB) + sorted(set(act) - OUT_VOCAB)
         if bad or not cmd:
             raise ScanError(f"{where}:{i}: unknown token(s) {bad or ['<empty command>']} in {raw[:80]!r}")
+        if not act:
+            raise ScanError(f"{where}:{i}: empty action sequence in {raw[:80]!r}")
         pairs.append((cmd, act))
     return pairs
 
 
 def read(path: Path, verify: bool = False) -> list[tuple[list[str], list[str]]]:
+    """The (command words, actions) pairs of one SCAN file. ``verify``: the file must match its canonical md5.
+
+    A missing, unreadable, empty or non-ASCII file is a one-line :class:`ScanError` naming the file (and the line
+    and column of a bad byte)."""
     if not path.exists():
         raise ScanError(f"{path} is missing")
+    try:
+        raw = path.read_bytes()
+    except OSError as err:
+        raise ScanError(f"{path} cannot be read ({err.strerror or err})") from None
     rel = "/".join(path.parts[-2:]) if path.parent.name.endswith("_split") else path.name
-    if verify and rel in MD5 and file_md5(path) != MD5[rel]:
-        raise ScanError(f"{path} is not the canonical file: md5 {file_md5(path)}, expected {MD5[rel]}")
-    return parse(path.read_text(encoding="ascii", errors="strict"), str(path))
+    if verify and rel in MD5 and hashlib.md5(raw).hexdigest() != MD5[rel]:
+        raise ScanError(f"{path} is not the canonical file: md5 {hashlib.md5(raw).hexdigest()}, expected {MD5[rel]}")
+    try:
+        text = raw.decode("ascii")
+    except UnicodeDecodeError as err:
+        line, col = raw.count(b"\n", 0, err.start) + 1, err.start - raw.rfind(b"\n", 0, err.start)
+        raise ScanError(f"{path}:{line}:{col}: non-ASCII byte 0x{raw[err.start]:02x}; SCAN files are ASCII "
+                        "'IN: <command> OUT: <actions>' lines") from None
+    pairs = parse(text, str(path))
+    if not pairs:
+        raise ScanError(f"{path} is empty: expected 'IN: <command> OUT: <actions>' lines")
+    return pairs
 
 
 def load(split: str, path: str | os.PathLike | None = None, verify: bool = False):
@@ -158,6 +179,9 @@ def load(split: str, path: str | os.PathLike | None = None, verify: bool = False
     if split not in FILES or split == "all":
         raise ScanError(f"unknown SCAN split {split!r}; expected one of {[s for s in FILES if s != 'all']}")
     folder = data_dir(path)
+    if not folder.is_dir():
+        raise ScanError(f"no SCAN files in {folder} (not a folder): expected {', '.join(FILES[split])} there; set "
+                        "WMASK_DATA or generate them with `python -m wmask data scan --generate DIR`")
     return tuple(read(folder / rel, verify) for rel in FILES[split])
 
 
