@@ -109,3 +109,21 @@ def test_an_experiment_must_fulfil_the_contract():
         for model in exp.models or (None,):
             for preset in exp.preset_table(model):
                 assert exp.config(preset, 0, model).seed == 0
+
+
+def test_interrupt_and_full_disk_say_what_to_do(tmp_path, monkeypatch, capsys):
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(runner, "run", interrupted)
+    assert main(["run", "planted", "--preset", "smoke", "--results", str(tmp_path)]) == 130
+    err = capsys.readouterr().err
+    assert f"{tmp_path}/planted/smoke/seed<N>/" in err and "rerun the same command to resume" in err
+    assert len(err.strip().splitlines()) == 1
+
+    def full(obj, f):
+        raise RuntimeError("[enforce fail at inline_container.cc:603] . unexpected pos 4096 vs 4082")
+    monkeypatch.setattr("torch.save", full)
+    from wmask.utils import atomic_torch_save
+    with pytest.raises(OSError, match="is the disk full") as info:
+        atomic_torch_save({}, tmp_path / "x.pt")
+    assert info.value.filename.endswith("x.pt") and not list(tmp_path.glob(".x.pt*"))

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import errno
 import hashlib
 import json
 import os
@@ -111,7 +112,10 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
 
 def atomic_torch_save(obj, path: str | os.PathLike) -> None:
     with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+        try:
+            torch.save(obj, tmp)
+        except RuntimeError as err:   # torch's zip writer reports a full disk as "unexpected pos ..."
+            raise OSError(errno.EIO, f"{str(err).splitlines()[0]} (is the disk full?)", os.fspath(path)) from err
 
 
 def file_md5(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
