@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import fnmatch
-import os
 import warnings
 from dataclasses import dataclass
 from typing import Iterable
@@ -23,6 +22,7 @@ from torch.func import functional_call, vmap
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils._pytree import tree_map
 
+from .maskio import check_names_shapes, load_masks, save_masks  # noqa: F401 (re-exported)
 from .sampling import from_storage_order, in_storage_order, resolve_impl, sample_masked, storage_order
 
 _NORMS = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm, nn.LocalResponseNorm)
@@ -327,42 +327,3 @@ def materialize(model: nn.Module, masks: dict[str, torch.Tensor]) -> nn.Module:
         for n, m in masks.items():
             out_params[n].mul_(m.to(out_params[n].dtype))
     return out
-
-
-# -- files -------------------------------------------------------------------------------------------------------
-def check_names_shapes(tensors: dict, shapes: dict, what: str, extra_ok: bool = False, known: set | None = None):
-    """Raise ValueError naming every missing, unknown or mis-shaped entry of ``tensors`` against ``shapes``."""
-    known = set(shapes) if known is None else known
-    unknown = sorted(set(tensors) - known)
-    missing = sorted(set(shapes) - set(tensors)) if not extra_ok else []
-    wrong = sorted(f"{n}: {tuple(tensors[n].shape)} != {tuple(shapes[n])}" for n in set(tensors) & set(shapes)
-                   if tuple(tensors[n].shape) != tuple(shapes[n]))
-    if unknown or missing or wrong:
-        raise ValueError(f"{what} do not match the model: unknown names {unknown}, missing names {missing}, "
-                         f"wrong shapes {wrong}")
-
-
-def save_masks(path: str | os.PathLike, masks: dict[str, torch.Tensor], metadata: dict[str, str] | None = None):
-    """Write bool masks keyed by parameter name to a safetensors file, atomically."""
-    from safetensors.torch import save_file
-
-    from .utils import atomic_path
-    with atomic_path(path) as tmp:
-        save_file({n: m.detach().to(torch.bool).contiguous().cpu() for n, m in masks.items()}, tmp,
-                  metadata=metadata)
-
-
-def load_masks(path: str | os.PathLike, model: nn.Module | None = None, filter: MaskFilter | None = None):
-    """Read masks written by :func:`save_masks`; with ``model``, refuse a file whose names or shapes differ from
-    the parameters ``filter`` selects (a leading set dimension is allowed)."""
-    from safetensors.torch import load_file
-    masks = load_file(os.fspath(path))
-    if model is not None:
-        params = dict(model.named_parameters())
-        shapes = {n: tuple(params[n].shape) for n in (filter or MaskFilter()).select(model)}
-        # masks may carry the same leading set dimensions on every tensor: [*lead, *shape]
-        leads = {tuple(m.shape[:m.dim() - len(shapes[n])]) for n, m in masks.items()
-                 if n in shapes and m.dim() >= len(shapes[n])}
-        lead = leads.pop() if len(leads) == 1 else ()
-        check_names_shapes(masks, {n: (*lead, *s) for n, s in shapes.items()}, f"masks in {path}")
-    return masks
