@@ -39,9 +39,15 @@ class MaskTrainConfig:
     def __post_init__(self):
         if isinstance(self.alpha, list):
             self.alpha = tuple(self.alpha)
-        if min(self.alpha if isinstance(self.alpha, tuple) else (self.alpha,)) < 0:
+        alphas = self.alpha if isinstance(self.alpha, tuple) else (self.alpha,)
+        if not all(math.isfinite(a) for a in alphas):
+            raise ValueError(f"alpha must be finite, got {self.alpha}")
+        if min(alphas) < 0:
             raise ValueError(f"alpha must be >= 0 (it scales the push towards removing weights), got {self.alpha}")
-        if self.k < 1 or self.batch_size % self.k:
+        if self.k < 1 or self.batch_size < 1:
+            raise ValueError(f"k must be >= 1 (mask samples per step) and batch_size >= 1; got k={self.k}, "
+                             f"batch_size={self.batch_size}")
+        if self.batch_size % self.k:
             raise ValueError(f"batch_size={self.batch_size} must be divisible by k={self.k} (one mask sample per "
                              "contiguous batch_size/k slice)")
         if self.clip_mode not in CLIP_MODES:
