@@ -87,6 +87,22 @@ def _next_batch(data, step):
     return data(step) if callable(data) else next(data)
 
 
+def _rng_state() -> dict:
+    """torch's global RNG state (dropout, teacher-forcing draws): the CPU's, and CUDA's once CUDA is in use."""
+    state = {"cpu": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict | None) -> None:
+    if state is None:       # a checkpoint written before the RNG state was stored
+        return
+    torch.set_rng_state(state["cpu"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"][:torch.cuda.device_count()])
+
+
 def clip_per_set(grads: list[torch.Tensor], max_norm: float) -> torch.Tensor:
     """Scale each set's gradients (leading dim) so that its norm over all tensors is at most ``max_norm``, like
     ``clip_grad_norm_`` applied to every set alone. Returns the norms before clipping, ``[M]``."""
@@ -107,8 +123,9 @@ def train_masks(masks: MaskSet, data, loss_fn: Callable, cfg: MaskTrainConfig | 
     losses, shape ``[M]``. The objective of set ``i`` is ``loss_i + alpha * sum(logits_i) / B``. Sets are
     independent: one Adam over the stacked logits is exactly ``M`` separate Adams (it is element-wise), and
     clipping is per set (``cfg.clip_mode``, see :data:`CLIP_MODES`). Runs exactly ``cfg.steps`` updates (the
-    authors' code runs ``steps + 1``). With ``checkpoint``, the state is saved atomically
-    every ``cfg.checkpoint_every`` steps and an existing checkpoint is resumed.
+    authors' code runs ``steps + 1``). With ``checkpoint``, the state (with torch's global RNG state, which
+    e.g. teacher-forcing draws use) is saved atomically every ``cfg.checkpoint_every`` steps and an existing
+    checkpoint is resumed, bit for bit when ``data`` is a function of the step.
     """
     cfg = cfg or MaskTrainConfig()
     logits = list(masks.logits.values())
@@ -121,6 +138,7 @@ def train_masks(masks: MaskSet, data, loss_fn: Callable, cfg: MaskTrainConfig | 
         masks.load_state_dict(state["masks"])
         opt.load_state_dict(state["opt"])
         hist, start = History(**state["history"]), state["step"]
+        _set_rng_state(state.get("rng"))
     masks.model.eval()
     bar = tqdm(range(start, cfg.steps), desc=desc, disable=not progress, mininterval=2.0, initial=start,
                total=cfg.steps)
@@ -147,7 +165,7 @@ def train_masks(masks: MaskSet, data, loss_fn: Callable, cfg: MaskTrainConfig | 
             hist.evals.append({"step": step + 1, **eval_fn(masks)})
         if checkpoint is not None and (step + 1) % cfg.checkpoint_every == 0 and step + 1 < cfg.steps:
             atomic_torch_save({"config": asdict(cfg), "step": step + 1, "masks": masks.state_dict(),
-                               "opt": opt.state_dict(), "history": asdict(hist)}, checkpoint)
+                               "opt": opt.state_dict(), "history": asdict(hist), "rng": _rng_state()}, checkpoint)
     if eval_fn is not None:
         hist.evals.append({"step": cfg.steps, **eval_fn(masks)})
     if checkpoint is not None and os.path.exists(checkpoint):
@@ -186,8 +204,9 @@ def train_model(model: nn.Module, data, loss_fn: Callable, cfg: BaseTrainConfig 
     inputs, targets) -> scalar``. ``eval_fn(model) -> dict`` runs every ``cfg.eval_every`` steps and at the end
     (in eval mode). Returns the list of evaluations, each with its ``step``. With ``checkpoint``, the state is
     saved atomically every ``cfg.checkpoint_every`` steps and an existing checkpoint is resumed (exactly, when
-    ``data`` is a function of the step). ``optimizer``: ``(factory(params, lr), lr multiplier(step))``, e.g.
-    :func:`sgd`; default Adam at a constant ``cfg.lr``."""
+    ``data`` is a function of the step; the checkpoint holds torch's global RNG state, which dropout draws from).
+    ``optimizer``: ``(factory(params, lr), lr multiplier(step))``, e.g. :func:`sgd`; default Adam at a constant
+    ``cfg.lr``."""
     cfg = cfg or BaseTrainConfig()
     make, schedule = optimizer or (lambda params, lr: torch.optim.Adam(params, lr=lr), lambda step: 1.0)
     opt = make([p for p in model.parameters() if p.requires_grad], cfg.lr)
@@ -197,6 +216,7 @@ def train_model(model: nn.Module, data, loss_fn: Callable, cfg: BaseTrainConfig 
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["opt"])
         evals, start = state["evals"], state["step"]
+        _set_rng_state(state.get("rng"))
     bar = tqdm(range(start, cfg.steps), desc=desc, disable=not progress, mininterval=2.0, initial=start,
                total=cfg.steps)
     for step in bar:
@@ -220,7 +240,7 @@ def train_model(model: nn.Module, data, loss_fn: Callable, cfg: BaseTrainConfig 
                 evals.append({"step": step + 1, **eval_fn(model)})
         if checkpoint is not None and (step + 1) % cfg.checkpoint_every == 0 and not last:
             atomic_torch_save({"config": asdict(cfg), "step": step + 1, "model": model.state_dict(),
-                               "opt": opt.state_dict(), "evals": evals}, checkpoint)
+                               "opt": opt.state_dict(), "evals": evals, "rng": _rng_state()}, checkpoint)
     if checkpoint is not None and os.path.exists(checkpoint):
         os.unlink(checkpoint)
     model.eval()
