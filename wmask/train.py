@@ -103,10 +103,68 @@ def _set_rng_state(state: dict | None) -> None:
         torch.cuda.set_rng_state_all(state["cuda"][:torch.cuda.device_count()])
 
 
-def clip_per_set(grads: list[torch.Tensor], max_norm: float) -> torch.Tensor:
+class NonFiniteError(FloatingPointError):
+    """Training met a NaN or infinite value; the message names the step, the mask set and what it was."""
+
+
+def _tensors(x) -> list[torch.Tensor]:
+    return [t for t in (x if isinstance(x, (tuple, list)) else (x,)) if isinstance(t, torch.Tensor)]
+
+
+def _bad_rows(x, n: int) -> set[int]:
+    """Indices ``i < n`` of the leading dim where some floating-point tensor of ``x`` is not finite."""
+    bad = set()
+    for t in _tensors(x):
+        if t.is_floating_point() and t.dim() and t.shape[0] == n:
+            bad |= set(torch.nonzero(~torch.isfinite(t).flatten(1).all(1)).flatten().tolist())
+    return bad
+
+
+def _non_finite(step, inputs, targets, task, norms, masks) -> NonFiniteError:
+    """Which sets went non-finite at ``step``, and where first: the batch, the loss, the logits or a gradient."""
+    m = masks.n_sets
+    bad_in, bad_y = _bad_rows(inputs, m), _bad_rows(targets, m)
+    frozen = {n: s.grad for n, s in (masks.sinks or {}).items() if s.grad is not None}
+
+    def first(i):
+        if i in bad_in or i in bad_y:
+            return f"values in {'the input batch' if i in bad_in else 'the targets'}"
+        if not torch.isfinite(task[i]):
+            return f"loss ({task[i].item()})"
+        for what, tensors in (("logits", {n: l.detach() for n, l in masks.logits.items()}),
+                              ("gradient of the logits", {n: l.grad for n, l in masks.logits.items()}),
+                              ("accumulated gradient (clip_mode='all') of the frozen weights", frozen)):
+            bad = [n for n, t in tensors.items() if t is not None and not torch.isfinite(t[i]).all()]
+            if bad:
+                return f"{what} of tensors {bad}"
+        return "gradient norm (it overflowed; every gradient is finite)" if not torch.isfinite(norms[i]) else None
+
+    found = [f"set {i}: non-finite {what}" for i in range(m) if (what := first(i)) is not None]
+    return NonFiniteError(f"mask training stopped at step {step}: {'; '.join(found)} (the logits were not updated)")
+
+
+def _check_batch(inputs, cfg, step: int) -> None:
+    """Inputs ``[M, ..., B, ...]``: B (dim ``cfg.batch_dim + 1``) must be ``cfg.batch_size``, which the regulariser
+    ``alpha * sum(logits) / batch_size`` divides by."""
+    d = cfg.batch_dim + 1
+    for j, x in enumerate(_tensors(inputs)):
+        if x.dim() > d and x.shape[d] != cfg.batch_size:
+            raise ValueError(f"step {step}: input {j} has batch size {x.shape[d]} (dim {d} of shape "
+                             f"{tuple(x.shape)}, batch_dim={cfg.batch_dim}) but the config says "
+                             f"batch_size={cfg.batch_size}; the regulariser alpha * sum(logits) / batch_size divides "
+                             "by it, so a mismatch would silently change alpha")
+
+
+def set_norms(grads: list[torch.Tensor]) -> torch.Tensor:
+    """Each set's gradient norm over all tensors (leading dim = set), ``[M]``."""
+    return torch.stack([g.flatten(1).pow(2).sum(1) for g in grads]).sum(0).sqrt()
+
+
+def clip_per_set(grads: list[torch.Tensor], max_norm: float, norms: torch.Tensor | None = None) -> torch.Tensor:
     """Scale each set's gradients (leading dim) so that its norm over all tensors is at most ``max_norm``, like
-    ``clip_grad_norm_`` applied to every set alone. Returns the norms before clipping, ``[M]``."""
-    norms = torch.stack([g.flatten(1).pow(2).sum(1) for g in grads]).sum(0).sqrt()
+    ``clip_grad_norm_`` applied to every set alone. Returns the norms before clipping, ``[M]`` (``norms``: already
+    computed by :func:`set_norms`)."""
+    norms = set_norms(grads) if norms is None else norms
     scale = (max_norm / (norms + 1e-6)).clamp(max=1.0)
     for g in grads:
         g.mul_(scale.view(-1, *([1] * (g.dim() - 1))))
@@ -125,7 +183,9 @@ def train_masks(masks: MaskSet, data, loss_fn: Callable, cfg: MaskTrainConfig | 
     clipping is per set (``cfg.clip_mode``, see :data:`CLIP_MODES`). Runs exactly ``cfg.steps`` updates (the
     authors' code runs ``steps + 1``). With ``checkpoint``, the state (with torch's global RNG state, which
     e.g. teacher-forcing draws use) is saved atomically every ``cfg.checkpoint_every`` steps and an existing
-    checkpoint is resumed, bit for bit when ``data`` is a function of the step.
+    checkpoint is resumed, bit for bit when ``data`` is a function of the step. The inputs' batch size (dim
+    ``cfg.batch_dim + 1``) must be ``cfg.batch_size``. A NaN or infinity in a set's batch, loss, logits or gradients
+    stops training with a :class:`NonFiniteError` (a ``FloatingPointError``) naming the step, the set and what it was.
     """
     cfg = cfg or MaskTrainConfig()
     logits = list(masks.logits.values())
@@ -145,6 +205,7 @@ def train_masks(masks: MaskSet, data, loss_fn: Callable, cfg: MaskTrainConfig | 
     call = lambda x: masks.sample_forward(x, k=cfg.k, batch_dim=cfg.batch_dim)  # noqa: E731
     for step in bar:
         inputs, targets = _next_batch(data, step)
+        _check_batch(inputs, cfg, step)
         out = call(inputs) if forward is None else forward(call, inputs)
         task = loss_fn(out, targets)
         if task.shape != (masks.n_sets,):
@@ -154,7 +215,11 @@ def train_masks(masks: MaskSet, data, loss_fn: Callable, cfg: MaskTrainConfig | 
         opt.zero_grad(set_to_none=False)
         (task.sum() + reg).backward()
         frozen = [s.grad for s in masks.sinks.values() if s.grad is not None] if masks.sinks else []
-        clip_per_set([l.grad for l in logits if l.grad is not None] + frozen, cfg.clip)
+        grads = [l.grad for l in logits if l.grad is not None] + frozen
+        norms = set_norms(grads)    # finite iff every gradient is: one host sync per step checks it with the loss
+        if not bool(torch.isfinite(task).all() & torch.isfinite(norms).all()):
+            raise _non_finite(step, inputs, targets, task.detach(), norms, masks)
+        clip_per_set(grads, cfg.clip, norms)
         opt.step()
         if step % cfg.log_every == 0 or step == cfg.steps - 1:
             hist.step.append(step)
@@ -197,6 +262,17 @@ def sgd(momentum: float = 0.9, weight_decay: float = 1e-4, milestones: tuple = (
     return make, lambda step: 0.1 ** sum(step >= m for m in milestones)
 
 
+def _non_finite_base(step, inputs, targets, loss, params) -> NonFiniteError:
+    what = [f"the {k} contains non-finite values" for k, x in (("input batch", inputs), ("targets", targets))
+            if any(t.is_floating_point() and not torch.isfinite(t).all() for t in _tensors(x))]
+    if not torch.isfinite(loss):
+        what.append(f"the loss is {loss.item()}")
+    else:
+        bad = [n for n, p in params if p.grad is not None and not torch.isfinite(p.grad).all()]
+        what.append(f"the gradients of {bad} are non-finite" if bad else "the gradient norm overflowed")
+    return NonFiniteError(f"base training stopped at step {step}: {'; '.join(what)} (the weights were not updated)")
+
+
 def train_model(model: nn.Module, data, loss_fn: Callable, cfg: BaseTrainConfig | None = None,
                 eval_fn: Callable | None = None, progress: bool = True, desc: str = "base",
                 checkpoint: str | os.PathLike | None = None, optimizer: tuple | None = None) -> list[dict]:
@@ -206,7 +282,7 @@ def train_model(model: nn.Module, data, loss_fn: Callable, cfg: BaseTrainConfig 
     saved atomically every ``cfg.checkpoint_every`` steps and an existing checkpoint is resumed (exactly, when
     ``data`` is a function of the step; the checkpoint holds torch's global RNG state, which dropout draws from).
     ``optimizer``: ``(factory(params, lr), lr multiplier(step))``, e.g. :func:`sgd`; default Adam at a constant
-    ``cfg.lr``."""
+    ``cfg.lr``. A non-finite loss or gradient stops training with a :class:`NonFiniteError` naming the step."""
     cfg = cfg or BaseTrainConfig()
     make, schedule = optimizer or (lambda params, lr: torch.optim.Adam(params, lr=lr), lambda step: 1.0)
     opt = make([p for p in model.parameters() if p.requires_grad], cfg.lr)
@@ -217,17 +293,20 @@ def train_model(model: nn.Module, data, loss_fn: Callable, cfg: BaseTrainConfig 
         opt.load_state_dict(state["opt"])
         evals, start = state["evals"], state["step"]
         _set_rng_state(state.get("rng"))
+    params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     bar = tqdm(range(start, cfg.steps), desc=desc, disable=not progress, mininterval=2.0, initial=start,
                total=cfg.steps)
     for step in bar:
         model.train()
         inputs, targets = _next_batch(data, step)
         loss = loss_fn(model, inputs, targets)
-        if not math.isfinite(loss.item()):
-            raise FloatingPointError(f"base training loss is {loss.item()} at step {step}")
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
+        grads = [p.grad for _, p in params if p.grad is not None]
+        norm = nn.utils.get_total_norm(grads)     # = clip_grad_norm_, split to check the norm before scaling
+        if not bool(torch.isfinite(loss) & torch.isfinite(norm)):    # one host sync per step
+            raise _non_finite_base(step, inputs, targets, loss, params)
+        nn.utils.clip_grads_with_norm_([p for _, p in params], cfg.clip, norm)
         for group in opt.param_groups:
             group["lr"] = cfg.lr * schedule(step)
         opt.step()
