@@ -51,6 +51,15 @@ def test_nan_in_an_input_batch_is_named():
     assert (masks.keep_fraction() > 0.5).all()
 
 
+def test_nan_in_one_dimensional_targets_is_named():
+    model, data, loss_fn = problem()
+    masks = MaskSet(model, n_sets=2, impl="eager", seed=1)
+    scale = lambda s: torch.tensor([1.0, float("nan") if s == 1 else 1.0])  # noqa: E731 - a per-set target
+    with pytest.raises(FloatingPointError, match=r"step 1: set 1: non-finite values in the targets"):
+        train_masks(masks, lambda s: (data(s)[0], (data(s)[1], scale(s))), lambda o, y: loss_fn(o, y[0]) * y[1],
+                    CFG, progress=False)
+
+
 def test_nan_loss_is_named():
     model, data, loss_fn = problem()
     masks = MaskSet(model, n_sets=2, impl="eager", seed=1)

@@ -132,7 +132,7 @@ def test_training_forward_uses_weights_loaded_after_the_mask_set_was_built(how):
         masks.sample_forward(x, k=1)
 
 
-# -- 8. mask forwards run the model in eval mode ------------------------------------------------------------------------
+# -- 8. mask forwards run the model in eval mode ---------------------------------------------------------------------
 class DropNorm(nn.Module):
     def __init__(self):
         super().__init__()

@@ -116,7 +116,7 @@ def _bad_rows(x, n: int) -> set[int]:
     bad = set()
     for t in _tensors(x):
         if t.is_floating_point() and t.dim() and t.shape[0] == n:
-            bad |= set(torch.nonzero(~torch.isfinite(t).flatten(1).all(1)).flatten().tolist())
+            bad |= set(torch.nonzero(~torch.isfinite(t).reshape(n, -1).all(1)).flatten().tolist())
     return bad
 
 
