@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import fnmatch
-import os
 import warnings
 from dataclasses import dataclass
 from typing import Iterable
@@ -23,6 +22,7 @@ from torch.func import functional_call, vmap
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils._pytree import tree_map
 
+from .maskio import check_names_shapes, load_masks, save_masks  # noqa: F401 (re-exported)
 from .sampling import from_storage_order, in_storage_order, resolve_impl, sample_masked, storage_order
 
 _NORMS = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm, nn.LocalResponseNorm)
@@ -116,16 +116,35 @@ def _no_mha_fastpath():
         torch.backends.mha.set_fastpath_enabled(before)
 
 
+def _recurrent(model: nn.Module) -> list[str]:
+    """Names of the layer types in ``model`` with no vmap batching rule (``nn.LSTM``, ``nn.GRU``, ``nn.RNN``)."""
+    return sorted({type(m).__name__ for m in model.modules() if isinstance(m, nn.RNNBase)})
+
+
 def forward_mode(model: nn.Module) -> str:
-    """The :func:`forward_with` mode for ``model``: ``nn.LSTM`` has no vmap batching rule, so a model holding one
-    runs its mask samples one after another (``"loop"``); any other runs them in one pass (``"vmap"``)."""
-    return "loop" if any(isinstance(m, nn.LSTM) for m in model.modules()) else "vmap"
+    """The :func:`forward_with` mode for ``model``: recurrent layers (``nn.LSTM``, ``nn.GRU``, ``nn.RNN``) have no
+    vmap batching rule, so a model holding one runs its mask samples one after another (``"loop"``); any other runs
+    them in one pass (``"vmap"``)."""
+    return "loop" if _recurrent(model) else "vmap"
+
+
+class VmapForwardError(RuntimeError):
+    """The model raised while running its mask samples batched under :func:`torch.func.vmap`."""
 
 
 def _forward_with(model, weights, inputs, mode):
     if mode == "vmap":   # the fused attention kernels have no vmap batching rule; the math one batches
-        with sdpa_kernel(SDPBackend.MATH):
-            return vmap(lambda w, xs: functional_call(model, w, xs), randomness="different")(weights, inputs)
+        try:
+            with sdpa_kernel(SDPBackend.MATH):
+                return vmap(lambda w, xs: functional_call(model, w, xs), randomness="different")(weights, inputs)
+        except Exception as err:  # noqa: BLE001 - any error: re-raised, chained, with the way out
+            first = (str(err).splitlines() or [""])[0]
+            raise VmapForwardError(
+                f"{type(model).__name__} failed while running its mask samples batched under torch.func.vmap "
+                f"({type(err).__name__}: {first}). If the model cannot run under vmap (a layer with no batching "
+                "rule, Python control flow on tensor values such as a random teacher-forcing draw, in-place "
+                "updates of buffers), run the samples one after another: MaskSet(..., mode='loop') or "
+                "forward_with(..., mode='loop'); same function, slower") from err
     if mode != "loop":
         raise ValueError(f"unknown forward mode {mode!r}; expected 'vmap' or 'loop'")
     per_w = {n: w.unbind(0) for n, w in weights.items()}   # unbind: one gradient stack, not S full-size scatters
@@ -135,8 +154,19 @@ def _forward_with(model, weights, inputs, mode):
     return tree_map(lambda *ys: torch.stack(ys), *outs) if len(outs) > 1 else tree_map(lambda y: y[None], outs[0])
 
 
-def _no_batching_rule(err: RuntimeError) -> bool:
-    return "Batching rule not implemented" in str(err) or "vmap" in str(err)
+@contextlib.contextmanager
+def _eval_mode(model: nn.Module):
+    """Run ``model`` in eval mode meanwhile, then give every module back its own ``training`` flag."""
+    training = [m for m in model.modules() if m.training]
+    if not training:
+        yield
+        return
+    model.eval()
+    try:
+        yield
+    finally:
+        for m in training:
+            m.training = True
 
 
 class MaskSet:
@@ -145,6 +175,16 @@ class MaskSet:
     Each set has one logit per masked weight element (``logits[name]``: ``[n_sets, *shape]``, initialised to
     ``init``); a weight is kept with probability ``sigmoid(logit)`` while training and kept iff ``logit > 0`` when
     evaluating. The model's parameters are frozen (``requires_grad`` turned off) and never changed.
+
+    ``mode``: ``"vmap"`` runs all mask samples in one batched pass; ``"loop"`` one after another (same function,
+    slower); ``"auto"`` (default) is :func:`forward_mode`: ``"loop"``, with a warning, for a model with an
+    ``nn.LSTM``/``nn.GRU``/``nn.RNN`` (no vmap batching rule), else ``"vmap"``. Any error the model raises under vmap
+    is re-raised (chained) as a :class:`VmapForwardError` that says to pass ``mode="loop"``.
+
+    Both forwards run the model in **eval mode** (dropout off, normalisation layers use and keep their running
+    statistics: masks inspect a fixed function) and give every module back its own ``training`` flag afterwards.
+    Training runs on a copy of the masked weights in storage order; a forward notices when a masked parameter was
+    changed or replaced since (``load_state_dict``, in-place edits) and refreshes the copy.
     """
 
     def __init__(self, model: nn.Module, n_sets: int = 1, filter: MaskFilter | None = None, init: float = 2.0,
@@ -161,9 +201,17 @@ class MaskSet:
         self._stored = {n: as_stored(w.detach(), self.order[n]) for n, w in self.weights.items()}
         self.logits = {n: as_stored(torch.full((n_sets, *w.shape), float(init), device=w.device), self.order[n], 1)
                        .requires_grad_() for n, w in self.weights.items()}
+        self._seen = {n: self._key(w) for n, w in self.weights.items()}
+        self._owners = {n: (model.get_submodule(n.rpartition(".")[0]), n.rpartition(".")[2]) for n in self.names}
         self.n_sets = n_sets
         if mode not in ("auto", "vmap", "loop"):
             raise ValueError(f"unknown forward mode {mode!r}; expected 'auto', 'vmap' or 'loop'")
+        if mode == "auto":
+            mode = forward_mode(model)
+            if mode == "loop":
+                warnings.warn(f"{type(model).__name__} has {'/'.join(_recurrent(model))} layers, which have no "
+                              "torch.func.vmap batching rule: its mask samples run one after another (same "
+                              "results, slower)", RuntimeWarning, stacklevel=2)
         self.mode = mode
         self.impl = resolve_impl(impl, next(iter(self.weights.values())).device)
         self.generator = torch.Generator().manual_seed(torch.initial_seed() if seed is None else seed)
@@ -196,9 +244,11 @@ class MaskSet:
         """Training forward: ``inputs`` ``[M, ..., B, ...]`` (tensor or tuple) -> outputs ``[M, ..., B, ...]``.
 
         Each set draws ``k`` masks; sample ``j`` is applied to the ``j``-th contiguous ``B/k`` slice of its set's
-        batch (a sequence keeps one mask for all its steps). Differentiable w.r.t. :attr:`logits`.
+        batch (a sequence keeps one mask for all its steps). Differentiable w.r.t. :attr:`logits`. Runs the model
+        in eval mode (see the class).
         """
         inputs = self._check_inputs(inputs)
+        self._sync_weights()
         seeds = torch.randint(0, 2**62, (len(self.names),), generator=self.generator)
         sinks = self.sinks or {}
         weights = {n: sample_masked(self.logits[n], w, seeds[i].to(w.device), k, self.impl, self.order[n],
@@ -212,26 +262,35 @@ class MaskSet:
 
     @torch.no_grad()
     def eval_forward(self, inputs, masks: dict[str, torch.Tensor] | None = None):
-        """Deterministic forward with ``masks`` (default: :meth:`binary`), ``[M, ...] -> [M, ...]``."""
+        """Deterministic forward with ``masks`` (default: :meth:`binary`), ``[M, ...] -> [M, ...]``, in eval mode."""
         inputs = self._check_inputs(inputs)
+        self._sync_weights()
         masks = self.binary() if masks is None else masks
         return self._forward(apply_masks(self.weights, masks), inputs)
 
     def _forward(self, weights, inputs):
-        """vmap when the model allows it; ``auto`` falls back to a loop (once, with a warning) when it does not."""
-        if self.mode != "auto":
+        with _eval_mode(self.model):
             return forward_with(self.model, weights, inputs, self.mode)
-        try:
-            out = forward_with(self.model, weights, inputs, "vmap")
-            self.mode = "vmap"
-            return out
-        except RuntimeError as err:
-            if not _no_batching_rule(err):
-                raise
-            warnings.warn(f"{type(self.model).__name__} cannot run under torch.func.vmap ({str(err).splitlines()[0]});"
-                          " running the mask samples one after another instead", RuntimeWarning, stacklevel=3)
-            self.mode = "loop"
-            return forward_with(self.model, weights, inputs, "loop")
+
+    @staticmethod
+    def _key(p: torch.Tensor) -> tuple:
+        """What changes when a parameter is replaced, written in place, or given new storage (no device sync)."""
+        return id(p), p._version, p.data_ptr()
+
+    def _sync_weights(self) -> None:
+        """Refresh the frozen copy of any masked parameter changed or replaced since it was taken."""
+        for n, (module, attr) in self._owners.items():
+            p = module._parameters.get(attr)
+            if p is None or tuple(p.shape) != tuple(self.weights[n].shape):
+                raise ValueError(f"masked parameter {n!r} was removed or changed shape since the MaskSet was built "
+                                 f"(was {tuple(self.weights[n].shape)}, now "
+                                 f"{None if p is None else tuple(p.shape)}); build a new MaskSet")
+            key = self._key(p)
+            if key != self._seen[n]:
+                p.requires_grad_(False)
+                self.weights[n] = p
+                self._stored[n] = as_stored(p.detach(), self.order[n])
+                self._seen[n] = self._key(p)
 
     def _check_inputs(self, inputs):
         inputs = inputs if isinstance(inputs, tuple) else (inputs,)
@@ -294,6 +353,10 @@ def invert(masks: dict[str, torch.Tensor], keep: Iterable[str] = (), like: dict 
     keep = set(keep)
     if keep and like is None:
         raise ValueError("invert(keep=...) needs like= (the masks to keep on those tensors)")
+    unknown, unlike = sorted(keep - set(masks)), sorted(n for n in keep if like is not None and n not in like)
+    if unknown or unlike:
+        raise ValueError(f"invert(keep=...): names {unknown} are not in the masks and names {unlike} are not in "
+                         f"like=; the masks name {list(masks)}")
     return {n: like[n].clone() if n in keep else ~m for n, m in masks.items()}
 
 
@@ -321,48 +384,13 @@ def materialize(model: nn.Module, masks: dict[str, torch.Tensor]) -> nn.Module:
     params = dict(model.named_parameters())
     check_names_shapes(masks, {n: params[n].shape for n in masks if n in params}, "masks", extra_ok=False,
                        known=set(params))
+    wrong = [f"{n}: {m.dtype}" for n, m in masks.items() if m.dtype != torch.bool]
+    if wrong:
+        raise TypeError(f"materialize needs bool masks (True = kept), got {', '.join(wrong)}; a float mask would "
+                        "scale the weights (use mask > 0 or mask.bool() for a 0/1 mask)")
     out = copy.deepcopy(model)
     out_params = dict(out.named_parameters())
     with torch.no_grad():
         for n, m in masks.items():
             out_params[n].mul_(m.to(out_params[n].dtype))
     return out
-
-
-# -- files -------------------------------------------------------------------------------------------------------
-def check_names_shapes(tensors: dict, shapes: dict, what: str, extra_ok: bool = False, known: set | None = None):
-    """Raise ValueError naming every missing, unknown or mis-shaped entry of ``tensors`` against ``shapes``."""
-    known = set(shapes) if known is None else known
-    unknown = sorted(set(tensors) - known)
-    missing = sorted(set(shapes) - set(tensors)) if not extra_ok else []
-    wrong = sorted(f"{n}: {tuple(tensors[n].shape)} != {tuple(shapes[n])}" for n in set(tensors) & set(shapes)
-                   if tuple(tensors[n].shape) != tuple(shapes[n]))
-    if unknown or missing or wrong:
-        raise ValueError(f"{what} do not match the model: unknown names {unknown}, missing names {missing}, "
-                         f"wrong shapes {wrong}")
-
-
-def save_masks(path: str | os.PathLike, masks: dict[str, torch.Tensor], metadata: dict[str, str] | None = None):
-    """Write bool masks keyed by parameter name to a safetensors file, atomically."""
-    from safetensors.torch import save_file
-
-    from .utils import atomic_path
-    with atomic_path(path) as tmp:
-        save_file({n: m.detach().to(torch.bool).contiguous().cpu() for n, m in masks.items()}, tmp,
-                  metadata=metadata)
-
-
-def load_masks(path: str | os.PathLike, model: nn.Module | None = None, filter: MaskFilter | None = None):
-    """Read masks written by :func:`save_masks`; with ``model``, refuse a file whose names or shapes differ from
-    the parameters ``filter`` selects (a leading set dimension is allowed)."""
-    from safetensors.torch import load_file
-    masks = load_file(os.fspath(path))
-    if model is not None:
-        params = dict(model.named_parameters())
-        shapes = {n: tuple(params[n].shape) for n in (filter or MaskFilter()).select(model)}
-        # masks may carry the same leading set dimensions on every tensor: [*lead, *shape]
-        leads = {tuple(m.shape[:m.dim() - len(shapes[n])]) for n, m in masks.items()
-                 if n in shapes and m.dim() >= len(shapes[n])}
-        lead = leads.pop() if len(leads) == 1 else ()
-        check_names_shapes(masks, {n: (*lead, *s) for n, s in shapes.items()}, f"masks in {path}")
-    return masks

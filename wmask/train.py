@@ -39,9 +39,15 @@ class MaskTrainConfig:
     def __post_init__(self):
         if isinstance(self.alpha, list):
             self.alpha = tuple(self.alpha)
-        if min(self.alpha if isinstance(self.alpha, tuple) else (self.alpha,)) < 0:
+        alphas = self.alpha if isinstance(self.alpha, tuple) else (self.alpha,)
+        if not all(math.isfinite(a) for a in alphas):
+            raise ValueError(f"alpha must be finite, got {self.alpha}")
+        if min(alphas) < 0:
             raise ValueError(f"alpha must be >= 0 (it scales the push towards removing weights), got {self.alpha}")
-        if self.k < 1 or self.batch_size % self.k:
+        if self.k < 1 or self.batch_size < 1:
+            raise ValueError(f"k must be >= 1 (mask samples per step) and batch_size >= 1; got k={self.k}, "
+                             f"batch_size={self.batch_size}")
+        if self.batch_size % self.k:
             raise ValueError(f"batch_size={self.batch_size} must be divisible by k={self.k} (one mask sample per "
                              "contiguous batch_size/k slice)")
         if self.clip_mode not in CLIP_MODES:
@@ -81,10 +87,84 @@ def _next_batch(data, step):
     return data(step) if callable(data) else next(data)
 
 
-def clip_per_set(grads: list[torch.Tensor], max_norm: float) -> torch.Tensor:
+def _rng_state() -> dict:
+    """torch's global RNG state (dropout, teacher-forcing draws): the CPU's, and CUDA's once CUDA is in use."""
+    state = {"cpu": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict | None) -> None:
+    if state is None:       # a checkpoint written before the RNG state was stored
+        return
+    torch.set_rng_state(state["cpu"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"][:torch.cuda.device_count()])
+
+
+class NonFiniteError(FloatingPointError):
+    """Training met a NaN or infinite value; the message names the step, the mask set and what it was."""
+
+
+def _tensors(x) -> list[torch.Tensor]:
+    return [t for t in (x if isinstance(x, (tuple, list)) else (x,)) if isinstance(t, torch.Tensor)]
+
+
+def _bad_rows(x, n: int) -> set[int]:
+    """Indices ``i < n`` of the leading dim where some floating-point tensor of ``x`` is not finite."""
+    bad = set()
+    for t in _tensors(x):
+        if t.is_floating_point() and t.dim() and t.shape[0] == n:
+            bad |= set(torch.nonzero(~torch.isfinite(t).reshape(n, -1).all(1)).flatten().tolist())
+    return bad
+
+
+def _non_finite(step, inputs, targets, task, norms, masks) -> NonFiniteError:
+    """Which sets went non-finite at ``step``, and where first: the batch, the loss, the logits or a gradient."""
+    m = masks.n_sets
+    bad_in, bad_y = _bad_rows(inputs, m), _bad_rows(targets, m)
+    frozen = {n: s.grad for n, s in (masks.sinks or {}).items() if s.grad is not None}
+
+    def first(i):
+        if i in bad_in or i in bad_y:
+            return f"values in {'the input batch' if i in bad_in else 'the targets'}"
+        if not torch.isfinite(task[i]):
+            return f"loss ({task[i].item()})"
+        for what, tensors in (("logits", {n: l.detach() for n, l in masks.logits.items()}),
+                              ("gradient of the logits", {n: l.grad for n, l in masks.logits.items()}),
+                              ("accumulated gradient (clip_mode='all') of the frozen weights", frozen)):
+            bad = [n for n, t in tensors.items() if t is not None and not torch.isfinite(t[i]).all()]
+            if bad:
+                return f"{what} of tensors {bad}"
+        return "gradient norm (it overflowed; every gradient is finite)" if not torch.isfinite(norms[i]) else None
+
+    found = [f"set {i}: non-finite {what}" for i in range(m) if (what := first(i)) is not None]
+    return NonFiniteError(f"mask training stopped at step {step}: {'; '.join(found)} (the logits were not updated)")
+
+
+def _check_batch(inputs, cfg, step: int) -> None:
+    """Inputs ``[M, ..., B, ...]``: B (dim ``cfg.batch_dim + 1``) must be ``cfg.batch_size``, which the regulariser
+    ``alpha * sum(logits) / batch_size`` divides by."""
+    d = cfg.batch_dim + 1
+    for j, x in enumerate(_tensors(inputs)):
+        if x.dim() > d and x.shape[d] != cfg.batch_size:
+            raise ValueError(f"step {step}: input {j} has batch size {x.shape[d]} (dim {d} of shape "
+                             f"{tuple(x.shape)}, batch_dim={cfg.batch_dim}) but the config says "
+                             f"batch_size={cfg.batch_size}; the regulariser alpha * sum(logits) / batch_size divides "
+                             "by it, so a mismatch would silently change alpha")
+
+
+def set_norms(grads: list[torch.Tensor]) -> torch.Tensor:
+    """Each set's gradient norm over all tensors (leading dim = set), ``[M]``."""
+    return torch.stack([g.flatten(1).pow(2).sum(1) for g in grads]).sum(0).sqrt()
+
+
+def clip_per_set(grads: list[torch.Tensor], max_norm: float, norms: torch.Tensor | None = None) -> torch.Tensor:
     """Scale each set's gradients (leading dim) so that its norm over all tensors is at most ``max_norm``, like
-    ``clip_grad_norm_`` applied to every set alone. Returns the norms before clipping, ``[M]``."""
-    norms = torch.stack([g.flatten(1).pow(2).sum(1) for g in grads]).sum(0).sqrt()
+    ``clip_grad_norm_`` applied to every set alone. Returns the norms before clipping, ``[M]`` (``norms``: already
+    computed by :func:`set_norms`)."""
+    norms = set_norms(grads) if norms is None else norms
     scale = (max_norm / (norms + 1e-6)).clamp(max=1.0)
     for g in grads:
         g.mul_(scale.view(-1, *([1] * (g.dim() - 1))))
@@ -101,8 +181,11 @@ def train_masks(masks: MaskSet, data, loss_fn: Callable, cfg: MaskTrainConfig | 
     losses, shape ``[M]``. The objective of set ``i`` is ``loss_i + alpha * sum(logits_i) / B``. Sets are
     independent: one Adam over the stacked logits is exactly ``M`` separate Adams (it is element-wise), and
     clipping is per set (``cfg.clip_mode``, see :data:`CLIP_MODES`). Runs exactly ``cfg.steps`` updates (the
-    authors' code runs ``steps + 1``). With ``checkpoint``, the state is saved atomically
-    every ``cfg.checkpoint_every`` steps and an existing checkpoint is resumed.
+    authors' code runs ``steps + 1``). With ``checkpoint``, the state (with torch's global RNG state, which
+    e.g. teacher-forcing draws use) is saved atomically every ``cfg.checkpoint_every`` steps and an existing
+    checkpoint is resumed, bit for bit when ``data`` is a function of the step. The inputs' batch size (dim
+    ``cfg.batch_dim + 1``) must be ``cfg.batch_size``. A NaN or infinity in a set's batch, loss, logits or gradients
+    stops training with a :class:`NonFiniteError` (a ``FloatingPointError``) naming the step, the set and what it was.
     """
     cfg = cfg or MaskTrainConfig()
     logits = list(masks.logits.values())
@@ -115,12 +198,14 @@ def train_masks(masks: MaskSet, data, loss_fn: Callable, cfg: MaskTrainConfig | 
         masks.load_state_dict(state["masks"])
         opt.load_state_dict(state["opt"])
         hist, start = History(**state["history"]), state["step"]
+        _set_rng_state(state.get("rng"))
     masks.model.eval()
     bar = tqdm(range(start, cfg.steps), desc=desc, disable=not progress, mininterval=2.0, initial=start,
                total=cfg.steps)
     call = lambda x: masks.sample_forward(x, k=cfg.k, batch_dim=cfg.batch_dim)  # noqa: E731
     for step in bar:
         inputs, targets = _next_batch(data, step)
+        _check_batch(inputs, cfg, step)
         out = call(inputs) if forward is None else forward(call, inputs)
         task = loss_fn(out, targets)
         if task.shape != (masks.n_sets,):
@@ -130,7 +215,11 @@ def train_masks(masks: MaskSet, data, loss_fn: Callable, cfg: MaskTrainConfig | 
         opt.zero_grad(set_to_none=False)
         (task.sum() + reg).backward()
         frozen = [s.grad for s in masks.sinks.values() if s.grad is not None] if masks.sinks else []
-        clip_per_set([l.grad for l in logits if l.grad is not None] + frozen, cfg.clip)
+        grads = [l.grad for l in logits if l.grad is not None] + frozen
+        norms = set_norms(grads)    # finite iff every gradient is: one host sync per step checks it with the loss
+        if not bool(torch.isfinite(task).all() & torch.isfinite(norms).all()):
+            raise _non_finite(step, inputs, targets, task.detach(), norms, masks)
+        clip_per_set(grads, cfg.clip, norms)
         opt.step()
         if step % cfg.log_every == 0 or step == cfg.steps - 1:
             hist.step.append(step)
@@ -141,7 +230,7 @@ def train_masks(masks: MaskSet, data, loss_fn: Callable, cfg: MaskTrainConfig | 
             hist.evals.append({"step": step + 1, **eval_fn(masks)})
         if checkpoint is not None and (step + 1) % cfg.checkpoint_every == 0 and step + 1 < cfg.steps:
             atomic_torch_save({"config": asdict(cfg), "step": step + 1, "masks": masks.state_dict(),
-                               "opt": opt.state_dict(), "history": asdict(hist)}, checkpoint)
+                               "opt": opt.state_dict(), "history": asdict(hist), "rng": _rng_state()}, checkpoint)
     if eval_fn is not None:
         hist.evals.append({"step": cfg.steps, **eval_fn(masks)})
     if checkpoint is not None and os.path.exists(checkpoint):
@@ -173,6 +262,17 @@ def sgd(momentum: float = 0.9, weight_decay: float = 1e-4, milestones: tuple = (
     return make, lambda step: 0.1 ** sum(step >= m for m in milestones)
 
 
+def _non_finite_base(step, inputs, targets, loss, params) -> NonFiniteError:
+    what = [f"the {k} contains non-finite values" for k, x in (("input batch", inputs), ("targets", targets))
+            if any(t.is_floating_point() and not torch.isfinite(t).all() for t in _tensors(x))]
+    if not torch.isfinite(loss):
+        what.append(f"the loss is {loss.item()}")
+    else:
+        bad = [n for n, p in params if p.grad is not None and not torch.isfinite(p.grad).all()]
+        what.append(f"the gradients of {bad} are non-finite" if bad else "the gradient norm overflowed")
+    return NonFiniteError(f"base training stopped at step {step}: {'; '.join(what)} (the weights were not updated)")
+
+
 def train_model(model: nn.Module, data, loss_fn: Callable, cfg: BaseTrainConfig | None = None,
                 eval_fn: Callable | None = None, progress: bool = True, desc: str = "base",
                 checkpoint: str | os.PathLike | None = None, optimizer: tuple | None = None) -> list[dict]:
@@ -180,8 +280,9 @@ def train_model(model: nn.Module, data, loss_fn: Callable, cfg: BaseTrainConfig 
     inputs, targets) -> scalar``. ``eval_fn(model) -> dict`` runs every ``cfg.eval_every`` steps and at the end
     (in eval mode). Returns the list of evaluations, each with its ``step``. With ``checkpoint``, the state is
     saved atomically every ``cfg.checkpoint_every`` steps and an existing checkpoint is resumed (exactly, when
-    ``data`` is a function of the step). ``optimizer``: ``(factory(params, lr), lr multiplier(step))``, e.g.
-    :func:`sgd`; default Adam at a constant ``cfg.lr``."""
+    ``data`` is a function of the step; the checkpoint holds torch's global RNG state, which dropout draws from).
+    ``optimizer``: ``(factory(params, lr), lr multiplier(step))``, e.g. :func:`sgd`; default Adam at a constant
+    ``cfg.lr``. A non-finite loss or gradient stops training with a :class:`NonFiniteError` naming the step."""
     cfg = cfg or BaseTrainConfig()
     make, schedule = optimizer or (lambda params, lr: torch.optim.Adam(params, lr=lr), lambda step: 1.0)
     opt = make([p for p in model.parameters() if p.requires_grad], cfg.lr)
@@ -191,17 +292,21 @@ def train_model(model: nn.Module, data, loss_fn: Callable, cfg: BaseTrainConfig 
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["opt"])
         evals, start = state["evals"], state["step"]
+        _set_rng_state(state.get("rng"))
+    params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     bar = tqdm(range(start, cfg.steps), desc=desc, disable=not progress, mininterval=2.0, initial=start,
                total=cfg.steps)
     for step in bar:
         model.train()
         inputs, targets = _next_batch(data, step)
         loss = loss_fn(model, inputs, targets)
-        if not math.isfinite(loss.item()):
-            raise FloatingPointError(f"base training loss is {loss.item()} at step {step}")
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
+        grads = [p.grad for _, p in params if p.grad is not None]
+        norm = nn.utils.get_total_norm(grads)     # = clip_grad_norm_, split to check the norm before scaling
+        if not bool(torch.isfinite(loss) & torch.isfinite(norm)):    # one host sync per step
+            raise _non_finite_base(step, inputs, targets, loss, params)
+        nn.utils.clip_grads_with_norm_([p for _, p in params], cfg.clip, norm)
         for group in opt.param_groups:
             group["lr"] = cfg.lr * schedule(step)
         opt.step()
@@ -214,7 +319,7 @@ def train_model(model: nn.Module, data, loss_fn: Callable, cfg: BaseTrainConfig 
                 evals.append({"step": step + 1, **eval_fn(model)})
         if checkpoint is not None and (step + 1) % cfg.checkpoint_every == 0 and not last:
             atomic_torch_save({"config": asdict(cfg), "step": step + 1, "model": model.state_dict(),
-                               "opt": opt.state_dict(), "evals": evals}, checkpoint)
+                               "opt": opt.state_dict(), "evals": evals, "rng": _rng_state()}, checkpoint)
     if checkpoint is not None and os.path.exists(checkpoint):
         os.unlink(checkpoint)
     model.eval()
