@@ -326,7 +326,7 @@ class MaskSet:
         if "frozen_grads" in state:
             self.track_frozen_grads()
             for n, g in state["frozen_grads"].items():
-                self.sinks[n].grad = g.clone()
+                self.sinks[n].grad = g.to(self.sinks[n].device, copy=True)
 
 
 # -- operations on binary masks (dicts of bool tensors) ----------------------------------------------------------

@@ -24,7 +24,7 @@ import torch
 
 from . import config as _config
 from .masks import MaskFilter, load_masks, save_masks
-from .utils import atomic_torch_save, atomic_write_text, dumps
+from .utils import atomic_torch_save, atomic_write_text, dumps, read_torch, rng_state, set_rng_state
 
 STALE = ("error", "reuse", "recompute")
 PACKAGE = Path(__file__).resolve().parent
@@ -40,19 +40,6 @@ def code_files() -> dict[str, str]:
 def code_fingerprint(files: dict[str, str] | None = None) -> str:
     files = code_files() if files is None else files
     return hashlib.md5(json.dumps(files, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def rng_state() -> dict:
-    state = {"cpu": torch.get_rng_state()}
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state: dict) -> None:
-    torch.set_rng_state(state["cpu"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 class Store:
@@ -156,11 +143,3 @@ def read_json(path: Path) -> dict:
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise ValueError(f"{path} is not valid JSON ({err}); it may be truncated: move it away to recompute") \
             from None
-
-
-def read_torch(path: Path) -> dict:
-    try:
-        return torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as err:   # torch raises several types for truncated or foreign files
-        raise ValueError(f"cannot read {path} ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''});"
-                         " it may be truncated: move it away to recompute") from None

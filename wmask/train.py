@@ -5,15 +5,15 @@ import json
 import math
 import os
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
 from torch import nn
 from tqdm import tqdm
 
-from .masks import MaskFilter, MaskSet, load_masks, save_masks
-from .utils import atomic_torch_save, atomic_write_text, dumps
+from .config import diff
+from .masks import MaskSet
+from .utils import atomic_torch_save, dumps, read_torch, rng_state, set_rng_state
 
 # "masks": clip each set's gradient norm over its mask logits (what the method describes).
 # "all": the authors' code: the norm also covers the frozen parameters' gradients, which are never zeroed during a
@@ -23,10 +23,12 @@ CLIP_MODES = ("masks", "all")
 
 @dataclass
 class MaskTrainConfig:
-    """Mask training hyper-parameters; defaults are the paper's add/mul settings (the book's method page)."""
+    """Mask training hyper-parameters. The defaults are the paper's add/mul settings (the book's method page), but
+    for ``clip_mode``: ``"masks"`` clips the mask logits' gradient as the method describes, while the paper's figures
+    came from the authors' ``"all"``, which every experiment of :mod:`wmask.tasks` sets explicitly."""
     steps: int = 20_000
     lr: float = 1e-2          # Adam on the mask logits, constant
-    alpha: float | tuple = 1e-4  # regulariser: alpha * sum(raw logits) / batch_size; a tuple gives one per set
+    alpha: float = 1e-4       # regulariser: alpha * sum(raw logits) / batch_size (train_masks' alphas= per set)
     k: int = 4                # mask samples per step, each on its own contiguous batch_size / k slice
     batch_size: int = 128     # B of each set's batch (the regulariser divides by it)
     clip: float = 1.0         # gradient-norm clip, per set
@@ -37,13 +39,9 @@ class MaskTrainConfig:
     checkpoint_every: int = 1000
 
     def __post_init__(self):
-        if isinstance(self.alpha, list):
-            self.alpha = tuple(self.alpha)
-        alphas = self.alpha if isinstance(self.alpha, tuple) else (self.alpha,)
-        if not all(math.isfinite(a) for a in alphas):
-            raise ValueError(f"alpha must be finite, got {self.alpha}")
-        if min(alphas) < 0:
-            raise ValueError(f"alpha must be >= 0 (it scales the push towards removing weights), got {self.alpha}")
+        if not math.isfinite(self.alpha) or self.alpha < 0:
+            raise ValueError(f"alpha must be finite and >= 0 (it scales the push towards removing weights), got "
+                             f"{self.alpha}")
         if self.k < 1 or self.batch_size < 1:
             raise ValueError(f"k must be >= 1 (mask samples per step) and batch_size >= 1; got k={self.k}, "
                              f"batch_size={self.batch_size}")
@@ -55,14 +53,6 @@ class MaskTrainConfig:
         if self.steps < 0 or self.lr <= 0 or self.clip <= 0:
             raise ValueError(f"need steps >= 0, lr > 0, clip > 0; got {self.steps}, {self.lr}, {self.clip}")
 
-    def alphas(self, n_sets: int) -> list[float]:
-        """The regulariser strength of each of ``n_sets`` mask sets."""
-        if isinstance(self.alpha, (int, float)):
-            return [float(self.alpha)] * n_sets
-        if len(self.alpha) != n_sets:
-            raise ValueError(f"alpha has {len(self.alpha)} values but there are {n_sets} mask sets")
-        return [float(a) for a in self.alpha]
-
 
 @dataclass
 class History:
@@ -73,34 +63,21 @@ class History:
 
 
 def _resume(checkpoint, cfg) -> dict | None:
-    """The saved state of an interrupted run, or None; refuses a checkpoint written with another configuration."""
+    """The saved state of an interrupted run, or None; refuses a checkpoint written with another configuration
+    (``cfg``: the config dataclass or the dict a checkpoint stores), naming the keys that differ."""
     if checkpoint is None or not os.path.exists(checkpoint):
         return None
-    state = torch.load(checkpoint, weights_only=False)
-    if state["config"] != asdict(cfg):
-        raise ValueError(f"checkpoint {checkpoint} was written with a different configuration "
-                         f"({state['config']}); remove it or use the same settings ({asdict(cfg)})")
+    state = read_torch(checkpoint)
+    expected = json.loads(dumps(cfg if isinstance(cfg, dict) else asdict(cfg)))
+    if json.loads(dumps(state["config"])) != expected:
+        lines = diff(json.loads(dumps(state["config"])), expected)
+        raise ValueError(f"checkpoint {checkpoint} was written with a different configuration ({'; '.join(lines)});"
+                         " remove it or use the same settings")
     return state
 
 
 def _next_batch(data, step):
     return data(step) if callable(data) else next(data)
-
-
-def _rng_state() -> dict:
-    """torch's global RNG state (dropout, teacher-forcing draws): the CPU's, and CUDA's once CUDA is in use."""
-    state = {"cpu": torch.get_rng_state()}
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng_state(state: dict | None) -> None:
-    if state is None:       # a checkpoint written before the RNG state was stored
-        return
-    torch.set_rng_state(state["cpu"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"][:torch.cuda.device_count()])
 
 
 class NonFiniteError(FloatingPointError):
@@ -173,12 +150,14 @@ def clip_per_set(grads: list[torch.Tensor], max_norm: float, norms: torch.Tensor
 
 def train_masks(masks: MaskSet, data, loss_fn: Callable, cfg: MaskTrainConfig | None = None,
                 eval_fn: Callable | None = None, checkpoint: str | os.PathLike | None = None,
-                progress: bool = True, desc: str = "masks", forward: Callable | None = None) -> History:
+                progress: bool = True, desc: str = "masks", forward: Callable | None = None,
+                alphas: Sequence[float] | None = None) -> History:
     """Train every set of ``masks`` at once.
 
     ``data``: a callable ``step -> (inputs, targets)`` or an iterator of them; inputs ``[M, B, ...]`` (a tensor or a
     tuple), one batch per set from that set's own stream. ``loss_fn(outputs, targets)`` returns the per-set task
-    losses, shape ``[M]``. The objective of set ``i`` is ``loss_i + alpha * sum(logits_i) / B``. Sets are
+    losses, shape ``[M]``. The objective of set ``i`` is ``loss_i + alpha_i * sum(logits_i) / B``, with ``alpha_i``
+    from ``alphas`` (one per set, e.g. an α sweep in one pass) or else ``cfg.alpha``. Sets are
     independent: one Adam over the stacked logits is exactly ``M`` separate Adams (it is element-wise), and
     clipping is per set (``cfg.clip_mode``, see :data:`CLIP_MODES`). Runs exactly ``cfg.steps`` updates (the
     authors' code runs ``steps + 1``). With ``checkpoint``, the state (with torch's global RNG state, which
@@ -190,15 +169,19 @@ def train_masks(masks: MaskSet, data, loss_fn: Callable, cfg: MaskTrainConfig | 
     cfg = cfg or MaskTrainConfig()
     logits = list(masks.logits.values())
     opt = torch.optim.Adam(logits, lr=cfg.lr)
-    alpha = torch.tensor(cfg.alphas(masks.n_sets), device=logits[0].device) / cfg.batch_size
+    alphas = [cfg.alpha] * masks.n_sets if alphas is None else [float(a) for a in alphas]
+    if len(alphas) != masks.n_sets or not all(math.isfinite(a) and a >= 0 for a in alphas):
+        raise ValueError(f"alphas must be {masks.n_sets} finite values >= 0 (one per mask set), got {alphas}")
+    alpha = torch.tensor(alphas, device=logits[0].device) / cfg.batch_size
+    config = {**asdict(cfg), "alphas": alphas}   # what a checkpoint must match
     masks.track_frozen_grads(cfg.clip_mode == "all")
     hist, start = History(), 0
-    state = _resume(checkpoint, cfg)
+    state = _resume(checkpoint, config)
     if state is not None:
         masks.load_state_dict(state["masks"])
         opt.load_state_dict(state["opt"])
         hist, start = History(**state["history"]), state["step"]
-        _set_rng_state(state.get("rng"))
+        set_rng_state(state.get("rng"))
     masks.model.eval()
     bar = tqdm(range(start, cfg.steps), desc=desc, disable=not progress, mininterval=2.0, initial=start,
                total=cfg.steps)
@@ -229,8 +212,8 @@ def train_masks(masks: MaskSet, data, loss_fn: Callable, cfg: MaskTrainConfig | 
         if eval_fn is not None and cfg.eval_every and (step + 1) % cfg.eval_every == 0 and step + 1 < cfg.steps:
             hist.evals.append({"step": step + 1, **eval_fn(masks)})
         if checkpoint is not None and (step + 1) % cfg.checkpoint_every == 0 and step + 1 < cfg.steps:
-            atomic_torch_save({"config": asdict(cfg), "step": step + 1, "masks": masks.state_dict(),
-                               "opt": opt.state_dict(), "history": asdict(hist), "rng": _rng_state()}, checkpoint)
+            atomic_torch_save({"config": config, "step": step + 1, "masks": masks.state_dict(),
+                               "opt": opt.state_dict(), "history": asdict(hist), "rng": rng_state()}, checkpoint)
     if eval_fn is not None:
         hist.evals.append({"step": cfg.steps, **eval_fn(masks)})
     if checkpoint is not None and os.path.exists(checkpoint):
@@ -292,7 +275,7 @@ def train_model(model: nn.Module, data, loss_fn: Callable, cfg: BaseTrainConfig 
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["opt"])
         evals, start = state["evals"], state["step"]
-        _set_rng_state(state.get("rng"))
+        set_rng_state(state.get("rng"))
     params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     bar = tqdm(range(start, cfg.steps), desc=desc, disable=not progress, mininterval=2.0, initial=start,
                total=cfg.steps)
@@ -319,45 +302,8 @@ def train_model(model: nn.Module, data, loss_fn: Callable, cfg: BaseTrainConfig 
                 evals.append({"step": step + 1, **eval_fn(model)})
         if checkpoint is not None and (step + 1) % cfg.checkpoint_every == 0 and not last:
             atomic_torch_save({"config": asdict(cfg), "step": step + 1, "model": model.state_dict(),
-                               "opt": opt.state_dict(), "evals": evals, "rng": _rng_state()}, checkpoint)
+                               "opt": opt.state_dict(), "evals": evals, "rng": rng_state()}, checkpoint)
     if checkpoint is not None and os.path.exists(checkpoint):
         os.unlink(checkpoint)
     model.eval()
     return evals
-
-
-# -- finished stages on disk: an experiment rerun reuses them ------------------------------------------------------
-def train_or_load_model(model: nn.Module, path: str | os.PathLike, config: dict, train: Callable[[], dict | None]):
-    """Load into ``model`` the network stored at ``path`` with the same ``config`` (one stored with another is an
-    error), or train it with ``train()`` (in place; it may return extra results, e.g. an accuracy) and store it
-    atomically with those extras. Returns the extras."""
-    path = Path(path)
-    if path.exists():
-        state = torch.load(path, map_location=next(model.parameters()).device, weights_only=False)
-        if state["config"] != config:
-            raise ValueError(f"{path} was trained with a different configuration ({state['config']}); move it away")
-        model.load_state_dict(state["model"])
-        return {k: v for k, v in state.items() if k not in ("config", "model")}
-    extras = train() or {}
-    atomic_torch_save({"config": config, "model": model.state_dict(), **extras}, path)
-    return extras
-
-
-def train_or_load_masks(stem: str | os.PathLike, meta: dict, model: nn.Module, train: Callable[[], tuple],
-                        filter: MaskFilter | None = None) -> tuple[dict, dict]:
-    """The binary masks ``[M, *shape]`` and history of one mask-training stage, stored as ``<stem>.safetensors``
-    and ``<stem>.json``: loaded when stored with the same ``meta`` (which names the ``sets``; another ``meta`` is an
-    error), else made by ``train() -> (trained MaskSet, History)`` and stored."""
-    done, hist_path = Path(f"{stem}.safetensors"), Path(f"{stem}.json")
-    meta = json.loads(dumps(meta))
-    if done.exists() and hist_path.exists():
-        saved = json.loads(hist_path.read_text())
-        if saved["meta"] != meta:
-            raise ValueError(f"{done} holds masks of a different configuration ({saved['meta']}); move it away")
-        return load_masks(done, model, filter), saved["history"]
-    masks, hist = train()
-    binary = masks.binary()
-    history = {"step": hist.step, "loss": hist.loss, "kept": hist.kept}
-    save_masks(done, binary, {"sets": json.dumps(meta["sets"])})
-    atomic_write_text(hist_path, dumps({"meta": meta, "history": history}))
-    return binary, history

@@ -118,6 +118,33 @@ def atomic_torch_save(obj, path: str | os.PathLike) -> None:
             raise OSError(errno.EIO, f"{str(err).splitlines()[0]} (is the disk full?)", os.fspath(path)) from err
 
 
+def rng_state() -> dict:
+    """torch's global random state (dropout, teacher-forcing draws): the CPU's, and CUDA's once CUDA is in use."""
+    state = {"cpu": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict | None) -> None:
+    """Restore :func:`rng_state`'s result (``None``, from files written before it was stored, changes nothing)."""
+    if state is None:
+        return
+    torch.set_rng_state(state["cpu"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"][:torch.cuda.device_count()])
+
+
+def read_torch(path: str | os.PathLike) -> dict:
+    """``torch.load`` (on the CPU) with a message that names a truncated or foreign file."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:   # torch raises several types for truncated or foreign files
+        first = str(err).splitlines()[0] if str(err) else ""
+        raise ValueError(f"cannot read {path} ({type(err).__name__}: {first}); it may be truncated: move it away "
+                         "to recompute") from None
+
+
 def file_md5(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     h = hashlib.md5()
     with open(path, "rb") as f:

@@ -12,7 +12,7 @@ one batched pass (:func:`train_mask_sets`), then evaluate many masks (and their 
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -173,20 +173,20 @@ def train_mask_sets(task, model, sets: list[str | None], cfg: NetConfig, seed: i
                     device, progress=True, alphas: list[float] | None = None):
     """Masks on subtasks ``sets`` (``None`` = the full task, e.g. the control mask), all in one batched pass; set
     ``i`` sees its own batches. Returns ``(binary masks [M, *shape], history dict)``; reuses a finished run."""
-    mcfg = cfg.mask if alphas is None else replace(cfg.mask, alpha=tuple(alphas))
     masks = MaskSet(model, n_sets=len(sets), seed=seed, mode=forward_mode(model))
     w = torch.stack([task.digit_weights(s) for s in sets]).to(device)
 
     def data(step):
-        xy = [task.sample(mcfg.batch_size, stream(seed, step, 1 + i), s) for i, s in enumerate(sets)]
+        xy = [task.sample(cfg.mask.batch_size, stream(seed, step, 1 + i), s) for i, s in enumerate(sets)]
         return torch.stack([x for x, _ in xy]).to(device), torch.stack([y for _, y in xy]).to(device)
 
     def train():
-        return masks, train_masks(masks, data, lambda out, y: task_loss(out, y, w), mcfg,
+        return masks, train_masks(masks, data, lambda out, y: task_loss(out, y, w), cfg.mask,
                                   checkpoint=store.checkpoint(f"{tag}.masks"), progress=progress,
-                                  desc=f"{tag} masks {'/'.join(map(str, sets))}", forward=task.logits)
+                                  desc=f"{tag} masks {'/'.join(map(str, sets))}", forward=task.logits,
+                                  alphas=alphas)
 
-    key = {"sets": [str(s) for s in sets], "mask": asdict(mcfg), "seed": seed}
+    key = {"sets": [str(s) for s in sets], "mask": asdict(cfg.mask), "alphas": alphas, "seed": seed}
     return store.masks(f"{tag}.masks", key, model, train)
 
 
