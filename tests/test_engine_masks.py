@@ -54,10 +54,24 @@ def test_invert_names_unknown_keep_names():
         wmask.invert(a, keep=["w"], like={})
 
 
-@pytest.mark.parametrize("alpha", [math.nan, math.inf, (1e-4, math.nan)])
+@pytest.mark.parametrize("alpha", [math.nan, math.inf, -1.0])
 def test_alpha_must_be_finite(alpha):
-    with pytest.raises(ValueError, match="alpha must be finite"):
+    with pytest.raises(ValueError, match="alpha must be finite and >= 0"):
         MaskTrainConfig(alpha=alpha)
+    with pytest.raises(ValueError, match="alpha must be one number"):
+        MaskTrainConfig(alpha=(1e-4, 1e-3))
+
+
+def test_per_set_alphas_are_checked():
+    from wmask import MaskSet, train_masks
+    net = torch.nn.Linear(3, 2)
+    ms = MaskSet(net, 2, seed=0)
+    data = lambda step: (torch.zeros(2, 8, 3), torch.zeros(2, 8, 2))  # noqa: E731
+    loss = lambda out, y: (out - y).pow(2).mean((1, 2))                # noqa: E731
+    cfg = MaskTrainConfig(steps=1, batch_size=8)
+    for bad in ([1e-4, math.nan], [1e-4], [1e-4, -1.0]):
+        with pytest.raises(ValueError, match="alphas must be 2 finite values >= 0"):
+            train_masks(ms, data, loss, cfg, progress=False, alphas=bad)
 
 
 def test_k_must_be_positive():

@@ -39,6 +39,8 @@ class MaskTrainConfig:
     checkpoint_every: int = 1000
 
     def __post_init__(self):
+        if isinstance(self.alpha, bool) or not isinstance(self.alpha, (int, float)):
+            raise ValueError(f"alpha must be one number (train_masks takes alphas= for one per set), got {self.alpha!r}")
         if not math.isfinite(self.alpha) or self.alpha < 0:
             raise ValueError(f"alpha must be finite and >= 0 (it scales the push towards removing weights), got "
                              f"{self.alpha}")
