@@ -167,7 +167,7 @@ def test_bad_inputs_are_named():
         masks.sample_forward(torch.randn(2, 6, 4), k=4)
     with pytest.raises(ValueError, match="leading dimension of n_sets=2"):
         masks.sample_forward(torch.randn(3, 8, 4), k=4)
-    with pytest.raises(ValueError, match="alpha must be >= 0"):
+    with pytest.raises(ValueError, match="alpha must be finite and >= 0"):
         wmask.MaskTrainConfig(alpha=-1)
     with pytest.raises(ValueError, match="divisible by k"):
         wmask.MaskTrainConfig(batch_size=10, k=4)

@@ -175,11 +175,11 @@ def test_authors_clipping_mode_matches_a_reference_loop():
 
 def test_per_set_alpha():
     model, data, loss_fn = toy_problem()
-    with pytest.raises(ValueError, match="alpha has 3 values but there are 2 mask sets"):
+    with pytest.raises(ValueError, match="alphas must be 2 finite values"):
         train_masks(MaskSet(model, n_sets=2, impl="eager"), data, loss_fn,
-                    MaskTrainConfig(steps=1, k=2, batch_size=8, alpha=(0.1, 0.2, 0.3)), progress=False)
+                    MaskTrainConfig(steps=1, k=2, batch_size=8), progress=False, alphas=(0.1, 0.2, 0.3))
     masks = MaskSet(model, n_sets=2, impl="eager", seed=1)
-    train_masks(masks, data, loss_fn, MaskTrainConfig(steps=200, lr=0.05, k=2, batch_size=8, alpha=(0.0, 0.5)),
-                progress=False)
+    train_masks(masks, data, loss_fn, MaskTrainConfig(steps=200, lr=0.05, k=2, batch_size=8), progress=False,
+                alphas=(0.0, 0.5))
     kept = masks.keep_fraction()
     assert kept[1] < kept[0] - 0.2, kept
