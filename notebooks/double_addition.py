@@ -41,7 +41,8 @@ import seaborn as sns
 import wmask
 from wmask import runner
 from wmask import claims
-from wmask.report import caption, describe_networks, mean_sd, plot_layer_overlap, repo_root
+from wmask.report import (caption, describe_networks, evidence_table, mean_sd, plot_curves, plot_layer_overlap,
+                          repo_root)
 from wmask.tasks import double_addition
 
 wmask.set_threads()
@@ -52,6 +53,22 @@ run_cfg = summary["runs"][0]["config"]
 cfg = run_cfg["networks"]
 print(where)
 describe_networks(cfg)
+
+
+# %% [markdown]
+# ## Can this run carry the claims?
+#
+# A mask can only tell which weights a subtask needs on a network that solves it, and only once it has stopped
+# changing. Below: each base network's held-out accuracy against its target (accuracy/target), and for each mask its
+# final kept fraction and whether its training curve settled over the last 20 % of steps (the rules are on the book's
+# method page). A claim on a network below target or on a mask that had not settled reads *untestable* further down,
+# with the reason, never "does not hold".
+
+# %%
+evidence_table(tables)
+
+# %% tags=["hide-input"]
+plot_curves(tables["curves"], title=f"Mask training, mean over seeds (band: min..max) — {where}");
 
 # %% [markdown]
 # ## Accuracy of each mask on each pair

@@ -42,7 +42,7 @@ from IPython.display import display
 
 import wmask
 from wmask import claims, runner
-from wmask.report import caption, repo_root
+from wmask.report import caption, evidence_table, plot_curves, repo_root
 from wmask.tasks import scan
 
 wmask.set_threads()
@@ -59,6 +59,23 @@ for m, s in summaries.items():
           f"masks {c['mask']['steps']} steps, alpha {c['mask']['alpha']}, clip {c['mask']['clip']} "
           f"({c['mask']['clip_mode']}), from scratch {c['scratch_steps']} steps, length buckets {c['buckets']}, "
           f"test lines per file {s['runs'][0]['n_test']}")
+
+
+# %% [markdown]
+# ## Can this run carry the claims?
+#
+# A mask can only tell which weights a subtask needs on a network that solves it, and only once it has stopped
+# changing. Below: each base network's held-out accuracy against its target (accuracy/target), and for each mask its
+# final kept fraction and whether its training curve settled over the last 20 % of steps (the rules are on the book's
+# method page). A claim on a network below target or on a mask that had not settled reads *untestable* further down,
+# with the reason, never "does not hold".
+
+# %%
+pd.concat([evidence_table(tables[m], by="model") for m in models])
+
+# %% tags=["hide-input"]
+for m in models:
+    plot_curves(tables[m]["curves"], by=None, title=f"{m}: split-mask training, mean over seeds — {where}")
 
 # %% [markdown]
 # ## Fig. 4a: each split's test accuracy under the full-problem mask and under its own mask

@@ -1,10 +1,19 @@
-"""The claim checks on hand-made tables: each inequality can hold, fail, or be untestable."""
+"""The claim checks on hand-made tables: each inequality can hold, fail, or be untestable with its reason (a base
+network below target, a mask still moving, a summary without the records)."""
 import pytest
 
-from wmask import claims
+from wmask import claims, evidence
 
 
-def addmul_tables(plus_on_plus=0.95, plus_on_times=0.02, full=0.99):
+def _curve(kept_end=0.4, moving=False, steps=range(0, 3000, 100)):
+    """A mask's logged curve: kept fraction falls from 0.88 and settles at ``kept_end`` (or keeps falling)."""
+    n = len(steps)
+    kept = [max(kept_end, 0.88 - 0.05 * i) if not moving else 0.88 - 0.4 * i / n for i in range(n)]
+    loss = [0.1 + 0.001 * ((-1) ** i) for i in range(n)]
+    return list(steps), loss, kept
+
+
+def addmul_tables(plus_on_plus=0.95, plus_on_times=0.02, full=0.99, moving=(), base=1.0):
     acc = {("full", "+"): full, ("full", "×"): full, ("+", "+"): plus_on_plus, ("+", "×"): plus_on_times,
            ("×", "×"): 0.9, ("×", "+"): 0.01, ("¬+", "×"): 0.8, ("¬+", "+"): 0.0, ("¬×", "+"): 0.1,
            ("¬×", "×"): 0.0}
@@ -12,7 +21,12 @@ def addmul_tables(plus_on_plus=0.95, plus_on_times=0.02, full=0.99):
             for s in (0, 1) for (m, op), a in acc.items()]
     layers = [{"seed": 0, "network": "fnn", "layer": name, "IoU": iou, "IoMin": iomin}
               for name, iou, iomin in (("in", 0.8, 0.9), ("h", 0.4, 0.7), ("out", 0.85, 0.9), ("total", 0.5, 0.8))]
-    return {"accuracy": rows, "layers": layers, "sharing": [], "sweep": []}
+    base_rows = [{"seed": s, "network": "fnn", "subtask": op, "accuracy": base, "target": t}
+                 for s in (0, 1) for op, t in (("+", 0.99), ("×", 0.95))]
+    curves = [{"seed": s, "network": "fnn", "mask": m, "step": st, "loss": lo, "kept": ke}
+              for s in (0, 1) for m in ("control", "+", "×")
+              for st, lo, ke in zip(*_curve(moving=m in moving))]
+    return {"accuracy": rows, "layers": layers, "sharing": [], "sweep": [], "base": base_rows, "curves": curves}
 
 
 CFG = {"networks": {"fnn": {}}, "size_study": [], "sweep_network": "fnn"}
@@ -22,7 +36,21 @@ def test_specialisation_check_holds_fails_and_is_untestable():
     assert [h for h, _ in claims.check("specialise", addmul_tables(), CFG)] == [True, True]
     assert [h for h, _ in claims.check("specialise", addmul_tables(plus_on_times=0.3), CFG)] == [False, True]
     assert [h for h, _ in claims.check("specialise", addmul_tables(plus_on_plus=0.5), CFG)] == [False, True]
-    assert [h for h, _ in claims.check("specialise", addmul_tables(full=0.3), CFG)] == [None, None]
+
+
+def test_a_base_network_below_target_makes_every_check_untestable():
+    lines = claims.check("specialise", addmul_tables(base=0.97), CFG)
+    assert [h for h, _ in lines] == [None, None]
+    assert "[untestable: base network below target: seed 0: + 0.970 < 0.99" in lines[0][1]
+    assert claims.tally(lines).startswith("untestable: base network below target")
+
+
+def test_an_unconverged_mask_makes_its_checks_untestable():
+    lines = claims.check("specialise", addmul_tables(moving=("+",)), CFG)
+    assert lines[0][0] is None and "mask not converged: +, seed 0 (kept fraction moved" in lines[0][1]
+    assert lines[1][0] is True                      # the × line needs only the × mask
+    old = {k: v for k, v in addmul_tables().items() if k not in ("base", "curves")}
+    assert "older wmask" in claims.check("specialise", old, CFG)[0][1]
 
 
 def test_overlap_and_inversion_checks():
@@ -30,11 +58,39 @@ def test_overlap_and_inversion_checks():
     assert [h for h, _ in claims.check("inverted-addmul", addmul_tables(), CFG)] == [True, False]
 
 
+def test_convergence_rule():
+    assert evidence.convergence(*_curve())["converged"]
+    moving = evidence.convergence(*_curve(moving=True))
+    assert not moving["converged"] and "kept fraction moved" in moving["reason"]
+    steps, loss, kept = _curve()
+    falling = [1.0 - 0.03 * i for i in range(len(steps))]
+    assert "loss still falling" in evidence.convergence(steps, falling, kept)["reason"]
+    assert "only 1 logged point in" in evidence.convergence([0, 100, 200, 300, 400], [1] * 5, [1] * 5)["reason"]
+    with pytest.raises(ValueError, match="one value per logged step"):
+        evidence.convergence([0, 1], [1.0], [1.0, 1.0])
+    assert evidence.below_target({"+": 0.5, "×": 1.0}, {"+": 0.99, "×": 0.95}) == ["+ 0.500 < 0.99"]
+
+
 def test_tally_words():
     assert claims.tally([]) == "not run"
-    assert claims.tally([(True, ""), (True, "")]) == "reproduced (2/2 checks)"
-    assert claims.tally([(True, ""), (False, ""), (None, "")]) == "partly (1/2 checks; 1 untestable)"
-    assert claims.tally([(None, "")]) == "untestable (1 checks)"
-    assert claims.tally([(False, "")]) == "not reproduced (0/1 checks)"
+    assert claims.tally([(True, ""), (True, "")]) == "holds (2/2 checks)"
+    assert claims.tally([(True, ""), (False, ""), (None, "x [untestable: why]")]) == "partly (1/2 checks; 1 untestable)"
+    assert claims.tally([(None, "x [untestable: base network below target]")]) == \
+        "untestable: base network below target"
+    assert claims.tally([(False, "")]) == "does not hold (0/1 checks)"
     with pytest.raises(ValueError, match="unknown claim 'x'"):
         claims.check("x", {}, CFG)
+
+
+def test_mask_training_can_stop_on_a_plateau():
+    from wmask import MaskSet, MaskTrainConfig, train_masks
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    net = torch.nn.Linear(4, 2)
+    x = torch.randn(1, 64, 4)
+    y = net(x).detach()
+    loss = lambda out, t: (out - t).pow(2).mean((1, 2))   # noqa: E731
+    cfg = MaskTrainConfig(steps=400, lr=0.05, alpha=0.0, batch_size=64, log_every=5, stop_on_plateau=True)
+    hist = train_masks(MaskSet(net, 1, seed=0), lambda s: (x, y), loss, cfg, progress=False)
+    assert 200 <= hist.step[-1] < 399                        # nothing to prune: settled, stopped after half
+    assert evidence.convergence(hist.step, [r[0] for r in hist.loss], [r[0] for r in hist.kept])["converged"]

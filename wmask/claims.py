@@ -1,7 +1,8 @@
 """The paper's claims as explicit inequalities on our numbers, shared by the notebooks' verdict cells and the
-reproduction report. Each check reads the tidy tables of an experiment (``<module>.tables(runs)`` as DataFrames)
-and returns lines ``(holds, detail)``, where ``holds`` is ``None`` when the check cannot be made (the unmasked network
-does not solve the subtask, so a mask cannot show anything about it); nothing here trains anything.
+reproduction report. Each check reads the tidy tables of an experiment (``<experiment>.tables(runs)`` as DataFrames)
+and returns lines ``(holds, detail)``. ``holds`` is ``None`` (**untestable**) when the check cannot be made, and the
+detail then ends with ``[untestable: reason]``: a base network below its target, a mask that had not converged
+(:mod:`wmask.evidence`), or numbers that cannot show the effect. Nothing here trains anything.
 """
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Callable
 
 import pandas as pd
 
+from . import evidence
 from .runner import label
 from .tasks import scan
 
@@ -27,9 +29,33 @@ def _mean_acc(tables):
     return tables["accuracy"].groupby(["network", "mask", "evaluated on"]).accuracy.mean()
 
 
-def _testable(full_accuracy: float, holds: bool) -> bool | None:
-    """``None`` (untestable) when the unmasked network solves under half of the subtask's problems."""
-    return None if full_accuracy < 0.5 else bool(holds)
+def gate(tables: dict, network: str | None = None, masks: list[str] | None = None) -> str:
+    """Why checks on ``network`` (its ``masks``; ``None`` = all) cannot be made, "" when they can: every seed's base
+    network at its target (table ``base``: seed, [network,] subtask, accuracy, target) and every seed's masks
+    converged (table ``curves``: seed, [network,] mask, step, loss, kept)."""
+    base, curves = tables.get("base"), tables.get("curves")
+    if base is None or not len(base):
+        return "no base accuracy against a target recorded (a summary from an older wmask)"
+    if curves is None or not len(curves):
+        return "no mask training curves recorded (a summary from an older wmask)"
+    if network is not None and "network" in base:
+        base, curves = base[base.network == network], curves[curves.network == network]
+    if base.target.isna().any():
+        return "no target recorded for the base network (a summary from an older wmask)"
+    below = [f"seed {seed}: " + ", ".join(miss) for seed, b in base.groupby("seed")
+             if (miss := evidence.below_target(dict(zip(b.subtask, b.accuracy)), dict(zip(b.subtask, b.target))))]
+    unconverged = {}
+    for (seed, mask), c in curves.groupby(["seed", "mask"], sort=False):
+        if masks is None or mask in masks:
+            r = evidence.convergence(c.step.tolist(), c.loss.tolist(), c.kept.tolist())
+            if not r["converged"]:
+                unconverged[f"{mask}, seed {seed}"] = r["reason"]
+    return evidence.untestable_reason(below, unconverged)
+
+
+def _line(reason: str, holds, detail: str) -> tuple[bool | None, str]:
+    """One check's line: untestable with ``reason`` when there is one."""
+    return (None, f"{detail} [untestable: {reason}]") if reason else (bool(holds), detail)
 
 
 def _main_nets(cfg: dict, subtasks=None) -> list[str]:
@@ -41,9 +67,9 @@ def _specialised(tables, cfg, subtasks):
     for net in _main_nets(cfg):
         for me, other in (subtasks, subtasks[::-1]):
             own, full, cross = acc[net, me, me], acc[net, "full", me], acc[net, me, other]
-            lines.append((_testable(full, own >= 0.8 * full and cross <= 0.1),
-                          f"{net}: {me} mask on {me} {own:.3f} (>= 0.8 x full {full:.3f}), "
-                          f"on {other} {cross:.3f} (<= 0.1)"))
+            lines.append(_line(gate(tables, net, [me]), own >= 0.8 * full and cross <= 0.1,
+                               f"{net}: {me} mask on {me} {own:.3f} (>= 0.8 x full {full:.3f}), "
+                               f"on {other} {cross:.3f} (<= 0.1)"))
     return lines
 
 
@@ -58,11 +84,12 @@ def _partial_overlap(tables, cfg):
     lines = []
     for net in _main_nets(cfg):
         io, hidden = _hidden(tables, net)
-        lines.append((bool((hidden.IoU >= 0.2).all() and (hidden.IoU <= 0.9).all() and (hidden.IoMin >= 0.5).all()),
-                      f"{net}: hidden IoU {hidden.IoU.round(2).tolist()} in [0.2, 0.9], "
-                      f"IoMin {hidden.IoMin.round(2).tolist()} >= 0.5"))
-        lines.append((bool(io.IoU.min() > hidden.IoU.max()),
-                      f"{net}: input/output IoU {io.IoU.round(2).tolist()} > hidden max {hidden.IoU.max():.2f}"))
+        why = gate(tables, net, ["+", "×"])
+        lines.append(_line(why, (hidden.IoU >= 0.2).all() and (hidden.IoU <= 0.9).all() and (hidden.IoMin >= 0.5).all(),
+                           f"{net}: hidden IoU {hidden.IoU.round(2).tolist()} in [0.2, 0.9], "
+                           f"IoMin {hidden.IoMin.round(2).tolist()} >= 0.5"))
+        lines.append(_line(why, io.IoU.min() > hidden.IoU.max(),
+                           f"{net}: input/output IoU {io.IoU.round(2).tolist()} > hidden max {hidden.IoU.max():.2f}"))
     return lines
 
 
@@ -72,8 +99,9 @@ def _sharing_falls(tables, cfg):
         return []
     s = tables["sharing"]
     by = (100 * s[s.network.isin(sizes)].groupby("network")["shared + in ×"].mean()).reindex(sizes)
-    return [(bool(by.iloc[-1] < by.iloc[0]), "% of + weights shared with ×: "
-             + " -> ".join(f"{n} {v:.1f}%" for n, v in by.items()) + " (largest < smallest)")]
+    why = "; ".join(f"{n}: {r}" for n in sizes if (r := gate(tables, n, ["+", "×"])))
+    return [_line(why, by.iloc[-1] < by.iloc[0], "% of + weights shared with ×: "
+                  + " -> ".join(f"{n} {v:.1f}%" for n, v in by.items()) + " (largest < smallest)")]
 
 
 def _sweep(tables, cfg):
@@ -83,14 +111,15 @@ def _sweep(tables, cfg):
     spec = sweep.groupby("alpha")[["+ mask on +", "+ mask on ×", "× mask on ×", "× mask on +"]].mean()
     full = _mean_acc(tables)
     f = {op: full[cfg["sweep_network"], "full", op] for op in ("+", "×")}
-    return [(bool((spec["+ mask on ×"] <= 0.1).all() and (spec["× mask on +"] <= 0.1).all()),
-             "each mask on the other operation: " + "; ".join(
-                 f"α={a:g}: +→× {r['+ mask on ×']:.3f}, ×→+ {r['× mask on +']:.3f}" for a, r in spec.iterrows())
-             + " (<= 0.1)"),
-            (bool((spec["+ mask on +"] >= 0.5 * f["+"]).all() and (spec["× mask on ×"] >= 0.5 * f["×"]).all()),
-             "each mask on its own operation: " + "; ".join(
-                 f"α={a:g}: +→+ {r['+ mask on +']:.3f}, ×→× {r['× mask on ×']:.3f}" for a, r in spec.iterrows())
-             + f" (>= half the full net's + {f['+']:.3f}, × {f['×']:.3f})")]
+    why = gate(tables, cfg["sweep_network"], [])     # the base network; the sweep's masks log no curves
+    return [_line(why, (spec["+ mask on ×"] <= 0.1).all() and (spec["× mask on +"] <= 0.1).all(),
+                  "each mask on the other operation: " + "; ".join(
+                      f"α={a:g}: +→× {r['+ mask on ×']:.3f}, ×→+ {r['× mask on +']:.3f}" for a, r in spec.iterrows())
+                  + " (<= 0.1)"),
+            _line(why, (spec["+ mask on +"] >= 0.5 * f["+"]).all() and (spec["× mask on ×"] >= 0.5 * f["×"]).all(),
+                  "each mask on its own operation: " + "; ".join(
+                      f"α={a:g}: +→+ {r['+ mask on +']:.3f}, ×→× {r['× mask on ×']:.3f}" for a, r in spec.iterrows())
+                  + f" (>= half the full net's + {f['+']:.3f}, × {f['×']:.3f})")]
 
 
 def _inverted_keeps_other(tables, cfg, subtasks, variants=("",)):
@@ -99,9 +128,9 @@ def _inverted_keeps_other(tables, cfg, subtasks, variants=("",)):
         for me, other in (subtasks, subtasks[::-1]):
             for suffix in variants:
                 kept, full = acc[net, f"¬{me}{suffix}", other], acc[net, "full", other]
-                lines.append((_testable(full, kept > 0.5 * full),
-                              f"{net}: ¬{me}{suffix} on {other} {kept:.3f} (> half the full net's {full:.3f}), "
-                              f"on {me} {acc[net, f'¬{me}{suffix}', me]:.3f}"))
+                lines.append(_line(gate(tables, net, [me, "control"] if suffix else [me]), kept > 0.5 * full,
+                                   f"{net}: ¬{me}{suffix} on {other} {kept:.3f} (> half the full net's {full:.3f}), "
+                                   f"on {me} {acc[net, f'¬{me}{suffix}', me]:.3f}"))
     return lines
 
 
@@ -109,45 +138,46 @@ def _low_overlap(tables, cfg):
     lines = []
     for net in _main_nets(cfg):
         _, hidden = _hidden(tables, net)
-        lines.append((bool((hidden.IoU <= 0.3).all()), f"{net}: hidden IoU of the pair masks "
-                      f"{hidden.IoU.round(2).tolist()} (<= 0.3), IoMin {hidden.IoMin.round(2).tolist()}"))
+        lines.append(_line(gate(tables, net, ["pair 1", "pair 2"]), (hidden.IoU <= 0.3).all(),
+                           f"{net}: hidden IoU of the pair masks {hidden.IoU.round(2).tolist()} (<= 0.3), "
+                           f"IoMin {hidden.IoMin.round(2).tolist()}"))
     return lines
 
 
 def _class_specific(tables, cfg):
     worst = tables["worst"].groupby("class", sort=False)[["own drop %", "worst other / own %"]].mean()
-    return [(bool((worst["own drop %"] >= 20).all()), "own-class relative drop per class: "
-             + ", ".join(f"{c} {v:.0f}%" for c, v in worst["own drop %"].items()) + " (>= 20% for every class)"),
-            (bool((worst["worst other / own %"] <= 10).all()), "worst other-class drop as % of the own drop: "
-             + ", ".join(f"{c} {v:.0f}%" for c, v in worst["worst other / own %"].items()) + " (<= 10%)")]
+    why = gate(tables)
+    return [_line(why, (worst["own drop %"] >= 20).all(), "own-class relative drop per class: "
+                  + ", ".join(f"{c} {v:.0f}%" for c, v in worst["own drop %"].items()) + " (>= 20% for every class)"),
+            _line(why, (worst["worst other / own %"] <= 10).all(), "worst other-class drop as % of the own drop: "
+                  + ", ".join(f"{c} {v:.0f}%" for c, v in worst["worst other / own %"].items()) + " (<= 10%)")]
 
 
 def _split_masks(tables, cfg):
     """Full-problem mask keeps the iid accuracy; each split's own mask falls towards the from-scratch level."""
     acc = tables["accuracy"].groupby(["variant", "test"]).accuracy.mean()
     full, kept = acc["full", "simple"], acc["mask simple", "simple"]
-    lines = [(_testable(full, kept >= 0.9 * full), f"full-problem mask on the iid test {kept:.3f} "
-              f"(>= 0.9 x the unmasked net's {full:.3f})")]
+    lines = [_line(gate(tables, None, ["simple"]), kept >= 0.9 * full,
+                   f"full-problem mask on the iid test {kept:.3f} (>= 0.9 x the unmasked net's {full:.3f})")]
     for split in scan.SPLITS[1:]:
         name = scan.LABELS[split]
-        whole, own, scratch, unmasked = (acc["mask simple", split], acc[f"mask {split}", split], acc["scratch", split],
-                                         acc["full", split])
+        whole, own, scratch = acc["mask simple", split], acc[f"mask {split}", split], acc["scratch", split]
         gap = whole - scratch
-        holds = None if unmasked < 0.5 or gap < 0.1 else bool(own <= scratch + 0.5 * gap)
-        why = "" if holds is not None else (" [untestable: the unmasked net solves < 50%]" if unmasked < 0.5 else
-                                            " [untestable: from scratch is within 0.1 of the full-problem mask]")
-        lines.append((holds, f"{name} test: own mask {own:.3f}, full-problem mask {whole:.3f}, from scratch "
-                      f"{scratch:.3f} (own mask closer to from-scratch than to the full-problem mask){why}"))
+        why = gate(tables, None, ["simple", split]) or (
+            f"from scratch ({scratch:.3f}) is within 0.1 of the full-problem mask ({whole:.3f})" if gap < 0.1 else "")
+        lines.append(_line(why, own <= scratch + 0.5 * gap,
+                           f"{name} test: own mask {own:.3f}, full-problem mask {whole:.3f}, from scratch "
+                           f"{scratch:.3f} (own mask closer to from-scratch than to the full-problem mask)"))
     return lines
 
 
 def _jump_token(tables, cfg):
     r = tables["removed"]
     per = r[r["mask"] == "addprim_jump"].groupby("token")["removed %"].mean().sort_values(ascending=False)
-    holds = None if per.iloc[0] <= 0 else bool(per.index[0] == "I_JUMP")
-    return [(holds, "add-jump mask, % of output weights removed per token: "
-             + ", ".join(f"{t} {v:.1f}%" for t, v in per.items()) + " (I_JUMP largest)"
-             + (" [untestable: the mask removes no output weight]" if holds is None else ""))]
+    why = gate(tables, None, ["simple", "addprim_jump"]) or (
+        "the mask removes no output weight" if per.iloc[0] <= 0 else "")
+    return [_line(why, per.index[0] == "I_JUMP", "add-jump mask, % of output weights removed per token: "
+                  + ", ".join(f"{t} {v:.1f}%" for t, v in per.items()) + " (I_JUMP largest)")]
 
 
 def _scan_claims(model: str) -> list[Claim]:
@@ -189,14 +219,15 @@ CLAIMS = [
 
 
 def tally(lines: list[tuple[bool | None, str]]) -> str:
-    """One word for a claim at one preset: reproduced / partly / not reproduced / untestable."""
+    """One word for a claim at one preset: holds / partly / does not hold / untestable (with the first reason)."""
     made = [h for h, _ in lines if h is not None]
     if not lines:
         return "not run"
+    reasons = [d.rsplit("[untestable: ", 1)[1].rstrip("]") for h, d in lines if h is None and "[untestable: " in d]
     if not made:
-        return f"untestable ({len(lines)} checks)"
+        return f"untestable: {reasons[0] if reasons else 'no check could be made'}"
     held = sum(made)
-    word = "reproduced" if held == len(made) else "not reproduced" if held == 0 else "partly"
+    word = "holds" if held == len(made) else "does not hold" if held == 0 else "partly"
     untestable = len(lines) - len(made)
     return f"{word} ({held}/{len(made)} checks" + (f"; {untestable} untestable)" if untestable else ")")
 
@@ -215,9 +246,6 @@ def print_check(key: str, tables: dict, cfg: dict) -> None:
     print(f"Paper ({claim.evidence}): {claim.claim}")
     lines = check(key, tables, cfg)
     for holds, detail in lines:
-        word = ("untestable" if "untestable" in detail else "untestable: the unmasked network solves < 50%") \
-            if holds is None else \
-            "holds" if holds else "does not hold"
-        print(f"  [{word}] {detail}")
+        print(f"  [{'untestable' if holds is None else 'holds' if holds else 'does not hold'}] {detail}")
     if not lines:
         print("  (not run at this preset)")

@@ -83,11 +83,7 @@ def resolve(schema: type, layers: Iterable[tuple[str, dict[str, Any]]], what: st
             if OmegaConf.select(cfg, key, default=_MISSING) is _MISSING:
                 raise _unknown_key(cfg, key, f"{what} ({layer})")
             try:
-                node = OmegaConf.select(cfg, key)
-                kind = OmegaConf.get_type(node) if isinstance(node, DictConfig) else None
-                if isinstance(value, dict) and dataclasses.is_dataclass(kind):   # a new sub-config: class defaults
-                    value = OmegaConf.merge(OmegaConf.structured(kind), value)
-                OmegaConf.update(cfg, key, value, merge=False)
+                OmegaConf.update(cfg, key, _typed(OmegaConf.select(cfg, key), value), merge=False)
             except OmegaConfBaseException as err:
                 raise ValueError(f"{layer}: cannot set {key}={value!r} in {what}: {_first_line(err)}") from None
     try:
@@ -95,6 +91,21 @@ def resolve(schema: type, layers: Iterable[tuple[str, dict[str, Any]]], what: st
     except OmegaConfBaseException as err:
         cause = err.__cause__ or err
         raise ValueError(f"{what}: {_first_line(cause)}") from None
+
+
+def _typed(node, value):
+    """A plain dict given for a typed sub-config (a dataclass, or a dict of dataclasses such as ``networks``)
+    becomes that type, the keys it leaves out taking their class defaults."""
+    if not isinstance(value, dict) or not isinstance(node, DictConfig):
+        return value
+    kind = OmegaConf.get_type(node)
+    if dataclasses.is_dataclass(kind):
+        return OmegaConf.merge(OmegaConf.structured(kind), value)
+    element = node._metadata.element_type
+    if dataclasses.is_dataclass(element):
+        return {k: v if dataclasses.is_dataclass(v) else OmegaConf.merge(OmegaConf.structured(element), v or {})
+                for k, v in value.items()}
+    return value
 
 
 def to_dict(cfg) -> dict:

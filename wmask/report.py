@@ -49,3 +49,51 @@ def plot_layer_overlap(layers, nets: list[str], ylabel: str, title: str):
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     return fig
+
+
+def evidence_table(tables: dict, by: str | None = "network"):
+    """Per network (``by``; ``None`` for a one-network experiment) and seed: the base network's accuracy against its
+    target and, per mask, whether its training curve settled (:mod:`wmask.evidence`), with the final kept fraction."""
+    import pandas as pd
+
+    from . import evidence
+    base, curves = pd.DataFrame(tables["base"]), pd.DataFrame(tables["curves"])
+    keys = [by] if by else []
+    rows = []
+    for key, b in base.groupby(keys + ["seed"], sort=False):
+        key = key if isinstance(key, tuple) else (key,)
+        row = dict(zip(keys + ["seed"], key))
+        row["base vs target"] = ", ".join(f"{s} {a:.3f}/{t:g}" for s, a, t in zip(b.subtask, b.accuracy, b.target))
+        row["base at target"] = not evidence.below_target(dict(zip(b.subtask, b.accuracy)),
+                                                          dict(zip(b.subtask, b.target)))
+        c = curves
+        for k, v in zip(keys + ["seed"], key):
+            c = c[c[k] == v]
+        for mask, m in c.groupby("mask", sort=False):
+            r = evidence.convergence(m.step.tolist(), m.loss.tolist(), m.kept.tolist())
+            row[f"{mask}: kept, settled"] = f"{m.kept.iloc[-1]:.3f}, {'yes' if r['converged'] else 'NO'}"
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def plot_curves(curves, by: str | None = "network", title: str = ""):
+    """Kept fraction and task loss vs step for every mask (mean over seeds, band = min..max), one row per ``by``."""
+    import matplotlib.pyplot as plt
+    import pandas as pd
+    curves = pd.DataFrame(curves)
+    groups = list(curves.groupby(by, sort=False)) if by else [("", curves)]
+    fig, axes = plt.subplots(len(groups), 2, figsize=(9, 2.4 * len(groups) + 0.6), squeeze=False)
+    for (name, c), (ax_k, ax_l) in zip(groups, axes):
+        for mask, m in c.groupby("mask", sort=False):
+            g = m.groupby("step")
+            for ax, col in ((ax_k, "kept"), (ax_l, "loss")):
+                line, = ax.plot(g[col].mean().index, g[col].mean(), label=mask, lw=1.2)
+                ax.fill_between(g[col].min().index, g[col].min(), g[col].max(), color=line.get_color(), alpha=0.15)
+        ax_k.set(title=f"{name} — kept fraction" if name else "kept fraction", xlabel="mask step",
+                 ylabel="kept fraction")
+        ax_l.set(title=f"{name} — task loss" if name else "task loss", xlabel="mask step", ylabel="loss",
+                 yscale="log")
+        ax_k.legend(fontsize=7, ncol=2)
+    fig.suptitle(title, fontsize=8)
+    fig.tight_layout()
+    return fig

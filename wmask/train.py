@@ -37,6 +37,8 @@ class MaskTrainConfig:
     log_every: int = 100
     eval_every: int = 0       # 0 = only at the end
     checkpoint_every: int = 1000
+    stop_on_plateau: bool = False  # stop once every set's curve has settled (wmask.evidence.convergence), checked
+                                   # at each logged step after at least half the steps
 
     def __post_init__(self):
         if isinstance(self.alpha, bool) or not isinstance(self.alpha, (int, float)):
@@ -80,6 +82,13 @@ def _resume(checkpoint, cfg) -> dict | None:
 
 def _next_batch(data, step):
     return data(step) if callable(data) else next(data)
+
+
+def _settled(hist: History) -> bool:
+    """Every set's logged curve has settled by :func:`wmask.evidence.convergence`'s rule."""
+    from .evidence import history_convergence
+    names = range(len(hist.loss[0]))
+    return all(r["converged"] for r in history_convergence(asdict(hist), names).values())
 
 
 class NonFiniteError(FloatingPointError):
@@ -162,9 +171,10 @@ def train_masks(masks: MaskSet, data, loss_fn: Callable, cfg: MaskTrainConfig | 
     from ``alphas`` (one per set, e.g. an α sweep in one pass) or else ``cfg.alpha``. Sets are
     independent: one Adam over the stacked logits is exactly ``M`` separate Adams (it is element-wise), and
     clipping is per set (``cfg.clip_mode``, see :data:`CLIP_MODES`). Runs exactly ``cfg.steps`` updates (the
-    authors' code runs ``steps + 1``). With ``checkpoint``, the state (with torch's global RNG state, which
-    e.g. teacher-forcing draws use) is saved atomically every ``cfg.checkpoint_every`` steps and an existing
-    checkpoint is resumed, bit for bit when ``data`` is a function of the step. The inputs' batch size (dim
+    authors' code runs ``steps + 1``), or fewer with ``cfg.stop_on_plateau`` once every set has settled. With
+    ``checkpoint``, the state (with torch's global RNG state, which e.g. teacher-forcing draws use) is saved
+    atomically every ``cfg.checkpoint_every`` steps and an existing checkpoint is resumed, bit for bit when ``data``
+    is a function of the step. The inputs' batch size (dim
     ``cfg.batch_dim + 1``) must be ``cfg.batch_size``. A NaN or infinity in a set's batch, loss, logits or gradients
     stops training with a :class:`NonFiniteError` (a ``FloatingPointError``) naming the step, the set and what it was.
     """
@@ -211,6 +221,8 @@ def train_masks(masks: MaskSet, data, loss_fn: Callable, cfg: MaskTrainConfig | 
             hist.loss.append(task.detach().tolist())
             hist.kept.append(masks.keep_fraction().tolist())
             bar.set_postfix(loss=f"{task.detach().mean():.3f}", kept=f"{hist.kept[-1][0]:.3f}")
+            if cfg.stop_on_plateau and step + 1 >= cfg.steps // 2 and step + 1 < cfg.steps and _settled(hist):
+                break                       # the stage ends at this logged step
         if eval_fn is not None and cfg.eval_every and (step + 1) % cfg.eval_every == 0 and step + 1 < cfg.steps:
             hist.evals.append({"step": step + 1, **eval_fn(masks)})
         if checkpoint is not None and (step + 1) % cfg.checkpoint_every == 0 and step + 1 < cfg.steps:

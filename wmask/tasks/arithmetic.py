@@ -120,6 +120,7 @@ class NetConfig:
     mask: MaskTrainConfig = field(default_factory=lambda: MaskTrainConfig(steps=20_000, log_every=200,
                                                                           clip_mode="all"))
     n_test: int = 4096                        # random test problems (add/mul always uses all 20,000)
+    target: dict[str, float] = field(default_factory=dict)   # accuracy the base net must reach, per subtask
 
     def __post_init__(self):
         if self.model not in ("fnn", "lstm"):
@@ -206,6 +207,28 @@ def evaluate(task, model, variants: dict, cfg: NetConfig, seed: int, device, chu
         for j, v in enumerate(variants):
             result[v][subtask] = (right[j] / len(x)).item()
     return result
+
+
+def network_tables(runs: list[dict]) -> dict[str, list[dict]]:
+    """The tidy rows every arithmetic experiment has, over all seeds: accuracy per (network, mask, subtask);
+    per-layer counts and overlaps; the base network's accuracy against its target per subtask; the training curve
+    (loss and kept fraction per logged step) of every mask."""
+    out = {"accuracy": [], "layers": [], "base": [], "curves": []}
+    for run in runs:
+        seed = run["seed"]
+        for name, net in run["networks"].items():
+            for variant, accs in net["accuracy"].items():
+                out["accuracy"] += [{"seed": seed, "network": name, "mask": variant, "evaluated on": sub,
+                                     "accuracy": a} for sub, a in accs.items()]
+            out["layers"] += [{"seed": seed, "network": name, **row} for row in net["layers"]]
+            target = run["config"]["networks"][name].get("target", {})
+            out["base"] += [{"seed": seed, "network": name, "subtask": sub, "accuracy": a,
+                             "target": target.get(sub, float("nan"))} for sub, a in net["base_accuracy"].items()]
+            hist = net["history"]
+            for i, mask in enumerate(["control", *net["accuracy"]["full"]]):
+                out["curves"] += [{"seed": seed, "network": name, "mask": mask, "step": st, "loss": lo[i],
+                                   "kept": ke[i]} for st, lo, ke in zip(hist["step"], hist["loss"], hist["kept"])]
+    return out
 
 
 def layer_table(masks: dict[str, dict], a: str, b: str) -> list[dict]:

@@ -45,6 +45,7 @@ class ScanConfig:
     mask: MaskTrainConfig = field(default_factory=lambda: MaskTrainConfig(
         steps=25_000, lr=1e-2, alpha=3e-5, k=4, batch_size=256, clip=5.0, clip_mode="all", log_every=50))
     n_test: int = 0                           # test examples per file (0 = all)
+    target: float = 0.95                      # iid exact match the base net must reach (the paper's nets: ~1.0)
     seed: int = 0
 
     def __post_init__(self):
@@ -238,18 +239,24 @@ def run(cfg: ScanConfig, store, device="cpu", progress=True) -> dict:
 
 
 def tables(runs: list[dict]) -> dict[str, list[dict]]:
-    """Tidy rows over seeds: accuracy (variant x test split), from-scratch accuracy, and % of output weights removed
-    per token (mask x token)."""
-    out = {"accuracy": [], "removed": []}
+    """Tidy rows over seeds: accuracy (variant x test split), from-scratch accuracy, % of output weights removed per
+    token (mask x token), the base net's iid accuracy against its target, and the split masks' training curves."""
+    out = {"accuracy": [], "removed": [], "base": [], "curves": []}
     for r in runs:
+        seed, model = r["seed"], r["config"]["model"]
         for variant, row in r["accuracy"].items():
-            out["accuracy"] += [{"seed": r["seed"], "model": r["config"]["model"], "variant": variant, "test": s,
-                                 "accuracy": a} for s, a in row.items()]
-        out["accuracy"] += [{"seed": r["seed"], "model": r["config"]["model"], "variant": "scratch", "test": s,
-                             "accuracy": a} for s, a in r["scratch"].items()]
+            out["accuracy"] += [{"seed": seed, "model": model, "variant": variant, "test": s, "accuracy": a}
+                                for s, a in row.items()]
+        out["accuracy"] += [{"seed": seed, "model": model, "variant": "scratch", "test": s, "accuracy": a}
+                            for s, a in r["scratch"].items()]
         for s, row in r["removed_per_token"].items():
-            out["removed"] += [{"seed": r["seed"], "model": r["config"]["model"], "mask": s, "token": t,
-                                "removed %": v} for t, v in row.items()]
+            out["removed"] += [{"seed": seed, "model": model, "mask": s, "token": t, "removed %": v}
+                               for t, v in row.items()]
+        out["base"].append({"seed": seed, "model": model, "subtask": "iid", "accuracy": r["accuracy"]["full"]["simple"],
+                            "target": r["config"].get("target", ScanConfig.target)})
+        h = r["history"]
+        out["curves"] += [{"seed": seed, "model": model, "mask": s, "step": st, "loss": lo[i], "kept": ke[i]}
+                          for i, s in enumerate(SPLITS) for st, lo, ke in zip(h["step"], h["loss"], h["kept"])]
     return out
 
 

@@ -1,0 +1,75 @@
+"""When a result can carry a claim: base networks at their target, masks that have settled.
+
+A claim about what a mask keeps means nothing on a network that never learned its task, or on a mask still moving
+when training stopped. These pure functions turn what a run records (base accuracies, each mask's logged loss and
+kept fraction) into a yes/no with the reason, so a check on such a network or mask reads **untestable (reason)**
+rather than "does not hold". The rules (the book's method page says why):
+
+- **target**: the base network's held-out accuracy on every subtask is at least the experiment's target for it;
+- **converged mask**: over the last ``window`` (20 %) of the logged steps, the kept fraction moved by less than
+  ``kept_tol`` (1 point) and the task loss did not fall by more than its noise (the mean of the window's second half
+  is not below that of its first half by more than twice the window's standard deviation over sqrt(n)).
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+
+def below_target(accuracy: dict[str, float], target: dict[str, float]) -> list[str]:
+    """The subtasks whose accuracy misses its target, as ``"× 0.312 < 0.95"`` strings (empty: all met).
+    A subtask without a target is not checked."""
+    return [f"{s} {accuracy[s]:.3f} < {t:g}" for s, t in target.items() if s in accuracy and accuracy[s] < t]
+
+
+def convergence(step: Sequence[int], loss: Sequence[float], kept: Sequence[float], window: float = 0.2,
+                kept_tol: float = 0.01) -> dict:
+    """Whether one mask's training curve has settled; ``loss``/``kept`` are its logged values at ``step``.
+
+    Returns ``{"converged", "kept_change", "loss_drop", "loss_noise", "reason"}``; ``reason`` is "" when converged.
+    Fewer than 4 logged points in the window cannot show a plateau: not converged."""
+    if not (len(step) == len(loss) == len(kept)):
+        raise ValueError(f"step, loss and kept must have one value per logged step, got {len(step)}, {len(loss)}, "
+                         f"{len(kept)}")
+    if not step:
+        return {"converged": False, "kept_change": math.nan, "loss_drop": math.nan, "loss_noise": math.nan,
+                "reason": "no training curve recorded"}
+    last = step[-1]
+    start = last - window * (last - step[0])
+    idx = [i for i, s in enumerate(step) if s >= start]
+    if len(idx) < 4:
+        return {"converged": False, "kept_change": math.nan, "loss_drop": math.nan, "loss_noise": math.nan,
+                "reason": f"only {len(idx)} logged point{'s' * (len(idx) != 1)} in the last {window:.0%} of "
+                          "steps (log more often)"}
+    k = [kept[i] for i in idx]
+    ls = [loss[i] for i in idx]
+    half = len(ls) // 2
+    first, second = ls[:half], ls[half:]
+    mean = sum(ls) / len(ls)
+    sd = math.sqrt(sum((x - mean) ** 2 for x in ls) / (len(ls) - 1))
+    noise = 2 * sd / math.sqrt(len(ls))
+    drop = sum(first) / len(first) - sum(second) / len(second)
+    kept_change = max(k) - min(k)
+    reasons = []
+    if not kept_change < kept_tol:
+        reasons.append(f"kept fraction moved {100 * kept_change:.1f} points in the last {window:.0%} of steps")
+    if drop > noise:
+        reasons.append(f"loss still falling ({drop:.3g} > noise {noise:.3g})")
+    return {"converged": not reasons, "kept_change": kept_change, "loss_drop": drop, "loss_noise": noise,
+            "reason": "; ".join(reasons)}
+
+
+def history_convergence(history: dict, names: Sequence[str], **kw) -> dict[str, dict]:
+    """:func:`convergence` for every set of a stage's history (``{"step", "loss": [[per set]], "kept": [[...]]}``),
+    keyed by the sets' ``names``."""
+    return {name: convergence(history["step"], [row[i] for row in history["loss"]],
+                              [row[i] for row in history["kept"]], **kw) for i, name in enumerate(names)}
+
+
+def untestable_reason(below: list[str], unconverged: dict[str, str]) -> str:
+    """The reason a check cannot be made ("" when it can): base network below target first, then masks."""
+    if below:
+        return "base network below target: " + ", ".join(below)
+    if unconverged:
+        return "mask not converged: " + "; ".join(f"{n} ({r})" for n, r in unconverged.items())
+    return ""
