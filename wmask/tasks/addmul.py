@@ -64,13 +64,14 @@ PRESETS = {
                             "lstm": _lstm([32, 32], 150, 40),
                             "fnn_masks_clip": _fnn([64, 64], 300, 100, clip_mode="masks")},
                   size_study=("fnn_xs", "fnn"), sweep_network="fnn", sweep_alphas=(1e-4, 1e-3)),
-    # ~15 minutes for 3 seeds on 2 cores: the 400-400-200 FNN (a size of the authors' sweeps) with 5k base and 3k
-    # mask steps, two narrower FNNs for the size study, a 2 x 128 LSTM with short training, a 3-point alpha sweep
-    "cpu": dict(networks={"fnn": _fnn([400, 400, 200], 5000, 3000),
-                          "fnn_xs": _fnn([100, 100, 50], 5000, 1500),
-                          "fnn_s": _fnn([200, 200, 100], 5000, 1500),
-                          "lstm": _lstm([128, 128], 3000, 600)},
-                size_study=("fnn_xs", "fnn_s", "fnn"), sweep_network="fnn_s", sweep_alphas=(3e-5, 1e-4, 1e-3)),
+    # 2 cores: the 400-400-200 FNN (a size of the authors' sweeps); the 200-200-100 FNN, the smallest that reaches
+    # the target on this budget (measured: + 1.0, × 0.975 after 10k steps; 100-100-50 solves 0.77 / 0.49), for the
+    # size study and the α sweep; the 2 x 128 LSTM at Adam 3e-3 (measured: + 1.0, × 0.999 after 8k steps; at 1e-3 it
+    # solves 0.26 / 0.49 after 8k)
+    "cpu": dict(networks={"fnn": _fnn([400, 400, 200], 8000, 3000),
+                          "fnn_s": _fnn([200, 200, 100], 12_000, 3000),
+                          "lstm": _lstm([128, 128], 8000, 600, base_lr=3e-3)},
+                size_study=("fnn_s", "fnn"), sweep_network="fnn_s", sweep_alphas=(3e-5, 1e-4, 1e-3)),
     "paper": {},
 }
 
