@@ -62,6 +62,10 @@ def test_stale_code_is_refused_unless_asked(tmp_path, monkeypatch):
         s.json(tmp_path / "r.json", {"a": 1}, lambda: {"x": 2})
     assert store.Store(tmp_path, "reuse").json(tmp_path / "r.json", {"a": 1}, lambda: {"x": 2})["x"] == 1
     assert store.Store(tmp_path, "recompute").json(tmp_path / "r.json", {"a": 1}, lambda: {"x": 2})["x"] == 2
+    files["wmask/tasks/addmul.py"] = "1" * 32                    # a preset changed: other code, other config
+    assert store.Store(tmp_path, "recompute").json(tmp_path / "r.json", {"a": 2}, lambda: {"x": 3})["x"] == 3
+    with pytest.raises(ValueError, match=r"different configuration \(a: 2 -> 4\)"):     # same code: never overwritten
+        store.Store(tmp_path, "recompute").json(tmp_path / "r.json", {"a": 4}, lambda: {"x": 4})
 
 
 def test_truncated_and_legacy_files_are_named(tmp_path):

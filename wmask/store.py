@@ -3,7 +3,9 @@
 Each artefact is keyed by the resolved configuration that made it **and** by a fingerprint of the code (the
 ``wmask`` package's source files). Asked for again, it is reused when both match; a different configuration is an
 error naming the keys that differ; a different code version is refused with the files that changed, unless the
-store was opened with ``stale="reuse"`` (reuse anyway) or ``stale="recompute"`` (compute it again and overwrite).
+store was opened with ``stale="reuse"`` (reuse anyway) or ``stale="recompute"`` (compute it again and overwrite;
+also when its configuration differs because the code that defines a preset changed; with the same code, an artefact
+of another configuration is never overwritten).
 
 Reusing a stage leaves torch's random state exactly as computing it would have (the state after the stage is
 stored with it and restored on reuse), so a run resumed after any finished stage continues bit for bit like an
@@ -68,6 +70,8 @@ class Store:
             raise ValueError(f"{path} was written by an older wmask that recorded neither its configuration nor its "
                              "code version; rerun with --stale recompute to redo it, or move it away")
         if stored["key"] != expected:
+            if self.stale == "recompute" and stored.get("code") != code_fingerprint():
+                return False    # a preset's definition is code: made by other code with another config, redo it
             lines = _config.diff(stored["key"], expected)
             raise ValueError(f"{path} was made by a different configuration ({'; '.join(lines[:8])}"
                              f"{' …' if len(lines) > 8 else ''}); move it away or use another --results folder")
