@@ -131,9 +131,10 @@ def run(experiment: str, preset: str, seeds: list[int], results: str | Path = "r
             t0 = time.time()
             store = Store(out_dir / f"seed{seed}", stale)
             result = exp.run(cfg_obj, store, dev, progress)
+            made = provenance(dev)
             return {"experiment": name, "preset": preset, "overrides": overrides, "seed": seed,
                     "config": _config.to_dict(cfg_obj), "wall_time_s": time.time() - t0,
-                    "device": provenance(dev)["device"], "commit": provenance(dev)["commit"],
+                    "device": made["device"], "commit": made["commit"],
                     "dataset": GENERATED, **json.loads(dumps(result))}
 
         with locked(out_dir / f".seed{seed}.lock", f"seed {seed} of {name} in {out_dir}", wait=False):
