@@ -83,21 +83,50 @@ def _double_addition_flags(seed: int) -> list[str]:
             "-gpu", "none", "-log", "tb", "-seed", str(seed)]
 
 
+def _scan_flags(seed: int) -> list[str]:
+    # ours: `python -m wmask show scan --preset cpu`: LSTM encoder-decoder, 2 layers x 128, embedding 16, dropout 0.5,
+    # teacher forcing 0.5, base 3,500 steps (Adam 1e-3, batch 128, clip 5), masks 900 steps, alpha 3e-5, mask lr 3e-2,
+    # K = 4, biases unmasked, clip over all parameters. -test_interval 3500 gives the base validation at its last step
+    # (and one more periodic validation inside the turn-left stage); -test_batch_size only batches evaluation.
+    return ["-name", f"scan_lstm_128_s{seed}", "-reset", "1", "-task", "scan", "-n_layers", "2", "-state_size", "128",
+            "-encoder_decoder.embedding_size", "16", "-dropout", "0.5", "-batch_size", "128", "-lr", "1e-3",
+            "-grad_clip", "5", "-stop_after", "3500", "-step_per_mask", "900", "-mask_loss_weight", "3e-5",
+            "-mask_lr", "3e-2", "-bias_no_mask", "1", "-test_interval", "3500", "-test_batch_size", "1024",
+            "-gpu", "none", "-log", "tb", "-seed", str(seed)]
+
+
+def _prepare_scan(seed_dir: Path, data_dir: Path):
+    """Their Scan dataset downloads the 8 split files from GitHub into ./cache/scan unless they are there: copy
+    ours (the same canonical files) so nothing is fetched."""
+    src = data_dir / "scan"
+    files = sorted(src.glob("*_split/tasks_*_*.txt"))
+    if len(files) < 8:
+        raise UserError(f"--data-dir {data_dir}: expected the SCAN split files under {src}/*_split/")
+    dst = seed_dir / "cache" / "scan"
+    dst.mkdir(parents=True, exist_ok=True)
+    for f in files:
+        if not (dst / f.name).exists():
+            (dst / f.name).write_bytes(f.read_bytes())
+
+
 EXPERIMENTS = {
     "addmul": {"flags": _addmul_flags, "network": "fnn", "base_steps": 5000, "mask_steps": 3000},
     "double_addition": {"flags": _double_addition_flags, "network": "fnn", "base_steps": 5000, "mask_steps": 3000},
+    "scan": {"flags": _scan_flags, "network": "lstm", "base_steps": 3500, "mask_steps": 900, "prepare": _prepare_scan},
 }
 
 # --smoke: the same code paths in about a minute (never written to the results folder unless asked)
 SMOKE_OVERRIDES = {"-stop_after": "200", "-step_per_mask": "100", "-test_interval": "100"}
+SMOKE_OVERRIDES_SCAN = {"-stop_after": "100", "-step_per_mask": "50", "-test_interval": "100"}
 
 
 def build_flags(experiment: str, seed: int, smoke: bool) -> list[str]:
     flags = EXPERIMENTS[experiment]["flags"](seed)
     if smoke:
+        over = SMOKE_OVERRIDES_SCAN if experiment == "scan" else SMOKE_OVERRIDES
         for i in range(0, len(flags), 2):
-            if flags[i] in SMOKE_OVERRIDES:
-                flags[i + 1] = SMOKE_OVERRIDES[flags[i]]
+            if flags[i] in over:
+                flags[i + 1] = over[flags[i]]
         flags[1] = flags[1] + "_smoke"
     return flags
 
@@ -145,6 +174,16 @@ def modules_commit(modules_dir: Path, given: str | None) -> str:
 # Running one seed
 # --------------------------------------------------------------------------------------------------------------
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def run_seed(args, experiment: str, seed: int) -> dict:
     flags = build_flags(experiment, seed, args.smoke)
     seed_dir = Path(args.work_dir) / (experiment + ("-smoke" if args.smoke else "")) / f"seed{seed}"
@@ -160,13 +199,25 @@ def run_seed(args, experiment: str, seed: int) -> dict:
         print(f"authors-run: {experiment} seed {seed}: {done} is from another command or failed; rerunning",
               flush=True)
     seed_dir.mkdir(parents=True, exist_ok=True)
+    running = seed_dir / "running.json"
+    if running.exists():
+        pid = json.loads(running.read_text()).get("pid")
+        if pid and _alive(pid):
+            raise UserError(f"{experiment} seed {seed} is running already (pid {pid}, {running}); wait for it")
+    if "prepare" in EXPERIMENTS[experiment]:
+        EXPERIMENTS[experiment]["prepare"](seed_dir, Path(args.data_dir))
     log = seed_dir / "run.log"
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads),
                PYTHONUNBUFFERED="1")
     print(f"authors-run: {experiment} seed {seed}: running (log {log})", flush=True)
     start = time.time()
     with open(log, "w") as f:
-        rc = subprocess.run(argv, cwd=seed_dir, env=env, stdout=f, stderr=subprocess.STDOUT).returncode
+        proc = subprocess.Popen(argv, cwd=seed_dir, env=env, stdout=f, stderr=subprocess.STDOUT)
+        running.write_text(json.dumps({"pid": proc.pid, "runner_pid": os.getpid(), "start": start}))
+        try:
+            rc = proc.wait()
+        finally:
+            running.unlink(missing_ok=True)
     end = time.time()
     info = {"rc": rc, "start": start, "end": end, "wall_s": end - start, "argv": argv, "cwd": str(seed_dir),
             "env": {"OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)},
@@ -228,8 +279,18 @@ def extract(save_dir: str) -> dict:
                 if i < j:
                     entry["and"][f"{i},{j}"] = int((ms[i] & ms[j]).sum())
                     entry["or"][f"{i},{j}"] = int((ms[i] | ms[j]).sum())
+        if "output_projection_weight" in name and next(iter(ms.values())).ndim == 2:
+            # per output row (token): kept in each stage, and removed relative to stage 0 (m_0 & ~m_s)
+            entry["rows_kept"] = {str(s): m.sum(1).astype(int).tolist() for s, m in ms.items()}
+            entry["rows_removed_vs_0"] = {str(s): (ms[idx[0]] & ~m).sum(1).astype(int).tolist()
+                                          for s, m in ms.items() if s != idx[0]}
         masks[name] = entry
-    return {"event_files": files, "scalars": scalars, "masks": masks}
+    vocab = None
+    cache = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(save_dir))), "cache", "scan", "scan.pth")
+    if os.path.isfile(cache):     # their SCAN vocabularies (id -> word); the decoder's extra last row is EOS
+        v = torch.load(cache, weights_only=False)
+        vocab = {"out": {int(k): w for k, w in v["out_voc"]["inv_words"].items()}}
+    return {"event_files": files, "scalars": scalars, "masks": masks, "vocab": vocab}
 
 
 def run_extract(args, save_dir: Path, out: Path) -> dict:
@@ -299,6 +360,8 @@ def convert(experiment: str, seed: int, flags: list[str], data: dict, network: s
             for on, t in pairs.items():
                 add(f"¬{mask}", on, f"inverse_mask_test/split_{s}/iid/accuracy/tuple/{t}")
         pair = (1, 2)
+    elif experiment == "scan":
+        return convert_scan(seed, flags, data, network)
     else:
         raise UserError(f"no converter for {experiment}")
 
@@ -338,7 +401,48 @@ def convert(experiment: str, seed: int, flags: list[str], data: dict, network: s
             "their_logged_mask_stat": their_sharing}
 
 
+SCAN_TESTS = {"iid": "simple", "jump": "addprim_jump", "length": "length", "turn_left": "addprim_turn_left"}
+SCAN_STAGES = ["simple", "jump", "length", "turn_left"]     # their mask stages 0..3
+
+
+def convert_scan(seed: int, flags: list[str], data: dict, model: str) -> dict:
+    """Their SCAN LSTM -> our results/scan/cpu tables: accuracy (seed, model, variant, test, accuracy) and removed
+    (seed, model, mask, token, removed %: per output token, 100 |m_simple & ~m_split| / |m_simple| of that row)."""
+    sc = data["scalars"]
+    base_step = int(flag(flags, "-stop_after"))
+    rows, sources = [], []
+
+    def add(variant, test, tag, at=None):
+        step, value = _last(sc, tag, at)
+        rows.append({"seed": seed, "model": model, "variant": variant, "test": SCAN_TESTS[test], "accuracy": value})
+        sources.append({"variant": variant, "test": SCAN_TESTS[test], "tag": tag, "step": step})
+
+    for t in SCAN_TESTS:
+        add("full", t, f"validation/{t}/accuracy/total", at=base_step)
+    for st in SCAN_STAGES:        # at the end of each stage (analysis_results), deterministic mask, no dropout
+        for t in SCAN_TESTS:
+            add(f"mask {SCAN_TESTS.get(st, st)}", t, f"analysis_results/{st}/{t}/accuracy/total")
+    removed = []
+    out = [m for n, m in data["masks"].items() if n.startswith("decoder_output_projection_weight")]
+    if out and data.get("vocab"):
+        m = out[0]
+        inv = {int(k): w for k, w in data["vocab"]["out"].items()}    # JSON keys are strings
+        tokens = [inv.get(i, "<eos>" if i == len(inv) else f"#{i}") for i in range(len(m["rows_kept"]["0"]))]
+        for s, rem in sorted(m["rows_removed_vs_0"].items()):
+            name = SCAN_TESTS.get(SCAN_STAGES[int(s)], SCAN_STAGES[int(s)])
+            for tok, r, k in zip(tokens, rem, m["rows_kept"]["0"]):
+                removed.append({"seed": seed, "model": model, "mask": name, "token": tok,
+                                "removed %": 100.0 * r / k if k else float("nan")})
+    kept = [{"seed": seed, "model": model, "tensor": n, "size": m["size"],
+             **{f"kept mask {SCAN_TESTS.get(SCAN_STAGES[int(s)], SCAN_STAGES[int(s)])}": k for s, k in sorted(m["kept"].items())}}
+            for n, m in sorted(data["masks"].items())]
+    return {"accuracy": rows, "sources": sources, "layers": kept, "sharing": [], "removed": removed,
+            "their_logged_mask_stat": {k: v[-1][1] for k, v in sc.items() if k.startswith("mask_stat/all/")}}
+
+
 ACC_COLS = ["seed", "network", "mask", "evaluated on", "accuracy"]
+SCAN_ACC_COLS = ["seed", "model", "variant", "test", "accuracy"]
+REMOVED_COLS = ["seed", "model", "mask", "token", "removed %"]
 SHARING_COLS = ["seed", "network", "clip_mode", "weights", "shared + in ×", "shared × in +", "IoU", "IoMin"]
 
 
@@ -378,6 +482,7 @@ def main(argv=None) -> int:
     p.add_argument("--work-dir", default="/work/authors-runs", help="where their runs write (outside the repo)")
     p.add_argument("--results", default=str(REPO / "results" / "authors"), help="our tidy tables go here")
     p.add_argument("--commit", help="their commit, if --modules-dir is not a git checkout")
+    p.add_argument("--data-dir", default="/work/shared/data", help="holds scan/ (SCAN split files; default %(default)s)")
     p.add_argument("--smoke", action="store_true", help="200 base + 100 mask steps; results to <exp>/smoke/")
     p.add_argument("--_extract", help=argparse.SUPPRESS)
     p.add_argument("--_out", help=argparse.SUPPRESS)
@@ -446,11 +551,15 @@ def main(argv=None) -> int:
         tmp = out_dir / "summary.json.tmp"
         tmp.write_text(json.dumps(summary, indent=1, ensure_ascii=False))
         os.replace(tmp, out_dir / "summary.json")
-        write_csv(out_dir / "accuracy.csv", [r for x in ordered for r in x["accuracy"]], ACC_COLS)
+        scan = args.experiment == "scan"
+        write_csv(out_dir / "accuracy.csv", [r for x in ordered for r in x["accuracy"]],
+                  SCAN_ACC_COLS if scan else ACC_COLS)
         lrows = [r for x in ordered for r in x["layers"]]
         if lrows:   # our order: seed, network, then the other columns sorted (as results/<exp>/cpu/layers.csv)
-            write_csv(out_dir / "layers.csv", lrows,
-                      ["seed", "network"] + sorted(k for k in lrows[0] if k not in ("seed", "network")))
+            first = ["seed", "model", "tensor", "size"] if scan else ["seed", "network"]
+            write_csv(out_dir / ("kept.csv" if scan else "layers.csv"), lrows,
+                      first + sorted(k for k in lrows[0] if k not in first))
+        write_csv(out_dir / "removed.csv", [r for x in ordered for r in x.get("removed", [])], REMOVED_COLS)
         write_csv(out_dir / "sharing.csv", [r for x in ordered for r in x["sharing"]], SHARING_COLS)
         print(f"authors-run: wrote {out_dir}/summary.json and CSVs for seeds {sorted(runs)}")
         return 0
@@ -473,6 +582,15 @@ MAPPING_NOTES = {
                   "stage 1 (+) vs stage 2 (×) on logit > 0 as their paper/plot_addmul_iou.py; 'total' pools counts",
         "sharing": "from the exported masks with our definition (sum |m+ & m×| / sum |m+|); their own logged "
                    "mask_stat/all/shared_i divides by the union instead (kept in their_logged_mask_stat)",
+    },
+    "scan": {
+        "full": "validation/{iid,jump,length,turn_left}/accuracy/total at the last base step (their greedy decoder "
+                "applies embedding dropout 0.5 here: F.dropout without training=, see README)",
+        "mask <split>": "analysis_results/{simple,jump,length,turn_left}/<test>/accuracy/total at the end of each "
+                        "stage (dropout set to 0 for mask training and evaluation)",
+        "tests": "their whole test files (iid = simple test 4,182, jump 7,706, length 3,920, turn_left 1,208 lines); "
+                 "ours: the first 1,000 lines of each",
+        "removed": "decoder_output_projection_weight rows, 100 |m_simple & ~m_split| / |m_simple| (Fig. 4b)",
     },
     "double_addition": {
         "full": "validation/iid/accuracy/tuple/{0,1} at the last base step",
