@@ -530,6 +530,7 @@ def main(argv=None) -> int:
             runs[seed] = {"seed": seed, "command": info.get("command") or shlex.join(info["argv"]),
                           "argv": info["argv"], "cwd": info["cwd"], "wall_time_s": info["wall_s"],
                           "finished": info.get("finished"), "log": str(Path(info["cwd"]) / "run.log"),
+                          "env": info.get("env"), **({"note": info["note"]} if info.get("note") else {}),
                           "event_files": data["event_files"], **conv}
         ordered = [runs[s] for s in sorted(runs)]
         summary = {
