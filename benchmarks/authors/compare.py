@@ -25,31 +25,39 @@ def main(argv=None) -> int:
     p.add_argument("experiments", nargs="+")
     p.add_argument("--ours", default=str(REPO / "results"), help="our results root (default: the repo's results/)")
     p.add_argument("--authors", default=str(reference.DEFAULT_AUTHORS_ROOT))
+    p.add_argument("--ours-dir", help="one folder of our tables instead of <ours>/<experiment>/cpu (one experiment)")
+    p.add_argument("--tag", default="", help="suffix of the written files: comparison<_tag>.csv")
+    p.add_argument("--network", help="keep only this network of ours (e.g. fnn)")
     args = p.parse_args(argv)
     pd.set_option("display.width", 200)
     pd.set_option("display.max_rows", 200)
     for exp in args.experiments:
         theirs = reference.load_authors(exp, args.authors)
-        ours_dir = Path(args.ours) / exp / "cpu"
+        ours_dir = Path(args.ours_dir) if args.ours_dir else Path(args.ours) / exp / "cpu"
+        tag = f"_{args.tag}" if args.tag else ""
         if theirs is None or not (ours_dir / "accuracy.csv").is_file():
             print(f"{exp}: nothing to compare (authors: {theirs is not None}, ours: {ours_dir.is_dir()})")
             continue
         out_dir = Path(args.authors) / exp / "cpu"
         ours = pd.read_csv(ours_dir / "accuracy.csv")
+        if args.network:
+            ours = ours[ours["network"] == args.network]
         if "network" in ours.columns:
             keys, acc = reference.ACCURACY_KEYS, reference.compare_accuracy(ours, theirs["accuracy"])
         else:        # SCAN: seed, model, variant, test, accuracy
             keys = ("model", "variant", "test")
             acc = reference.compare_tables(ours, theirs["accuracy"], keys, "accuracy")
-        acc.to_csv(out_dir / "comparison.csv", index=False)
+        acc.to_csv(out_dir / f"comparison{tag}.csv", index=False)
         print(f"== {exp}: accuracy (ours {ours_dir}, theirs {out_dir})")
         print(acc.round(4).to_string(index=False))
         if theirs["layers"] is not None and (ours_dir / "layers.csv").is_file():
             ol = pd.read_csv(ours_dir / "layers.csv")
+            if args.network:
+                ol = ol[ol["network"] == args.network]
             parts = [reference.compare_tables(ol, theirs["layers"], ("network", "layer"), v).assign(value=v)
                      for v in ("IoU", "IoMin")]
             lay = pd.concat(parts, ignore_index=True)
-            lay.to_csv(out_dir / "comparison_layers.csv", index=False)
+            lay.to_csv(out_dir / f"comparison_layers{tag}.csv", index=False)
             print(f"== {exp}: per-tensor IoU / IoMin of the two subtask masks")
             print(lay.round(4).to_string(index=False))
     return 0
