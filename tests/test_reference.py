@@ -1,0 +1,100 @@
+"""wmask.reference: comparing our tidy accuracy tables with the authors' code's."""
+import math
+
+import pandas as pd
+import pytest
+
+from wmask import reference as ref
+
+
+def table(rows):
+    return pd.DataFrame(rows, columns=["seed", "network", "mask", "evaluated on", "accuracy"])
+
+
+OURS = table([
+    (0, "fnn", "+", "+", 0.98), (1, "fnn", "+", "+", 0.96), (2, "fnn", "+", "+", 0.97),      # inside
+    (0, "fnn", "+", "×", 0.30), (1, "fnn", "+", "×", 0.32), (2, "fnn", "+", "×", 0.31),      # outside
+    (0, "fnn", "full", "+", 1.00),                                                           # only ours
+])
+THEIRS = table([
+    (0, "fnn", "+", "+", 0.90), (1, "fnn", "+", "+", 1.00),   # mean 0.95, sd 0.0707 -> tol 0.141
+    (0, "fnn", "+", "×", 0.02), (1, "fnn", "+", "×", 0.04),   # mean 0.03, sd 0.014 -> tol 0.028
+    (0, "fnn", "×", "×", 0.95),                               # only theirs
+])
+
+
+def test_inside_and_outside():
+    c = ref.compare_accuracy(OURS, THEIRS)
+    assert list(c.columns) == ["network", "mask", "evaluated on", "ours mean", "ours sd", "ours n", "theirs mean",
+                               "theirs sd", "theirs n", "difference", "tolerance", "verdict"]
+    assert len(c) == 2                                       # inner join by default
+    inside = c[(c["mask"] == "+") & (c["evaluated on"] == "+")].iloc[0]
+    assert inside["ours mean"] == pytest.approx(0.97)
+    assert inside["ours sd"] == pytest.approx(0.01)
+    assert inside["ours n"] == 3 and inside["theirs n"] == 2
+    assert inside["theirs mean"] == pytest.approx(0.95)
+    assert inside["theirs sd"] == pytest.approx(math.sqrt(0.005))
+    assert inside["tolerance"] == pytest.approx(2 * math.sqrt(0.005))
+    assert inside["difference"] == pytest.approx(0.02)
+    assert inside["verdict"] == ref.WITHIN
+    outside = c[(c["mask"] == "+") & (c["evaluated on"] == "×")].iloc[0]
+    assert outside["difference"] == pytest.approx(0.28)
+    assert outside["tolerance"] == pytest.approx(0.02 * math.sqrt(2))   # 2 sd > the 0.02 floor
+    assert outside["verdict"] == ref.OUTSIDE
+
+
+def test_single_authors_seed_uses_absolute_floor():
+    theirs = table([(0, "fnn", "¬+", "×", 0.50)])
+    ours_in = table([(0, "fnn", "¬+", "×", 0.515), (1, "fnn", "¬+", "×", 0.525)])    # mean 0.52: |0.02| <= 0.02
+    ours_out = table([(0, "fnn", "¬+", "×", 0.53)])                                  # one seed each: 0.03 > 0.02
+    c = ref.compare_accuracy(ours_in, theirs)
+    assert math.isnan(c["theirs sd"][0]) and c["theirs n"][0] == 1
+    assert c["tolerance"][0] == pytest.approx(0.02)
+    assert c["verdict"][0] == ref.WITHIN
+    c = ref.compare_accuracy(ours_out, theirs)
+    assert math.isnan(c["ours sd"][0])
+    assert c["verdict"][0] == ref.OUTSIDE
+
+
+def test_zero_spread_uses_floor_and_rule_parameters():
+    theirs = table([(0, "fnn", "full", "+", 1.0), (1, "fnn", "full", "+", 1.0)])     # sd 0
+    ours = table([(0, "fnn", "full", "+", 0.99)])
+    assert ref.compare_accuracy(ours, theirs)["verdict"][0] == ref.WITHIN
+    assert ref.compare_accuracy(ours, theirs, abs_tol=0.005)["verdict"][0] == ref.OUTSIDE
+    assert ref.tolerance(None) == ref.tolerance(float("nan")) == 0.02
+    assert ref.tolerance(0.1, k=3) == pytest.approx(0.3)
+
+
+def test_outer_join_marks_unmatched_rows():
+    c = ref.compare_accuracy(OURS, THEIRS, how="outer")
+    v = {(r["mask"], r["evaluated on"]): r["verdict"] for _, r in c.iterrows()}
+    assert v[("full", "+")] == "only ours"
+    assert v[("×", "×")] == "only theirs"
+    assert c.loc[c["mask"] == "full", "theirs n"].item() == 0
+
+
+def test_missing_column_is_named():
+    with pytest.raises(KeyError, match="evaluated on"):
+        ref.compare_accuracy(OURS.drop(columns=["evaluated on"]), THEIRS)
+
+
+def test_load_authors(tmp_path):
+    assert ref.load_authors("addmul", root=tmp_path) is None
+    d = tmp_path / "addmul" / "cpu"
+    d.mkdir(parents=True)
+    THEIRS.to_csv(d / "accuracy.csv", index=False)
+    (d / "summary.json").write_text('{"experiment": "addmul"}')
+    got = ref.load_authors("addmul", root=tmp_path)
+    assert got["summary"] == {"experiment": "addmul"}
+    assert got["layers"] is None and got["sharing"] is None
+    pd.testing.assert_frame_equal(got["accuracy"], THEIRS)
+    assert ref.load_authors("addmul", root=tmp_path, preset="paper") is None
+
+
+def test_module_needs_no_torch():
+    import ast
+    import inspect
+    tree = ast.parse(inspect.getsource(ref))
+    imported = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    imported |= {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+    assert "torch" not in imported and "wmask" not in imported

@@ -1,0 +1,100 @@
+"""Compare our tidy tables with the authors' code run side by side (``results/authors/<experiment>/cpu/``).
+
+Pure functions over pandas tables; no torch needed. ``benchmarks/authors/run.py`` runs the authors' released code
+(RobertCsordas/modules) at our ``cpu`` configurations and writes their numbers with our column and mask names, so
+the two ``accuracy.csv`` tables (``seed, network, mask, evaluated on, accuracy``) can be joined directly.
+
+The rule for "within the authors' spread", per (network, mask, evaluated on)::
+
+    |mean(ours) - mean(theirs)| <= max(k * sd(theirs), abs_tol)     with k = 2, abs_tol = 0.02
+
+Why: the authors' own seed-to-seed spread is the yardstick for "the same result" (the paper reports mean ± sample
+sd over seeds), and about 95 % of single runs of a normally distributed quantity fall within 2 sd of its mean. The
+absolute floor of 0.02 is there because we (and they) run only a few seeds at the cpu scale: an sd estimated from 2
+or 3 seeds is itself very noisy and is often ≈ 0 (e.g. a full network at accuracy 1.000 in every seed, or a mask at
+chance level), and the test sets (4,096 examples ours, ≈ 5,000–10,000 theirs) alone carry a binomial error of up to
+≈ 0.008 per number, so differences under 2 accuracy points cannot be told apart from measurement noise. With a
+single authors' seed the sd is undefined and only the absolute floor applies. The rule is deliberately loose; a
+number outside it is a real difference of method, data stream or scale worth explaining, a number inside it is not
+proof of equality.
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Optional, Sequence
+
+import pandas as pd
+
+__all__ = ["ACCURACY_KEYS", "WITHIN", "OUTSIDE", "tolerance", "summarize", "compare_tables", "compare_accuracy",
+           "load_authors", "DEFAULT_AUTHORS_ROOT"]
+
+ACCURACY_KEYS = ("network", "mask", "evaluated on")
+WITHIN = "within the authors' spread"
+OUTSIDE = "outside the authors' spread"
+DEFAULT_K = 2.0
+DEFAULT_ABS_TOL = 0.02
+DEFAULT_AUTHORS_ROOT = Path(__file__).resolve().parent.parent / "results" / "authors"
+
+
+def tolerance(their_sd: float, k: float = DEFAULT_K, abs_tol: float = DEFAULT_ABS_TOL) -> float:
+    """``max(k * their_sd, abs_tol)``; an undefined sd (one seed, NaN or None) counts as 0."""
+    if their_sd is None or (isinstance(their_sd, float) and math.isnan(their_sd)):
+        their_sd = 0.0
+    return max(k * float(their_sd), abs_tol)
+
+
+def summarize(table: pd.DataFrame, keys: Sequence[str] = ACCURACY_KEYS, value: str = "accuracy") -> pd.DataFrame:
+    """Mean, sample sd (ddof = 1; NaN for one seed) and number of seeds of ``value`` per ``keys``."""
+    missing = [c for c in list(keys) + [value] if c not in table.columns]
+    if missing:
+        raise KeyError(f"table lacks column(s) {missing}; it has {list(table.columns)}")
+    g = table.groupby(list(keys), sort=True)[value]
+    out = pd.DataFrame({"mean": g.mean(), "sd": g.std(ddof=1), "n": g.count()})
+    return out.reset_index()
+
+
+def compare_tables(ours: pd.DataFrame, theirs: pd.DataFrame, keys: Sequence[str] = ACCURACY_KEYS,
+                   value: str = "accuracy", k: float = DEFAULT_K, abs_tol: float = DEFAULT_ABS_TOL,
+                   how: str = "inner") -> pd.DataFrame:
+    """One row per ``keys`` present in both tables (``how="outer"`` keeps the others, with verdict
+    ``"only ours"`` / ``"only theirs"``): ``ours mean``, ``ours sd``, ``ours n``, ``theirs mean``, ``theirs sd``,
+    ``theirs n``, ``difference`` (ours − theirs), ``tolerance`` and ``verdict`` (see the module docstring)."""
+    a = summarize(ours, keys, value).rename(columns={"mean": "ours mean", "sd": "ours sd", "n": "ours n"})
+    b = summarize(theirs, keys, value).rename(columns={"mean": "theirs mean", "sd": "theirs sd", "n": "theirs n"})
+    m = a.merge(b, on=list(keys), how=how)
+    m["difference"] = m["ours mean"] - m["theirs mean"]
+    m["tolerance"] = [tolerance(sd, k, abs_tol) for sd in m["theirs sd"]]
+
+    def verdict(r) -> str:
+        if pd.isna(r["ours mean"]):
+            return "only theirs"
+        if pd.isna(r["theirs mean"]):
+            return "only ours"
+        return WITHIN if abs(r["difference"]) <= r["tolerance"] + 1e-12 else OUTSIDE
+
+    m["verdict"] = [verdict(r) for _, r in m.iterrows()] if len(m) else pd.Series(dtype=object)
+    for c in ("ours n", "theirs n"):
+        m[c] = m[c].fillna(0).astype(int)
+    return m.reset_index(drop=True)
+
+
+def compare_accuracy(ours: pd.DataFrame, theirs: pd.DataFrame, k: float = DEFAULT_K,
+                     abs_tol: float = DEFAULT_ABS_TOL, how: str = "inner") -> pd.DataFrame:
+    """Compare two tidy ``accuracy.csv`` tables (``seed, network, mask, evaluated on, accuracy``) per
+    (network, mask, evaluated on). See :func:`compare_tables`."""
+    return compare_tables(ours, theirs, ACCURACY_KEYS, "accuracy", k, abs_tol, how)
+
+
+def load_authors(experiment: str, root: Optional[Path | str] = None, preset: str = "cpu") -> Optional[dict]:
+    """The authors' results for ``experiment`` as written by ``benchmarks/authors/run.py``, or None if absent:
+    ``{"summary": dict, "accuracy": DataFrame, "layers": DataFrame | None, "sharing": DataFrame | None}``."""
+    d = Path(root if root is not None else DEFAULT_AUTHORS_ROOT) / experiment / preset
+    if not (d / "accuracy.csv").is_file():
+        return None
+    out = {"summary": json.loads((d / "summary.json").read_text()) if (d / "summary.json").is_file() else None,
+           "accuracy": pd.read_csv(d / "accuracy.csv")}
+    for name in ("layers", "sharing"):
+        out[name] = pd.read_csv(d / f"{name}.csv") if (d / f"{name}.csv").is_file() else None
+    return out
