@@ -159,15 +159,20 @@ def test_model_option_errors_are_named(capsys):
 
 
 def test_scan_claims_on_hand_made_tables():
-    def acc(own_jump, scratch_jump=0.0):
-        rows = [("full", s, 1.0) for s in scan.SPLITS] + [("mask simple", s, 0.99) for s in scan.SPLITS]
+    def acc(own_jump, scratch_jump=0.0, iid=1.0):
+        rows = [("full", s, iid) for s in scan.SPLITS] + [("mask simple", s, 0.99) for s in scan.SPLITS]
         rows += [(f"mask {s}", s, own_jump if s == "addprim_jump" else 0.1) for s in scan.SPLITS[1:]]
         rows += [("scratch", s, scratch_jump if s == "addprim_jump" else 0.05) for s in scan.SPLITS[1:]]
+        settled = [{"seed": 0, "mask": s, "step": st, "loss": 0.1 + 0.001 * (-1) ** (st // 50),
+                    "kept": max(0.3, 0.88 - st / 1000)} for s in scan.SPLITS for st in range(0, 2000, 50)]
         return {"accuracy": [{"variant": v, "test": t, "accuracy": a} for v, t, a in rows],
                 "removed": [{"mask": "addprim_jump", "token": t, "removed %": p}
-                            for t, p in (("I_JUMP", 80.0), ("I_WALK", 5.0))]}
+                            for t, p in (("I_JUMP", 80.0), ("I_WALK", 5.0))],
+                "base": [{"seed": 0, "subtask": "iid", "accuracy": iid, "target": 0.95}], "curves": settled}
     holds = [h for h, _ in claims.check("scan-split-masks-lstm", acc(0.05), {})]
     assert holds == [True, True, True, True]
+    below = claims.check("scan-split-masks-lstm", acc(0.05, iid=0.914), {})
+    assert [h for h, _ in below] == [None] * 4 and "base network below target: seed 0: iid 0.914 < 0.95" in below[0][1]
     assert [h for h, _ in claims.check("scan-split-masks-lstm", acc(0.9), {})][1] is False
     assert [h for h, _ in claims.check("scan-split-masks-lstm", acc(0.9, scratch_jump=0.95), {})][1] is None
     assert claims.check("scan-jump-token-lstm", acc(0.0), {})[0][0] is True
