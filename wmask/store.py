@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import functools
 import hashlib
+import io
 import json
 import os
 from pathlib import Path
@@ -128,17 +129,20 @@ class Store:
         if done.exists() and meta_path.exists():
             stored = read_json(meta_path)
             if self._reusable(done, stored.get("store", {}), key):
-                set_rng_state({"cpu": torch.frombuffer(bytearray(base64.b64decode(stored["rng"])), dtype=torch.uint8)})
+                set_rng_state(torch.load(io.BytesIO(base64.b64decode(stored["rng"])), weights_only=False))
                 try:
                     return load_masks(done, model, filter), stored["history"]
                 except Exception as err:   # a truncated or foreign file
                     raise ValueError(f"cannot read masks from {done}: {err}; move it away to recompute") from None
         masks, hist = train()
         history = {"step": hist.step, "loss": hist.loss, "kept": hist.kept}
-        save_masks(done, masks.binary())
+        binary = masks.binary()
+        save_masks(done, binary)
+        rng = io.BytesIO()
+        torch.save(rng_state(), rng)   # the same random state (CPU and CUDA) as the other stages keep
         atomic_write_text(meta_path, dumps({"store": self._meta(key), "history": history,
-                                            "rng": base64.b64encode(torch.get_rng_state().numpy()).decode()}))
-        return masks.binary(), history
+                                            "rng": base64.b64encode(rng.getvalue()).decode()}))
+        return binary, history
 
 
 def read_json(path: Path) -> dict:

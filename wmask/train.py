@@ -12,6 +12,7 @@ from torch import nn
 from tqdm import tqdm
 
 from .config import diff
+from .evidence import history_convergence
 from .masks import MaskSet
 from .utils import atomic_torch_save, dumps, read_torch, rng_state, set_rng_state
 
@@ -86,7 +87,6 @@ def _next_batch(data, step):
 
 def _settled(hist: History) -> bool:
     """Every set's logged curve has settled by :func:`wmask.evidence.convergence`'s rule."""
-    from .evidence import history_convergence
     names = range(len(hist.loss[0]))
     return all(r["converged"] for r in history_convergence(asdict(hist), names).values())
 
