@@ -58,6 +58,12 @@ describe_networks(cfg)
 # %% [markdown]
 # ## Can this run carry the claims?
 #
+# The `cpu` preset trains the 400-400-200 FNN (8k base steps) and the 200-200-100 FNN (12k; the size study's small
+# network and the α sweep's), each with 7,000 mask steps at mask lr 3e-2, the same logit travel as the paper's 20k
+# steps at 1e-2 (the method page). The LSTM is left to `paper`: it reaches its target on two cores (+ 1.0, × 0.999
+# after 8k steps, about 6 min a seed), but an LSTM's masks run one set at a time (0.09 s a step for the three), about
+# 10 more minutes a seed to settle, more than the book's budget.
+#
 # A mask can only tell which weights a subtask needs on a network that solves it, and only once it has stopped
 # changing. Below: each base network's held-out accuracy against its target (accuracy/target), and for each mask its
 # final kept fraction and whether its training curve settled over the last 20 % of steps (the rules are on the book's

@@ -37,14 +37,18 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
+from IPython.display import Markdown, display
 
 import wmask
 from wmask import claims, runner
 from wmask.data.cifar10 import CLASSES
-from wmask.report import caption, evidence_table, plot_curves, repo_root
+from wmask.report import caption, evidence_table, plot_curves, preset_to_run, repo_root
 from wmask.tasks import cifar10
 
 wmask.set_threads()
+preset, absent = preset_to_run("cifar10", preset, model)
+if absent:
+    display(Markdown(f"**{absent}**"))
 summary = runner.run("cifar10", preset, seeds, repo_root() / results, device=device, progress=False, stale="recompute", model=model)
 runs = summary["runs"]
 tables = {k: pd.DataFrame(v) for k, v in cifar10.tables(runs).items()}

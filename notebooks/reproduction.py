@@ -44,10 +44,12 @@ for claim in claims.CLAIMS:
     row = {"claim": claim.claim, "where in the paper": claim.evidence}
     for preset in presets:
         summary = stored.get((claim.experiment, preset))
-        if summary is None:
-            row[preset] = "not run"
-            continue
         experiment = runner.experiment_of(claim.experiment)
+        if summary is None:
+            model = claim.experiment.split("-", 1)[1] if "-" in claim.experiment else None
+            why = experiment.absent(preset, model)
+            row[preset] = f"no {preset} preset: {why}" if why else "not run"
+            continue
         lines = claims.check(claim.key, experiment.tables(summary["runs"]), summary["runs"][0]["config"])
         row[preset] = claims.tally(lines)
         made = [h for h, _ in lines if h is not None]

@@ -38,16 +38,20 @@ device = "auto"
 import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
-from IPython.display import display
+from IPython.display import Markdown, display
 
 import wmask
 from wmask import claims, runner
-from wmask.report import caption, evidence_table, plot_curves, repo_root
+from wmask.report import caption, evidence_table, plot_curves, preset_to_run, repo_root
 from wmask.tasks import scan
 
 wmask.set_threads()
 models = list(scan.MODELS) if model == "both" else [model]
-summaries = {m: runner.run("scan", preset, seeds, repo_root() / results, device=device, progress=False, stale="recompute", model=m)
+run_at = {m: preset_to_run("scan", preset, m) for m in models}
+for m, (_, absent) in run_at.items():
+    if absent:
+        display(Markdown(f"**{absent}**"))
+summaries = {m: runner.run("scan", run_at[m][0], seeds, repo_root() / results, device=device, progress=False, stale="recompute", model=m)
              for m in models}
 tables = {m: {k: pd.DataFrame(v) for k, v in scan.tables(s["runs"]).items()} for m, s in summaries.items()}
 first = summaries[models[0]]["runs"][0]

@@ -133,10 +133,11 @@ def test_sgd_schedule_divides_by_ten_at_milestones():
     assert isinstance(opt, torch.optim.SGD) and opt.defaults["momentum"] == 0.9 and opt.defaults["weight_decay"] == 1e-4
 
 
-def test_resnet_experiment_end_to_end_at_smoke(tmp_path):
+def test_resnet_experiment_end_to_end_at_smoke(tmp_path, capsys):
     args = ["run", "cifar10", "--model", "resnet", "--preset", "smoke", "--results", str(tmp_path), "--quiet"]
     assert main(args) == 0
     run = json.loads((tmp_path / "cifar10-resnet" / "smoke" / "summary.json").read_text())["runs"][0]
     assert run["config"]["model"] == "resnet" and run["config"]["official_test"]
     assert run["n_test"] == 3000 and len(run["relative_drop"]) == 10      # the synthetic "official" test half
     assert main(["run", "cifar10", "--model", "resnet", "--preset", "cpu", "--results", str(tmp_path)]) == 2
+    assert "cifar10-resnet has no 'cpu' preset: the ResNet-110 needs a GPU" in capsys.readouterr().err

@@ -66,6 +66,11 @@ def test_convergence_rule():
     falling = [1.0 - 0.03 * i for i in range(len(steps))]
     assert "loss still falling" in evidence.convergence(steps, falling, kept)["reason"]
     assert "only 1 logged point in" in evidence.convergence([0, 100, 200, 300, 400], [1] * 5, [1] * 5)["reason"]
+    window = list(range(0, 2100, 100))          # ... here 1600-2000: five points
+    drift = lambda points: [0.3 - points / 100 * i / 20 for i in range(21)]   # noqa: E731
+    assert evidence.convergence(window, [0.1] * 21, drift(7))["converged"]          # 1.4 points in the window
+    slow = evidence.convergence(window, [0.1] * 21, drift(12))                      # 2.4 points
+    assert not slow["converged"] and "moved 2.4 points" in slow["reason"]
     with pytest.raises(ValueError, match="one value per logged step"):
         evidence.convergence([0, 1], [1.0], [1.0, 1.0])
     assert evidence.below_target({"+": 0.5, "×": 1.0}, {"+": 0.99, "×": 0.95}) == ["+ 0.500 < 0.99"]

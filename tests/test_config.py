@@ -43,9 +43,11 @@ def test_overrides_apply_and_are_type_checked():
 
 
 def test_show_prints_the_resolved_config(capsys):
-    assert main(["show", "scan", "--preset", "cpu", "mask.steps=77"]) == 0
+    assert main(["show", "scan", "--preset", "smoke", "mask.steps=77"]) == 0
     out = capsys.readouterr().out
-    assert "model: lstm" in out and "steps: 77" in out and "buckets: 8" in out
+    assert "model: lstm" in out and "steps: 77" in out and "buckets: 4" in out
+    assert main(["show", "scan", "--preset", "cpu"]) == 2         # deliberately absent: the error says why
+    assert "scan has no 'cpu' preset: on two cores the 2 x 128 LSTM" in capsys.readouterr().err
     assert main(["show", "addmul", "--preset", "smoke", "networks.fnn.mask.stepz=3"]) == 2
     assert "valid keys" in capsys.readouterr().err
     assert main(["info", "a=b"]) == 2
@@ -107,8 +109,17 @@ def test_an_experiment_must_fulfil_the_contract():
         Experiment("x", planted.PlantedConfig, {"smoke": 3}, lambda *a: {})
     for exp in runner.EXPERIMENTS.values():          # every registered experiment resolves every preset
         for model in exp.models or (None,):
-            for preset in exp.preset_table(model):
+            for preset in exp.preset_names(model):
                 assert exp.config(preset, 0, model).seed == 0
+
+
+def test_a_preset_an_experiment_lacks_says_why():
+    exp = Experiment("x", planted.PlantedConfig, {"smoke": {}, "cpu": "its nets need a GPU"}, lambda *a: {})
+    assert list(exp.preset_names()) == ["smoke"] and exp.absent("cpu") == "its nets need a GPU"
+    with pytest.raises(ValueError, match="x has no 'cpu' preset: its nets need a GPU"):
+        exp.config("cpu")
+    with pytest.raises(ValueError, match="unknown preset 'gpu' for x; known: smoke$"):
+        exp.config("gpu")
 
 
 def test_interrupt_and_full_disk_say_what_to_do(tmp_path, monkeypatch, capsys):
@@ -127,3 +138,11 @@ def test_interrupt_and_full_disk_say_what_to_do(tmp_path, monkeypatch, capsys):
     with pytest.raises(OSError, match="is the disk full") as info:
         atomic_torch_save({}, tmp_path / "x.pt")
     assert info.value.filename.endswith("x.pt") and not list(tmp_path.glob(".x.pt*"))
+
+
+def test_a_chapter_at_a_preset_its_experiment_lacks_runs_smoke_and_says_why():
+    from wmask.report import preset_to_run
+    assert preset_to_run("addmul", "cpu") == ("cpu", "")
+    preset, note = preset_to_run("scan", "cpu", "transformer")
+    assert preset == "smoke" and note.startswith("scan-transformer has no cpu preset: on two cores the 2+2-layer")
+    assert "its numbers mean nothing" in note

@@ -7,8 +7,15 @@ rather than "does not hold". The rules (the book's method page says why):
 
 - **target**: the base network's held-out accuracy on every subtask is at least the experiment's target for it;
 - **converged mask**: over the last ``window`` (20 %) of the logged steps, the kept fraction moved by less than
-  ``kept_tol`` (1 point) and the task loss did not fall by more than its noise (the mean of the window's second half
+  ``kept_tol`` (2 points) and the task loss did not fall by more than its noise (the mean of the window's second half
   is not below that of its first half by more than twice the window's standard deviation over sqrt(n)).
+
+Why 2 points: the regulariser pushes every logit down by a constant amount, so a mask keeps shedding weights it
+can spare for as long as it trains; its kept fraction slows down but never stops. Measured on the add/mul
+400-400-200 FNN (seed 0), the paper's own budget (20k steps at mask lr 1e-2, as far in logit travel as 6.7k steps
+at 3e-2) leaves the control, + and × masks moving 1.4-1.8 points over their last 20 %, and even 4k steps at lr
+1e-1 (kept 0.14 vs 0.19) still 1.0-1.1. A 1-point rule would call the paper's masks unconverged; 2 points asks for
+masks at least as settled as the paper's.
 """
 from __future__ import annotations
 
@@ -23,7 +30,7 @@ def below_target(accuracy: dict[str, float], target: dict[str, float]) -> list[s
 
 
 def convergence(step: Sequence[int], loss: Sequence[float], kept: Sequence[float], window: float = 0.2,
-                kept_tol: float = 0.01) -> dict:
+                kept_tol: float = 0.02) -> dict:
     """Whether one mask's training curve has settled; ``loss``/``kept`` are its logged values at ``step``.
 
     Returns ``{"converged", "kept_change", "loss_drop", "loss_noise", "reason"}``; ``reason`` is "" when converged.

@@ -5,6 +5,8 @@ An experiment module defines ``EXPERIMENT = Experiment(...)``:
 - ``schema``: a dataclass whose defaults are the paper's settings (for experiments with a choice of model, those
   of the first model), with a ``seed`` field (and a ``model`` field when ``models`` is given);
 - ``presets``: ``{preset: overrides}`` (dotted keys, see :mod:`wmask.config`), or ``{model: {preset: overrides}}``;
+  a preset given as a string instead is one the experiment deliberately lacks, and the string says why (e.g. no
+  ``cpu`` preset where a 2-core budget cannot train its networks to target); asking for it is an error that says so;
 - ``run(cfg, store, device, progress) -> dict``: the experiment for one seed; its result must be JSON-able, and every
   reusable artefact goes through ``store`` (:class:`wmask.store.Store`), so a rerun reuses finished work;
 - ``tables(runs) -> {name: rows}`` (optional): tidy rows over all seeds, written as CSV next to the summary.
@@ -41,8 +43,9 @@ class Experiment:
                 raise TypeError(f"experiment {self.name}: no presets for models {missing}")
         for model in self.models or (None,):
             for preset, overrides in self.preset_table(model).items():
-                if not isinstance(overrides, dict):
-                    raise TypeError(f"experiment {self.name}: preset {preset!r} must be a dict of overrides")
+                if not isinstance(overrides, (dict, str)):
+                    raise TypeError(f"experiment {self.name}: preset {preset!r} must be a dict of overrides (or "
+                                    "a string saying why the experiment has no such preset)")
         if not callable(self.run) or (self.tables is not None and not callable(self.tables)):
             raise TypeError(f"experiment {self.name}: run (and tables, when given) must be callables")
 
@@ -66,7 +69,9 @@ class Experiment:
         model = self.model_or_default(model)
         table = self.preset_table(model)
         if preset not in table:
-            raise ValueError(f"unknown preset {preset!r} for {self.name}; known: {', '.join(table)}")
+            raise ValueError(f"unknown preset {preset!r} for {self.name}; known: {', '.join(self.preset_names(model))}")
+        if why := self.absent(preset, model):
+            raise ValueError(f"{self.name}{f' ({model})' if model else ''} has no {preset!r} preset: {why}")
         overrides = dict(overrides or {})
         for fixed in ("seed", "model"):
             if fixed in overrides:
@@ -78,4 +83,10 @@ class Experiment:
         return _config.resolve(self.schema, layers, f"{self.name}" + (f" ({model})" if model else ""))
 
     def preset_names(self, model: str | None = None) -> Iterable[str]:
-        return self.preset_table(self.model_or_default(model)).keys()
+        """The presets that can be run (not those the experiment deliberately lacks)."""
+        return [p for p, o in self.preset_table(self.model_or_default(model)).items() if isinstance(o, dict)]
+
+    def absent(self, preset: str, model: str | None = None) -> str:
+        """Why the experiment has no ``preset`` (for ``model``), "" when it has one or the name is unknown."""
+        reason = self.preset_table(self.model_or_default(model)).get(preset)
+        return reason if isinstance(reason, str) else ""

@@ -15,6 +15,19 @@ def repo_root(start: Path | None = None) -> Path:
     raise FileNotFoundError(f"no pyproject.toml above {start}: run the notebooks from inside the wmask checkout")
 
 
+def preset_to_run(experiment: str, preset: str, model: str | None = None) -> tuple[str, str]:
+    """``(preset, "")`` when ``experiment`` has ``preset``; ``("smoke", note)`` when it deliberately lacks it (e.g.
+    no cpu preset where two cores cannot train its networks to target), ``note`` saying why, so a chapter built at
+    that preset still shows every step of the method, at smoke, and says that its numbers mean nothing."""
+    from .runner import EXPERIMENTS, label
+    why = EXPERIMENTS[experiment].absent(preset, model)
+    if not why:
+        return preset, ""
+    return "smoke", (f"{label(experiment, model)} has no {preset} preset: {why}. Shown instead: the smoke preset, "
+                     "which runs every step of the method in seconds on tiny networks; its numbers mean nothing and "
+                     "its claims are untestable.")
+
+
 def caption(summary: dict, dataset: str) -> str:
     """What a figure comes from: preset, seeds, device and dataset."""
     return (f"preset {summary['preset']}, seeds {summary['seeds']}, {summary['provenance']['device']}, {dataset}; "

@@ -65,7 +65,9 @@ def check(experiment: str, preset: str, model: str | None = None) -> tuple[Exper
     exp = EXPERIMENTS[experiment]
     model = exp.model_or_default(model)
     if preset not in exp.preset_table(model):
-        raise ValueError(f"unknown preset {preset!r} for {experiment}; known: {', '.join(exp.preset_table(model))}")
+        raise ValueError(f"unknown preset {preset!r} for {experiment}; known: {', '.join(exp.preset_names(model))}")
+    if why := exp.absent(preset, model):
+        raise ValueError(f"{label(experiment, model)} has no {preset!r} preset: {why}")
     return exp, model
 
 
