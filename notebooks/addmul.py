@@ -38,6 +38,9 @@ import pandas as pd
 from matplotlib.ticker import NullFormatter
 import seaborn as sns
 
+from IPython.display import Markdown
+from myst_nb import glue
+
 import wmask
 from wmask import runner
 from wmask import claims
@@ -110,6 +113,12 @@ fig.tight_layout()
 # %% tags=["nbval-check-output"]
 claims.print_check("specialise", tables, run_cfg)
 
+# %% tags=["remove-cell"]
+glue("see-specialise", Markdown(claims.what_we_see("specialise", tables, run_cfg, preset)), display=False)
+
+# %% [markdown]
+# **What we see** (+ and × masks): {glue:md}`see-specialise`
+
 # %% [markdown]
 # ## Where the + and × masks overlap, layer by layer
 #
@@ -140,6 +149,12 @@ fig.tight_layout()
 # %% tags=["nbval-check-output"]
 claims.print_check("partial-overlap", tables, run_cfg)
 
+# %% tags=["remove-cell"]
+glue("see-partial-overlap", Markdown(claims.what_we_see("partial-overlap", tables, run_cfg, preset)), display=False)
+
+# %% [markdown]
+# **What we see** (overlap): {glue:md}`see-partial-overlap`
+
 # %% [markdown]
 # ## Inverted masks
 #
@@ -148,6 +163,12 @@ claims.print_check("partial-overlap", tables, run_cfg)
 
 # %% tags=["nbval-check-output"]
 claims.print_check("inverted-addmul", tables, run_cfg)
+
+# %% tags=["remove-cell"]
+glue("see-inverted-addmul", Markdown(claims.what_we_see("inverted-addmul", tables, run_cfg, preset)), display=False)
+
+# %% [markdown]
+# **What we see** (inverted masks): {glue:md}`see-inverted-addmul`
 
 # %% [markdown]
 # ## Sharing versus network size
@@ -177,6 +198,12 @@ fig.tight_layout()
 # %% tags=["nbval-check-output"]
 claims.print_check("sharing-vs-size", tables, run_cfg)
 
+# %% tags=["remove-cell"]
+glue("see-sharing-vs-size", Markdown(claims.what_we_see("sharing-vs-size", tables, run_cfg, preset)), display=False)
+
+# %% [markdown]
+# **What we see** (sharing vs size): {glue:md}`see-sharing-vs-size`
+
 # %% [markdown]
 # ## Accuracy versus the regulariser strength α
 #
@@ -203,6 +230,12 @@ fig.suptitle(f"Accuracy vs α on {run_cfg['sweep_network']} (one point per seed)
 
 # %% tags=["nbval-check-output"]
 claims.print_check("alpha-sweep", tables, run_cfg)
+
+# %% tags=["remove-cell"]
+glue("see-alpha-sweep", Markdown(claims.what_we_see("alpha-sweep", tables, run_cfg, preset)), display=False)
+
+# %% [markdown]
+# **What we see** (α sweep): {glue:md}`see-alpha-sweep`
 
 # %% [markdown]
 # ## The two clipping behaviours

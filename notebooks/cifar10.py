@@ -39,6 +39,8 @@ import pandas as pd
 import seaborn as sns
 from IPython.display import Markdown, display
 
+from myst_nb import glue
+
 import wmask
 from wmask import claims, runner
 from wmask.data.cifar10 import CLASSES
@@ -119,6 +121,12 @@ fig.tight_layout()
 
 # %% tags=["nbval-check-output"]
 claims.print_check("class-specific", tables, runs[0]["config"])
+
+# %% tags=["remove-cell"]
+glue("see-class-specific", Markdown(claims.what_we_see("class-specific", tables, runs[0]["config"], preset)), display=False)
+
+# %% [markdown]
+# **What we see** (class removal): {glue:md}`see-class-specific`
 
 # %% [markdown]
 # ## Mask stability and the cost of batching

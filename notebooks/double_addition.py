@@ -38,6 +38,9 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 
+from IPython.display import Markdown
+from myst_nb import glue
+
 import wmask
 from wmask import runner
 from wmask import claims
@@ -108,6 +111,15 @@ fig.tight_layout()
 claims.print_check("pairs-separate", tables, run_cfg)
 claims.print_check("inverted-pairs", tables, run_cfg)
 
+# %% tags=["remove-cell"]
+glue("see-pairs-separate", Markdown(claims.what_we_see("pairs-separate", tables, run_cfg, preset)), display=False)
+glue("see-inverted-pairs", Markdown(claims.what_we_see("inverted-pairs", tables, run_cfg, preset)), display=False)
+
+# %% [markdown]
+# **What we see** (pair masks): {glue:md}`see-pairs-separate`
+#
+# **What we see** (inverted pair masks): {glue:md}`see-inverted-pairs`
+
 # %% [markdown]
 # ## Overlap of the pair-1 and pair-2 masks, layer by layer
 #
@@ -125,6 +137,12 @@ plot_layer_overlap(layers, nets, "overlap of pair-1 and pair-2 masks",
 
 # %% tags=["nbval-check-output"]
 claims.print_check("pairs-low-overlap", tables, run_cfg)
+
+# %% tags=["remove-cell"]
+glue("see-pairs-low-overlap", Markdown(claims.what_we_see("pairs-low-overlap", tables, run_cfg, preset)), display=False)
+
+# %% [markdown]
+# **What we see** (overlap): {glue:md}`see-pairs-low-overlap`
 
 # %% [markdown]
 # ## The two clipping behaviours

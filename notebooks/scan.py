@@ -40,6 +40,8 @@ import pandas as pd
 import seaborn as sns
 from IPython.display import Markdown, display
 
+from myst_nb import glue
+
 import wmask
 from wmask import claims, runner
 from wmask.report import caption, evidence_table, plot_curves, preset_to_run, repo_root
@@ -116,6 +118,15 @@ fig.tight_layout()
 for m in models:
     claims.print_check(f"scan-split-masks-{m}", tables[m], summaries[m]["runs"][0]["config"])
 
+# %% tags=["remove-cell"]
+for m in models:
+    glue(f"see-split-masks-{m}", Markdown(claims.what_we_see(f"scan-split-masks-{m}", tables[m], summaries[m]["runs"][0]["config"], run_at[m][0])), display=False)
+
+# %% [markdown]
+# **What we see** (LSTM): {glue:md}`see-split-masks-lstm`
+#
+# **What we see** (Transformer): {glue:md}`see-split-masks-transformer`
+
 # %% [markdown]
 # ## Fig. 4b: which output weights does the add-jump mask remove?
 #
@@ -140,6 +151,15 @@ fig.tight_layout()
 # %% tags=["nbval-check-output"]
 for m in models:
     claims.print_check(f"scan-jump-token-{m}", tables[m], summaries[m]["runs"][0]["config"])
+
+# %% tags=["remove-cell"]
+for m in models:
+    glue(f"see-jump-token-{m}", Markdown(claims.what_we_see(f"scan-jump-token-{m}", tables[m], summaries[m]["runs"][0]["config"], run_at[m][0])), display=False)
+
+# %% [markdown]
+# **What we see** (LSTM): {glue:md}`see-jump-token-lstm`
+#
+# **What we see** (Transformer): {glue:md}`see-jump-token-transformer`
 
 # %% [markdown]
 # ## Every mask on every test set, and how much each mask keeps

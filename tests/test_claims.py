@@ -1,8 +1,9 @@
 """The claim checks on hand-made tables: each inequality can hold, fail, or be untestable with its reason (a base
 network below target, a mask still moving, a summary without the records)."""
+import pandas as pd
 import pytest
 
-from wmask import claims, evidence
+from wmask import claims, evidence, reference
 
 
 def _curve(kept_end=0.4, moving=False, steps=range(0, 3000, 100)):
@@ -99,3 +100,17 @@ def test_mask_training_can_stop_on_a_plateau():
     hist = train_masks(MaskSet(net, 1, seed=0), lambda s: (x, y), loss, cfg, progress=False)
     assert 200 <= hist.step[-1] < 399                        # nothing to prune: settled, stopped after half
     assert evidence.convergence(hist.step, [r[0] for r in hist.loss], [r[0] for r in hist.kept])["converged"]
+
+
+def test_the_authors_numbers_get_the_same_checks_gated_by_targets_only():
+    t = addmul_tables()
+    found = {"accuracy": pd.DataFrame(t["accuracy"]), "layers": pd.DataFrame(t["layers"]), "sharing": None}
+    theirs = reference.authors_tables(found, {"fnn": {"+": 0.99, "×": 0.95}})
+    assert theirs["curves"] == reference.NO_CURVES and set(theirs["base"].subtask) == {"+", "×"}
+    assert [h for h, _ in claims.check("specialise", theirs, CFG)] == [True, True]      # no curves needed
+    assert [h for h, _ in claims.check("inverted-addmul", theirs, CFG)] == [True, False]
+    low = reference.authors_tables(found, {"fnn": {"+": 0.995, "×": 0.95}})          # their full net: 0.99 on +
+    lines = claims.check("specialise", low, CFG)
+    assert lines[0][0] is None and "base network below target: seed 0: + 0.990 < 0.995" in lines[0][1]
+    untargeted = reference.authors_tables(found, {})
+    assert "no target recorded" in claims.check("specialise", untargeted, CFG)[0][1]

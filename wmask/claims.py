@@ -12,7 +12,7 @@ from typing import Callable
 import pandas as pd
 
 from . import evidence
-from .runner import label
+from .runner import EXPERIMENTS, label
 from .tasks import scan
 
 
@@ -32,11 +32,14 @@ def _mean_acc(tables):
 def gate(tables: dict, network: str | None = None, masks: list[str] | None = None) -> str:
     """Why checks on ``network`` (its ``masks``; ``None`` = all) cannot be made, "" when they can: every seed's base
     network at its target (table ``base``: seed, [network,] subtask, accuracy, target) and every seed's masks
-    converged (table ``curves``: seed, [network,] mask, step, loss, kept)."""
+    converged (table ``curves``: seed, [network,] mask, step, loss, kept). ``curves`` may instead be a string saying
+    why no curves exist (the authors' code, :func:`wmask.reference.authors_tables`): then only the targets gate."""
     base, curves = tables.get("base"), tables.get("curves")
     if base is None or not len(base):
         return "no base accuracy against a target recorded (a summary from an older wmask)"
-    if curves is None or not len(curves):
+    if isinstance(curves, str):
+        curves = pd.DataFrame(columns=["seed", "network", "mask", "step", "loss", "kept"])
+    elif curves is None or not len(curves):
         return "no mask training curves recorded (a summary from an older wmask)"
     if network is not None and "network" in base:
         base, curves = base[base.network == network], curves[curves.network == network]
@@ -126,7 +129,7 @@ def _inverted_keeps_other(tables, cfg, subtasks, variants=("",)):
     acc, lines = _mean_acc(tables), []
     for net in _main_nets(cfg):
         for me, other in (subtasks, subtasks[::-1]):
-            for suffix in variants:
+            for suffix in (v for v in variants if (net, f"¬{me}{v}", other) in acc.index):
                 kept, full = acc[net, f"¬{me}{suffix}", other], acc[net, "full", other]
                 lines.append(_line(gate(tables, net, [me, "control"] if suffix else [me]), kept > 0.5 * full,
                                    f"{net}: ¬{me}{suffix} on {other} {kept:.3f} (> half the full net's {full:.3f}), "
@@ -161,6 +164,11 @@ def _split_masks(tables, cfg):
                    f"full-problem mask on the iid test {kept:.3f} (>= 0.9 x the unmasked net's {full:.3f})")]
     for split in scan.SPLITS[1:]:
         name = scan.LABELS[split]
+        if ("scratch", split) not in acc.index:
+            why = gate(tables, None, ["simple", split]) or "no network trained from scratch on the split in this run"
+            lines.append(_line(why, None, f"{name} test: own mask {acc[f'mask {split}', split]:.3f}, full-problem "
+                                          f"mask {acc['mask simple', split]:.3f}"))
+            continue
         whole, own, scratch = acc["mask simple", split], acc[f"mask {split}", split], acc["scratch", split]
         gap = whole - scratch
         why = gate(tables, None, ["simple", split]) or (
@@ -236,8 +244,46 @@ def check(key: str, tables: dict, cfg: dict) -> list[tuple[bool, str]]:
     claim = next((c for c in CLAIMS if c.key == key), None)
     if claim is None:
         raise ValueError(f"unknown claim {key!r}; known: {[c.key for c in CLAIMS]}")
-    tables = {k: v if isinstance(v, pd.DataFrame) else pd.DataFrame(v) for k, v in tables.items()}
+    tables = {k: v if isinstance(v, (pd.DataFrame, str)) else pd.DataFrame(v) for k, v in tables.items()}
     return claim.check(tables, cfg)
+
+
+def authors_check(key: str, found: dict) -> list[tuple[bool | None, str]]:
+    """The checks of claim ``key`` on the authors' code's numbers (:func:`wmask.reference.load_authors`), against the
+    targets our preset sets for the same networks (the cpu preset's, else the paper's): "the authors' code at this
+    configuration". Their runs log no mask curves we read back, so only the targets gate them."""
+    from . import reference
+    claim = next(c for c in CLAIMS if c.key == key)
+    exp, model = EXPERIMENTS[claim.experiment.split("-", 1)[0]], None
+    if exp.models:
+        model = claim.experiment.split("-", 1)[1] if "-" in claim.experiment else exp.models[0]
+    cfg = exp.config("cpu" if "cpu" in exp.preset_names(model) else "paper", 0, model)
+    if hasattr(cfg, "networks"):
+        target = {n: dict(c.target) for n, c in cfg.networks.items()}
+        nets = sorted(set(found["accuracy"]["network"]))
+    else:
+        target, nets = {model: {"iid": cfg.target}}, []
+    return check(key, reference.authors_tables(found, target),
+                 {"networks": {n: {} for n in nets}, "size_study": [], "sweep_network": None})
+
+
+def what_we_see(key: str, tables: dict, cfg: dict, preset: str) -> str:
+    """The chapter's "what we see" sentence for claim ``key`` (Markdown, numbers in it): our verdict with every
+    number checked, then, at ``cpu``, the verdict of the authors' code at the same settings where it was run."""
+    lines = check(key, tables, cfg)
+    if not lines:
+        return f"Not run at preset {preset}."
+    numbers = "; ".join(d.split(" [untestable: ")[0] for _, d in lines)
+    out = f"at preset {preset}, **{tally(lines)}**; the numbers checked: {numbers}."
+    claim = next(c for c in CLAIMS if c.key == key)
+    if preset == "cpu":
+        from . import reference
+        found = reference.load_authors(claim.experiment)
+        theirs = authors_check(key, found) if found is not None else []
+        if theirs:
+            out += (f" The authors' code at the same settings ({len(set(found['accuracy']['seed']))} seeds): "
+                    f"**{tally(theirs)}**.")
+    return out
 
 
 def print_check(key: str, tables: dict, cfg: dict) -> None:

@@ -28,7 +28,7 @@ from typing import Optional, Sequence
 import pandas as pd
 
 __all__ = ["ACCURACY_KEYS", "WITHIN", "OUTSIDE", "tolerance", "summarize", "compare_tables", "compare_accuracy",
-           "load_authors", "DEFAULT_AUTHORS_ROOT"]
+           "load_authors", "authors_tables", "NO_CURVES", "DEFAULT_AUTHORS_ROOT"]
 
 ACCURACY_KEYS = ("network", "mask", "evaluated on")
 WITHIN = "within the authors' spread"
@@ -36,6 +36,7 @@ OUTSIDE = "outside the authors' spread"
 DEFAULT_K = 2.0
 DEFAULT_ABS_TOL = 0.02
 DEFAULT_AUTHORS_ROOT = Path(__file__).resolve().parent.parent / "results" / "authors"
+NO_CURVES = "the authors' code logs no mask training curves that we read back"
 
 
 def tolerance(their_sd: float, k: float = DEFAULT_K, abs_tol: float = DEFAULT_ABS_TOL) -> float:
@@ -89,12 +90,31 @@ def compare_accuracy(ours: pd.DataFrame, theirs: pd.DataFrame, k: float = DEFAUL
 
 def load_authors(experiment: str, root: Optional[Path | str] = None, preset: str = "cpu") -> Optional[dict]:
     """The authors' results for ``experiment`` as written by ``benchmarks/authors/run.py``, or None if absent:
-    ``{"summary": dict, "accuracy": DataFrame, "layers": DataFrame | None, "sharing": DataFrame | None}``."""
+    ``{"summary": dict, "accuracy": DataFrame, "layers" | "sharing" | "removed": DataFrame | None}``."""
     d = Path(root if root is not None else DEFAULT_AUTHORS_ROOT) / experiment / preset
     if not (d / "accuracy.csv").is_file():
         return None
     out = {"summary": json.loads((d / "summary.json").read_text()) if (d / "summary.json").is_file() else None,
            "accuracy": pd.read_csv(d / "accuracy.csv")}
-    for name in ("layers", "sharing"):
+    for name in ("layers", "sharing", "removed"):
         out[name] = pd.read_csv(d / f"{name}.csv") if (d / f"{name}.csv").is_file() else None
     return out
+
+
+def authors_tables(found: dict, target: dict[str, dict[str, float]]) -> dict:
+    """The authors' results (:func:`load_authors`) as the tables :mod:`wmask.claims` checks read, so their code's
+    numbers get the same verdicts as ours: ``accuracy``, ``layers``, ``sharing``, an empty ``sweep``, and ``base``:
+    their unmasked network's accuracy per seed against ``target`` (``{network: {subtask: accuracy}}``, ours for the
+    same configuration; SCAN: ``{model: {"iid": accuracy}}``). Their runs log no mask training curves we read back,
+    so ``curves`` is the string :data:`NO_CURVES` and a check on their numbers is gated by the targets alone."""
+    acc = found["accuracy"]
+    if "variant" in acc.columns:          # SCAN: the unmasked net on the iid test
+        full = acc[(acc["variant"] == "full") & (acc["test"] == "simple")]
+        net, subtask = full["model"], pd.Series("iid", index=full.index)
+    else:
+        full = acc[acc["mask"] == "full"]
+        net, subtask = full["network"], full["evaluated on"]
+    base = pd.DataFrame({"seed": full["seed"], "network": net, "subtask": subtask, "accuracy": full["accuracy"],
+                         "target": [target.get(n, {}).get(t, math.nan) for n, t in zip(net, subtask)]})
+    return {"accuracy": acc, "base": base.reset_index(drop=True), "curves": NO_CURVES, "sweep": pd.DataFrame(),
+            **{k: found[k] for k in ("layers", "sharing", "removed") if found.get(k) is not None}}
