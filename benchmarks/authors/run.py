@@ -16,14 +16,14 @@ What it does, per experiment:
    torch), and writes ``<results>/<experiment>/cpu/{summary.json,accuracy.csv,layers.csv[,sharing.csv]}`` with our
    column names and mask names.
 
-This script itself needs only the standard library; the extraction step re-runs this file under ``--python``.
+This script itself needs only the standard library (``experiments.py``: the flags and tag mapping; ``convert.py``:
+our tables); the extraction step runs ``extract.py`` under ``--python``.
 Mistakes print one line ``authors-run: error: ...`` and exit with code 2 (bad arguments) or 1 (a failed run, naming
 its log file).
 """
 from __future__ import annotations
 
 import argparse
-import csv
 import datetime as _dt
 import hashlib
 import json
@@ -35,106 +35,9 @@ import sys
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parent.parent
-PATCH_DIR = HERE / "patches"
-AUTHORS_REPO = "https://github.com/RobertCsordas/modules"
-
-# Why each patch is needed (also in README.md). None changes what is computed.
-PATCH_REASONS = {
-    "01-tasks-optional-torchvision.patch":
-        "tasks/__init__.py imports every task eagerly; only the CIFAR-10 ResNet task needs torchvision (not "
-        "installed): its import is wrapped in try/except ImportError, so that one task is unavailable",
-    "02-sampler-base-init.patch":
-        "framework/loader/sampler.py: three samplers pass data_source to torch.utils.data.Sampler.__init__, which "
-        "current torch rejects (TypeError); the base constructor is called with no argument (it stored nothing)",
-    "03-no-tensorboard-server.patch":
-        "framework/helpers/training_helper.py: with -log tb the helper launches a TensorBoard server subprocess and "
-        "asserts its binary exists; the launch is commented out, the SummaryWriter event files are still written",
-}
-
-
-class UserError(Exception):
-    """A one-line error for the user (exit code 2)."""
-
-
-class RunError(Exception):
-    """A failed run (exit code 1)."""
-
-
-# --------------------------------------------------------------------------------------------------------------
-# Experiments: our cpu configuration expressed in their flags
-# --------------------------------------------------------------------------------------------------------------
-
-def _addmul_flags(seed: int) -> list[str]:
-    # ours: results/addmul/cpu, network "fnn": 42-400-400-200-20, base 8,000 steps (Adam 1e-3, batch 128, clip 1),
-    # masks 7,000 steps, alpha 1e-4, mask lr 3e-2, K = 4, biases unmasked, clip over all parameters
-    return ["-name", f"addmul_ff_400_s{seed}", "-reset", "1", "-task", "addmul_ff", "-layer_sizes", "400,400,200",
-            "-n_digits", "2", "-batch_size", "128", "-lr", "1e-3", "-stop_after", "8000", "-step_per_mask", "7000",
-            "-mask_loss_weight", "1e-4", "-mask_lr", "3e-2", "-bias_no_mask", "1", "-test_interval", "1000",
-            "-gpu", "none", "-log", "tb", "-seed", str(seed)]
-
-
-def _double_addition_flags(seed: int) -> list[str]:
-    # ours: results/double_addition/cpu, network "fnn": 80-400-400-200-40, base 5,000 steps, masks 7,000 steps at
-    # mask lr 3e-2, alpha 4e-4 (otherwise as add/mul)
-    return ["-name", f"tuple_ff_400_s{seed}", "-reset", "1", "-task", "tuple_ff", "-layer_sizes", "400,400,200",
-            "-n_digits", "2", "-batch_size", "128", "-lr", "1e-3", "-stop_after", "5000", "-step_per_mask", "7000",
-            "-mask_loss_weight", "4e-4", "-mask_lr", "3e-2", "-bias_no_mask", "1", "-test_interval", "1000",
-            "-gpu", "none", "-log", "tb", "-seed", str(seed)]
-
-
-def _scan_flags(seed: int) -> list[str]:
-    # ours: the former SCAN cpu preset (SCAN has no cpu preset now: below target on two cores), results in git history
-    # before this version and its settings in results/authors/scan/cpu/summary.json: LSTM encoder-decoder, 2 layers x 128, embedding 16, dropout 0.5,
-    # teacher forcing 0.5, base 3,500 steps (Adam 1e-3, batch 128, clip 5), masks 900 steps, alpha 3e-5, mask lr 3e-2,
-    # K = 4, biases unmasked, clip over all parameters. -test_interval 3500 gives the base validation at its last step
-    # (and one more periodic validation inside the turn-left stage); -test_batch_size only batches evaluation.
-    return ["-name", f"scan_lstm_128_s{seed}", "-reset", "1", "-task", "scan", "-n_layers", "2", "-state_size", "128",
-            "-encoder_decoder.embedding_size", "16", "-dropout", "0.5", "-batch_size", "128", "-lr", "1e-3",
-            "-grad_clip", "5", "-stop_after", "3500", "-step_per_mask", "900", "-mask_loss_weight", "3e-5",
-            "-mask_lr", "3e-2", "-bias_no_mask", "1", "-test_interval", "3500", "-test_batch_size", "1024",
-            "-gpu", "none", "-log", "tb", "-seed", str(seed)]
-
-
-def _prepare_scan(seed_dir: Path, data_dir: Path):
-    """Their Scan dataset downloads the 8 split files from GitHub into ./cache/scan unless they are there: copy
-    ours (the same canonical files) so nothing is fetched."""
-    src = data_dir / "scan"
-    files = sorted(src.glob("*_split/tasks_*_*.txt"))
-    if len(files) < 8:
-        raise UserError(f"--data-dir {data_dir}: expected the SCAN split files under {src}/*_split/")
-    dst = seed_dir / "cache" / "scan"
-    dst.mkdir(parents=True, exist_ok=True)
-    for f in files:
-        if not (dst / f.name).exists():
-            (dst / f.name).write_bytes(f.read_bytes())
-
-
-EXPERIMENTS = {
-    "addmul": {"flags": _addmul_flags, "network": "fnn", "base_steps": 8000, "mask_steps": 7000},
-    "double_addition": {"flags": _double_addition_flags, "network": "fnn", "base_steps": 5000, "mask_steps": 7000},
-    "scan": {"flags": _scan_flags, "network": "lstm", "base_steps": 3500, "mask_steps": 900, "prepare": _prepare_scan},
-}
-
-# --smoke: the same code paths in about a minute (never written to the results folder unless asked)
-SMOKE_OVERRIDES = {"-stop_after": "200", "-step_per_mask": "100", "-test_interval": "100"}
-SMOKE_OVERRIDES_SCAN = {"-stop_after": "100", "-step_per_mask": "50", "-test_interval": "100"}
-
-
-def build_flags(experiment: str, seed: int, smoke: bool) -> list[str]:
-    flags = EXPERIMENTS[experiment]["flags"](seed)
-    if smoke:
-        over = SMOKE_OVERRIDES_SCAN if experiment == "scan" else SMOKE_OVERRIDES
-        for i in range(0, len(flags), 2):
-            if flags[i] in over:
-                flags[i + 1] = over[flags[i]]
-        flags[1] = flags[1] + "_smoke"
-    return flags
-
-
-def flag(flags: list[str], name: str) -> str:
-    return flags[flags.index(name) + 1]
+from convert import ACC_COLS, REMOVED_COLS, SCAN_ACC_COLS, SHARING_COLS, convert, write_csv
+from experiments import (AUTHORS_REPO, EXPERIMENTS, HERE, MAPPING_NOTES, PATCH_DIR, PATCH_REASONS, REPO, RunError,
+                         UserError, build_flags, flag)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -173,7 +76,7 @@ def modules_commit(modules_dir: Path, given: str | None) -> str:
 
 
 # --------------------------------------------------------------------------------------------------------------
-# Running one seed
+# Running one seed, reading it back
 # --------------------------------------------------------------------------------------------------------------
 
 def _alive(pid: int) -> bool:
@@ -233,232 +136,13 @@ def run_seed(args, experiment: str, seed: int) -> dict:
     return info
 
 
-# --------------------------------------------------------------------------------------------------------------
-# Extraction (runs under --python: tensorboard, torch and numpy are there)
-# --------------------------------------------------------------------------------------------------------------
-
-def extract(save_dir: str) -> dict:
-    """Every scalar of the run's event file (tag -> [[step, value], ...]) and, per exported mask stage and tensor,
-    the kept count (logit > 0), the size and the pairwise intersections needed for IoU / IoMin / sharing."""
-    import glob
-
-    import numpy as np
-    import torch
-    from tensorboard.backend.event_processing import event_accumulator as ea
-
-    files = sorted(glob.glob(os.path.join(save_dir, "tensorboard", "events.out.tfevents.*")))
-    if not files:
-        raise SystemExit(f"no TensorBoard event file under {save_dir}/tensorboard")
-    scalars: dict[str, list] = {}
-    for f in files:
-        acc = ea.EventAccumulator(f, size_guidance={ea.SCALARS: 0, ea.IMAGES: 1, ea.HISTOGRAMS: 1,
-                                                    ea.TENSORS: 1, ea.COMPRESSED_HISTOGRAMS: 1})
-        acc.Reload()
-        for tag in acc.Tags()["scalars"]:
-            scalars.setdefault(tag, []).extend([[e.step, e.value] for e in acc.Scalars(tag)])
-    for v in scalars.values():
-        v.sort(key=lambda e: e[0])
-
-    mask_root = os.path.join(save_dir, "export", "stage_final_masks")
-    stages = {}
-    if os.path.isdir(mask_root):
-        for d in sorted(os.listdir(mask_root)):
-            stage = int(d.split("_")[1])
-            stages[stage] = {}
-            for f in sorted(os.listdir(os.path.join(mask_root, d))):
-                # their export_tensor: torch.save(logits.numpy()); a numpy array needs weights_only=False
-                logits = torch.load(os.path.join(mask_root, d, f), weights_only=False)
-                stages[stage][f[:-4]] = np.asarray(logits) > 0     # as their paper/plot_*_iou.py: logit > 0
-    masks = {}
-    idx = sorted(stages)
-    names = sorted(stages[idx[0]]) if idx else []
-    for name in names:
-        ms = {s: stages[s][name] for s in idx}
-        entry = {"size": int(next(iter(ms.values())).size),
-                 "kept": {str(s): int(m.sum()) for s, m in ms.items()}, "and": {}, "or": {}}
-        for i in idx:
-            for j in idx:
-                if i < j:
-                    entry["and"][f"{i},{j}"] = int((ms[i] & ms[j]).sum())
-                    entry["or"][f"{i},{j}"] = int((ms[i] | ms[j]).sum())
-        if "output_projection_weight" in name and next(iter(ms.values())).ndim == 2:
-            # per output row (token): kept in each stage, and removed relative to stage 0 (m_0 & ~m_s)
-            entry["rows_kept"] = {str(s): m.sum(1).astype(int).tolist() for s, m in ms.items()}
-            entry["rows_removed_vs_0"] = {str(s): (ms[idx[0]] & ~m).sum(1).astype(int).tolist()
-                                          for s, m in ms.items() if s != idx[0]}
-        masks[name] = entry
-    vocab = None
-    cache = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(save_dir))), "cache", "scan", "scan.pth")
-    if os.path.isfile(cache):     # their SCAN vocabularies (id -> word); the decoder's extra last row is EOS
-        v = torch.load(cache, weights_only=False)
-        vocab = {"out": {int(k): w for k, w in v["out_voc"]["inv_words"].items()}}
-    return {"event_files": files, "scalars": scalars, "masks": masks, "vocab": vocab}
-
-
 def run_extract(args, save_dir: Path, out: Path) -> dict:
-    r = subprocess.run([args.python, str(Path(__file__).resolve()), "--_extract", str(save_dir), "--_out", str(out)],
+    r = subprocess.run([args.python, str(HERE / "extract.py"), str(save_dir), str(out)],
                        capture_output=True, text=True, env=dict(os.environ, OMP_NUM_THREADS="1"))
     if r.returncode != 0:
         tail = (r.stderr.strip().splitlines() or ["?"])[-1]
         raise RunError(f"reading the logs of {save_dir} failed: {tail}")
     return json.loads(out.read_text())
-
-
-# --------------------------------------------------------------------------------------------------------------
-# Conversion to our tidy tables
-# --------------------------------------------------------------------------------------------------------------
-
-def _last(scalars: dict, tag: str, at: int | None = None):
-    ev = scalars.get(tag)
-    if not ev:
-        raise RunError(f"tag {tag!r} not in the event file")
-    if at is not None:
-        ev = [e for e in ev if e[0] == at]
-        if not ev:
-            raise RunError(f"tag {tag!r} has no value at step {at}")
-    return ev[-1]
-
-
-def their_layer_name(name: str) -> str:
-    """Their FeedforwardModel's ``layers_<j>_weight`` -> our nn.Sequential name ``<2j>.weight``."""
-    parts = name.split("_")
-    if parts[0] == "layers" and parts[1].isdecimal() and parts[2:] == ["weight"]:
-        return f"{2 * int(parts[1])}.weight"
-    return name
-
-
-def convert(experiment: str, seed: int, flags: list[str], data: dict, network: str) -> dict:
-    sc = data["scalars"]
-    base_step = int(flag(flags, "-stop_after"))
-    rows, sources = [], []
-
-    def add(mask, on, tag, at=None):
-        step, value = _last(sc, tag, at)
-        rows.append({"seed": seed, "network": network, "mask": mask, "evaluated on": on, "accuracy": value})
-        sources.append({"mask": mask, "evaluated on": on, "tag": tag, "step": step})
-
-    if experiment == "addmul":
-        ops = {"+": "add", "×": "mul"}
-        stage_names = {"control": "verify", "+": "add", "×": "mul"}
-        for on, t in ops.items():
-            add("full", on, f"validation/{t}/accuracy", at=base_step)
-        for mask, st in stage_names.items():
-            for on, t in ops.items():      # the last periodic validation of the stage (deterministic mask)
-                add(mask, on, f"analyzer/{st}/validation/{t}/accuracy")
-        for mask, st in stage_names.items():
-            for on, t in ops.items():      # inverted mask, after the stage
-                add(f"¬{mask}", on, f"inverse_mask_test/{st}/{t}/accuracy")
-        stage_label = {0: "control", 1: "+", 2: "×"}
-        pair = (1, 2)
-    elif experiment == "double_addition":
-        pairs = {"pair 1": 0, "pair 2": 1}
-        stage_label = {0: "control", 1: "pair 1", 2: "pair 2"}
-        for on, t in pairs.items():
-            add("full", on, f"validation/iid/accuracy/tuple/{t}", at=base_step)
-        for s, mask in stage_label.items():
-            for on, t in pairs.items():    # at the end of the stage, both pairs evaluated
-                add(mask, on, f"final_accuracy/{s}/iid/accuracy/tuple/{t}")
-        for s, mask in stage_label.items():
-            for on, t in pairs.items():
-                add(f"¬{mask}", on, f"inverse_mask_test/split_{s}/iid/accuracy/tuple/{t}")
-        pair = (1, 2)
-    elif experiment == "scan":
-        return convert_scan(seed, flags, data, network)
-    else:
-        raise UserError(f"no converter for {experiment}")
-
-    # per-tensor IoU / IoMin of the two subtask masks (stages 1 and 2), kept counts of every stage
-    layers = []
-    key = f"{pair[0]},{pair[1]}"
-    tot = {"and": 0, "or": 0, "size": 0, "kept": {str(s): 0 for s in stage_label}}
-    for name, m in sorted(data["masks"].items(), key=lambda kv: their_layer_name(kv[0])):
-        inter, union = m["and"][key], m["or"][key]
-        n_min = min(m["kept"][str(pair[0])], m["kept"][str(pair[1])])
-        row = {"seed": seed, "network": network, "IoMin": inter / n_min if n_min else float("nan"),
-               "IoU": inter / union if union else float("nan")}
-        row.update({f"kept {stage_label[s]}": m["kept"][str(s)] for s in stage_label})
-        row.update({"layer": their_layer_name(name), "size": m["size"]})
-        layers.append(row)
-        tot["and"] += inter
-        tot["or"] += union
-        tot["size"] += m["size"]
-        for s in stage_label:
-            tot["kept"][str(s)] += m["kept"][str(s)]
-    n_min = min(tot["kept"][str(pair[0])], tot["kept"][str(pair[1])])
-    total = {"seed": seed, "network": network, "IoMin": tot["and"] / n_min if n_min else float("nan"),
-             "IoU": tot["and"] / tot["or"] if tot["or"] else float("nan")}
-    total.update({f"kept {stage_label[s]}": tot["kept"][str(s)] for s in stage_label})
-    total.update({"layer": "total", "size": tot["size"]})
-    layers.append(total)
-
-    sharing = []
-    if experiment == "addmul":
-        k1, k2 = tot["kept"]["1"], tot["kept"]["2"]
-        sharing.append({"seed": seed, "network": network, "clip_mode": "all", "weights": tot["size"],
-                        "shared + in ×": tot["and"] / k1 if k1 else float("nan"),
-                        "shared × in +": tot["and"] / k2 if k2 else float("nan"),
-                        "IoU": total["IoU"], "IoMin": total["IoMin"]})
-    their_sharing = {k: v[-1][1] for k, v in sc.items() if k.startswith("mask_stat/all/")}
-    return {"accuracy": rows, "sources": sources, "layers": layers, "sharing": sharing,
-            "their_logged_mask_stat": their_sharing}
-
-
-SCAN_TESTS = {"iid": "simple", "jump": "addprim_jump", "length": "length", "turn_left": "addprim_turn_left"}
-SCAN_STAGES = ["simple", "jump", "length", "turn_left"]     # their mask stages 0..3
-
-
-def convert_scan(seed: int, flags: list[str], data: dict, model: str) -> dict:
-    """Their SCAN LSTM -> our results/scan/cpu tables: accuracy (seed, model, variant, test, accuracy) and removed
-    (seed, model, mask, token, removed %: per output token, 100 |m_simple & ~m_split| / |m_simple| of that row)."""
-    sc = data["scalars"]
-    base_step = int(flag(flags, "-stop_after"))
-    rows, sources = [], []
-
-    def add(variant, test, tag, at=None):
-        step, value = _last(sc, tag, at)
-        rows.append({"seed": seed, "model": model, "variant": variant, "test": SCAN_TESTS[test], "accuracy": value})
-        sources.append({"variant": variant, "test": SCAN_TESTS[test], "tag": tag, "step": step})
-
-    for t in SCAN_TESTS:
-        add("full", t, f"validation/{t}/accuracy/total", at=base_step)
-    for st in SCAN_STAGES:        # at the end of each stage (analysis_results), deterministic mask, no dropout
-        for t in SCAN_TESTS:
-            add(f"mask {SCAN_TESTS.get(st, st)}", t, f"analysis_results/{st}/{t}/accuracy/total")
-    removed = []
-    out = [m for n, m in data["masks"].items() if n.startswith("decoder_output_projection_weight")]
-    if out and data.get("vocab"):
-        m = out[0]
-        inv = {int(k): w for k, w in data["vocab"]["out"].items()}    # JSON keys are strings
-        tokens = [inv.get(i, "<eos>" if i == len(inv) else f"#{i}") for i in range(len(m["rows_kept"]["0"]))]
-        for s, rem in sorted(m["rows_removed_vs_0"].items()):
-            name = SCAN_TESTS.get(SCAN_STAGES[int(s)], SCAN_STAGES[int(s)])
-            for tok, r, k in zip(tokens, rem, m["rows_kept"]["0"]):
-                removed.append({"seed": seed, "model": model, "mask": name, "token": tok,
-                                "removed %": 100.0 * r / k if k else float("nan")})
-    kept = [{"seed": seed, "model": model, "tensor": n, "size": m["size"],
-             **{f"kept mask {SCAN_TESTS.get(SCAN_STAGES[int(s)], SCAN_STAGES[int(s)])}": k for s, k in sorted(m["kept"].items())}}
-            for n, m in sorted(data["masks"].items())]
-    return {"accuracy": rows, "sources": sources, "layers": kept, "sharing": [], "removed": removed,
-            "their_logged_mask_stat": {k: v[-1][1] for k, v in sc.items() if k.startswith("mask_stat/all/")}}
-
-
-ACC_COLS = ["seed", "network", "mask", "evaluated on", "accuracy"]
-SCAN_ACC_COLS = ["seed", "model", "variant", "test", "accuracy"]
-REMOVED_COLS = ["seed", "model", "mask", "token", "removed %"]
-SHARING_COLS = ["seed", "network", "clip_mode", "weights", "shared + in ×", "shared × in +", "IoU", "IoMin"]
-
-
-def write_csv(path: Path, rows: list[dict], cols: list[str] | None = None):
-    if not rows:
-        return
-    cols = cols or sorted(rows[0].keys())
-    tmp = path.with_suffix(".tmp")
-    with open(tmp, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=cols)
-        w.writeheader()
-        for r in rows:
-            w.writerow(r)
-    os.replace(tmp, path)
 
 
 def torch_info(python: str, threads: int) -> dict:
@@ -486,13 +170,8 @@ def main(argv=None) -> int:
     p.add_argument("--commit", help="their commit, if --modules-dir is not a git checkout")
     p.add_argument("--data-dir", default="/work/shared/data", help="holds scan/ (SCAN split files; default %(default)s)")
     p.add_argument("--smoke", action="store_true", help="200 base + 100 mask steps; results to <exp>/smoke/")
-    p.add_argument("--_extract", help=argparse.SUPPRESS)
-    p.add_argument("--_out", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
 
-    if args._extract:
-        Path(args._out).write_text(json.dumps(extract(args._extract)))
-        return 0
     try:
         if not args.experiment:
             raise UserError("name an experiment: " + ", ".join(sorted(EXPERIMENTS)))
@@ -573,36 +252,6 @@ def main(argv=None) -> int:
         print(f"authors-run: error: {e}", file=sys.stderr)
         return 1
 
-
-MAPPING_NOTES = {
-    "addmul": {
-        "full": "validation/{add,mul}/accuracy at the last base step (no masks)",
-        "control, +, ×": "analyzer/{verify,add,mul}/validation/{add,mul}/accuracy, the last periodic validation of "
-                         "the stage (every 1,000 steps; deterministic mask logit >= 0)",
-        "¬control, ¬+, ¬×": "inverse_mask_test/{verify,add,mul}/{add,mul}/accuracy (NOT(logit > 0), biases kept)",
-        "test sets": "their 10k-example valid set (RandomState(0x12345678 + 2)) restricted to + or ×",
-        "layers": "export/stage_final_masks/stage_{0,1,2}/layers_<j>_weight.pth -> our <2j>.weight; IoU/IoMin of "
-                  "stage 1 (+) vs stage 2 (×) on logit > 0 as their paper/plot_addmul_iou.py; 'total' pools counts",
-        "sharing": "from the exported masks with our definition (sum |m+ & m×| / sum |m+|); their own logged "
-                   "mask_stat/all/shared_i divides by the union instead (kept in their_logged_mask_stat)",
-    },
-    "scan": {
-        "full": "validation/{iid,jump,length,turn_left}/accuracy/total at the last base step (their greedy decoder "
-                "applies embedding dropout 0.5 here: F.dropout without training=, see README)",
-        "mask <split>": "analysis_results/{simple,jump,length,turn_left}/<test>/accuracy/total at the end of each "
-                        "stage (dropout set to 0 for mask training and evaluation)",
-        "tests": "their whole test files (iid = simple test 4,182, jump 7,706, length 3,920, turn_left 1,208 lines); "
-                 "ours: the first 1,000 lines of each",
-        "removed": "decoder_output_projection_weight rows, 100 |m_simple & ~m_split| / |m_simple| (Fig. 4b)",
-    },
-    "double_addition": {
-        "full": "validation/iid/accuracy/tuple/{0,1} at the last base step",
-        "control, pair 1, pair 2": "final_accuracy/{0,1,2}/iid/accuracy/tuple/{0,1} (end of each stage, both pairs)",
-        "¬control, ¬pair 1, ¬pair 2": "inverse_mask_test/split_{0,1,2}/iid/accuracy/tuple/{0,1} (plain inversion, "
-                                      "-inv_mask_exclude_io none; our '(I/O kept)' rows have no counterpart)",
-        "layers": "IoU/IoMin of stage 1 (pair 1) vs stage 2 (pair 2) on logit > 0 as their paper/plot_tuple_iou.py",
-    },
-}
 
 if __name__ == "__main__":
     sys.exit(main())

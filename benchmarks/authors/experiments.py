@@ -1,0 +1,134 @@
+"""The authors' code (RobertCsordas/modules) at our cpu settings: the command-line flags of each experiment, why
+each start-up patch is needed, and which of their logged tags becomes which of our numbers. Used by ``run.py``.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent.parent
+PATCH_DIR = HERE / "patches"
+AUTHORS_REPO = "https://github.com/RobertCsordas/modules"
+
+# Why each patch is needed (also in README.md). None changes what is computed.
+PATCH_REASONS = {
+    "01-tasks-optional-torchvision.patch":
+        "tasks/__init__.py imports every task eagerly; only the CIFAR-10 ResNet task needs torchvision (not "
+        "installed): its import is wrapped in try/except ImportError, so that one task is unavailable",
+    "02-sampler-base-init.patch":
+        "framework/loader/sampler.py: three samplers pass data_source to torch.utils.data.Sampler.__init__, which "
+        "current torch rejects (TypeError); the base constructor is called with no argument (it stored nothing)",
+    "03-no-tensorboard-server.patch":
+        "framework/helpers/training_helper.py: with -log tb the helper launches a TensorBoard server subprocess and "
+        "asserts its binary exists; the launch is commented out, the SummaryWriter event files are still written",
+}
+
+
+class UserError(Exception):
+    """A one-line error for the user (exit code 2)."""
+
+
+class RunError(Exception):
+    """A failed run (exit code 1)."""
+
+
+def _addmul_flags(seed: int) -> list[str]:
+    # ours: results/addmul/cpu, network "fnn": 42-400-400-200-20, base 8,000 steps (Adam 1e-3, batch 128, clip 1),
+    # masks 7,000 steps, alpha 1e-4, mask lr 3e-2, K = 4, biases unmasked, clip over all parameters
+    return ["-name", f"addmul_ff_400_s{seed}", "-reset", "1", "-task", "addmul_ff", "-layer_sizes", "400,400,200",
+            "-n_digits", "2", "-batch_size", "128", "-lr", "1e-3", "-stop_after", "8000", "-step_per_mask", "7000",
+            "-mask_loss_weight", "1e-4", "-mask_lr", "3e-2", "-bias_no_mask", "1", "-test_interval", "1000",
+            "-gpu", "none", "-log", "tb", "-seed", str(seed)]
+
+
+def _double_addition_flags(seed: int) -> list[str]:
+    # ours: results/double_addition/cpu, network "fnn": 80-400-400-200-40, base 5,000 steps, masks 7,000 steps at
+    # mask lr 3e-2, alpha 4e-4 (otherwise as add/mul)
+    return ["-name", f"tuple_ff_400_s{seed}", "-reset", "1", "-task", "tuple_ff", "-layer_sizes", "400,400,200",
+            "-n_digits", "2", "-batch_size", "128", "-lr", "1e-3", "-stop_after", "5000", "-step_per_mask", "7000",
+            "-mask_loss_weight", "4e-4", "-mask_lr", "3e-2", "-bias_no_mask", "1", "-test_interval", "1000",
+            "-gpu", "none", "-log", "tb", "-seed", str(seed)]
+
+
+def _scan_flags(seed: int) -> list[str]:
+    # ours: the former SCAN cpu preset (SCAN has no cpu preset now: below target on two cores), results in git history
+    # before this version and its settings in results/authors/scan/cpu/summary.json: LSTM encoder-decoder, 2 layers x 128, embedding 16, dropout 0.5,
+    # teacher forcing 0.5, base 3,500 steps (Adam 1e-3, batch 128, clip 5), masks 900 steps, alpha 3e-5, mask lr 3e-2,
+    # K = 4, biases unmasked, clip over all parameters. -test_interval 3500 gives the base validation at its last step
+    # (and one more periodic validation inside the turn-left stage); -test_batch_size only batches evaluation.
+    return ["-name", f"scan_lstm_128_s{seed}", "-reset", "1", "-task", "scan", "-n_layers", "2", "-state_size", "128",
+            "-encoder_decoder.embedding_size", "16", "-dropout", "0.5", "-batch_size", "128", "-lr", "1e-3",
+            "-grad_clip", "5", "-stop_after", "3500", "-step_per_mask", "900", "-mask_loss_weight", "3e-5",
+            "-mask_lr", "3e-2", "-bias_no_mask", "1", "-test_interval", "3500", "-test_batch_size", "1024",
+            "-gpu", "none", "-log", "tb", "-seed", str(seed)]
+
+
+def _prepare_scan(seed_dir: Path, data_dir: Path):
+    """Their Scan dataset downloads the 8 split files from GitHub into ./cache/scan unless they are there: copy
+    ours (the same canonical files) so nothing is fetched."""
+    src = data_dir / "scan"
+    files = sorted(src.glob("*_split/tasks_*_*.txt"))
+    if len(files) < 8:
+        raise UserError(f"--data-dir {data_dir}: expected the SCAN split files under {src}/*_split/")
+    dst = seed_dir / "cache" / "scan"
+    dst.mkdir(parents=True, exist_ok=True)
+    for f in files:
+        if not (dst / f.name).exists():
+            (dst / f.name).write_bytes(f.read_bytes())
+
+
+EXPERIMENTS = {
+    "addmul": {"flags": _addmul_flags, "network": "fnn", "base_steps": 8000, "mask_steps": 7000},
+    "double_addition": {"flags": _double_addition_flags, "network": "fnn", "base_steps": 5000, "mask_steps": 7000},
+    "scan": {"flags": _scan_flags, "network": "lstm", "base_steps": 3500, "mask_steps": 900, "prepare": _prepare_scan},
+}
+
+# --smoke: the same code paths in about a minute (never written to the results folder unless asked)
+SMOKE_OVERRIDES = {"-stop_after": "200", "-step_per_mask": "100", "-test_interval": "100"}
+SMOKE_OVERRIDES_SCAN = {"-stop_after": "100", "-step_per_mask": "50", "-test_interval": "100"}
+
+
+def build_flags(experiment: str, seed: int, smoke: bool) -> list[str]:
+    flags = EXPERIMENTS[experiment]["flags"](seed)
+    if smoke:
+        over = SMOKE_OVERRIDES_SCAN if experiment == "scan" else SMOKE_OVERRIDES
+        for i in range(0, len(flags), 2):
+            if flags[i] in over:
+                flags[i + 1] = over[flags[i]]
+        flags[1] = flags[1] + "_smoke"
+    return flags
+
+
+def flag(flags: list[str], name: str) -> str:
+    return flags[flags.index(name) + 1]
+
+
+MAPPING_NOTES = {
+    "addmul": {
+        "full": "validation/{add,mul}/accuracy at the last base step (no masks)",
+        "control, +, ×": "analyzer/{verify,add,mul}/validation/{add,mul}/accuracy, the last periodic validation of "
+                         "the stage (every 1,000 steps; deterministic mask logit >= 0)",
+        "¬control, ¬+, ¬×": "inverse_mask_test/{verify,add,mul}/{add,mul}/accuracy (NOT(logit > 0), biases kept)",
+        "test sets": "their 10k-example valid set (RandomState(0x12345678 + 2)) restricted to + or ×",
+        "layers": "export/stage_final_masks/stage_{0,1,2}/layers_<j>_weight.pth -> our <2j>.weight; IoU/IoMin of "
+                  "stage 1 (+) vs stage 2 (×) on logit > 0 as their paper/plot_addmul_iou.py; 'total' pools counts",
+        "sharing": "from the exported masks with our definition (sum |m+ & m×| / sum |m+|); their own logged "
+                   "mask_stat/all/shared_i divides by the union instead (kept in their_logged_mask_stat)",
+    },
+    "scan": {
+        "full": "validation/{iid,jump,length,turn_left}/accuracy/total at the last base step (their greedy decoder "
+                "applies embedding dropout 0.5 here: F.dropout without training=, see README)",
+        "mask <split>": "analysis_results/{simple,jump,length,turn_left}/<test>/accuracy/total at the end of each "
+                        "stage (dropout set to 0 for mask training and evaluation)",
+        "tests": "their whole test files (iid = simple test 4,182, jump 7,706, length 3,920, turn_left 1,208 lines); "
+                 "ours: the first 1,000 lines of each",
+        "removed": "decoder_output_projection_weight rows, 100 |m_simple & ~m_split| / |m_simple| (Fig. 4b)",
+    },
+    "double_addition": {
+        "full": "validation/iid/accuracy/tuple/{0,1} at the last base step",
+        "control, pair 1, pair 2": "final_accuracy/{0,1,2}/iid/accuracy/tuple/{0,1} (end of each stage, both pairs)",
+        "¬control, ¬pair 1, ¬pair 2": "inverse_mask_test/split_{0,1,2}/iid/accuracy/tuple/{0,1} (plain inversion, "
+                                      "-inv_mask_exclude_io none; our '(I/O kept)' rows have no counterpart)",
+        "layers": "IoU/IoMin of stage 1 (pair 1) vs stage 2 (pair 2) on logit > 0 as their paper/plot_tuple_iou.py",
+    },
+}
