@@ -38,14 +38,14 @@ import pandas as pd
 from matplotlib.ticker import NullFormatter
 import seaborn as sns
 
-from IPython.display import Markdown
+from IPython.display import Markdown, display
 from myst_nb import glue
 
 import wmask
 from wmask import runner
 from wmask import claims
-from wmask.report import (caption, describe_networks, evidence_table, mean_sd, plot_curves, plot_layer_overlap,
-                          repo_root)
+from wmask.report import (beside_the_authors, caption, describe_networks, evidence_table, mean_sd, plot_curves,
+                          plot_layer_overlap, repo_root)
 from wmask.tasks import addmul
 
 wmask.set_threads()
@@ -95,7 +95,7 @@ table = mean_sd(acc[acc.network.isin(main_nets) & acc["mask"].isin(order)], ["ne
                 "accuracy")
 table[order]
 
-# %%
+# %% tags=["hide-input"]
 mean_acc = acc.groupby(["network", "mask", "evaluated on"]).accuracy.mean()
 nets_plot = [n for n in ("fnn", "fnn_big", "lstm") if n in cfg]
 fig, axes = plt.subplots(1, len(nets_plot), figsize=(4.2 * len(nets_plot), 3.2), sharey=True, squeeze=False)
@@ -124,13 +124,13 @@ glue("see-specialise", Markdown(claims.what_we_see("specialise", tables, run_cfg
 #
 # IoU = |+ ∧ ×| / |+ ∨ ×|; IoMin = |+ ∧ ×| / min(|+|, |×|), which is 1 when the smaller mask lies inside the larger.
 
-# %%
+# %% tags=["hide-input"]
 layers = tables["layers"]
 layers = layers[layers.network.isin(nets_plot) & (layers.layer != "total")]
 plot_layer_overlap(layers, nets_plot, "overlap of + and × masks",
                    f"Per-layer IoU / IoMin of the + and × masks — {where}");
 
-# %%
+# %% tags=["hide-input"]
 kept = layers.melt(id_vars=["seed", "network", "layer"], value_vars=["kept control", "kept +", "kept ×"],
                    var_name="mask", value_name="weights kept")
 kept["mask"] = kept["mask"].str.replace("kept ", "")
@@ -176,7 +176,7 @@ glue("see-inverted-addmul", Markdown(claims.what_we_see("inverted-addmul", table
 # The share of the + mask's weights that the × mask also keeps, summed over all layers
 # (Σ|+ ∧ ×| / Σ|+|), for FNNs of growing width.
 
-# %%
+# %% tags=["hide-input"]
 sharing = tables["sharing"]
 size = sharing[sharing.network.isin(cfg_sizes := summary["runs"][0]["config"]["size_study"])].copy()
 size["% of + weights shared with ×"] = 100 * size["shared + in ×"]
@@ -210,7 +210,7 @@ glue("see-sharing-vs-size", Markdown(claims.what_we_see("sharing-vs-size", table
 # The + and × masks trained at several α in one batched pass (one mask set per α and operation) on the same base
 # network; colour = % of + weights shared with ×.
 
-# %%
+# %% tags=["hide-input"]
 sweep = tables["sweep"]
 long = pd.concat([sweep.assign(mask="+ mask", own=sweep["+ mask on +"], other=sweep["+ mask on ×"]),
                   sweep.assign(mask="× mask", own=sweep["× mask on ×"], other=sweep["× mask on +"])])
@@ -236,6 +236,19 @@ glue("see-alpha-sweep", Markdown(claims.what_we_see("alpha-sweep", tables, run_c
 
 # %% [markdown]
 # **What we see** (α sweep): {glue:md}`see-alpha-sweep`
+
+# %% [markdown]
+# ## The authors' code at the same settings
+#
+# The authors' released code (RobertCsordas/modules), run on this machine at the `cpu` settings of the `fnn` network
+# (`results/authors/`, made by `benchmarks/authors/run.py`), number by number beside ours. Ours lies *within the
+# authors' spread* when |ours − theirs| ≤ max(2 × their sd, 0.02): their seed-to-seed spread is the yardstick, the
+# 0.02 floor covers test-set noise and an sd from two seeds (`wmask.reference`). The verdicts of the authors' code on
+# each claim are in the "what we see" sentences above and in the reproduction report.
+
+# %%
+side = beside_the_authors("addmul", tables["accuracy"], cfg["fnn"], preset)
+print(side) if isinstance(side, str) else display(side.style.hide(axis="index"))
 
 # %% [markdown]
 # ## The two clipping behaviours

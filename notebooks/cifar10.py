@@ -89,7 +89,7 @@ plot_curves(tables["curves"], by=None, title=f"Control and class-removal mask tr
 # Relative drop of class *c* = −(conf_c − ref)[c, c] / ref[c, c] · 100, with `ref` the control mask's confusion
 # matrix (normalised per true class) and `conf_c` that of the mask trained without *c*.
 
-# %%
+# %% tags=["hide-input"]
 worst = tables["worst"]
 fig, axes = plt.subplots(1, 2, figsize=(9.6, 3.4))
 sns.barplot(data=worst, x="class", y="own drop %", errorbar="sd", ax=axes[0], color="tab:red")
@@ -109,7 +109,7 @@ fig.tight_layout()
 #
 # The mean over classes of conf_c − ref (rows: true class, columns: predicted class), averaged over seeds.
 
-# %%
+# %% tags=["hide-input"]
 diff = np.mean([r["confusion_diff_mean"] for r in runs], axis=0)
 fig, ax = plt.subplots(figsize=(6, 5))
 lim = np.abs(diff).max()

@@ -38,14 +38,14 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 
-from IPython.display import Markdown
+from IPython.display import Markdown, display
 from myst_nb import glue
 
 import wmask
 from wmask import runner
 from wmask import claims
-from wmask.report import (caption, describe_networks, evidence_table, mean_sd, plot_curves, plot_layer_overlap,
-                          repo_root)
+from wmask.report import (beside_the_authors, caption, describe_networks, evidence_table, mean_sd, plot_curves,
+                          plot_layer_overlap, repo_root)
 from wmask.tasks import double_addition
 
 wmask.set_threads()
@@ -91,7 +91,7 @@ nets = [n for n in ("fnn", "lstm") if n in cfg]
 mean_sd(acc[acc.network.isin(nets) & acc["mask"].isin(order + io_order)], ["network", "evaluated on"], "mask",
         "accuracy")[order + io_order]
 
-# %%
+# %% tags=["hide-input"]
 mean_acc = acc.groupby(["network", "mask", "evaluated on"]).accuracy.mean()
 fig, axes = plt.subplots(1, len(nets), figsize=(5.2 * len(nets), 3.4), sharey=True, squeeze=False)
 for ax, net in zip(axes[0], nets):
@@ -126,7 +126,7 @@ glue("see-inverted-pairs", Markdown(claims.what_we_see("inverted-pairs", tables,
 # The input and output layers cannot overlap: each pair has its own inputs and outputs, so the overlap there is 0 by
 # construction, not by learning. The hidden layers are where reuse would show.
 
-# %%
+# %% tags=["hide-input"]
 layers = tables["layers"]
 layers = layers[layers.network.isin(nets) & (layers.layer != "total")]
 plot_layer_overlap(layers, nets, "overlap of pair-1 and pair-2 masks",
@@ -143,6 +143,19 @@ glue("see-pairs-low-overlap", Markdown(claims.what_we_see("pairs-low-overlap", t
 
 # %% [markdown]
 # **What we see** (overlap): {glue:md}`see-pairs-low-overlap`
+
+# %% [markdown]
+# ## The authors' code at the same settings
+#
+# The authors' released code (RobertCsordas/modules), run on this machine at the `cpu` settings of the `fnn` network
+# (`results/authors/`, made by `benchmarks/authors/run.py`), number by number beside ours. Ours lies *within the
+# authors' spread* when |ours − theirs| ≤ max(2 × their sd, 0.02): their seed-to-seed spread is the yardstick, the
+# 0.02 floor covers test-set noise and an sd from two seeds (`wmask.reference`). The verdicts of the authors' code on
+# each claim are in the "what we see" sentences above and in the reproduction report.
+
+# %%
+side = beside_the_authors("double_addition", tables["accuracy"], cfg["fnn"], preset)
+print(side) if isinstance(side, str) else display(side.style.hide(axis="index"))
 
 # %% [markdown]
 # ## The two clipping behaviours

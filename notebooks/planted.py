@@ -58,7 +58,7 @@ iou = pd.DataFrame(rows)
 table = iou.groupby(["pair", "layer"])["IoU"].agg(["mean", "std"]).round(3).unstack("layer")
 table
 
-# %%
+# %% tags=["hide-input"]
 fig, axes = plt.subplots(1, 3, figsize=(9, 3.2))
 masks = runs[0]["masks"]
 for ax, (title, m) in zip(axes, [("mask A", masks["A"]["2.weight"]), ("mask B", masks["B"]["2.weight"]),
@@ -72,7 +72,7 @@ fig.tight_layout()
 # Mask A keeps the upper-left block, mask B the lower-right one, and they share (almost) nothing: the method
 # recovers the planted modules.
 
-# %%
+# %% tags=["hide-input"]
 fig, ax = plt.subplots(figsize=(6, 3))
 sns.barplot(data=iou[iou.layer == "total"], x="pair", y="IoU", errorbar="sd", ax=ax)
 ax.bar_label(ax.containers[0], fmt="%.2f")

@@ -79,7 +79,7 @@ with pd.option_context("display.max_colwidth", None):
 # %% [markdown]
 # The fraction of a claim's checks that hold, per preset (blank: no committed run, or no check could be made).
 
-# %%
+# %% tags=["hide-input"]
 frac = pd.DataFrame([[grid.get((c.key, p), float("nan")) for p in presets] for c in claims.CLAIMS],
                     index=[c.key for c in claims.CLAIMS], columns=presets)
 fig, ax = plt.subplots(figsize=(5.2, 0.35 * len(frac) + 1.2))

@@ -88,7 +88,7 @@ for m in models:
 #
 # For the iid split the "own" mask is the full-problem mask, and "from scratch" is the unmasked base network.
 
-# %%
+# %% tags=["hide-input"]
 def fig4a_rows(m):
     acc = tables[m]["accuracy"]
     rows = []
@@ -133,7 +133,7 @@ for m in models:
 # Per output token (a row of the output layer): the % of the weights the full-problem mask keeps that the
 # add-jump mask removes.
 
-# %%
+# %% tags=["hide-input"]
 removed = pd.concat([tables[m]["removed"] for m in models])
 tokens = first["out_vocab"]
 fig, axes = plt.subplots(1, len(models), figsize=(5.2 * len(models), 3.2), sharey=True, squeeze=False)

@@ -114,3 +114,13 @@ def test_the_authors_numbers_get_the_same_checks_gated_by_targets_only():
     assert lines[0][0] is None and "base network below target: seed 0: + 0.990 < 0.995" in lines[0][1]
     untargeted = reference.authors_tables(found, {})
     assert "no target recorded" in claims.check("specialise", untargeted, CFG)[0][1]
+
+
+def test_settling_table_is_convergence_per_mask():
+    t = pd.DataFrame(addmul_tables(moving=("+",))["curves"])
+    s = evidence.settling(t)
+    assert list(s.columns[:3]) == ["seed", "network", "mask"] and len(s) == 6
+    for _, r in s.iterrows():
+        c = t[(t.seed == r.seed) & (t["mask"] == r["mask"])]
+        assert r.converged == evidence.convergence(c.step.tolist(), c.loss.tolist(), c.kept.tolist())["converged"]
+    assert set(s[~s.converged]["mask"]) == {"+"}

@@ -98,3 +98,21 @@ def test_module_needs_no_torch():
     imported = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     imported |= {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
     assert "torch" not in imported and "wmask" not in imported
+
+
+def test_a_chapter_compares_with_the_authors_only_at_their_settings(tmp_path):
+    from wmask.report import beside_the_authors
+    d = tmp_path / "addmul" / "cpu"
+    d.mkdir(parents=True)
+    rows = [{"seed": s, "network": "fnn", "mask": "+", "evaluated on": "+", "accuracy": a}
+            for s, a in ((0, 0.98), (1, 1.0))]
+    pd.DataFrame(rows).to_csv(d / "accuracy.csv", index=False)
+    (d / "summary.json").write_text(
+        '{"runs": [{"argv": ["py", "main.py", "-stop_after", "8000", "-step_per_mask", "7000", "-mask_lr", "3e-2"]}]}')
+    ours = pd.DataFrame([{**r, "accuracy": 0.9} for r in rows])
+    same = {"base": {"steps": 8000}, "mask": {"steps": 7000, "lr": 0.03}}
+    table = beside_the_authors("addmul", ours, same, "cpu", root=tmp_path)
+    assert table.verdict.tolist() == [ref.OUTSIDE] and table["theirs mean"].iloc[0] == pytest.approx(0.99)
+    other = {"base": {"steps": 8000}, "mask": {"steps": 3000, "lr": 0.03}}
+    assert "other settings" in beside_the_authors("addmul", ours, other, "cpu", root=tmp_path)
+    assert "No run of the authors' code" in beside_the_authors("addmul", ours, same, "smoke", root=tmp_path)

@@ -47,12 +47,9 @@ def gate(tables: dict, network: str | None = None, masks: list[str] | None = Non
         return "no target recorded for the base network (a summary from an older wmask)"
     below = [f"seed {seed}: " + ", ".join(miss) for seed, b in base.groupby("seed")
              if (miss := evidence.below_target(dict(zip(b.subtask, b.accuracy)), dict(zip(b.subtask, b.target))))]
-    unconverged = {}
-    for (seed, mask), c in curves.groupby(["seed", "mask"], sort=False):
-        if masks is None or mask in masks:
-            r = evidence.convergence(c.step.tolist(), c.loss.tolist(), c.kept.tolist())
-            if not r["converged"]:
-                unconverged[f"{mask}, seed {seed}"] = r["reason"]
+    settled = evidence.settling(curves) if len(curves) else pd.DataFrame(columns=["seed", "mask", "converged"])
+    unconverged = {f"{r['mask']}, seed {r['seed']}": r["reason"] for _, r in settled.iterrows()
+                   if not r["converged"] and (masks is None or r["mask"] in masks)}
     return evidence.untestable_reason(below, unconverged)
 
 

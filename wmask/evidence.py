@@ -73,6 +73,21 @@ def history_convergence(history: dict, names: Sequence[str], **kw) -> dict[str, 
                               [row[i] for row in history["kept"]], **kw) for i, name in enumerate(names)}
 
 
+def settling(curves) -> "pandas.DataFrame":
+    """:func:`convergence` for every mask of a tidy curves table (columns ``step``, ``loss``, ``kept`` and the keys
+    naming a mask, e.g. ``seed, network, mask``): one row per mask with its keys, ``kept`` (the last logged value),
+    ``kept_change``, ``converged`` and ``reason``; masks in the order they first appear."""
+    import pandas as pd
+    curves = pd.DataFrame(curves)
+    keys = [c for c in curves.columns if c not in ("step", "loss", "kept")]
+    rows = []
+    for key, c in curves.groupby(keys, sort=False):
+        r = convergence(c.step.tolist(), c.loss.tolist(), c.kept.tolist())
+        rows.append({**dict(zip(keys, key if isinstance(key, tuple) else (key,))), "kept": c.kept.iloc[-1],
+                     "kept_change": r["kept_change"], "converged": r["converged"], "reason": r["reason"]})
+    return pd.DataFrame(rows, columns=keys + ["kept", "kept_change", "converged", "reason"])
+
+
 def untestable_reason(below: list[str], unconverged: dict[str, str]) -> str:
     """The reason a check cannot be made ("" when it can): base network below target first, then masks."""
     if below:

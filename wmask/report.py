@@ -64,13 +64,37 @@ def plot_layer_overlap(layers, nets: list[str], ylabel: str, title: str):
     return fig
 
 
+def beside_the_authors(experiment: str, accuracy, network_cfg: dict, preset: str, root=None):
+    """Our accuracies beside the authors' code's at the same settings (:mod:`wmask.reference`: per number, both means,
+    their sd, and whether ours lies within their spread), or a sentence saying why there is no such comparison.
+    ``network_cfg`` is our config of the compared network (its base and mask steps and mask lr must be theirs);
+    ``root``: where the authors' results are (default ``results/authors``)."""
+    import pandas as pd
+
+    from . import reference
+    found = reference.load_authors(experiment, root) if preset == "cpu" else None
+    if found is None:
+        return (f"No run of the authors' code is committed for {experiment} at preset {preset} (they were run at "
+                "the cpu settings: results/authors/).")
+    argv = (found["summary"] or {}).get("runs", [{}])[0].get("argv", [])
+    theirs = {k: argv[argv.index(f) + 1] if f in argv else "?" for k, f in
+              (("base steps", "-stop_after"), ("mask steps", "-step_per_mask"), ("mask lr", "-mask_lr"))}
+    ours = {"base steps": network_cfg["base"]["steps"], "mask steps": network_cfg["mask"]["steps"],
+            "mask lr": network_cfg["mask"]["lr"]}
+    if any(float(theirs[k]) != float(v) if theirs[k] != "?" else True for k, v in ours.items()):
+        return f"The authors' code was run at other settings ({theirs}) than ours here ({ours}): not compared."
+    cmp = reference.compare_accuracy(pd.DataFrame(accuracy), found["accuracy"])
+    return cmp[["network", "mask", "evaluated on", "ours mean", "ours sd", "theirs mean", "theirs sd", "theirs n",
+                "difference", "tolerance", "verdict"]].round(3)
+
+
 def evidence_table(tables: dict, by: str | None = "network"):
     """Per network (``by``; ``None`` for a one-network experiment) and seed: the base network's accuracy against its
     target and, per mask, whether its training curve settled (:mod:`wmask.evidence`), with the final kept fraction."""
     import pandas as pd
 
     from . import evidence
-    base, curves = pd.DataFrame(tables["base"]), pd.DataFrame(tables["curves"])
+    base, settled = pd.DataFrame(tables["base"]), evidence.settling(tables["curves"])
     keys = [by] if by else []
     rows = []
     for key, b in base.groupby(keys + ["seed"], sort=False):
@@ -79,12 +103,12 @@ def evidence_table(tables: dict, by: str | None = "network"):
         row["base vs target"] = ", ".join(f"{s} {a:.3f}/{t:g}" for s, a, t in zip(b.subtask, b.accuracy, b.target))
         row["base at target"] = not evidence.below_target(dict(zip(b.subtask, b.accuracy)),
                                                           dict(zip(b.subtask, b.target)))
-        c = curves
+        mine = settled
         for k, v in zip(keys + ["seed"], key):
-            c = c[c[k] == v]
-        for mask, m in c.groupby("mask", sort=False):
-            r = evidence.convergence(m.step.tolist(), m.loss.tolist(), m.kept.tolist())
-            row[f"{mask}: kept, settled"] = f"{m.kept.iloc[-1]:.3f}, {'yes' if r['converged'] else 'NO'}"
+            mine = mine[mine[k] == v]
+        for _, r in mine.iterrows():
+            row[f"{r['mask']}: kept, settled"] = (f"{r['kept']:.3f}, {'yes' if r['converged'] else 'NO'} "
+                                                  f"(moved {100 * r['kept_change']:.1f} pts)")
         rows.append(row)
     return pd.DataFrame(rows)
 
