@@ -34,9 +34,10 @@ import json
 import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
+from IPython.display import display
 
 from wmask import claims, reference, runner
-from wmask.report import repo_root
+from wmask.report import repo_root, scale
 
 root = repo_root() / results
 stored = {}
@@ -89,6 +90,14 @@ ax.set(xlabel="preset", ylabel="claim")
 fig.tight_layout()
 
 # %% [markdown]
+# ## How each claim is checked, and why those thresholds
+
+# %%
+with pd.option_context("display.max_colwidth", None):
+    display(pd.DataFrame([{"claim": c.key, "paper": c.evidence, "checked as": c.why} for c in claims.CLAIMS])
+            .style.hide(axis="index"))
+
+# %% [markdown]
 # ## Every check, with its numbers
 
 # %% tags=["nbval-check-output"]
@@ -105,7 +114,8 @@ for claim in claims.CLAIMS:
 # ## Where the stored results come from
 
 # %%
-pd.DataFrame([{"experiment": e, "preset": p, "seeds": s["seeds"], "device": s["provenance"]["device"],
+pd.DataFrame([{"experiment": e, "preset": p, "seeds": s["seeds"], "scale": scale(s["runs"][0]["config"]),
+               "device": s["provenance"]["device"],
                "commit": s["provenance"]["commit"][:12], "torch": s["provenance"]["torch"],
                "compute (min, sum over seeds)": round(sum(r["wall_time_s"] for r in s["runs"]) / 60, 1)}
               for (e, p), s in stored.items()])

@@ -41,6 +41,20 @@ def mean_sd(df, index: list[str], columns: str, value: str):
     return cell.unstack(columns)
 
 
+def scale(config: dict) -> str:
+    """The scale a result comes from, in one line: each network's widths and its base and mask steps (arithmetic
+    experiments), or the model's size and steps (the others)."""
+    nets = config.get("networks")
+    if nets:
+        return "; ".join(f"{n} {c['model']} {'-'.join(map(str, c['hidden']))}: {c['base']['steps']} base / "
+                         f"{c['mask']['steps']} mask steps at lr {c['mask']['lr']:g}" for n, c in nets.items())
+    base, mask = config.get("base", {}), config.get("mask", {})
+    size = config.get("net") or {k: config[k] for k in ("hidden", "layers", "width", "depth") if k in config}
+    steps = config.get("base_steps", base.get("steps") if isinstance(base, dict) else None)
+    mask_steps = mask.get("steps") if isinstance(mask, dict) else None
+    return f"{size}: {steps} base / {mask_steps} mask steps"
+
+
 def describe_networks(networks: dict) -> None:
     """Print one line per network of an arithmetic run: model, widths, steps, alpha, clipping."""
     for name, c in networks.items():
