@@ -120,6 +120,25 @@ def test_base_trainer_learns():
     assert [e["step"] for e in evals] == [100, 200, 300] and evals[-1]["loss"] < evals[0]["loss"]
 
 
+def test_base_training_stops_at_the_first_evaluation_that_meets_the_condition():
+    model, data, _ = toy_problem(m=1)
+    seen = []
+    evals = wmask.train_model(model, lambda s: (seen.append(s), tuple(t[0] for t in data(s)))[1],
+                              lambda m, x, y: F.cross_entropy(m(x), y), wmask.BaseTrainConfig(steps=500, eval_every=100),
+                              eval_fn=lambda m: {"n": len(seen)}, stop_when=lambda e: e["n"] >= 200, progress=False)
+    assert [e["step"] for e in evals] == [100, 200] and len(seen) == 200
+
+
+def test_arithmetic_base_training_stops_at_target(tmp_path):
+    from wmask.store import Store
+    from wmask.tasks.addmul import AddMul, _fnn
+    from wmask.tasks.arithmetic import train_base
+    net = _fnn([32, 32], 3000, 10, until_settled=True)
+    net.target = {"+": 0.0, "×": 0.0}                       # met at the first check
+    _, info = train_base(AddMul(), net, 0, Store(tmp_path), "t", "cpu", progress=False)
+    assert info["steps"] == 1000 and set(info["accuracy"]) == {"+", "×"}
+
+
 def authors_clipping_reference(model, data, loss_fn, steps, lr, alpha, k, b, clip, seed, m=2):
     """The authors' loop, one mask at a time: frozen weights keep ``requires_grad`` and their gradients are never
     zeroed; ``clip_grad_norm_`` runs over the logits and every model parameter. Same uniforms as the MaskSet."""

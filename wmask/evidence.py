@@ -7,8 +7,9 @@ rather than "does not hold". The rules (the book's method page says why):
 
 - **target**: the base network's held-out accuracy on every subtask is at least the experiment's target for it;
 - **converged mask**: over the last ``window`` (20 %) of the logged steps, the kept fraction moved by less than
-  ``kept_tol`` (2 points) and the task loss did not fall by more than its noise (the mean of the window's second half
-  is not below that of its first half by more than twice the window's standard deviation over sqrt(n)).
+  ``kept_tol`` (2 points) and the task loss stayed within its noise: a straight line fitted to the window's logged
+  losses falls by no more than twice the spread of the losses around that line (their standard deviation). The
+  logged losses are single batches under sampled masks, so that spread is the noise a reader sees in the curve.
 
 Why 2 points: the regulariser pushes every logit down by a constant amount, so a mask keeps shedding weights it
 can spare for as long as it trains; its kept fraction slows down but never stops. Measured on the add/mul
@@ -33,7 +34,9 @@ def convergence(step: Sequence[int], loss: Sequence[float], kept: Sequence[float
                 kept_tol: float = 0.02) -> dict:
     """Whether one mask's training curve has settled; ``loss``/``kept`` are its logged values at ``step``.
 
-    Returns ``{"converged", "kept_change", "loss_drop", "loss_noise", "reason"}``; ``reason`` is "" when converged.
+    Returns ``{"converged", "kept_change", "loss_drop", "loss_noise", "reason"}`` (``loss_drop``: the fitted line's
+    fall over the window; ``loss_noise``: twice the losses' standard deviation around it); ``reason`` is "" when
+    converged.
     Fewer than 4 logged points in the window cannot show a plateau: not converged."""
     if not (len(step) == len(loss) == len(kept)):
         raise ValueError(f"step, loss and kept must have one value per logged step, got {len(step)}, {len(loss)}, "
@@ -49,13 +52,13 @@ def convergence(step: Sequence[int], loss: Sequence[float], kept: Sequence[float
                 "reason": f"only {len(idx)} logged point{'s' * (len(idx) != 1)} in the last {window:.0%} of "
                           "steps (log more often)"}
     k = [kept[i] for i in idx]
-    ls = [loss[i] for i in idx]
-    half = len(ls) // 2
-    first, second = ls[:half], ls[half:]
-    mean = sum(ls) / len(ls)
-    sd = math.sqrt(sum((x - mean) ** 2 for x in ls) / (len(ls) - 1))
-    noise = 2 * sd / math.sqrt(len(ls))
-    drop = sum(first) / len(first) - sum(second) / len(second)
+    xs, ls = [step[i] for i in idx], [loss[i] for i in idx]
+    mx, my = sum(xs) / len(xs), sum(ls) / len(ls)
+    sxx = sum((x - mx) ** 2 for x in xs)
+    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ls)) / sxx if sxx else 0.0
+    resid = [y - my - slope * (x - mx) for x, y in zip(xs, ls)]
+    noise = 2 * math.sqrt(sum(r * r for r in resid) / (len(ls) - 2))
+    drop = -slope * (xs[-1] - xs[0])            # how far the fitted line falls over the window
     kept_change = max(k) - min(k)
     reasons = []
     if not kept_change < kept_tol:

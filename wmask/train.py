@@ -272,14 +272,17 @@ def _non_finite_base(step, inputs, targets, loss, params) -> NonFiniteError:
 
 def train_model(model: nn.Module, data, loss_fn: Callable, cfg: BaseTrainConfig | None = None,
                 eval_fn: Callable | None = None, progress: bool = True, desc: str = "base",
-                checkpoint: str | os.PathLike | None = None, optimizer: tuple | None = None) -> list[dict]:
+                checkpoint: str | os.PathLike | None = None, optimizer: tuple | None = None,
+                stop_when: Callable[[dict], bool] | None = None) -> list[dict]:
     """Train ``model`` in place. ``data``: callable ``step -> (inputs, targets)`` or an iterator; ``loss_fn(model,
     inputs, targets) -> scalar``. ``eval_fn(model) -> dict`` runs every ``cfg.eval_every`` steps and at the end
     (in eval mode). Returns the list of evaluations, each with its ``step``. With ``checkpoint``, the state is
     saved atomically every ``cfg.checkpoint_every`` steps and an existing checkpoint is resumed (exactly, when
     ``data`` is a function of the step; the checkpoint holds torch's global RNG state, which dropout draws from).
     ``optimizer``: ``(factory(params, lr), lr multiplier(step))``, e.g. :func:`sgd`; default Adam at a constant
-    ``cfg.lr``. A non-finite loss or gradient stops training with a :class:`NonFiniteError` naming the step."""
+    ``cfg.lr``. A non-finite loss or gradient stops training with a :class:`NonFiniteError` naming the step.
+    ``stop_when(evaluation) -> bool``: training stops after the first periodic evaluation for which it is true (e.g.
+    the base network at its target on a validation split); the returned evaluations then end at that step."""
     cfg = cfg or BaseTrainConfig()
     make, schedule = optimizer or (lambda params, lr: torch.optim.Adam(params, lr=lr), lambda step: 1.0)
     opt = make([p for p in model.parameters() if p.requires_grad], cfg.lr)
@@ -314,6 +317,8 @@ def train_model(model: nn.Module, data, loss_fn: Callable, cfg: BaseTrainConfig 
             model.eval()
             with torch.no_grad():
                 evals.append({"step": step + 1, **eval_fn(model)})
+            if stop_when is not None and not last and stop_when(evals[-1]):
+                break
         if checkpoint is not None and (step + 1) % cfg.checkpoint_every == 0 and not last:
             atomic_torch_save({"config": asdict(cfg), "step": step + 1, "model": model.state_dict(),
                                "opt": opt.state_dict(), "evals": evals, "rng": rng_state()}, checkpoint)

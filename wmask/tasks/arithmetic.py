@@ -121,6 +121,8 @@ class NetConfig:
                                                                           clip_mode="all"))
     n_test: int = 4096                        # random test problems (add/mul always uses all 20,000)
     target: dict[str, float] = field(default_factory=dict)   # accuracy the base net must reach, per subtask
+    stop_at_target: bool = False              # end base training once a validation split meets the target
+                                              # (checked every base.eval_every steps)
 
     def __post_init__(self):
         if self.model not in ("fnn", "lstm"):
@@ -150,7 +152,8 @@ def stream(seed: int, step: int, salt: int) -> torch.Generator:
 
 
 def train_base(task, cfg: NetConfig, seed: int, store, tag: str, device, progress=True):
-    """Train (or load) the base network of ``tag``; returns it (eval mode, on ``device``) and its test accuracy."""
+    """Train (or load) the base network of ``tag``; returns it (eval mode, on ``device``) and ``{"accuracy": test
+    accuracy per subtask, "steps": steps trained}`` (fewer than ``cfg.base.steps`` when ``cfg.stop_at_target``)."""
     torch.manual_seed(seed)
     model = build(task, cfg).to(device)
     w = task.digit_weights(None).to(device)
@@ -159,15 +162,25 @@ def train_base(task, cfg: NetConfig, seed: int, store, tag: str, device, progres
         x, y = task.sample(cfg.base.batch_size, stream(seed, step, 0))
         return x.to(device), y.to(device)
 
+    stop = None
+    if cfg.stop_at_target:
+        if not (cfg.target and cfg.base.eval_every):
+            raise ValueError("stop_at_target needs a target and base.eval_every > 0")
+        stop = lambda e: all(e[s] >= t for s, t in cfg.target.items())  # noqa: E731
+
     def train():
-        train_model(model, data, lambda m, x, y: task_loss(task.logits(m, x), y, w), cfg.base, progress=progress,
-                    desc=f"{tag} base", checkpoint=store.checkpoint(f"{tag}.base"))
-        return {"accuracy": evaluate(task, model, {"full": None}, cfg, seed, device)["full"]}
+        evals = train_model(model, data, lambda m, x, y: task_loss(task.logits(m, x), y, w), cfg.base,
+                            progress=progress, desc=f"{tag} base", checkpoint=store.checkpoint(f"{tag}.base"),
+                            eval_fn=(lambda m: validation_accuracy(task, m, seed, device)) if stop else None,
+                            stop_when=stop)
+        return {"accuracy": evaluate(task, model, {"full": None}, cfg, seed, device)["full"],
+                "steps": evals[-1]["step"] if evals else cfg.base.steps}
 
     key = {"model": cfg.model, "hidden": cfg.hidden, "lstm_steps": cfg.lstm_steps, "base": asdict(cfg.base),
-           "task": task.name, "seed": seed}
-    acc = store.network(f"{tag}.base", model, key, train)["accuracy"]
-    return model.eval(), acc
+           "task": task.name, "seed": seed,
+           **({"stop_at_target": cfg.target} if cfg.stop_at_target else {})}
+    info = store.network(f"{tag}.base", model, key, train)
+    return model.eval(), {"accuracy": info["accuracy"], "steps": info.get("steps", cfg.base.steps)}
 
 
 def train_mask_sets(task, model, sets: list[str | None], cfg: NetConfig, seed: int, store, tag: str,
@@ -189,6 +202,18 @@ def train_mask_sets(task, model, sets: list[str | None], cfg: NetConfig, seed: i
 
     key = {"sets": [str(s) for s in sets], "mask": asdict(cfg.mask), "alphas": alphas, "seed": seed}
     return store.masks(f"{tag}.masks", key, model, train)
+
+
+@torch.no_grad()
+def validation_accuracy(task, model, seed: int, device, n: int = 2000) -> dict[str, float]:
+    """The unmasked model's accuracy per subtask on ``n`` random problems from a stream of their own (no training
+    batch is drawn from it); what ``stop_at_target`` checks."""
+    out = {}
+    for i, subtask in enumerate(task.subtasks):
+        x, y = task.sample(n, stream(seed, 0, 10_000 + i), subtask)
+        w = task.digit_weights(subtask).to(device)
+        out[subtask] = solved(task.logits(model, x.to(device)), y.to(device), w).float().mean().item()
+    return out
 
 
 @torch.no_grad()
@@ -263,7 +288,7 @@ def run_network(task, cfg: NetConfig, seed: int, store, tag: str, device, progre
     batched pass; accuracy of the unmasked net, every mask and every inverted mask on every subtask. ``keep_io``
     adds the inversions that keep the control mask on the input and output layers (§2.2's variant). ``base``: the
     tag of the base network to train or reuse (default ``tag``)."""
-    model, base_acc = train_base(task, cfg, seed, store, base or tag, device, progress)
+    model, base_info = train_base(task, cfg, seed, store, base or tag, device, progress)
     sets = [None, *task.subtasks]
     binary, history = train_mask_sets(task, model, sets, cfg, seed, store, tag, device, progress)
     names = ["control", *task.subtasks]
@@ -275,7 +300,7 @@ def run_network(task, cfg: NetConfig, seed: int, store, tag: str, device, progre
         if keep_io:
             variants[f"¬{s} (I/O kept)"] = invert(m[s], keep=io, like=m["control"])
     a, b = task.subtasks
-    return {"base_accuracy": base_acc, "accuracy": evaluate(task, model, variants, cfg, seed, device),
+    return {"base_accuracy": base_info["accuracy"], "base_steps": base_info["steps"], "accuracy": evaluate(task, model, variants, cfg, seed, device),
             "layers": layer_table(m, a, b), "io_layers": io,
             "shared": {f"{a} in {b}": metrics.shared_fraction([m[a], m[b]], 0),
                        f"{b} in {a}": metrics.shared_fraction([m[a], m[b]], 1)},

@@ -1,0 +1,198 @@
+"""Structural modularity from the weights alone: Filan et al.'s spectral clusterability of an MLP's weight graph
+(*Pruned Neural Networks are Surprisingly Modular*, arXiv 2003.04881; *Clusterability in Neural Networks*, arXiv
+2103.03386), as pure functions on weight tensors. No task knowledge; the book's clusterability page says how the
+pieces follow the official code (``dfilan/clusterability_in_neural_networks``) and where they deviate.
+
+- **Graph**: every unit of every layer is a node (inputs and outputs included); an edge joins units of adjacent
+  layers with weight ``|w|``; biases are not part of the graph. Weights are given as torch's ``nn.Linear.weight``
+  (``[out, in]``), first layer first.
+- **Isolated units**: units with no non-zero edge are removed before clustering (the output layer never is); other
+  disconnected components stay, as in the official code.
+- **Clustering**: scikit-learn's ``SpectralClustering`` on the precomputed adjacency (normalised Laplacian, ARPACK,
+  k-means on the embedding with ``n_init`` 25, or 100 above 2,000 nodes), as the official code's "Clusterability"
+  settings. Unlike it, every call takes an explicit seed, so results are reproducible.
+- **n-cut**: ``sum over clusters c of cut(c) / vol(c)``, in ``[0, K]``; lower is more clusterable; values at
+  different K are not comparable.
+- **Null**: the same network with each weight matrix shuffled (``"layer"``: all entries, zeros included, so a pruned
+  net's sparsity pattern becomes random; ``"layer_nonzero"``: the non-zero values among the non-zero positions, so the
+  topology stays), isolated units removed before and after shuffling; one seed per shuffle from
+  ``numpy.random.SeedSequence(seed).spawn(n)`` (the older official code's forked workers repeated their shuffles).
+  ``percentile = (#{shuffled < ncut} + 1) / (n + 1)``; ``z = (ncut - mean) / sd`` with the population sd.
+"""
+from __future__ import annotations
+
+import concurrent.futures
+import multiprocessing
+from typing import Sequence
+
+import numpy as np
+
+SHUFFLES = ("layer", "layer_nonzero")
+
+
+def _arrays(weights) -> list[np.ndarray]:
+    out = [np.abs(np.asarray(w.detach().cpu() if hasattr(w, "detach") else w, dtype=np.float64)) for w in weights]
+    for i, (a, b) in enumerate(zip(out, out[1:])):
+        if a.ndim != 2 or b.shape[1] != a.shape[0]:
+            raise ValueError(f"weight {i + 1} has shape {b.shape}, but weight {i} gives {a.shape[0]} units: expected "
+                             "nn.Linear weights [out, in], first layer first")
+    return out
+
+
+def layer_sizes(weights) -> list[int]:
+    """Units per layer, input layer first: ``[in of W1, out of W1, ..., out of Wn]``."""
+    w = _arrays(weights)
+    return [w[0].shape[1]] + [a.shape[0] for a in w]
+
+
+def graph(weights):
+    """The weight graph: a symmetric ``scipy.sparse`` CSR adjacency over all units, layer by layer (input first),
+    with ``|w|`` between adjacent layers."""
+    from scipy import sparse
+    w = _arrays(weights)
+    sizes = layer_sizes(w)
+    offsets = np.concatenate([[0], np.cumsum(sizes)])
+    rows, cols, vals = [], [], []
+    for i, a in enumerate(w):            # a: [out, in]; edge (input unit j of layer i, output unit o of layer i+1)
+        o, j = np.nonzero(a)
+        rows.append(offsets[i] + j)
+        cols.append(offsets[i + 1] + o)
+        vals.append(a[o, j])
+    r, c, v = np.concatenate(rows), np.concatenate(cols), np.concatenate(vals)
+    n = int(offsets[-1])
+    up = sparse.coo_matrix((v, (r, c)), shape=(n, n))
+    return (up + up.T).tocsr()
+
+
+def drop_isolated(weights) -> list[np.ndarray]:
+    """The weights with every unit that has no non-zero edge removed (rows/columns sliced), except output units."""
+    w = _arrays(weights)
+    degree_in = [np.zeros(w[0].shape[1])] + [a.sum(1) for a in w]          # from the layer below
+    degree_out = [a.sum(0) for a in w] + [np.zeros(w[-1].shape[0])]       # to the layer above
+    keep = [(i + o) > 0 for i, o in zip(degree_in, degree_out)]
+    keep[-1] = np.ones_like(keep[-1], dtype=bool)
+    return [a[keep[i + 1]][:, keep[i]] for i, a in enumerate(w)]
+
+
+def ncut(adj, labels, eps: float = 1e-8) -> float:
+    """``sum_c cut(c) / (vol(c) + eps)`` over the clusters of ``labels`` (label -1: not in any cluster); ``cut(c)``:
+    the weight of edges leaving c; ``vol(c)``: the summed weighted degree of c's nodes."""
+    from scipy import sparse
+    adj = sparse.csr_matrix(adj)
+    labels = np.asarray(labels)
+    degree = np.asarray(adj.sum(1)).ravel()
+    total = 0.0
+    for c in np.unique(labels[labels != -1]):
+        inside = labels == c
+        vol = degree[inside].sum()
+        internal = adj[inside][:, inside].sum()
+        total += (vol - internal) / (vol + eps)
+    return float(total)
+
+
+def spectral_labels(adj, k: int, seed: int = 0, n_init: int | None = None) -> np.ndarray:
+    """Spectral clustering of the graph into ``k`` clusters (scikit-learn, precomputed affinity, ARPACK, k-means)."""
+    import warnings
+
+    from sklearn.cluster import SpectralClustering
+    n = adj.shape[0]
+    if not 2 <= k < n:
+        raise ValueError(f"k={k} clusters needs 2 <= k < {n} (the graph's nodes)")
+    n_init = n_init or (100 if n > 2000 else 25)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Graph is not fully connected")
+        sc = SpectralClustering(n_clusters=k, affinity="precomputed", eigen_solver="arpack", assign_labels="kmeans",
+                                n_init=n_init, random_state=seed)
+        return sc.fit(adj).labels_
+
+
+def shuffle(weights, rng: np.random.Generator, method: str = "layer") -> list[np.ndarray]:
+    """Each weight matrix shuffled within itself: ``"layer"`` permutes all entries, ``"layer_nonzero"`` only the
+    non-zero values among the non-zero positions."""
+    if method not in SHUFFLES:
+        raise ValueError(f"unknown shuffle {method!r}; expected one of {SHUFFLES}")
+    out = []
+    for a in weights:
+        a = np.array(a, dtype=np.float64)
+        flat = a.ravel()
+        if method == "layer":
+            flat[:] = rng.permutation(flat)
+        else:
+            nz = np.flatnonzero(flat)
+            flat[nz] = rng.permutation(flat[nz])
+        out.append(a)
+    return out
+
+
+def _one(args) -> float:
+    weights, k, method, seed_seq, n_init = args
+    rng = np.random.default_rng(seed_seq)
+    adj = graph(drop_isolated(shuffle(weights, rng, method)))
+    return ncut(adj, spectral_labels(adj, k, int(rng.integers(2**31)), n_init))
+
+
+def percentile(value: float, null: Sequence[float]) -> float:
+    """``(#{null < value} + 1) / (n + 1)``: the left-tail estimator; ``1 / (n + 1)`` means below every null value."""
+    null = np.asarray(null)
+    return float((np.sum(null < value) + 1) / (len(null) + 1))
+
+
+def clusterability(weights, k: int = 12, n_shuffles: int = 50, method: str = "layer", seed: int = 0,
+                   workers: int = 1, n_init: int | None = None) -> dict:
+    """n-cut of the network's clustering and its shuffle null: ``{"ncut", "labels", "sizes", "null", "mean", "sd",
+    "percentile", "z", "k", "method", "n_shuffles"}``. ``labels`` are per unit of the network with isolated units
+    removed, layer by layer (``sizes`` per layer). Shuffles run in ``workers`` processes; the result does not depend
+    on ``workers``."""
+    w = drop_isolated(weights)
+    adj = graph(w)
+    labels = spectral_labels(adj, k, seed, n_init)
+    value = ncut(adj, labels)
+    seeds = np.random.SeedSequence(seed).spawn(n_shuffles)
+    jobs = [(w, k, method, s, n_init) for s in seeds]
+    if workers > 1 and n_shuffles > 1:
+        # spawn, not fork: a forked child of a process whose BLAS threads are running can deadlock in ARPACK
+        with concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            null = list(pool.map(_one, jobs))
+    else:
+        null = [_one(j) for j in jobs]
+    null_arr = np.asarray(null)
+    sd = float(null_arr.std()) if len(null) else float("nan")
+    mean = float(null_arr.mean()) if len(null) else float("nan")
+    return {"ncut": value, "labels": labels, "sizes": layer_sizes(w), "null": null, "mean": mean, "sd": sd,
+            "percentile": percentile(value, null) if len(null) else float("nan"),
+            "z": (value - mean) / sd if len(null) and sd > 0 else float("nan"), "k": k, "method": method,
+            "n_shuffles": n_shuffles}
+
+
+def within_cluster_fraction(masks, labels, sizes: Sequence[int]) -> float:
+    """The fraction of a mask's kept weights (``masks``: per layer, ``[out, in]`` booleans, 1 = kept) whose two units
+    lie in the same cluster; ``labels`` per unit, layer by layer with ``sizes`` (no units removed)."""
+    labels = np.asarray(labels)
+    if sum(sizes) != len(labels):
+        raise ValueError(f"{len(labels)} labels for layers of {list(sizes)} units")
+    offsets = np.concatenate([[0], np.cumsum(sizes)])
+    same = kept = 0
+    for i, m in enumerate(masks):
+        m = np.asarray(m.cpu() if hasattr(m, "cpu") else m, dtype=bool)
+        lo, li = labels[offsets[i + 1]:offsets[i + 2]], labels[offsets[i]:offsets[i + 1]]
+        o, j = np.nonzero(m)
+        same += int(np.sum(lo[o] == li[j]))
+        kept += len(o)
+    return same / kept if kept else float("nan")
+
+
+def random_within_fraction(masks, labels, sizes: Sequence[int], n: int = 100, seed: int = 0) -> np.ndarray:
+    """:func:`within_cluster_fraction` of ``n`` random masks keeping as many weights per layer as ``masks``: the
+    baseline a mask's fraction is compared with."""
+    rng = np.random.default_rng(seed)
+    shapes = [np.shape(m) for m in masks]
+    counts = [int(np.asarray(m.cpu() if hasattr(m, "cpu") else m, dtype=bool).sum()) for m in masks]
+    out = []
+    for _ in range(n):
+        rand = []
+        for shape, count in zip(shapes, counts):
+            flat = np.zeros(int(np.prod(shape)), dtype=bool)
+            flat[rng.choice(flat.size, count, replace=False)] = True
+            rand.append(flat.reshape(shape))
+        out.append(within_cluster_fraction(rand, labels, sizes))
+    return np.asarray(out)
