@@ -19,8 +19,8 @@
 # built. A claim whose experiment has no committed run says so.
 #
 # The last column runs the same checks on the **authors' released code** (RobertCsordas/modules), run on this
-# machine at our cpu settings (`results/authors/`, made by `benchmarks/authors/run.py`; SCAN at the settings of a
-# former cpu preset, listed below). Its runs log no mask training curves that we read back, so only the base targets
+# machine (`results/authors/`, made by `benchmarks/authors/run.py`) at our cpu settings, or, where those runs are not
+# committed yet, at a former cpu preset's settings (listed below, with the folder each comes from). Its runs log no mask training curves that we read back, so only the base targets
 # gate them. Where its verdict is ours and ours is not "holds", the result is a property of this scale, not of our
 # reimplementation.
 
@@ -61,17 +61,16 @@ for claim in claims.CLAIMS:
         row[preset] = claims.tally(lines)
         made = [h for h, _ in lines if h is not None]
         grid[claim.key, preset] = sum(made) / len(made) if made else float("nan")
-    found = reference.load_authors(claim.experiment.split("-")[0] if claim.experiment.startswith("scan") else claim.experiment)
-    if found is None or (claim.experiment.startswith("scan") and claim.experiment != "scan"):
-        row["authors' code (cpu settings)"] = "not run"
+    found, folder = reference.find_authors(claim.experiment)
+    if found is None:
+        row["authors' code"] = "not run"
     else:
         theirs = claims.tally(claims.authors_check(claim.key, found))
-        row["authors' code (cpu settings)"] = theirs + (" (at a former cpu preset's settings, below)"
-                                                        if claim.experiment == "scan" else "")
+        row["authors' code"] = theirs + ("" if folder == "cpu" else " (at a former cpu preset's settings, below)")
         ours_word, their_word = row["cpu"].split(" (")[0], theirs.split(" (")[0]
-        if ours_word in ("holds", "partly", "does not hold") and ours_word == their_word:
-            row["authors' code (cpu settings)"] += (" — same verdict as ours: at this scale, not a reimplementation gap"
-                                                    if ours_word != "holds" else " — same verdict as ours")
+        if folder == "cpu" and ours_word in ("holds", "partly", "does not hold") and ours_word == their_word:
+            row["authors' code"] += (" — same verdict as ours: at this scale, not a reimplementation gap"
+                                     if ours_word != "holds" else " — same verdict as ours")
     rows.append(row)
 report = pd.DataFrame(rows)
 with pd.option_context("display.max_colwidth", None):
@@ -131,35 +130,40 @@ pd.DataFrame([{"experiment": e, "preset": p, "seeds": s["seeds"], "scale": scale
 # %%
 side, outside, settings = [], [], []
 for experiment in ("addmul", "double_addition", "scan"):
-    found = reference.load_authors(experiment)
+    found, folder = reference.find_authors(experiment)
     if found is None:
         continue
-    s = found["summary"] or {}
-    runs = s.get("runs", [])
-    flags = runs[0].get("argv", []) if runs else []
-    def flag(name):
-        return flags[flags.index(name) + 1] if name in flags else "?"
-    settings.append({"experiment": experiment, "their seeds": ", ".join(str(r.get("seed")) for r in runs),
-                     "base steps": flag("-stop_after"), "mask steps per stage": flag("-step_per_mask"),
-                     "mask lr": flag("-mask_lr"), "α": flag("-mask_loss_weight"),
-                     "their commit": s.get("provenance", {}).get("authors_commit", "?")[:12]})
+    their = reference.authors_settings(found)
+    runs = (found["summary"] or {}).get("runs", [])
+    settings.append({"experiment": experiment, "folder": f"results/authors/{experiment}/{folder}",
+                     "their seeds": ", ".join(str(r.get("seed")) for r in runs), **their,
+                     "their commit": (found["summary"] or {}).get("provenance", {}).get("authors_commit", "?")[:12]})
     ours = stored.get((experiment, "cpu"))
-    if ours is None:
+    net = (ours or {}).get("runs", [{}])[0].get("config", {}).get("networks", {}).get("fnn") if ours else None
+    same = net is not None and all(their[k] != "?" and float(their[k]) == float(v) for k, v in (
+        ("base steps", net["base"]["steps"]), ("mask steps", net["mask"]["steps"]), ("mask lr", net["mask"]["lr"])))
+    committed = root / "authors" / experiment / folder / "comparison.csv"
+    if same:
+        table = pd.DataFrame(runner.experiment_of(experiment).tables(ours["runs"])["accuracy"])
+        cmp, note = reference.compare_accuracy(table, found["accuracy"]), "ours: the committed cpu run"
+    elif committed.is_file():
+        cmp = pd.read_csv(committed)
+        note = "ours at the same (former) settings, compared when both were run (the folder's comparison.csv)"
+    else:
         side.append({"experiment": experiment, "compared": 0, "within the authors' spread": 0,
-                     "note": "no committed cpu run of ours at these settings"})
+                     "ours": "no run of ours at these settings"})
         continue
-    table = runner.experiment_of(experiment).tables(ours["runs"])["accuracy"]
-    cmp = reference.compare_accuracy(pd.DataFrame(table), found["accuracy"])
-    within = int((cmp.verdict == reference.WITHIN).sum())
-    side.append({"experiment": experiment, "compared": len(cmp), "within the authors' spread": within, "note": ""})
+    side.append({"experiment": experiment, "compared": len(cmp),
+                 "within the authors' spread": int((cmp.verdict == reference.WITHIN).sum()), "ours": note})
     outside += [{"experiment": experiment, **r} for r in cmp[cmp.verdict == reference.OUTSIDE].to_dict("records")]
 display(pd.DataFrame(settings).style.hide(axis="index"))
 display(pd.DataFrame(side).style.hide(axis="index"))
 if not any(r["compared"] for r in side):
-    print("no number compared: no committed cpu run of ours at the settings the authors' code was run at")
+    print("no number compared: no run of ours at the settings the authors' code was run at")
 elif outside:
-    cols = ["experiment", "network", "mask", "evaluated on", "ours mean", "ours sd", "theirs mean", "theirs sd",
-            "difference", "tolerance"]
-    display(pd.DataFrame(outside)[cols].round(3).style.hide(axis="index"))
+    out = pd.DataFrame(outside)
+    keys = [c for c in ("network", "model", "mask", "variant", "evaluated on", "test") if c in out and out[c].notna().any()]
+    cols = ["experiment", *keys, "ours mean", "ours sd", "theirs mean", "theirs sd", "difference", "tolerance"]
+    display(out.reindex(columns=cols).style.format(precision=3, na_rep="").hide(axis="index"))
 else:
     print(f"all {sum(r['compared'] for r in side)} compared numbers lie within the authors' spread")

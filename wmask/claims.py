@@ -304,11 +304,12 @@ def what_we_see(key: str, tables: dict, cfg: dict, preset: str) -> str:
     claim = next(c for c in CLAIMS if c.key == key)
     if preset == "cpu":
         from . import reference
-        found = reference.load_authors(claim.experiment)
+        found, folder = reference.find_authors(claim.experiment)
         theirs = authors_check(key, found) if found is not None else []
         if theirs:
-            out += (f" The authors' code at the same settings ({len(set(found['accuracy']['seed']))} seeds): "
-                    f"**{tally(theirs)}**.")
+            at = "the same settings" if folder == "cpu" else "a former cpu preset's settings"
+            out += (f" The authors' code at {at} ({len(set(found['accuracy']['seed']))} seeds, "
+                    f"{reference.authors_settings(found)}): **{tally(theirs)}**.")
     return out
 
 

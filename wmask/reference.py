@@ -28,7 +28,7 @@ from typing import Optional, Sequence
 import pandas as pd
 
 __all__ = ["ACCURACY_KEYS", "WITHIN", "OUTSIDE", "tolerance", "summarize", "compare_tables", "compare_accuracy",
-           "load_authors", "authors_tables", "NO_CURVES", "DEFAULT_AUTHORS_ROOT"]
+           "load_authors", "find_authors", "authors_settings", "authors_tables", "NO_CURVES", "DEFAULT_AUTHORS_ROOT"]
 
 ACCURACY_KEYS = ("network", "mask", "evaluated on")
 WITHIN = "within the authors' spread"
@@ -99,6 +99,24 @@ def load_authors(experiment: str, root: Optional[Path | str] = None, preset: str
     for name in ("layers", "sharing", "removed"):
         out[name] = pd.read_csv(d / f"{name}.csv") if (d / f"{name}.csv").is_file() else None
     return out
+
+
+def find_authors(experiment: str, root: Optional[Path | str] = None) -> tuple[Optional[dict], str]:
+    """The authors' results at today's cpu settings, else at a former cpu preset's (``former-cpu/``), with the name
+    of the folder they came from (``(None, "")`` when neither is committed)."""
+    for folder in ("cpu", "former-cpu"):
+        found = load_authors(experiment, root, folder)
+        if found is not None:
+            return found, folder
+    return None, ""
+
+
+def authors_settings(found: dict) -> dict[str, str]:
+    """The settings the authors' code ran at, from its command line: base steps, mask steps per stage, mask lr, α."""
+    argv = ((found.get("summary") or {}).get("runs") or [{}])[0].get("argv", [])
+    flags = {"base steps": "-stop_after", "mask steps": "-step_per_mask", "mask lr": "-mask_lr",
+             "α": "-mask_loss_weight"}
+    return {k: argv[argv.index(f) + 1] if f in argv else "?" for k, f in flags.items()}
 
 
 def authors_tables(found: dict, target: dict[str, dict[str, float]]) -> dict:

@@ -88,14 +88,12 @@ def beside_the_authors(experiment: str, accuracy, network_cfg: dict, preset: str
     from . import reference
     found = reference.load_authors(experiment, root) if preset == "cpu" else None
     if found is None:
-        return (f"No run of the authors' code is committed for {experiment} at preset {preset} (they were run at "
-                "the cpu settings: results/authors/).")
-    argv = (found["summary"] or {}).get("runs", [{}])[0].get("argv", [])
-    theirs = {k: argv[argv.index(f) + 1] if f in argv else "?" for k, f in
-              (("base steps", "-stop_after"), ("mask steps", "-step_per_mask"), ("mask lr", "-mask_lr"))}
+        return (f"No run of the authors' code is committed for {experiment} at preset {preset}'s settings "
+                "(results/authors/ says which settings they were run at).")
+    theirs = reference.authors_settings(found)
     ours = {"base steps": network_cfg["base"]["steps"], "mask steps": network_cfg["mask"]["steps"],
             "mask lr": network_cfg["mask"]["lr"]}
-    if any(float(theirs[k]) != float(v) if theirs[k] != "?" else True for k, v in ours.items()):
+    if any(theirs[k] == "?" or float(theirs[k]) != float(v) for k, v in ours.items()):
         return f"The authors' code was run at other settings ({theirs}) than ours here ({ours}): not compared."
     cmp = reference.compare_accuracy(pd.DataFrame(accuracy), found["accuracy"])
     return cmp[["network", "mask", "evaluated on", "ours mean", "ours sd", "theirs mean", "theirs sd", "theirs n",
