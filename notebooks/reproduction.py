@@ -20,9 +20,9 @@
 #
 # The last column runs the same checks on the **authors' released code** (RobertCsordas/modules), run on this
 # machine (`results/authors/`, made by `benchmarks/authors/run.py`) at our cpu settings, or, where those runs are not
-# committed yet, at a former cpu preset's settings (listed below, with the folder each comes from). Its runs log no mask training curves that we read back, so only the base targets
-# gate them. Where its verdict is ours and ours is not "holds", the result is a property of this scale, not of our
-# reimplementation.
+# committed yet, at a former cpu preset's settings (listed below, with the folder each comes from). Its runs log no
+# mask training curves that we read back, so only the base targets gate them. Where its verdict at our settings is
+# ours and ours is not "holds", the result is a property of this scale, not of our reimplementation.
 
 # %% tags=["parameters"]
 results = "results"   # the committed result summaries, relative to the repository root
@@ -66,6 +66,8 @@ for claim in claims.CLAIMS:
         row["authors' code"] = "not run"
     else:
         theirs = claims.tally(claims.authors_check(claim.key, found))
+        if theirs == "not run":
+            theirs = "not checked: the authors' run has no network or sweep for it"
         row["authors' code"] = theirs + ("" if folder == "cpu" else " (at a former cpu preset's settings, below)")
         ours_word, their_word = row["cpu"].split(" (")[0], theirs.split(" (")[0]
         if folder == "cpu" and ours_word in ("holds", "partly", "does not hold") and ours_word == their_word:
@@ -74,7 +76,7 @@ for claim in claims.CLAIMS:
     rows.append(row)
 report = pd.DataFrame(rows)
 with pd.option_context("display.max_colwidth", None):
-    display(report.style.hide(axis="index"))
+    display(report.style.format(escape="html").hide(axis="index"))
 
 # %% [markdown]
 # The fraction of a claim's checks that hold, per preset (blank: no committed run, or no check could be made).
@@ -94,7 +96,7 @@ fig.tight_layout()
 # %%
 with pd.option_context("display.max_colwidth", None):
     display(pd.DataFrame([{"claim": c.key, "paper": c.evidence, "checked as": c.why} for c in claims.CLAIMS])
-            .style.hide(axis="index"))
+            .style.format(escape="html").hide(axis="index"))
 
 # %% [markdown]
 # ## Every check, with its numbers
@@ -113,6 +115,7 @@ for claim in claims.CLAIMS:
 # ## Where the stored results come from
 
 # %%
+pd.set_option("display.max_colwidth", None)
 pd.DataFrame([{"experiment": e, "preset": p, "seeds": s["seeds"], "scale": scale(s["runs"][0]["config"]),
                "device": s["provenance"]["device"],
                "commit": s["provenance"]["commit"][:12], "torch": s["provenance"]["torch"],
@@ -156,14 +159,14 @@ for experiment in ("addmul", "double_addition", "scan"):
     side.append({"experiment": experiment, "compared": len(cmp),
                  "within the authors' spread": int((cmp.verdict == reference.WITHIN).sum()), "ours": note})
     outside += [{"experiment": experiment, **r} for r in cmp[cmp.verdict == reference.OUTSIDE].to_dict("records")]
-display(pd.DataFrame(settings).style.hide(axis="index"))
-display(pd.DataFrame(side).style.hide(axis="index"))
+display(pd.DataFrame(settings).style.format(escape="html").hide(axis="index"))
+display(pd.DataFrame(side).style.format(escape="html").hide(axis="index"))
 if not any(r["compared"] for r in side):
     print("no number compared: no run of ours at the settings the authors' code was run at")
 elif outside:
     out = pd.DataFrame(outside)
     keys = [c for c in ("network", "model", "mask", "variant", "evaluated on", "test") if c in out and out[c].notna().any()]
     cols = ["experiment", *keys, "ours mean", "ours sd", "theirs mean", "theirs sd", "difference", "tolerance"]
-    display(out.reindex(columns=cols).style.format(precision=3, na_rep="").hide(axis="index"))
+    display(out.reindex(columns=cols).style.format(precision=3, na_rep="", escape="html").hide(axis="index"))
 else:
     print(f"all {sum(r['compared'] for r in side)} compared numbers lie within the authors' spread")

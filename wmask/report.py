@@ -46,8 +46,10 @@ def scale(config: dict) -> str:
     experiments), or the model's size and steps (the others)."""
     nets = config.get("networks")
     if nets:
-        return "; ".join(f"{n} {c['model']} {'-'.join(map(str, c['hidden']))}: {c['base']['steps']} base / "
-                         f"{c['mask']['steps']} mask steps at lr {c['mask']['lr']:g}" for n, c in nets.items())
+        return "; ".join(f"{n}: {c['model'].upper()} {'-'.join(map(str, c['hidden']))}, {c['base']['steps']} base / "
+                         f"{c['mask']['steps']} mask steps at lr {c['mask']['lr']:g}"
+                         + (" (maxima: stopped at target / when settled)" if c.get("stop_at_target") else "")
+                         for n, c in nets.items())
     base, mask = config.get("base", {}), config.get("mask", {})
     size = config.get("net") or {k: config[k] for k in ("hidden", "layers", "width", "depth") if k in config}
     steps = config.get("base_steps", base.get("steps") if isinstance(base, dict) else None)
