@@ -53,8 +53,7 @@ for claim in claims.CLAIMS:
         summary = stored.get((claim.experiment, preset))
         experiment = runner.experiment_of(claim.experiment)
         if summary is None:
-            model = claim.experiment.split("-", 1)[1] if "-" in claim.experiment else None
-            why = experiment.absent(preset, model)
+            why = experiment.absent(preset, runner.model_of(claim.experiment))
             row[preset] = f"no {preset} preset: {why}" if why else "not run"
             continue
         lines = claims.check(claim.key, experiment.tables(summary["runs"]), summary["runs"][0]["config"])
@@ -143,8 +142,7 @@ for experiment in ("addmul", "double_addition", "scan"):
                      "their commit": (found["summary"] or {}).get("provenance", {}).get("authors_commit", "?")[:12]})
     ours = stored.get((experiment, "cpu"))
     net = (ours or {}).get("runs", [{}])[0].get("config", {}).get("networks", {}).get("fnn") if ours else None
-    same = net is not None and all(their[k] != "?" and float(their[k]) == float(v) for k, v in (
-        ("base steps", net["base"]["steps"]), ("mask steps", net["mask"]["steps"]), ("mask lr", net["mask"]["lr"])))
+    same = net is not None and reference.same_settings(found, net)
     committed = root / "authors" / experiment / folder / "comparison.csv"
     if same:
         table = pd.DataFrame(runner.experiment_of(experiment).tables(ours["runs"])["accuracy"])

@@ -12,7 +12,7 @@ from typing import Callable
 import pandas as pd
 
 from . import evidence
-from .runner import EXPERIMENTS, label
+from .runner import experiment_of, label, model_of
 from .tasks import scan
 
 
@@ -48,7 +48,7 @@ def gate(tables: dict, network: str | None = None, masks: list[str] | None = Non
         return "no target recorded for the base network (a summary from an older wmask)"
     below = [f"seed {seed}: " + ", ".join(miss) for seed, b in base.groupby("seed")
              if (miss := evidence.below_target(dict(zip(b.subtask, b.accuracy)), dict(zip(b.subtask, b.target))))]
-    settled = evidence.settling(curves) if len(curves) else pd.DataFrame(columns=["seed", "mask", "converged"])
+    settled = evidence.settling(curves)
     unconverged = {f"{r['mask']}, seed {r['seed']}": r["reason"] for _, r in settled.iterrows()
                    if not r["converged"] and (masks is None or r["mask"] in masks)}
     return evidence.untestable_reason(below, unconverged)
@@ -280,9 +280,8 @@ def authors_check(key: str, found: dict) -> list[tuple[bool | None, str]]:
     configuration". Their runs log no mask curves we read back, so only the targets gate them."""
     from . import reference
     claim = next(c for c in CLAIMS if c.key == key)
-    exp, model = EXPERIMENTS[claim.experiment.split("-", 1)[0]], None
-    if exp.models:
-        model = claim.experiment.split("-", 1)[1] if "-" in claim.experiment else exp.models[0]
+    exp = experiment_of(claim.experiment)
+    model = exp.model_or_default(model_of(claim.experiment))
     cfg = exp.config("cpu" if "cpu" in exp.preset_names(model) else "paper", 0, model)
     if hasattr(cfg, "networks"):
         target = {n: dict(c.target) for n, c in cfg.networks.items()}

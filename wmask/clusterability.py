@@ -41,7 +41,10 @@ def _arrays(weights) -> list[np.ndarray]:
 
 def layer_sizes(weights) -> list[int]:
     """Units per layer, input layer first: ``[in of W1, out of W1, ..., out of Wn]``."""
-    w = _arrays(weights)
+    return _sizes(_arrays(weights))
+
+
+def _sizes(w: list[np.ndarray]) -> list[int]:
     return [w[0].shape[1]] + [a.shape[0] for a in w]
 
 
@@ -50,7 +53,7 @@ def graph(weights):
     with ``|w|`` between adjacent layers."""
     from scipy import sparse
     w = _arrays(weights)
-    sizes = layer_sizes(w)
+    sizes = _sizes(w)
     offsets = np.concatenate([[0], np.cumsum(sizes)])
     rows, cols, vals = [], [], []
     for i, a in enumerate(w):            # a: [out, in]; edge (input unit j of layer i, output unit o of layer i+1)

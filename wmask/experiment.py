@@ -68,10 +68,7 @@ class Experiment:
         """The resolved config: the paper's defaults, then the preset, then ``overrides`` (dotted keys)."""
         model = self.model_or_default(model)
         table = self.preset_table(model)
-        if preset not in table:
-            raise ValueError(f"unknown preset {preset!r} for {self.name}; known: {', '.join(self.preset_names(model))}")
-        if why := self.absent(preset, model):
-            raise ValueError(f"{self.name}{f' ({model})' if model else ''} has no {preset!r} preset: {why}")
+        self.require_preset(preset, model)
         overrides = dict(overrides or {})
         for fixed in ("seed", "model"):
             if fixed in overrides:
@@ -85,6 +82,15 @@ class Experiment:
     def preset_names(self, model: str | None = None) -> Iterable[str]:
         """The presets that can be run (not those the experiment deliberately lacks)."""
         return [p for p, o in self.preset_table(self.model_or_default(model)).items() if isinstance(o, dict)]
+
+    def require_preset(self, preset: str, model: str | None = None, name: str | None = None) -> None:
+        """A named error unless ``preset`` can be run (for ``model``): unknown, or deliberately absent with its
+        reason; ``name`` is how the error names the experiment (default ``name (model)``)."""
+        if preset not in self.preset_table(self.model_or_default(model)):
+            raise ValueError(f"unknown preset {preset!r} for {self.name}; known: {', '.join(self.preset_names(model))}")
+        if why := self.absent(preset, model):
+            name = name or f"{self.name}{f' ({model})' if model else ''}"
+            raise ValueError(f"{name} has no {preset!r} preset: {why}")
 
     def absent(self, preset: str, model: str | None = None) -> str:
         """Why the experiment has no ``preset`` (for ``model``), "" when it has one or the name is unknown."""

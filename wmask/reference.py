@@ -28,7 +28,7 @@ from typing import Optional, Sequence
 import pandas as pd
 
 __all__ = ["ACCURACY_KEYS", "WITHIN", "OUTSIDE", "tolerance", "summarize", "compare_tables", "compare_accuracy",
-           "load_authors", "find_authors", "authors_settings", "authors_tables", "NO_CURVES", "DEFAULT_AUTHORS_ROOT"]
+           "load_authors", "find_authors", "authors_settings", "same_settings", "authors_tables", "NO_CURVES", "DEFAULT_AUTHORS_ROOT"]
 
 ACCURACY_KEYS = ("network", "mask", "evaluated on")
 WITHIN = "within the authors' spread"
@@ -117,6 +117,14 @@ def authors_settings(found: dict) -> dict[str, str]:
     flags = {"base steps": "-stop_after", "mask steps": "-step_per_mask", "mask lr": "-mask_lr",
              "α": "-mask_loss_weight"}
     return {k: argv[argv.index(f) + 1] if f in argv else "?" for k, f in flags.items()}
+
+
+def same_settings(found: dict, network_cfg: dict) -> bool:
+    """Whether the authors' run used our ``network_cfg``'s base steps, mask steps and mask lr."""
+    theirs = authors_settings(found)
+    ours = {"base steps": network_cfg["base"]["steps"], "mask steps": network_cfg["mask"]["steps"],
+            "mask lr": network_cfg["mask"]["lr"]}
+    return all(theirs[k] != "?" and float(theirs[k]) == float(v) for k, v in ours.items())
 
 
 def authors_tables(found: dict, target: dict[str, dict[str, float]]) -> dict:

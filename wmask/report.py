@@ -92,11 +92,11 @@ def beside_the_authors(experiment: str, accuracy, network_cfg: dict, preset: str
     if found is None:
         return (f"No run of the authors' code is committed for {experiment} at preset {preset}'s settings "
                 "(results/authors/ says which settings they were run at).")
-    theirs = reference.authors_settings(found)
-    ours = {"base steps": network_cfg["base"]["steps"], "mask steps": network_cfg["mask"]["steps"],
-            "mask lr": network_cfg["mask"]["lr"]}
-    if any(theirs[k] == "?" or float(theirs[k]) != float(v) for k, v in ours.items()):
-        return f"The authors' code was run at other settings ({theirs}) than ours here ({ours}): not compared."
+    if not reference.same_settings(found, network_cfg):
+        ours = {"base steps": network_cfg["base"]["steps"], "mask steps": network_cfg["mask"]["steps"],
+                "mask lr": network_cfg["mask"]["lr"]}
+        return (f"The authors' code was run at other settings ({reference.authors_settings(found)}) than ours here "
+                f"({ours}): not compared.")
     cmp = reference.compare_accuracy(pd.DataFrame(accuracy), found["accuracy"])
     return cmp[["network", "mask", "evaluated on", "ours mean", "ours sd", "theirs mean", "theirs sd", "theirs n",
                 "difference", "tolerance", "verdict"]].round(3)

@@ -64,10 +64,7 @@ def check(experiment: str, preset: str, model: str | None = None) -> tuple[Exper
         raise ValueError(f"unknown experiment {experiment!r}; known: {', '.join(sorted(EXPERIMENTS))}")
     exp = EXPERIMENTS[experiment]
     model = exp.model_or_default(model)
-    if preset not in exp.preset_table(model):
-        raise ValueError(f"unknown preset {preset!r} for {experiment}; known: {', '.join(exp.preset_names(model))}")
-    if why := exp.absent(preset, model):
-        raise ValueError(f"{label(experiment, model)} has no {preset!r} preset: {why}")
+    exp.require_preset(preset, model, label(experiment, model))
     return exp, model
 
 
@@ -81,6 +78,12 @@ def label(experiment: str, model: str | None = None) -> str:
 def experiment_of(label_: str) -> Experiment:
     """The experiment behind a results label (``scan-transformer`` -> scan)."""
     return EXPERIMENTS[label_.split("-", 1)[0]]
+
+
+def model_of(label_: str) -> str | None:
+    """The model behind a results label (``scan-transformer`` -> transformer; ``scan``, ``addmul`` -> None, the
+    experiment's default)."""
+    return label_.split("-", 1)[1] if "-" in label_ else None
 
 
 def folder_name(preset: str, overrides: dict) -> str:

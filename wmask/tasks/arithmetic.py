@@ -300,7 +300,8 @@ def run_network(task, cfg: NetConfig, seed: int, store, tag: str, device, progre
         if keep_io:
             variants[f"¬{s} (I/O kept)"] = invert(m[s], keep=io, like=m["control"])
     a, b = task.subtasks
-    return {"base_accuracy": base_info["accuracy"], "base_steps": base_info["steps"], "accuracy": evaluate(task, model, variants, cfg, seed, device),
+    return {"base_accuracy": base_info["accuracy"], "base_steps": base_info["steps"],
+            "accuracy": evaluate(task, model, variants, cfg, seed, device),
             "layers": layer_table(m, a, b), "io_layers": io,
             "shared": {f"{a} in {b}": metrics.shared_fraction([m[a], m[b]], 0),
                        f"{b} in {a}": metrics.shared_fraction([m[a], m[b]], 1)},
