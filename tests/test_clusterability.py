@@ -48,6 +48,39 @@ def test_a_planted_block_diagonal_network_is_recovered_as_its_blocks():
     masks = [np.abs(x) > 0 for x in w]
     assert cl.within_cluster_fraction(masks, labels, sizes) == 1.0
     assert cl.random_within_fraction(masks, labels, sizes, n=20).mean() < 0.7
+    # the two blocks as two masks: they use disjoint clusters; random masks of their sizes use the same ones
+    half = [np.zeros_like(m) for m in masks]
+    mask_a = [h.copy() for h in half]
+    for m, x, h in zip(mask_a, a, w):
+        m[:x.shape[0], :x.shape[1]] = True
+    mask_b = [np.abs(h) > 0 for h in w]
+    for m, x in zip(mask_b, a):
+        m[:x.shape[0], :x.shape[1]] = False
+    assert cl.separation(mask_a, mask_b, labels, sizes, 2) == pytest.approx(1.0)
+    assert cl.separation(mask_a, mask_a, labels, sizes, 2) == 0.0
+    assert cl.random_separation(mask_a, mask_b, labels, sizes, 2, n=20).mean() < 0.3
+
+
+def test_within_cluster_fraction_and_shares_against_a_loop():
+    rng = np.random.default_rng(5)
+    sizes = [5, 4, 3]
+    masks = [rng.random((4, 5)) < 0.5, rng.random((3, 4)) < 0.5]
+    labels = rng.integers(-1, 3, sum(sizes))
+    offsets = np.cumsum([0] + sizes)
+    same, kept, per = 0, 0, np.zeros(3)
+    for layer, m in enumerate(masks):
+        for o in range(m.shape[0]):
+            for i in range(m.shape[1]):
+                if m[o, i]:
+                    lo, li = labels[offsets[layer + 1] + o], labels[offsets[layer] + i]
+                    kept += 1
+                    if lo == li and lo != -1:
+                        same += 1
+                        per[lo] += 1
+    assert cl.within_cluster_fraction(masks, labels, sizes) == pytest.approx(same / kept)
+    assert cl.cluster_shares(masks, labels, sizes, 3) == pytest.approx(per / per.sum())
+    r = cl.random_like(masks, np.random.default_rng(0))
+    assert [x.sum() for x in r] == [m.sum() for m in masks]
 
 
 def test_shuffles_keep_each_layer_multiset_and_nonzero_keeps_topology():
@@ -78,3 +111,24 @@ def test_percentile_estimator_and_reproducible_null():
     two = cl.clusterability(w, k=3, n_shuffles=4, seed=5, n_init=4, workers=2)
     assert one["null"] == two["null"] and one["ncut"] == two["ncut"] and 0 <= one["ncut"] <= 3
     assert one["sd"] == pytest.approx(np.std(one["null"])) and one["percentile"] == cl.percentile(one["ncut"], one["null"])
+
+
+def test_mnist_mlp_pruning_follows_the_schedule_and_keeps_the_largest_weights():
+    from wmask.tasks import mnist_mlp as M
+    cfg = M.MLPConfig(hidden=(16, 16), epochs=1, prune_epochs=2, batch_size=32, prune_every=1)
+    assert M.sparsity_at(0, 100, cfg) == pytest.approx(0.5) and M.sparsity_at(100, 100, cfg) == pytest.approx(0.9)
+    assert M.sparsity_at(50, 100, cfg) == pytest.approx(0.9 - 0.4 * 0.5 ** 3)
+    model = M.mlp(cfg.hidden, 0.0, seed=0)
+    w = M.weights(model)
+    bound = (6 / (784 + 16)) ** 0.5     # Glorot-uniform, as Keras and torch.nn.init.xavier_uniform_
+    assert w[0].abs().max() <= bound and w[0].abs().max() > 0.95 * bound
+    assert all(float(m.bias.detach().abs().sum()) == 0 for m in model if isinstance(m, torch.nn.Linear))
+    masks = M.magnitude_masks(model, 0.75)
+    for m, wt in zip(masks, w):
+        assert int(m.sum()) == round(0.25 * wt.numel())
+        assert wt.abs()[m].min() >= wt.abs()[~m].max()
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.rand(256, 784, generator=g), torch.randint(0, 10, (256,), generator=g)
+    kept = M.prune(model, x, y, cfg, seed=0, progress=False)
+    assert M.sparsity(model) == pytest.approx([0.9] * 3, abs=0.01)     # the last update is a step short of the end
+    assert all(bool((wt[~k] == 0).all()) for wt, k in zip(M.weights(model), kept))

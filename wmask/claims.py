@@ -186,6 +186,64 @@ def _jump_token(tables, cfg):
                   + ", ".join(f"{t} {v:.1f}%" for t, v in per.items()) + " (I_JUMP largest)")]
 
 
+def _filan_gate(tables, cfg, networks) -> str:
+    """Why a clusterability check cannot be made: a trained MNIST network below the target accuracy."""
+    n = tables["ncut"]
+    low = n[n.network.isin(networks) & (n.accuracy < cfg["mlp"]["target"])].drop_duplicates(["seed", "network"])
+    return "base network below target: " + ", ".join(
+        f"{r.network} seed {r.seed} {r.accuracy:.3f} < {cfg['mlp']['target']:g}" for r in low.itertuples()) \
+        if len(low) else ""
+
+
+def _ncut_mean(tables, k, network, null="layer"):
+    n = tables["ncut"]
+    return n[(n.k == k) & (n.network == network) & (n.null == null)].ncut.mean()
+
+
+def _ncut_below(tables, cfg, low, high):
+    lines = []
+    for k in sorted(set(tables["ncut"].k)):
+        a, b = _ncut_mean(tables, k, low), _ncut_mean(tables, k, high)
+        lines.append(_line(_filan_gate(tables, cfg, [n for n in (low, high) if n != "init"]), a < b,
+                           f"K={k}: n-cut {low} {a:.3f} < {high} {b:.3f}"))
+    return lines
+
+
+def _beats_shuffles(tables, cfg):
+    n, lines, first = tables["ncut"], [], 1 / (cfg["n_shuffles"] + 1)
+
+    def count(rows):
+        return f"{int((rows.percentile <= first + 1e-12).sum())}/{len(rows)} seeds (z {rows.z.mean():.1f})"
+    for (k, net), rows in n[n.network.str.startswith("pruned")].groupby(["k", "network"]):
+        lay, nz = rows[rows.null == "layer"], rows[rows.null == "layer_nonzero"]
+        lines.append(_line(_filan_gate(tables, cfg, [net]), bool((lay.percentile <= first + 1e-12).all()),
+                           f"K={k}, {net}: below every 'layer' shuffle in {count(lay)}; every 'layer_nonzero' "
+                           f"shuffle in {count(nz)}"))
+    return lines
+
+
+def _aligned(tables, cfg, which):
+    a, g, lines = tables["alignment"], tables["gates"], []
+    for net in [n for n in dict.fromkeys(a.network) if (n == "planted") == (which == "planted")]:
+        gg = g[g.network == net]
+        why = evidence.untestable_reason(
+            [f"seed {r['seed']}: {r['subtask']} {r['accuracy']:.3f} < {r['target']:g}" for _, r in gg.iterrows()
+             if r["accuracy"] < r["target"]],
+            {f"{r['subtask']}, seed {r['seed']}": r["reason"] for _, r in gg.iterrows() if not r["settled"]})
+        for k, rows in a[a.network == net].groupby("k"):
+            within, sep = rows.dropna(subset=["within"]), rows.dropna(subset=["separation"])
+            over = lambda v, r, sd: bool((v > r + 2 * sd).all())  # noqa: E731
+            lines.append(_line(why, over(within.within, within["random within"], within["random within sd"]),
+                               f"{net}, K={k}: kept weights within one cluster " + ", ".join(
+                                   f"{r['mask']} {r['within']:.2f} (random {r['random within']:.2f} ± "
+                                   f"{r['random within sd']:.2f})" for _, r in within.iterrows()) + " (> random + 2 sd)"))
+            lines.append(_line(why, over(sep.separation, sep["random separation"], sep["random separation sd"]),
+                               f"{net}, K={k}: separation " + ", ".join(
+                                   f"{r['mask']} {r['separation']:.2f} (random {r['random separation']:.2f} ± "
+                                   f"{r['random separation sd']:.2f})" for _, r in sep.iterrows()) + " (> random + 2 sd)"))
+    return lines
+
+
 SPECIALISED_WHY = ("A mask keeps >= 0.8 x the full network's accuracy on its own subtask (it may lose a little; a "
                    "mask that lost most would show nothing) and <= 0.1 on the other: 10 x the 1 % of a guessed "
                    "two-digit answer, far below any working network.")
@@ -249,6 +307,32 @@ CLAIMS = [
           why="Hidden-layer IoU <= 0.3 in every hidden layer: 'low'. Input/output IoU is 0 by construction (each "
               "pair has its own inputs and outputs) and is not checked."),
     *_scan_claims("lstm"), *_scan_claims("transformer"),
+    Claim("filan-pruned-below-init", "clusterability", "Trained and pruned MLPs are more clusterable (lower n-cut) "
+          "than randomly initialised ones.", "Filan et al., Clusterability, §4 (MNIST MLPs at K=12: pruned 8.9–9.0, random init 10.3)",
+          lambda t, c: _ncut_below(t, c, "pruned", "init"),
+          why="Mean n-cut over seeds of the trained + pruned network below the untrained initialisation's, at each K "
+              "(both networks' test accuracy gates: the trained one must reach the target)."),
+    Claim("filan-dropout-lower", "clusterability", "Trained with dropout, pruned MLPs are more clusterable still.",
+          "Filan et al., Clusterability, §4 (K=12: 8.35–8.36 vs 8.88–9.01)",
+          lambda t, c: _ncut_below(t, c, "pruned+dropout", "pruned"),
+          why="Mean n-cut of the pruned dropout network below the pruned one's, at each K."),
+    Claim("filan-beats-shuffles", "clusterability", "Trained and pruned MLPs are more clusterable than every "
+          "network with the same weights shuffled within layers.", "Filan et al., Pruned NNs are Surprisingly "
+          "Modular, Table 1; Clusterability, §4 (5/5 nets at K=12)", _beats_shuffles,
+          why="In every seed, the n-cut below all 'layer' shuffles (percentile 1/(n+1), the papers' 'significant'); "
+              "the topology-keeping 'layer_nonzero' null is shown, not checked (the papers find it much harder to "
+              "beat)."),
+    Claim("alignment-planted", "clusterability", "(Our positive control, no paper claims it.) Masks of a planted "
+          "two-module network lie within clusters, and the two masks in different clusters.",
+          "this book's clusterability chapter", lambda t, c: _aligned(t, c, "planted"),
+          why="Within-cluster fraction of each mask's kept weights above random masks of the same size per layer "
+              "(mean + 2 sd), and the total-variation distance of the two masks' cluster shares above that of "
+              "random pairs (mean + 2 sd)."),
+    Claim("alignment-arithmetic", "clusterability", "(Our question, no paper claims it.) Do the functional masks "
+          "of the arithmetic networks (+ and ×; pair 1 and pair 2) line up with the weight graph's clusters?",
+          "this book's clusterability chapter", lambda t, c: _aligned(t, c, "arithmetic"),
+          why="As the planted control: within-cluster fraction and separation above random masks (mean + 2 sd). "
+              "'Does not hold' means the masks cut across the clusters like random masks of their size."),
 ]
 
 

@@ -67,13 +67,19 @@ def graph(weights):
     return (up + up.T).tocsr()
 
 
-def drop_isolated(weights) -> list[np.ndarray]:
-    """The weights with every unit that has no non-zero edge removed (rows/columns sliced), except output units."""
+def connected_units(weights) -> list[np.ndarray]:
+    """Per layer (input first), which units have a non-zero edge; output units always count as connected."""
     w = _arrays(weights)
     degree_in = [np.zeros(w[0].shape[1])] + [a.sum(1) for a in w]          # from the layer below
     degree_out = [a.sum(0) for a in w] + [np.zeros(w[-1].shape[0])]       # to the layer above
     keep = [(i + o) > 0 for i, o in zip(degree_in, degree_out)]
     keep[-1] = np.ones_like(keep[-1], dtype=bool)
+    return keep
+
+
+def drop_isolated(weights) -> list[np.ndarray]:
+    """The weights with every unit that has no non-zero edge removed (rows/columns sliced), except output units."""
+    w, keep = _arrays(weights), connected_units(weights)
     return [a[keep[i + 1]][:, keep[i]] for i, a in enumerate(w)]
 
 
@@ -161,41 +167,74 @@ def clusterability(weights, k: int = 12, n_shuffles: int = 50, method: str = "la
     null_arr = np.asarray(null)
     sd = float(null_arr.std()) if len(null) else float("nan")
     mean = float(null_arr.mean()) if len(null) else float("nan")
-    return {"ncut": value, "labels": labels, "sizes": layer_sizes(w), "null": null, "mean": mean, "sd": sd,
+    every = np.concatenate(connected_units(weights))
+    all_labels = np.full(len(every), -1)
+    all_labels[every] = labels
+    return {"ncut": value, "labels": labels, "sizes": layer_sizes(w), "all_labels": all_labels,
+            "all_sizes": layer_sizes(weights), "null": null, "mean": mean, "sd": sd,
             "percentile": percentile(value, null) if len(null) else float("nan"),
             "z": (value - mean) / sd if len(null) and sd > 0 else float("nan"), "k": k, "method": method,
             "n_shuffles": n_shuffles}
 
 
-def within_cluster_fraction(masks, labels, sizes: Sequence[int]) -> float:
-    """The fraction of a mask's kept weights (``masks``: per layer, ``[out, in]`` booleans, 1 = kept) whose two units
-    lie in the same cluster; ``labels`` per unit, layer by layer with ``sizes`` (no units removed)."""
+def _bool(m) -> np.ndarray:
+    return np.asarray(m.cpu() if hasattr(m, "cpu") else m, dtype=bool)
+
+
+def _edge_clusters(masks, labels, sizes: Sequence[int]) -> np.ndarray:
+    """For every kept weight (1 = kept) of ``masks`` (per layer, ``[out, in]``): the cluster both its units lie in,
+    or -1 when they lie in different clusters (or a unit is in none)."""
     labels = np.asarray(labels)
     if sum(sizes) != len(labels):
         raise ValueError(f"{len(labels)} labels for layers of {list(sizes)} units")
     offsets = np.concatenate([[0], np.cumsum(sizes)])
-    same = kept = 0
+    out = []
     for i, m in enumerate(masks):
-        m = np.asarray(m.cpu() if hasattr(m, "cpu") else m, dtype=bool)
         lo, li = labels[offsets[i + 1]:offsets[i + 2]], labels[offsets[i]:offsets[i + 1]]
-        o, j = np.nonzero(m)
-        same += int(np.sum(lo[o] == li[j]))
-        kept += len(o)
-    return same / kept if kept else float("nan")
+        o, j = np.nonzero(_bool(m))
+        out.append(np.where((lo[o] == li[j]) & (lo[o] != -1), lo[o], -1))
+    return np.concatenate(out)
+
+
+def within_cluster_fraction(masks, labels, sizes: Sequence[int]) -> float:
+    """The fraction of a mask's kept weights (``masks``: per layer, ``[out, in]`` booleans, 1 = kept) whose two units
+    lie in the same cluster; ``labels`` per unit, layer by layer with ``sizes`` (-1: a unit in no cluster)."""
+    edges = _edge_clusters(masks, labels, sizes)
+    return float(np.mean(edges != -1)) if len(edges) else float("nan")
+
+
+def cluster_shares(masks, labels, sizes: Sequence[int], k: int) -> np.ndarray:
+    """How a mask's within-cluster kept weights divide among the ``k`` clusters (sums to 1; zeros when none)."""
+    edges = _edge_clusters(masks, labels, sizes)
+    counts = np.bincount(edges[edges != -1], minlength=k).astype(float)
+    return counts / counts.sum() if counts.sum() else counts
+
+
+def separation(a, b, labels, sizes: Sequence[int], k: int) -> float:
+    """Total-variation distance between two masks' :func:`cluster_shares`: 0 when they use the clusters alike, 1
+    when they use disjoint sets of clusters."""
+    return float(0.5 * np.abs(cluster_shares(a, labels, sizes, k) - cluster_shares(b, labels, sizes, k)).sum())
+
+
+def random_like(masks, rng: np.random.Generator) -> list[np.ndarray]:
+    """A random mask keeping as many weights in each layer as ``masks``."""
+    out = []
+    for m in masks:
+        m = _bool(m)
+        flat = np.zeros(m.size, dtype=bool)
+        flat[rng.choice(m.size, int(m.sum()), replace=False)] = True
+        out.append(flat.reshape(m.shape))
+    return out
 
 
 def random_within_fraction(masks, labels, sizes: Sequence[int], n: int = 100, seed: int = 0) -> np.ndarray:
     """:func:`within_cluster_fraction` of ``n`` random masks keeping as many weights per layer as ``masks``: the
     baseline a mask's fraction is compared with."""
     rng = np.random.default_rng(seed)
-    shapes = [np.shape(m) for m in masks]
-    counts = [int(np.asarray(m.cpu() if hasattr(m, "cpu") else m, dtype=bool).sum()) for m in masks]
-    out = []
-    for _ in range(n):
-        rand = []
-        for shape, count in zip(shapes, counts):
-            flat = np.zeros(int(np.prod(shape)), dtype=bool)
-            flat[rng.choice(flat.size, count, replace=False)] = True
-            rand.append(flat.reshape(shape))
-        out.append(within_cluster_fraction(rand, labels, sizes))
-    return np.asarray(out)
+    return np.asarray([within_cluster_fraction(random_like(masks, rng), labels, sizes) for _ in range(n)])
+
+
+def random_separation(a, b, labels, sizes: Sequence[int], k: int, n: int = 100, seed: int = 0) -> np.ndarray:
+    """:func:`separation` of ``n`` pairs of random masks of the sizes of ``a`` and ``b`` (per layer)."""
+    rng = np.random.default_rng(seed)
+    return np.asarray([separation(random_like(a, rng), random_like(b, rng), labels, sizes, k) for _ in range(n)])

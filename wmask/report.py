@@ -50,6 +50,11 @@ def scale(config: dict) -> str:
                          f"{c['mask']['steps']} mask steps at lr {c['mask']['lr']:g}"
                          + (" (maxima: stopped at target / when settled)" if c.get("stop_at_target") else "")
                          for n, c in nets.items())
+    if "mlp" in config:       # the clusterability experiment
+        m = config["mlp"]
+        return (f"MLP 784-{'-'.join(map(str, m['hidden']))}-10, {m['epochs']} + {m['prune_epochs']} pruning epochs; "
+                f"K {config['ks']}, {config['n_shuffles']} shuffles per null; masks of {config['align']} at "
+                f"{config['align_preset']}")
     base, mask = config.get("base", {}), config.get("mask", {})
     size = config.get("net") or {k: config[k] for k in ("hidden", "layers", "width", "depth") if k in config}
     steps = config.get("base_steps", base.get("steps") if isinstance(base, dict) else None)

@@ -29,13 +29,13 @@ import os
 import pickle
 import tarfile
 import urllib.request
-import warnings
 import zlib
 from pathlib import Path
 
 import numpy as np
 
-from ..utils import atomic_path, file_md5
+from ..utils import atomic_path
+from .common import DatasetError, cache_dir, find_dir, check_md5, md5, read_cache, write_cache  # noqa: F401
 
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 SPLITS = ("train", "test")
@@ -51,32 +51,12 @@ IMAGE_EXT = (".jpg", ".jpeg", ".png")
 _CACHE_FORMAT = 2           # bump when what the cache holds changes
 
 
-class DatasetError(ValueError):
-    """A missing, corrupt or unreadable dataset file; the message names the file and what was expected."""
-
-
 def data_dir(path: str | os.PathLike | None = None) -> Path:
-    """``path``, else ``$WMASK_DATA/cifar10`` (or ``$WMASK_DATA`` itself) ; an error names what was tried."""
-    if path is not None:
-        return Path(path)
-    root = os.environ.get("WMASK_DATA") or None
-    if root is None:
-        raise DatasetError("no CIFAR-10 directory: pass --data-dir or set WMASK_DATA (on this project's machines: "
-                           "WMASK_DATA=../shared/data)")
-    return Path(root) / "cifar10" if (Path(root) / "cifar10").is_dir() else Path(root)
+    """``path``, else ``$WMASK_DATA/cifar10`` (or ``$WMASK_DATA`` itself); an error names what was tried."""
+    return find_dir(path, "cifar10", "CIFAR-10")
 
 
-def _md5(path: Path) -> str:
-    try:
-        return file_md5(path)
-    except OSError as err:
-        raise DatasetError(f"{path} cannot be read ({err})") from None
-
-
-def _check_md5(path: Path, expected: str):
-    got = _md5(path)
-    if got != expected:
-        raise DatasetError(f"{path} is corrupt or not the canonical file: md5 {got}, expected {expected}")
+_md5, _check_md5 = md5, check_md5
 
 
 # -- checks shared by every layout -------------------------------------------------------------------------------
@@ -261,10 +241,6 @@ def _read_image_dir(folder: Path, expected: dict[str, int]) -> dict:
 
 
 # -- the decode cache ------------------------------------------------------------------------------------------------
-def cache_dir() -> Path:
-    return Path(os.environ.get("WMASK_CACHE", Path.home() / ".cache" / "wmask"))
-
-
 def _signature(source: Path, verify: bool) -> str:
     """What the cache must match: the source files' paths, sizes and modification times (and the reader's
     settings). Any change means the source is read and verified again."""
@@ -282,32 +258,18 @@ def _cache_file(source: Path) -> Path:
     return cache_dir() / f"cifar10-{hashlib.sha1(str(source.resolve()).encode()).hexdigest()[:16]}.npz"
 
 
+def _check_cached(arrays: dict):
+    for s in SPLITS:
+        x, y = arrays[f"{s}_x"], arrays[f"{s}_y"]
+        if x.dtype != np.uint8 or x.shape[1:] != (32, 32, 3) or y.shape != (len(x),):
+            raise ValueError(f"{s} arrays {x.shape} / {y.shape}")
+
+
 def _read_cache(path: Path, key: str) -> tuple[dict, str] | None:
-    """The cached arrays and checksum, or ``None`` when absent or built from other files; unreadable: a warning."""
-    if not path.exists():
-        return None
-    try:
-        with np.load(path) as z:
-            if str(z["key"]) != key:
-                return None
-            arrays = {k: z[k] for k in ("train_x", "train_y", "test_x", "test_y")}
-            checksum = str(z["checksum"])
-        for s in SPLITS:
-            x, y = arrays[f"{s}_x"], arrays[f"{s}_y"]
-            if x.dtype != np.uint8 or x.shape[1:] != (32, 32, 3) or y.shape != (len(x),):
-                raise ValueError(f"{s} arrays {x.shape} / {y.shape}")
-        return arrays, checksum
-    except Exception as err:  # noqa: BLE001 - a damaged .npz raises zipfile, zlib, OS and value errors
-        warnings.warn(f"decode cache {path} is unreadable ({type(err).__name__}: {err}); rebuilding it", stacklevel=3)
-        return None
+    return read_cache(path, key, ("train_x", "train_y", "test_x", "test_y"), _check_cached)
 
 
-def _write_cache(path: Path, key: str, arrays: dict, checksum: str):
-    try:
-        with atomic_path(path) as tmp, open(tmp, "wb") as f:
-            np.savez(f, key=np.array(key), checksum=np.array(checksum), **arrays)
-    except OSError as err:
-        warnings.warn(f"could not write the decode cache {path} ({err}); the next run decodes again", stacklevel=3)
+_write_cache = write_cache
 
 
 def download(folder: Path) -> Path:

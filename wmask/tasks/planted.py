@@ -134,6 +134,7 @@ def run(cfg: PlantedConfig | None = None, progress: bool = True) -> dict:
         "kept_fraction": masks.keep_fraction().tolist(),
         "masks": {"A": found_a, "B": found_b},
         "history": hist,
+        "net": net,
     }
 
 
