@@ -132,3 +132,13 @@ def test_mnist_mlp_pruning_follows_the_schedule_and_keeps_the_largest_weights():
     kept = M.prune(model, x, y, cfg, seed=0, progress=False)
     assert M.sparsity(model) == pytest.approx([0.9] * 3, abs=0.01)     # the last update is a step short of the end
     assert all(bool((wt[~k] == 0).all()) for wt, k in zip(M.weights(model), kept))
+
+
+def test_cnn_channels_as_units_use_the_matrix_norm_and_drop_the_input_layer():
+    k1, k2 = np.ones((4, 3, 3, 3)), np.zeros((2, 4, 3, 3))
+    k2[1, 2] = [[1, -2, 3], [4, 5, 6], [7, 8, -9]]             # the spec's example: largest column sum 18, not 45
+    w = cl.conv_graph_weights([torch.tensor(k1), torch.tensor(k2)])
+    assert len(w) == 1 and w[0].shape == (2, 4) and w[0][1, 2] == 18 and w[0].sum() == 18
+    assert cl.conv_graph_weights([k1, k2], norm=2)[0][1, 2] == pytest.approx(np.linalg.norm(np.abs(k2[1, 2]), 2))
+    with pytest.raises(ValueError, match=r"\[out, in, kh, kw\]"):
+        cl.conv_graph_weights([np.ones((3, 3))])

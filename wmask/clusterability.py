@@ -77,6 +77,20 @@ def connected_units(weights) -> list[np.ndarray]:
     return keep
 
 
+def conv_graph_weights(kernels, norm: int = 1) -> list[np.ndarray]:
+    """A CNN's conv-to-conv weights as MLP-style ``[out, in]`` matrices, "filters as units" as the official code's
+    ``extract_cnn_weights_filters_as_units`` and ``run_clustering`` do: the channel pair ``(o, i)`` gets
+    ``numpy.linalg.norm(|K[o, i]|, norm)`` (on the 2-d ``[kh, kw]`` slice this is the **matrix** norm: for 1 the
+    largest column sum, for 2 the spectral norm; not the entry-wise sum); the input-to-first-conv and conv-to-dense
+    weights are dropped, so the graph holds the channels of every conv layer but the input. ``kernels``: torch conv
+    weights ``[out, in, kh, kw]``, first layer first."""
+    ks = [np.abs(np.asarray(k.detach().cpu() if hasattr(k, "detach") else k, dtype=np.float64)) for k in kernels]
+    if any(k.ndim != 4 for k in ks):
+        raise ValueError(f"conv kernels must be [out, in, kh, kw]; got shapes {[k.shape for k in ks]}")
+    return [np.array([[np.linalg.norm(k[o, i], norm) for i in range(k.shape[1])] for o in range(k.shape[0])])
+            for k in ks[1:]]
+
+
 def drop_isolated(weights) -> list[np.ndarray]:
     """The weights with every unit that has no non-zero edge removed (rows/columns sliced), except output units."""
     w, keep = _arrays(weights), connected_units(weights)

@@ -162,7 +162,8 @@ def clip_per_set(grads: list[torch.Tensor], max_norm: float, norms: torch.Tensor
 def train_masks(masks: MaskSet, data, loss_fn: Callable, cfg: MaskTrainConfig | None = None,
                 eval_fn: Callable | None = None, checkpoint: str | os.PathLike | None = None,
                 progress: bool = True, desc: str = "masks", forward: Callable | None = None,
-                alphas: Sequence[float] | None = None) -> History:
+                alphas: Sequence[float] | None = None, train_weights: bool = False,
+                frozen: dict[str, torch.Tensor] | None = None) -> History:
     """Train every set of ``masks`` at once.
 
     ``data``: a callable ``step -> (inputs, targets)`` or an iterator of them; inputs ``[M, B, ...]`` (a tensor or a
@@ -177,20 +178,35 @@ def train_masks(masks: MaskSet, data, loss_fn: Callable, cfg: MaskTrainConfig | 
     is a function of the step. The inputs' batch size (dim
     ``cfg.batch_dim + 1``) must be ``cfg.batch_size``. A NaN or infinity in a set's batch, loss, logits or gradients
     stops training with a :class:`NonFiniteError` (a ``FloatingPointError``) naming the step, the set and what it was.
+
+    ``train_weights``: the model's weights train too, jointly with the masks (the paper's permuted MNIST, §2.4): one
+    Adam at ``cfg.lr`` over the logits and the weights, whose gradient is the straight-through gradient through the
+    masked weights summed over sets, and one clipping norm over both (as the authors' code). ``frozen``: ``{parameter
+    name: bool tensor}``, True where a weight must not change (e.g. weights earlier tasks' masks use); the others
+    train. The model's parameters change in place.
     """
     cfg = cfg or MaskTrainConfig()
     logits = list(masks.logits.values())
-    opt = torch.optim.Adam(logits, lr=cfg.lr)
+    params = dict(masks.model.named_parameters()) if train_weights else {}
+    for n, f in (frozen or {}).items():
+        if not train_weights or n not in params or tuple(f.shape) != tuple(params[n].shape):
+            raise ValueError(f"frozen[{n!r}]: needs train_weights=True and a parameter of that name and shape "
+                             f"({tuple(f.shape)})")
+    opt = torch.optim.Adam(logits + [p for p in params.values() if p.is_floating_point()], lr=cfg.lr)
     alphas = [cfg.alpha] * masks.n_sets if alphas is None else [float(a) for a in alphas]
     if len(alphas) != masks.n_sets or not all(math.isfinite(a) and a >= 0 for a in alphas):
         raise ValueError(f"alphas must be {masks.n_sets} finite values >= 0 (one per mask set), got {alphas}")
     alpha = torch.tensor(alphas, device=logits[0].device) / cfg.batch_size
-    config = {**asdict(cfg), "alphas": alphas}   # what a checkpoint must match
+    config = {**asdict(cfg), "alphas": alphas, **({"train_weights": True} if train_weights else {})}
+    if train_weights and (masks.n_sets != 1 or cfg.clip_mode != "all"):
+        raise ValueError("train_weights needs one mask set and clip_mode='all' (one norm over weights and masks)")
     masks.track_frozen_grads(cfg.clip_mode == "all")
     hist, start = History(), 0
     state = _resume(checkpoint, config)
     if state is not None:
         masks.load_state_dict(state["masks"])
+        if train_weights:
+            masks.model.load_state_dict(state["weights"])
         opt.load_state_dict(state["opt"])
         hist, start = History(**state["history"]), state["step"]
         set_rng_state(state.get("rng"))
@@ -208,13 +224,23 @@ def train_masks(masks: MaskSet, data, loss_fn: Callable, cfg: MaskTrainConfig | 
                              f"got {tuple(task.shape)}")
         reg = (sum(l.flatten(1).sum(1) for l in logits) * alpha).sum()
         opt.zero_grad(set_to_none=False)
+        if train_weights:                   # this step's weight gradients only
+            for sink in masks.sinks.values():
+                sink.grad = None
         (task.sum() + reg).backward()
-        frozen = [s.grad for s in masks.sinks.values() if s.grad is not None] if masks.sinks else []
-        grads = [l.grad for l in logits if l.grad is not None] + frozen
+        if train_weights:                   # frozen weights get no gradient, and none enters the clipping norm
+            for n, f in (frozen or {}).items():
+                if masks.sinks[n].grad is not None:
+                    masks.sinks[n].grad.masked_fill_(f.to(masks.sinks[n].grad.device), 0)
+        sinks = [s.grad for s in masks.sinks.values() if s.grad is not None] if masks.sinks else []
+        grads = [l.grad for l in logits if l.grad is not None] + sinks
         norms = set_norms(grads)    # finite iff every gradient is: one host sync per step checks it with the loss
         if not bool(torch.isfinite(task).all() & torch.isfinite(norms).all()):
             raise _non_finite(step, inputs, targets, task.detach(), norms, masks)
         clip_per_set(grads, cfg.clip, norms)
+        if train_weights:
+            for n, sink in masks.sinks.items():
+                params[n].grad = sink.grad.sum(0).contiguous() if sink.grad is not None else None
         opt.step()
         if step % cfg.log_every == 0 or step == cfg.steps - 1:
             hist.step.append(step)
@@ -227,6 +253,7 @@ def train_masks(masks: MaskSet, data, loss_fn: Callable, cfg: MaskTrainConfig | 
             hist.evals.append({"step": step + 1, **eval_fn(masks)})
         if checkpoint is not None and (step + 1) % cfg.checkpoint_every == 0 and step + 1 < cfg.steps:
             atomic_torch_save({"config": config, "step": step + 1, "masks": masks.state_dict(),
+                               "weights": masks.model.state_dict() if train_weights else None,
                                "opt": opt.state_dict(), "history": asdict(hist), "rng": rng_state()}, checkpoint)
     if eval_fn is not None:
         hist.evals.append({"step": cfg.steps, **eval_fn(masks)})
