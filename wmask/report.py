@@ -55,6 +55,9 @@ def scale(config: dict) -> str:
         return (f"MLP 784-{'-'.join(map(str, m['hidden']))}-10, {m['epochs']} + {m['prune_epochs']} pruning epochs; "
                 f"K {config['ks']}, {config['n_shuffles']} shuffles per null; masks of {config['align']} at "
                 f"{config['align_preset']}")
+    if "new_inits" in config:     # permuted MNIST
+        return (f"FNN 784-{'-'.join(map(str, config['hidden']))}-10, {config['tasks']} tasks, <= {config['steps']} "
+                f"joint steps each, new-weight mask inits {config['new_inits']}")
     base, mask = config.get("base", {}), config.get("mask", {})
     size = config.get("net") or {k: config[k] for k in ("hidden", "layers", "width", "depth") if k in config}
     steps = config.get("base_steps", base.get("steps") if isinstance(base, dict) else None)
