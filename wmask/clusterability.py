@@ -136,8 +136,8 @@ def shuffle(weights, rng: np.random.Generator, method: str = "layer") -> list[np
         raise ValueError(f"unknown shuffle {method!r}; expected one of {SHUFFLES}")
     out = []
     for a in weights:
-        a = np.array(a, dtype=np.float64)
-        flat = a.ravel()
+        a = np.array(a, dtype=np.float64, order="C")   # C order: ravel() below is a view, not a copy
+        flat = a.reshape(-1)
         if method == "layer":
             flat[:] = rng.permutation(flat)
         else:
