@@ -19,7 +19,8 @@
 # built. A claim whose experiment has no committed run says so.
 #
 # The last column runs the same checks on the **authors' released code** (RobertCsordas/modules), run on this
-# machine (`results/authors/`, made by `benchmarks/authors/run.py`) at our cpu settings, or, where those runs are not
+# machine (`results/authors/`, made by `benchmarks/authors/run.py`) on our cpu networks at the fixed budget where our
+# cpu masks settled (their code cannot stop at a target or when a mask settles), or, where those runs are not
 # committed yet, at a former cpu preset's settings (listed below, with the folder each comes from). Its runs log no
 # mask training curves that we read back, so only the base targets gate them. Where its verdict at our settings is
 # ours and ours is not "holds", the result is a property of this scale, not of our reimplementation.
@@ -149,7 +150,8 @@ for experiment in ("addmul", "double_addition", "scan"):
         cmp, note = reference.compare_accuracy(table, found["accuracy"]), "ours: the committed cpu run"
     elif committed.is_file():
         cmp = pd.read_csv(committed)
-        note = "ours at the same (former) settings, compared when both were run (the folder's comparison.csv)"
+        note = ("ours run at the authors' settings" + (" (a fixed budget)" if folder == "cpu" else " (a former cpu "
+                "preset)") + f": results/authors/{experiment}/{folder}/comparison.csv")
     else:
         side.append({"experiment": experiment, "compared": 0, "within the authors' spread": 0,
                      "ours": "no run of ours at these settings"})

@@ -231,18 +231,24 @@ def aligned(tables, cfg, which):
 
 def no_reuse(tables, cfg):
     t, reuse, control = tables["tasks"], tables["reuse"], tables["control"]
-    low = [f"init {r['new init']:g} T{r['task']} {r['accuracy']:.3f} < {cfg['target']:g}" for _, r in t.iterrows()
-           if r["accuracy"] < cfg["target"]]
-    why = evidence.untestable_reason(low, {f"init {r['new init']:g} T{r['task']}": r["reason"]
-                                           for _, r in t.iterrows() if not r["settled"]})
+
+    def why(rows):        # every task of these rows at target, and its mask settled
+        low = [f"init {r['new init']:g} T{r['task']} {r['accuracy']:.3f} < {cfg['target']:g}"
+               for _, r in rows.iterrows() if r["accuracy"] < cfg["target"]]
+        return evidence.untestable_reason(low, {f"init {r['new init']:g} T{r['task']}": r["reason"]
+                                                for _, r in rows.iterrows() if not r["settled"]})
     later = reuse[(reuse.task > 0) & (reuse.layer > 1)].groupby(["new init", "layer"]).reused.mean()
-    lines = [_line(why, bool((later <= 0.5).all()), "share of a later task's kept weights (layers 2+) that earlier "
-                   "tasks used: " + ", ".join(f"init {v:g} layer {la} {x:.2f}" for (v, la), x in later.items())
-                   + " (<= 0.5)")]
-    acc = control.groupby(["task", "what"]).accuracy.mean()
-    joint = t[t["new init"] == t["new init"].iloc[0]].groupby("task").accuracy.mean()
-    for (task, what), a in acc.items():
+    lines = []
+    for v in dict.fromkeys(t["new init"]):
+        share = later[v]
+        lines.append(_line(why(t[t["new init"] == v]), bool((share <= 0.5).all()),
+                           f"init {v:g}: share of a later task's kept weights that earlier tasks used, "
+                           + ", ".join(f"layer {la} {x:.2f}" for la, x in share.items()) + " (<= 0.5)"))
+    first = t[t["new init"] == t["new init"].iloc[0]]
+    joint = first.groupby("task").accuracy.mean()
+    for (task, what), a in control.groupby(["task", "what"]).accuracy.mean().items():
         if what == "first layer only":
-            lines.append(_line(why, a >= 0.95 * joint[task], f"T{task}: relearning only the first layer {a:.3f} "
-                               f"(>= 0.95 x the jointly trained task's {joint[task]:.3f})"))
+            lines.append(_line(why(first[first.task.isin([0, task])]), a >= 0.95 * joint[task],
+                               f"T{task}: relearning only the first layer {a:.3f} (>= 0.95 x the jointly trained "
+                               f"task's {joint[task]:.3f}, init {first['new init'].iloc[0]:g})"))
     return lines
