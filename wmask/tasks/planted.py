@@ -27,7 +27,7 @@ class PlantedConfig:
     n_out: int = 4            # classes per task
     base_steps: int = 1500
     mask: MaskTrainConfig = field(default_factory=lambda: MaskTrainConfig(steps=800, lr=1e-2, alpha=1e-4, k=4,
-                                                                          batch_size=128, clip=1.0))
+                                                                          batch_size=128, clip=1.0, log_every=20))
     seed: int = 0
 
 
