@@ -33,7 +33,7 @@
 import os
 
 preset = os.environ.get("WMASK_PRESET", "cpu")  # smoke | cpu | paper
-seeds = [0, 1]
+seeds = [0, 1, 2]
 results = "_build/results"   # relative to the repository root; finished runs there are reused
 device = "auto"
 

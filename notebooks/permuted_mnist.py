@@ -29,7 +29,7 @@
 import os
 
 preset = os.environ.get("WMASK_PRESET", "cpu")  # smoke | cpu | paper
-seeds = [0, 1]
+seeds = [0]   # as the committed cpu run (results/permuted_mnist/cpu, one seed: 25.7 min on a shared machine)
 results = "_build/results"   # relative to the repository root; finished runs there are reused
 device = "auto"
 
