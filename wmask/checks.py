@@ -207,14 +207,20 @@ def beats_shuffles(tables, cfg):
     return lines
 
 
+def _gate_rows(rows, label, target) -> str:
+    """Why checks on ``rows`` (columns ``accuracy``, ``settled``, ``reason``) cannot be made: a row below its target
+    (``target``: a column name or one number), then a mask that had not settled; ``label(row)`` names a row."""
+    rows = [r for _, r in rows.iterrows()]
+    goal = (lambda r: r[target]) if isinstance(target, str) else (lambda r: target)  # noqa: E731
+    return evidence.untestable_reason([f"{label(r)} {r['accuracy']:.3f} < {goal(r):g}" for r in rows
+                                       if r["accuracy"] < goal(r)],
+                                      {label(r): r["reason"] for r in rows if not r["settled"]})
+
+
 def aligned(tables, cfg, which):
     a, g, lines = tables["alignment"], tables["gates"], []
     for net in [n for n in dict.fromkeys(a.network) if (n == "planted") == (which == "planted")]:
-        gg = g[g.network == net]
-        why = evidence.untestable_reason(
-            [f"seed {r['seed']}: {r['subtask']} {r['accuracy']:.3f} < {r['target']:g}" for _, r in gg.iterrows()
-             if r["accuracy"] < r["target"]],
-            {f"{r['subtask']}, seed {r['seed']}": r["reason"] for _, r in gg.iterrows() if not r["settled"]})
+        why = _gate_rows(g[g.network == net], lambda r: f"{r['subtask']}, seed {r['seed']}", "target")
         for k, rows in a[a.network == net].groupby("k"):
             within, sep = rows.dropna(subset=["within"]), rows.dropna(subset=["separation"])
             over = lambda v, r, sd: bool((v > r + 2 * sd).all())  # noqa: E731
@@ -233,10 +239,7 @@ def no_reuse(tables, cfg):
     t, reuse, control = tables["tasks"], tables["reuse"], tables["control"]
 
     def why(rows):        # every task of these rows at target, and its mask settled
-        low = [f"init {r['new init']:g} T{r['task']} {r['accuracy']:.3f} < {cfg['target']:g}"
-               for _, r in rows.iterrows() if r["accuracy"] < cfg["target"]]
-        return evidence.untestable_reason(low, {f"init {r['new init']:g} T{r['task']}": r["reason"]
-                                                for _, r in rows.iterrows() if not r["settled"]})
+        return _gate_rows(rows, lambda r: f"init {r['new init']:g} T{r['task']}", cfg["target"])
     later = reuse[(reuse.task > 0) & (reuse.layer > 1)].groupby(["new init", "layer"]).reused.mean()
     lines = []
     for v in dict.fromkeys(t["new init"]):

@@ -30,6 +30,7 @@ from .. import evidence
 from ..experiment import Experiment
 from ..masks import MaskFilter, MaskSet, materialize
 from ..train import BaseTrainConfig, MaskTrainConfig, train_masks, train_model
+from . import mnist_mlp
 
 
 @dataclass
@@ -106,10 +107,9 @@ def batches(data: dict, task: int, seed: int, salt: int, batch_size: int):
     return get
 
 
-@torch.no_grad()
 def accuracy(model: nn.Module, data: dict, task: int) -> float:
-    x, y = data["valid_x"][:, permutation(task)], data["valid_y"]
-    return float((model(x).argmax(1) == y).float().mean())
+    """Validation accuracy on task ``task``'s pixel order."""
+    return mnist_mlp.accuracy(model, data["valid_x"][:, permutation(task)], data["valid_y"])
 
 
 def _layers(net) -> list[str]:
@@ -125,17 +125,15 @@ def run_variant(cfg: PermutedConfig, data: dict, new_init: float, progress: bool
                            clip=cfg.clip, clip_mode="all", log_every=cfg.log_every,
                            stop_on_plateau=cfg.stop_on_plateau)
     masks, rows, curves, after = [], [], [], []
+    used = {n: torch.zeros_like(p, dtype=torch.bool) for n, p in net.named_parameters()}   # by earlier masks
     for t in range(cfg.tasks):
-        used = {n: torch.zeros_like(p, dtype=torch.bool) for n, p in net.named_parameters()}
-        for m in masks:
-            used = {n: used[n] | m[n] for n in names}
         frozen = {n: u for n, u in used.items() if not (t > 0 and n in first)}
         if t > 0:
             reinit(net, gen, frozen)
         mask_set = MaskSet(net, filter=MaskFilter(biases=True), seed=cfg.seed * 100 + t)
-        with torch.no_grad():
-            for n, logit in mask_set.logits.items():
-                if t > 0:
+        if t > 0:
+            with torch.no_grad():
+                for n, logit in mask_set.logits.items():
                     logit.copy_(torch.where(frozen.get(n, torch.zeros_like(used[n])), cfg.used_init, new_init)[None])
         hist = train_masks(mask_set, batches(data, t, cfg.seed, 0, cfg.batch_size),
                            lambda out, y: F.cross_entropy(out[0], y[0])[None], mcfg, train_weights=True,
@@ -151,6 +149,7 @@ def run_variant(cfg: PermutedConfig, data: dict, new_init: float, progress: bool
                 kept = int(mask[n].sum())
                 rows.append({"task": t, "layer": names.index(n) // 2 + 1, "kept": kept, "size": mask[n].numel(),
                              "reused": int((mask[n] & used[n]).sum()) / kept if kept and t > 0 else float("nan")})
+        used = {n: used[n] | mask[n] for n in names}
         after.append({"task": t, "accuracy": acc, "steps": hist.step[-1] + 1, "kept": hist.kept[-1][0],
                       "settled": settled["converged"], "reason": settled["reason"]})
         curves += [{"task": t, "step": s, "loss": lo[0], "kept": ke[0]}
