@@ -18,6 +18,10 @@
 # the chapters print. This page trains nothing: it is generated from the committed summaries when the book is
 # built. A claim whose experiment has no committed run says so.
 #
+# A `paper` entry marked "partial" comes from the paper preset's configuration run for some of its networks only
+# (`python -m wmask run … --preset paper --networks …`, e.g. the smallest FNN on a 2-core CPU); its verdict is about
+# those networks, not the paper's main one.
+#
 # The last column runs the same checks on the **authors' released code** (RobertCsordas/modules), run on this
 # machine (`results/authors/`, made by `benchmarks/authors/run.py`) on our cpu networks at the fixed budget where our
 # cpu masks settled (their code cannot stop at a target or when a mask settles), or, where those runs are not
@@ -41,6 +45,15 @@ from wmask import claims, reference, runner
 from wmask.report import repo_root, scale
 
 root = repo_root() / results
+
+
+def partial(summary):
+    """A run of some of the preset's networks (``--networks``) says which, and where it ran."""
+    if not summary.get("selected"):
+        return ""
+    return f" — partial: networks {', '.join(summary['selected'])} on {summary['provenance']['device']}"
+
+
 stored = {}
 for path in sorted(root.glob("*/*/summary.json")):
     summary = json.loads(path.read_text())
@@ -58,7 +71,7 @@ for claim in claims.CLAIMS:
             row[preset] = f"no {preset} preset: {why}" if why else "not run"
             continue
         lines = claims.check(claim.key, experiment.tables(summary["runs"]), summary["runs"][0]["config"])
-        row[preset] = claims.tally(lines)
+        row[preset] = claims.tally(lines) + partial(summary)
         made = [h for h, _ in lines if h is not None]
         grid[claim.key, preset] = sum(made) / len(made) if made else float("nan")
     found, folder = reference.find_authors(claim.experiment)

@@ -34,3 +34,30 @@ def test_run_writes_results_with_provenance_and_reuses_them(tmp_path, capsys):
     assert main(["run", "planted", "--preset", "smoke", "--seeds", "0", "--results", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "different configuration" in err and "config.hidden: 99 -> 16" in err
+
+
+def test_networks_selects_part_of_a_preset_and_the_summary_merges_selections(tmp_path, capsys):
+    """--networks runs some of a preset's networks (how a CPU runs the paper preset's smallest FNN); selections
+    of one seed land in their own files, and the summary merges them into one run per seed."""
+    from wmask.checks import _main_nets
+    args = ["run", "addmul", "--preset", "smoke", "--results", str(tmp_path), "--quiet", "--threads", "1"]
+    assert main([*args, "--networks", "nope"]) == 2
+    assert "unknown network 'nope' for addmul at smoke; known: fnn, fnn_xs" in capsys.readouterr().err
+    assert main(["run", "planted", "--preset", "smoke", "--networks", "fnn"]) == 2
+    assert "planted has no networks to select from" in capsys.readouterr().err
+    assert main([*args, "--networks", "fnn_masks_clip"]) == 0
+    assert main([*args, "--networks", "fnn_xs"]) == 0
+    folder = tmp_path / "addmul/smoke"
+    parts = {p.name: json.loads(p.read_text()) for p in folder.glob("seed0@*.json")}
+    assert set(parts) == {"seed0@fnn_masks_clip.json", "seed0@fnn_xs.json"}
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["selected"] == ["fnn_masks_clip", "fnn_xs"] and summary["seeds"] == [0]
+    run, = summary["runs"]
+    assert set(run["networks"]) == {"fnn_xs", "fnn_masks_clip"} == set(run["config"]["networks"])
+    assert run["config"]["size_study"] == ["fnn_xs"] and run["config"]["sweep_network"] == "" and run["sweep"] == []
+    for name, part in parts.items():
+        net = name[len("seed0@"):-len(".json")]
+        assert run["networks"][net] == part["networks"][net]
+    assert _main_nets(run["config"]) == ["fnn_xs"]
+    acc = (folder / "accuracy.csv").read_text()
+    assert "fnn_xs" in acc and "fnn_masks_clip" in acc

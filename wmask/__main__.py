@@ -39,6 +39,9 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--data-dir", default=None, help="dataset directory (default: $WMASK_DATA)")
     r.add_argument("--stale", default="error", choices=["error", "reuse", "recompute"],
                    help="stored work made by another version of wmask: refuse it (default), reuse it, or redo it")
+    r.add_argument("--networks", default=None, metavar="NET[,NET...]",
+                   help="run only these of the preset's networks ('show' lists them), e.g. --preset paper --networks "
+                        "fnn_small on a CPU; the summary merges every selection of a seed and names what was run")
     r.add_argument("--quiet", action="store_true", help="no progress bars")
     d = sub.add_parser("data", help="datasets: generate SCAN from its grammar")
     d.add_argument("dataset", choices=["scan"])
@@ -79,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         from .utils import parse_threads
         summary = runner.run(a.experiment, a.preset, runner.parse_seeds(a.seeds), a.results, a.device,
                              parse_threads(a.threads), progress=not a.quiet, model=a.model, overrides=overrides,
-                             stale=a.stale)
+                             stale=a.stale, networks=runner.parse_networks(a.networks))
         folder = runner.folder_name(a.preset, overrides)
         print(f"wrote {a.results}/{summary['experiment']}/{folder}/summary.json ({len(summary['runs'])} seeds run or "
               f"reused, {summary['provenance']['wall_time_s']:.0f} s)")

@@ -64,8 +64,9 @@ class Experiment:
         return self.presets[model] if self.models else self.presets
 
     def config(self, preset: str, seed: int = 0, model: str | None = None,
-               overrides: dict[str, Any] | None = None):
-        """The resolved config: the paper's defaults, then the preset, then ``overrides`` (dotted keys)."""
+               overrides: dict[str, Any] | None = None, networks: Iterable[str] | None = None):
+        """The resolved config: the paper's defaults, then the preset, then ``overrides`` (dotted keys), then, when
+        ``networks`` names some, only those networks (:meth:`select_networks`)."""
         model = self.model_or_default(model)
         table = self.preset_table(model)
         self.require_preset(preset, model)
@@ -77,7 +78,28 @@ class Experiment:
         if model is not None:
             layers.insert(0, ("model", {"model": model}))
         layers += [("override", overrides), ("seed", {"seed": seed})]
-        return _config.resolve(self.schema, layers, f"{self.name}" + (f" ({model})" if model else ""))
+        cfg = _config.resolve(self.schema, layers, f"{self.name}" + (f" ({model})" if model else ""))
+        return self.select_networks(cfg, networks, preset)
+
+    def select_networks(self, cfg, names: Iterable[str] | None, preset: str = ""):
+        """``cfg`` with only the networks ``names`` (all when ``None``), in the config's order: how a machine runs
+        the part of a preset it can finish (e.g. the paper's smallest FNN on a CPU). A size study keeps the selected
+        sizes; a sweep whose network is not selected is dropped. Unknown names are a named error."""
+        if names is None:
+            return cfg
+        names = list(names)
+        known = list(getattr(cfg, "networks", None) or [])
+        if not known:
+            raise ValueError(f"{self.name} has no networks to select from (--networks {','.join(names)})")
+        if not names or (unknown := [n for n in names if n not in known]):
+            raise ValueError(f"unknown network {(unknown or [''])[0]!r} for {self.name}"
+                             f"{f' at {preset}' if preset else ''}; known: {', '.join(known)}")
+        changes: dict[str, Any] = {"networks": {n: c for n, c in cfg.networks.items() if n in names}}
+        if hasattr(cfg, "size_study"):
+            changes["size_study"] = tuple(n for n in cfg.size_study if n in names)
+        if getattr(cfg, "sweep_network", None) and cfg.sweep_network not in names:
+            changes.update(sweep_network="", sweep_alphas=())
+        return dataclasses.replace(cfg, **changes)
 
     def preset_names(self, model: str | None = None) -> Iterable[str]:
         """The presets that can be run (not those the experiment deliberately lacks)."""

@@ -251,7 +251,7 @@ class MaskSet:
         self._sync_weights()
         seeds = torch.randint(0, 2**62, (len(self.names),), generator=self.generator)
         sinks = self.sinks or {}
-        weights = {n: sample_masked(self.logits[n], w, seeds[i].to(w.device), k, self.impl, self.order[n],
+        weights = {n: sample_masked(self.logits[n], w, seeds[i], k, self.impl, self.order[n],
                                     sinks.get(n)) for i, (n, w) in enumerate(self._stored.items())}
         if sinks:  # unmasked parameters enter per sample too, so their gradients reach the sinks
             params = dict(self.model.named_parameters())

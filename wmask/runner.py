@@ -6,7 +6,9 @@ preset's name, plus ``+<hash>`` of the overrides when there are any, so runs wit
 a folder):
 
 - ``seed<N>.json``: one seed's result, its configuration and provenance (commit, code fingerprint), written
-  atomically; reused when its configuration and code match (see :mod:`wmask.store`);
+  atomically; reused when its configuration and code match (see :mod:`wmask.store`); a run of some of a preset's
+  networks (``--networks``, e.g. the paper's smallest FNN on a CPU) writes ``seed<N>@<net>+<net>.json`` instead, and
+  the summary merges every seed's networks from all such files made by the same code;
 - ``seed<N>/``: that seed's reusable stages (base networks, masks, checkpoints), so an interrupted run resumes;
 - ``summary.json``: every finished seed in the folder plus provenance (preset, overrides, seeds, commit, torch,
   device, wall time); written under a lock, so concurrent runs of different seeds lose nothing;
@@ -56,6 +58,16 @@ def parse_seeds(text: str) -> list[int]:
     if len(set(seeds)) != len(seeds):
         raise ValueError(f"seed {next(s for s in seeds if seeds.count(s) > 1)} is given twice in {text!r}")
     return seeds
+
+
+def parse_networks(text: str | None) -> list[str] | None:
+    """``"fnn_small,fnn_medium"`` -> a list of names (``None`` stays ``None``: every network)."""
+    if text is None:
+        return None
+    names = [n.strip() for n in str(text).split(",") if n.strip()]
+    if not names:
+        raise ValueError(f"--networks needs network names like 'fnn_small,fnn_medium', got {text!r}")
+    return names
 
 
 def check(experiment: str, preset: str, model: str | None = None) -> tuple[Experiment, str | None]:
@@ -115,14 +127,16 @@ def locked(path: Path, what: str, wait: bool):
 
 def run(experiment: str, preset: str, seeds: list[int], results: str | Path = "results", device: str = "auto",
         threads: int | None = None, progress: bool = True, model: str | None = None, overrides: dict | None = None,
-        stale: str = "error") -> dict:
+        stale: str = "error", networks: list[str] | None = None) -> dict:
     """Run (or reuse) every seed; returns the summary of ``seeds`` (``summary.json`` holds every finished seed of
-    the folder). ``overrides``: dotted keys (see :mod:`wmask.config`); ``stale``: see :mod:`wmask.store`."""
+    the folder). ``overrides``: dotted keys (see :mod:`wmask.config`); ``stale``: see :mod:`wmask.store`;
+    ``networks``: run only these of the preset's networks (the summary then says which were run)."""
     if not seeds:
         raise ValueError("no seeds to run")
     exp, model = check(experiment, preset, model)
     overrides = dict(overrides or {})
-    cfgs = {seed: exp.config(preset, seed, model, overrides) for seed in seeds}   # every error before any work
+    cfgs = {seed: exp.config(preset, seed, model, overrides, networks) for seed in seeds}  # every error first
+    picked = "" if networks is None else "@" + "+".join(cfgs[seeds[0]].networks)
     name = label(experiment, model)
     dev = get_device(device)
     set_threads(threads)
@@ -131,6 +145,8 @@ def run(experiment: str, preset: str, seeds: list[int], results: str | Path = "r
     for seed in seeds:
         cfg = _config.to_dict(cfgs[seed])
         key = {"experiment": name, "preset": preset, "overrides": overrides, "seed": seed, "config": cfg}
+        if picked:
+            key["selected"] = list(cfgs[seed].networks)
 
         def compute(seed=seed, cfg_obj=cfgs[seed]):
             t0 = time.time()
@@ -138,32 +154,57 @@ def run(experiment: str, preset: str, seeds: list[int], results: str | Path = "r
             result = exp.run(cfg_obj, store, dev, progress)
             made = provenance(dev)
             return {"experiment": name, "preset": preset, "overrides": overrides, "seed": seed,
+                    **({"selected": list(cfg_obj.networks)} if picked else {}),
                     "config": _config.to_dict(cfg_obj), "wall_time_s": time.time() - t0,
                     "device": made["device"], "commit": made["commit"],
                     "dataset": GENERATED, **json.loads(dumps(result))}
 
-        with locked(out_dir / f".seed{seed}.lock", f"seed {seed} of {name} in {out_dir}", wait=False):
-            runs.append(Store(out_dir, stale).json(out_dir / f"seed{seed}.json", key, compute))
+        with locked(out_dir / f".seed{seed}{picked}.lock", f"seed {seed} of {name} in {out_dir}", wait=False):
+            runs.append(Store(out_dir, stale).json(out_dir / f"seed{seed}{picked}.json", key, compute))
     with locked(out_dir / ".summary.lock", f"the summary of {out_dir}", wait=True):
         everything = finished_runs(out_dir, runs)
-        summary = write_summary(exp, out_dir, name, preset, overrides, everything, dev, time.time() - start)
+        merged = [merge_runs(exp, preset, model, overrides, rs) for rs in everything]
+        summary = write_summary(exp, out_dir, name, preset, overrides, merged, dev, time.time() - start)
     return {**summary, "seeds": seeds, "runs": runs}
 
 
-def finished_runs(out_dir: Path, runs: list[dict]) -> list[dict]:
-    """This run's seeds plus every other finished seed in ``out_dir`` made by the same code, sorted by seed."""
-    by_seed = {r["seed"]: r for r in runs}
+def finished_runs(out_dir: Path, runs: list[dict]) -> list[list[dict]]:
+    """Per seed (sorted), this run's result for it plus every other finished result of that seed in ``out_dir``
+    made by the same code (other network selections)."""
+    by_file = {(r["seed"], tuple(r.get("selected", ()))): r for r in runs}
     for path in out_dir.glob("seed*.json"):
         other = read_json(path)
-        if other.get("seed") not in by_seed and other.get("store", {}).get("code") == code_fingerprint():
-            by_seed[other["seed"]] = other
-    return [by_seed[s] for s in sorted(by_seed)]
+        key = (other.get("seed"), tuple(other.get("selected", ())))
+        if key not in by_file and other.get("store", {}).get("code") == code_fingerprint():
+            by_file[key] = other
+    seeds = sorted({s for s, _ in by_file})
+    return [[r for (s, _), r in sorted(by_file.items(), key=lambda kv: kv[0][1]) if s == seed] for seed in seeds]
+
+
+def merge_runs(exp: Experiment, preset: str, model: str | None, overrides: dict, runs: list[dict]) -> dict:
+    """One seed's results from several network selections as one run: each network's result from the first run
+    that has it (a full run, without a selection, stands alone), any other result (e.g. the α sweep) from the first
+    run where it is not empty, the preset's config restricted to those networks, the summed wall time."""
+    full = [r for r in runs if "selected" not in r]
+    if full or len(runs) == 1:
+        return (full or runs)[0]
+    cfg = exp.config(preset, runs[0]["seed"], model, overrides, {n for r in runs for n in r["selected"]})
+    names = list(cfg.networks)     # the preset's order
+    merged = {**runs[0], "selected": names, "wall_time_s": sum(r.get("wall_time_s", 0.0) for r in runs),
+              "config": _config.to_dict(cfg)}
+    merged["networks"] = {n: next(r["networks"][n] for r in runs if n in r["networks"]) for n in names}
+    for key, value in runs[0].items():
+        if key != "networks" and value in ([], {}, None):
+            merged[key] = next((r[key] for r in runs if r.get(key) not in ([], {}, None)), value)
+    return merged
 
 
 def write_summary(exp: Experiment, out_dir: Path, name: str, preset: str, overrides: dict, runs: list[dict], dev,
                   wall: float) -> dict:
     seeds = [r["seed"] for r in runs]
+    selected = sorted({n for r in runs for n in r.get("selected", ())}) if all("selected" in r for r in runs) else []
     summary = {"experiment": name, "preset": preset, "overrides": overrides, "seeds": seeds,
+               **({"selected": selected} if selected else {}),
                "provenance": provenance(dev, wall_time_s=wall, preset=preset, overrides=overrides, seeds=seeds,
                                         code=code_fingerprint(),
                                         dataset=sorted({r.get("dataset", GENERATED) for r in runs}),

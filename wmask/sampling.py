@@ -12,7 +12,10 @@ Two identities make this cheap:
 
 The uniforms come from a counter-based hash of ``(seed, element index)``, so the backward pass regenerates them
 instead of storing ``K x P`` floats, and every element can be computed independently (vectorised, in parallel, in
-one pass). The same hash runs eagerly or compiled by ``torch.compile``; both give the same masks.
+one pass). The same hash runs eagerly or compiled by ``torch.compile``; both give the same masks. The seed is first
+mixed through the splitmix64 finaliser (every one of its 64 bits reaches the key), and the key enters the element
+hash by XOR, not addition: with ``idx * golden + seed`` two seeds that differ by a multiple of the golden ratio gave
+uniforms that were shifted copies of each other.
 """
 from __future__ import annotations
 
@@ -28,14 +31,28 @@ _H1 = 0x7FEB352D
 _H2 = 0x846CA68B - (1 << 32)
 
 
-def uniform(seed: torch.Tensor, shape: tuple[int, ...], device=None) -> torch.Tensor:
-    """Uniforms in (0, 1) of ``shape``, a pure function of ``seed`` (an int64 scalar tensor) and the element's
-    row-major index."""
+_M64 = (1 << 64) - 1
+
+
+def mix_seed(seed) -> torch.Tensor:
+    """The 32-bit hash key of ``seed`` (an int or an integer scalar tensor, any 64 bits): the splitmix64 finaliser
+    of the seed, low half, as an int64 scalar tensor on the seed's device. Computed exactly with Python integers."""
+    device = seed.device if isinstance(seed, torch.Tensor) else None
+    z = (int(seed) + 0x9E3779B97F4A7C15) & _M64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _M64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _M64
+    z ^= z >> 31
+    return torch.tensor(z & _M32, dtype=torch.int64, device=device)
+
+
+def uniform(key: torch.Tensor, shape: tuple[int, ...], device=None) -> torch.Tensor:
+    """Uniforms in (0, 1) of ``shape``, a pure function of ``key`` (a 32-bit int64 scalar tensor, see
+    :func:`mix_seed`) and the element's row-major index."""
     n = 1
     for d in shape:
         n *= d
     idx = torch.arange(n, dtype=torch.int64, device=device).view(shape)
-    x = (idx * _GOLDEN + seed) & _M32
+    x = ((idx * _GOLDEN) & _M32) ^ key
     x = x ^ (x >> 16)
     x = (x * _H1) & _M32
     x = x ^ (x >> 15)
@@ -44,25 +61,25 @@ def uniform(seed: torch.Tensor, shape: tuple[int, ...], device=None) -> torch.Te
     return ((x >> 9).to(torch.float32) + 0.5) * (1.0 / 8388608.0)  # 23 bits: strictly inside (0, 1) in float32
 
 
-def _forward(logits: torch.Tensor, weight: torch.Tensor, seed: torch.Tensor, k: int) -> torch.Tensor:
+def _forward(logits: torch.Tensor, weight: torch.Tensor, key: torch.Tensor, k: int) -> torch.Tensor:
     """``weight * mask`` for ``k`` samples of each of the ``m`` mask sets: ``[m, *s], [*s] -> [m, k, *s]``."""
-    v = uniform(seed, (logits.shape[0], k, *weight.shape), logits.device)
+    v = uniform(key, (logits.shape[0], k, *weight.shape), logits.device)
     keep = v < torch.sigmoid(logits.float()).unsqueeze(1)
     return torch.where(keep, weight, torch.zeros((), dtype=weight.dtype, device=weight.device))
 
 
-def _backward(grad: torch.Tensor, weight: torch.Tensor, logits: torch.Tensor, seed: torch.Tensor) -> torch.Tensor:
+def _backward(grad: torch.Tensor, weight: torch.Tensor, logits: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
     """Gradient w.r.t. the logits: ``sum_k grad_k * weight * s_k (1 - s_k)``, ``[m, k, *s] -> [m, *s]``."""
-    v = uniform(seed, tuple(grad.shape), logits.device)
+    v = uniform(key, tuple(grad.shape), logits.device)
     q = torch.exp(-logits.float()).unsqueeze(1)
     s = (1.0 - v) / (1.0 - v + v * q)
     return (grad.float() * weight.float() * (s * (1.0 - s))).sum(1).to(logits.dtype)
 
 
-def _weight_backward(grad: torch.Tensor, logits: torch.Tensor, seed: torch.Tensor) -> torch.Tensor:
+def _weight_backward(grad: torch.Tensor, logits: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
     """Gradient w.r.t. the frozen weight, per set: ``sum_k grad_k * m_k``, ``[m, k, *s] -> [m, *s]`` (only needed to
     reproduce the authors' clipping, which includes the frozen weights' gradients in the norm)."""
-    v = uniform(seed, tuple(grad.shape), logits.device)
+    v = uniform(key, tuple(grad.shape), logits.device)
     keep = v < torch.sigmoid(logits.float()).unsqueeze(1)
     return torch.where(keep, grad.float(), torch.zeros((), device=grad.device)).sum(1)
 
@@ -87,7 +104,7 @@ def resolve_impl(impl: str, device: torch.device) -> str:
         return impl
     try:
         fwd = kernels("compile")[0]
-        fwd(torch.zeros(2, 3, device=device), torch.ones(3, device=device), torch.tensor(1, device=device), 2)
+        fwd(torch.zeros(2, 3, device=device), torch.ones(3, device=device), mix_seed(torch.tensor(1, device=device)), 2)
         return "compile"
     except Exception as err:  # noqa: BLE001 - any compiler failure means: fall back, and say so
         _KERNELS.pop("compile", None)
@@ -124,6 +141,7 @@ class SampleMasked(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, logits, weight, seed, k, impl, order, sink=None):
+        seed = mix_seed(seed).to(logits.device)
         out = kernels(impl)[0](in_storage_order(logits, order, 1).contiguous(),
                                in_storage_order(weight, order).contiguous(), seed, k)
         ctx.save_for_backward(logits, weight, seed)
@@ -155,7 +173,7 @@ def sampled_uniforms(logits: torch.Tensor, seed: torch.Tensor, k: int, order: tu
     """The uniforms ``v`` behind :func:`sample_masked` (kept iff ``v < sigmoid(logit)``), ``[m * k, *shape]``."""
     order = storage_order(logits.shape[1:]) if order is None else tuple(order)
     shape = in_storage_order(logits, order, 1).shape
-    v = uniform(seed, (shape[0], k, *shape[1:]), logits.device)
+    v = uniform(mix_seed(seed).to(logits.device), (shape[0], k, *shape[1:]), logits.device)
     return from_storage_order(v, order, 2).flatten(0, 1)
 
 

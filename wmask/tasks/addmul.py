@@ -50,7 +50,7 @@ class AddMulConfig:
     """§2.1 of the paper; the defaults are the paper's settings."""
     networks: dict[str, NetConfig] = field(default_factory=paper_networks)  # each gets control, +, × masks
     size_study: tuple[str, ...] = ("fnn_small", "fnn_medium", "fnn_big", "fnn_huge")  # smallest first
-    sweep_network: str = "fnn_big"             # the α sweep trains + and × masks on this network's base net
+    sweep_network: str = "fnn_big"             # the α sweep trains + and × masks on this network's base net ("": none)
     sweep_alphas: tuple[float, ...] = (1e-5, 3e-5, 1e-4, 3e-4, 1e-3)
     seed: int = 0
 
