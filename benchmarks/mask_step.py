@@ -1,8 +1,14 @@
-"""Mask-training step vs plain training step, and M mask sets batched vs one after another.
+"""Mask-training step vs plain training step, and M mask sets batched vs one after another, for every model the
+book trains.
 
 Prints medians of several repetitions, measured in one run on one machine, as ratios. Each case runs in its own
-process so that its peak memory can be read. Usage: ``python benchmarks/mask_step.py [--model big|small]
-[--device auto|cpu|cuda] [--reps 5] [--threads N]`` (``make bench`` runs both models).
+process so that its peak memory can be read. Usage: ``python benchmarks/mask_step.py [--model NAME|all]
+[--device auto|cpu|cuda] [--reps 5] [--threads N]`` (``make bench`` runs every model).
+
+Cases: ``plain`` (Adam, clip 1, one batch); ``masked`` (one mask set, K = 4 samples); ``masked4`` (M = 4 sets, as
+the SCAN chapter trains); ``loop4`` (the same, samples one after another: how recurrent models ran before their
+batched drop-ins, recurrent models only); ``batched`` (M = 10 sets in one pass) against ``sequential`` (10 single-set
+steps).
 """
 from __future__ import annotations
 
@@ -14,52 +20,106 @@ import statistics
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
 
 import wmask
-from wmask.models import FNN
+from wmask.models import FNN, RepeatLSTM, SimpleCNN
+from wmask.seq2seq import Seq2SeqLSTM, Seq2SeqTransformer
 
-MODELS = {"big": [2000] * 4, "small": [400, 400, 200]}   # the paper's 4x2000 FNN and its "small" size
-B, K, M = 128, 4, 10
+K, M = 4, 10
 
 
-def batch(n_sets, gen):
-    x = torch.randn(n_sets, B, 42, generator=gen)
-    return x, torch.randint(0, 10, (n_sets, B, 2), generator=gen)
+@dataclass
+class Bench:
+    """A model as the book trains it: its constructor, a batch of ``b`` inputs and targets, what it is."""
+    build: Callable[[], torch.nn.Module]
+    data: Callable[[int, torch.Generator], tuple[tuple[torch.Tensor, ...], torch.Tensor]]
+    b: int
+    what: str
+
+
+def _digits(n_in, n_digits):
+    return lambda b, g: ((torch.randn(b, n_in, generator=g),), torch.randint(0, 10, (b, n_digits), generator=g))
+
+
+def _scan(b, g, src_len=9, tgt_len=24):
+    src = torch.randint(1, 14, (b, src_len), generator=g)
+    ends = torch.randint(4, src_len + 1, (b, 1), generator=g)           # commands of 4..9 words, padded with 0
+    src = torch.where(torch.arange(src_len) < ends, src, torch.zeros_like(src))
+    tgt = torch.randint(0, 8, (b, tgt_len), generator=g)
+    return (src, tgt), tgt
+
+
+BENCHES = {
+    "fnn_big": Bench(lambda: FNN(42, [2000] * 4, 20), _digits(42, 2), 128, "add/mul FNN 42-2000x4-20 (paper)"),
+    "fnn_small": Bench(lambda: FNN(42, [400, 400, 200], 20), _digits(42, 2), 128,
+                       "add/mul FNN 42-400-400-200-20 (paper's small, cpu)"),
+    "lstm_arith": Bench(lambda: RepeatLSTM(42, 256, 20, layers=2, steps=3), _digits(42, 2), 128,
+                        "add/mul LSTM 2x256, 3 steps (paper)"),
+    "scan_lstm": Bench(lambda: Seq2SeqLSTM(14, 8), _scan, 256,
+                       "SCAN LSTM 2x200 (paper), commands 4-9, actions 24, teacher forcing 0.5"),
+    "scan_transformer": Bench(lambda: Seq2SeqTransformer(14, 8), _scan, 256,
+                              "SCAN Transformer 3+3 layers, d 100 (paper), commands 4-9, actions 24"),
+    "cifar_cnn": Bench(lambda: SimpleCNN(32), lambda b, g: ((torch.randn(b, 3, 32, 32, generator=g),),
+                                                            torch.randint(0, 10, (b,), generator=g)), 128,
+                       "CIFAR-10 simple CNN, width 32 (paper)"),
+    "mnist_mlp": Bench(lambda: FNN(784, [256] * 4, 10), lambda b, g: ((torch.randn(b, 784, generator=g),),
+                                                                      torch.randint(0, 10, (b,), generator=g)), 128,
+                       "MNIST MLP 784-256x4-10 (clusterability, permuted MNIST)"),
+}
+CASES = ("plain", "masked", "masked4", "loop4", "batched", "sequential")
+
+
+def _logits(out, y):
+    """Model outputs as ``[..., 10-way or vocab logits]`` aligned with ``y`` (the arithmetic nets emit digit pairs)."""
+    return out.unflatten(-1, (y.shape[-1], -1)) if out.dim() == y.dim() else out
+
+
+def _per_set(out, y):
+    out = _logits(out, y)
+    return F.cross_entropy(out.flatten(0, -2), y.flatten(), reduction="none").view(y.shape[0], -1).mean(1)
 
 
 def case(name: str, model: str, device: torch.device, reps: int) -> dict:
     torch.manual_seed(0)
-    gen = torch.Generator().manual_seed(0)
-    net = FNN(42, MODELS[model], 20).to(device)
+    gen, bench = torch.Generator().manual_seed(0), BENCHES[model]
+    net = bench.build().to(device)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
 
-    def loss_per_set(out, y):
-        return F.cross_entropy(out.reshape(-1, 10), y.reshape(-1), reduction="none").view(out.shape[0], -1).mean(1)
+    def stacked(n):
+        parts = [bench.data(bench.b, gen) for _ in range(n)]
+        xs = tuple(torch.stack([p[0][i] for p in parts]).to(device) for i in range(len(parts[0][0])))
+        return xs, torch.stack([p[1] for p in parts]).to(device)
 
     if name == "plain":
+        net.train()
         opt = torch.optim.Adam(net.parameters(), 1e-3)
-        x, y = (t[0].to(device) for t in batch(1, gen))
+        (xs, y) = bench.data(bench.b, gen)
+        xs, y = tuple(x.to(device) for x in xs), y.to(device)
 
         def step():
-            loss = F.cross_entropy(net(x).view(-1, 10), y.view(-1))
+            out = _logits(net(*xs), y)
+            loss = F.cross_entropy(out.flatten(0, -2), y.flatten())
             opt.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
             opt.step()
     else:
-        n_sets = M if name == "batched" else 1
-        copies = 1 if name != "sequential" else M
-        sets = [wmask.MaskSet(net, n_sets=n_sets) for _ in range(copies)]
+        n_sets = {"batched": M, "masked4": 4, "loop4": 4}.get(name, 1)
+        copies = M if name == "sequential" else 1
+        mode = "loop" if name == "loop4" else "auto"
+        sets = [wmask.MaskSet(net, n_sets=n_sets, mode=mode) for _ in range(copies)]
         opts = [torch.optim.Adam(list(s.logits.values()), 1e-2) for s in sets]
-        data = [tuple(t.to(device) for t in batch(n_sets, gen)) for _ in sets]
+        data = [stacked(n_sets) for _ in sets]
 
         def step():
-            for s, opt, (x, y) in zip(sets, opts, data):  # "sequential": M single-set steps
-                task = loss_per_set(s.sample_forward(x, k=K), y)
-                reg = sum(l.sum() for l in s.logits.values()) * (1e-4 / B)
+            for s, opt, (xs, y) in zip(sets, opts, data):  # "sequential": M single-set steps
+                task = _per_set(s.sample_forward(xs, k=K), y)
+                reg = sum(l.sum() for l in s.logits.values()) * (1e-4 / bench.b)
                 opt.zero_grad(set_to_none=False)
                 (task.sum() + reg).backward()
                 wmask.train.clip_per_set([l.grad for l in s.logits.values()], 1.0)
@@ -80,9 +140,43 @@ def case(name: str, model: str, device: torch.device, reps: int) -> dict:
     return {"case": name, "median_s": statistics.median(times), "times_s": times, "peak_bytes": peak}
 
 
+def recurrent(model: str) -> bool:
+    return bool(wmask.recurrent.has_recurrent(BENCHES[model].build()))
+
+
+def run_model(model: str, a, threads: int) -> dict:
+    results = {}
+    for name in CASES:
+        if name == "loop4" and not recurrent(model):
+            continue
+        cmd = [sys.executable, __file__, "--case", name, "--model", model, "--device", a.device,
+               "--reps", str(a.reps), "--threads", str(threads)]
+        out = subprocess.run(cmd, capture_output=True, text=True)
+        if out.returncode:
+            sys.exit(f"{model}: case {name} failed:\n{out.stderr}")
+        results[name] = json.loads(out.stdout.strip().splitlines()[-1])
+    return results
+
+
+def report(model: str, results: dict) -> None:
+    r = {k: v["median_s"] for k, v in results.items()}
+    mib = {k: v["peak_bytes"] / 2**20 for k, v in results.items()}
+    print(f"\n## {model}: {BENCHES[model].what}, B={BENCHES[model].b}, K={K}")
+    for name, label in (("plain", "plain step"), ("masked", f"masked step (M=1, K={K})"),
+                        ("masked4", "masked step (M=4), batched"), ("loop4", "masked step (M=4), one by one"),
+                        ("batched", f"batched step (M={M})"), ("sequential", f"sequential {M} x (M=1)")):
+        if name in r:
+            print(f"{label:32s} {r[name]:8.4f} s   peak {mib[name]:6.0f} MiB")
+    print(f"ratio masked / plain                   {r['masked'] / r['plain']:.2f}x")
+    print(f"ratio masked M=4 / (4 x plain)         {r['masked4'] / (4 * r['plain']):.2f}x")
+    if "loop4" in r:
+        print(f"speed-up M=4 batched vs one by one     {r['loop4'] / r['masked4']:.2f}x")
+    print(f"throughput batched / sequential        {r['sequential'] / r['batched']:.2f}x")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", choices=sorted(MODELS), default="big")
+    ap.add_argument("--model", choices=["all", *BENCHES], default="all")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--threads", type=int, default=None)
@@ -94,24 +188,10 @@ def main():
     if a.case:
         print(json.dumps(case(a.case, a.model, device, a.reps)))
         return
-    results = {}
-    for name in ("plain", "masked", "batched", "sequential"):
-        cmd = [sys.executable, __file__, "--case", name, "--model", a.model, "--device", a.device,
-               "--reps", str(a.reps), "--threads", str(threads)]
-        out = subprocess.run(cmd, capture_output=True, text=True)
-        if out.returncode:
-            sys.exit(f"case {name} failed:\n{out.stderr}")
-        results[name] = json.loads(out.stdout.strip().splitlines()[-1])
-    r = {k: v["median_s"] for k, v in results.items()}
-    mib = {k: v["peak_bytes"] / 2**20 for k, v in results.items()}
-    print(f"# FNN 42-{'-'.join(map(str, MODELS[a.model]))}-20, B={B}, K={K}, M={M}; {wmask.utils.device_name(device)}; "
-          f"torch {torch.__version__}; python {platform.python_version()}; median of {a.reps}")
-    print(f"plain step                {r['plain']:.4f} s   peak {mib['plain']:.0f} MiB")
-    print(f"masked step (M=1, K={K})   {r['masked']:.4f} s   peak {mib['masked']:.0f} MiB")
-    print(f"batched step (M={M})       {r['batched']:.4f} s   peak {mib['batched']:.0f} MiB")
-    print(f"sequential {M} x (M=1)      {r['sequential']:.4f} s   peak {mib['sequential']:.0f} MiB")
-    print(f"ratio masked / plain                   {r['masked'] / r['plain']:.2f}x")
-    print(f"throughput batched / sequential        {r['sequential'] / r['batched']:.2f}x")
+    print(f"# {wmask.utils.device_name(device)}; torch {torch.__version__}; python {platform.python_version()}; "
+          f"{threads} threads; median of {a.reps} steps after 2 warm-up steps")
+    for model in (BENCHES if a.model == "all" else [a.model]):
+        report(model, run_model(model, a, threads))
 
 
 if __name__ == "__main__":

@@ -79,32 +79,89 @@ def test_k_must_be_positive():
         MaskTrainConfig(k=0)
 
 
-# -- 6. the forward mode is decided by the layers, up front -----------------------------------------------------------
+# -- 6. recurrent layers run batched, through drop-ins equal to torch's ------------------------------------------------
 @pytest.mark.parametrize("kind", [nn.LSTM, nn.GRU, nn.RNN])
-def test_recurrent_layers_run_in_a_loop_with_a_warning(kind):
+def test_recurrent_layers_run_batched_and_equal_the_loop(kind):
+    """The same masks (same seeds) through vmap over the batched drop-ins and through torch's layer one sample at a
+    time: outputs and logit gradients equal."""
+    torch.manual_seed(0)
     model = RecurrentNet(kind)
-    assert forward_mode(model) == "loop"
-    with pytest.warns(RuntimeWarning, match="one after another"):
-        masks = MaskSet(model, n_sets=2, impl="eager")
-    assert masks.mode == "loop"
-    assert masks.sample_forward(torch.randn(2, 4, 5, 4), k=2).shape == (2, 4, 3)
+    x = torch.randn(2, 4, 5, 4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")                 # no warning: nothing falls back
+        batched = MaskSet(model, n_sets=2, impl="eager", seed=3)
+    looped = MaskSet(model, n_sets=2, impl="eager", seed=3, mode="loop")
+    assert batched.mode == "vmap" and forward_mode(model) == "vmap"
+    for ms in (batched, looped):
+        for t in ms.logits.values():
+            t.data.normal_(generator=torch.Generator().manual_seed(1))
+    a, b = batched.sample_forward(x, k=2), looped.sample_forward(x, k=2)
+    torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    ga = torch.autograd.grad(a.square().sum(), list(batched.logits.values()))
+    gb = torch.autograd.grad(b.square().sum(), list(looped.logits.values()))
+    for u, v in zip(ga, gb):
+        torch.testing.assert_close(u, v, rtol=1e-5, atol=1e-6)
+    assert isinstance(model.rnn, kind)                # the user's model keeps torch's layer
+
+
+def test_seq2seq_lstm_masks_run_batched_and_equal_the_loop():
+    """The SCAN LSTM (packed encoder input; greedy decoding when not teacher-forced) under vmap equals the loop."""
+    for tf in (0.0, 1.0):
+        torch.manual_seed(0)
+        net = seq2seq.Seq2SeqLSTM(6, 5, hidden=8, layers=2, emb=4, teacher_forcing=tf).eval()
+        src = torch.randint(1, 6, (2, 4, 5))
+        src[:, :, 3:] *= torch.randint(0, 2, (2, 4, 1))          # some sequences end early (padding 0)
+        tgt = torch.randint(0, 5, (2, 4, 3))
+        outs = []
+        for mode in ("vmap", "loop"):
+            ms = MaskSet(net, n_sets=2, impl="eager", seed=3, mode=mode)
+            for t in ms.logits.values():
+                t.data.normal_(generator=torch.Generator().manual_seed(1))
+            out = ms.sample_forward((src, tgt), k=2)
+            outs.append((out, torch.autograd.grad(out.square().sum(), list(ms.logits.values()))))
+        torch.testing.assert_close(outs[0][0], outs[1][0], rtol=1e-5, atol=1e-6)
+        for u, v in zip(outs[0][1], outs[1][1]):
+            torch.testing.assert_close(u, v, rtol=1e-5, atol=1e-5)
 
 
 def test_vmap_errors_are_raised_with_a_hint_instead_of_falling_back():
-    """A Transformer with teacher forcing 0.5 draws a Python bool per call: it cannot run under vmap."""
+    """A model that branches on a tensor's value cannot run under vmap: a named error, no silent fallback."""
+    class Branchy(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.l = nn.Linear(3, 2)
+
+        def forward(self, x):
+            y = self.l(x)
+            return y if y.sum() > 0 else -y
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        masks = MaskSet(Branchy(), n_sets=2, impl="eager")
+        assert masks.mode == "vmap"
+        with pytest.raises(RuntimeError, match="mode='loop'") as info:
+            masks.sample_forward(torch.randn(2, 4, 3), k=2)
+    assert info.value.__cause__ is not None and masks.mode == "vmap"
+    looped = MaskSet(Branchy(), n_sets=2, impl="eager", mode="loop")
+    assert looped.sample_forward(torch.randn(2, 4, 3), k=2).shape == (2, 4, 2)
+
+
+def test_random_draws_inside_the_model_are_shared_by_the_samples_of_a_step():
+    """Teacher forcing 0.5 draws one coin per call: under vmap every mask sample of a step sees the same draw, as
+    in one forward over the whole batch."""
     torch.manual_seed(0)
     net = seq2seq.Seq2SeqTransformer(6, 5, d=16, heads=2, enc_layers=1, dec_layers=1, ff=16,
                                      teacher_forcing=0.5).eval()
     src, tgt = torch.randint(1, 6, (2, 4, 3)), torch.randint(0, 5, (2, 4, 3))
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")                 # no warning, no silent fallback
-        masks = MaskSet(net, n_sets=2, impl="eager")
-        assert masks.mode == "vmap"
-        with pytest.raises(RuntimeError, match="mode='loop'") as info:
-            masks.sample_forward((src, tgt), k=2)
-    assert info.value.__cause__ is not None and masks.mode == "vmap"
-    looped = MaskSet(net, n_sets=2, impl="eager", mode="loop")
-    assert looped.sample_forward((src, tgt), k=2).shape == (2, 4, 3, 5)
+    for state in range(4):
+        torch.manual_seed(state)
+        out = MaskSet(net, n_sets=2, impl="eager", seed=3).sample_forward((src, tgt), k=2)
+        torch.manual_seed(state)
+        forced = bool(torch.rand(()) < 0.5)
+        net.teacher_forcing = 1.0 if forced else 0.0     # the draw, made for all four samples at once
+        want = MaskSet(net, n_sets=2, impl="eager", seed=3).sample_forward((src, tgt), k=2)
+        net.teacher_forcing = 0.5
+        torch.testing.assert_close(out, want)
 
 
 def test_any_model_error_under_vmap_is_chained():

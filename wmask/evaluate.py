@@ -16,6 +16,7 @@ from torch.func import functional_call, vmap
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from .masks import _no_mha_fastpath, forward_mode, stacked_weights
+from .recurrent import batchable
 
 
 def variants_forward(model: nn.Module, variants: list[dict | None], mode: str | None = None) -> Callable:
@@ -36,8 +37,9 @@ def variants_forward(model: nn.Module, variants: list[dict | None], mode: str | 
             return out.unsqueeze(0).expand(len(variants), *out.shape)
         with _no_mha_fastpath():
             if mode == "vmap":   # the fused attention kernels have no batching rule; the math one batches
+                twin = batchable(model)   # recurrent layers as batched drop-ins (wmask.recurrent)
                 with sdpa_kernel(SDPBackend.MATH):
-                    return vmap(lambda w: functional_call(model, w, inputs))(weights)
+                    return vmap(lambda w: functional_call(twin, w, inputs), randomness="same")(weights)
             per = {n: w.unbind(0) for n, w in weights.items()}
             return torch.stack([functional_call(model, {n: w[s] for n, w in per.items()}, inputs)
                                 for s in range(len(variants))])

@@ -5,14 +5,15 @@ from parameter name (as in ``model.named_parameters()``) to a bool tensor of tha
 are stacked along a new leading dimension.
 
 The model's own code is never touched: masked weights are passed in through :func:`torch.func.functional_call`,
-and :func:`torch.func.vmap` runs all ``M x K`` mask samples (``M`` sets, ``K`` samples each) in one batched pass.
+and :func:`torch.func.vmap` runs all ``M x K`` mask samples (``M`` sets, ``K`` samples each) in one batched pass
+(a model's ``nn.LSTM``/``nn.GRU``/``nn.RNN`` layers, which vmap cannot batch, run as the drop-ins of
+:mod:`wmask.recurrent` in a twin of the model that shares its parameters).
 """
 from __future__ import annotations
 
 import contextlib
 import copy
 import fnmatch
-import warnings
 from dataclasses import dataclass
 from typing import Iterable
 
@@ -23,6 +24,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils._pytree import tree_map
 
 from .maskio import check_names_shapes, load_masks, save_masks  # noqa: F401 (re-exported)
+from .recurrent import batchable
 from .sampling import from_storage_order, in_storage_order, resolve_impl, sample_masked, storage_order
 
 _NORMS = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm, nn.LocalResponseNorm)
@@ -97,8 +99,9 @@ def forward_with(model: nn.Module, weights: dict[str, torch.Tensor], inputs, mod
 
     ``inputs`` is a tensor or a tuple of tensors, each ``[S, ...]``; the other parameters and buffers are the
     model's own. Returns the model's output stacked along a leading ``S`` dimension. ``mode="vmap"`` runs all
-    ``S`` in one batched pass; ``"loop"`` calls the model ``S`` times (for layers with no vmap batching rule, such
-    as ``nn.LSTM``); both compute the same function.
+    ``S`` in one batched pass (recurrent layers through :func:`wmask.recurrent.batchable`; random draws inside the
+    model are shared by the ``S`` calls, as in one forward over a whole batch); ``"loop"`` calls the model ``S``
+    times (for models that cannot run under vmap); both compute the same function.
     """
     inputs = inputs if isinstance(inputs, tuple) else (inputs,)
     with _no_mha_fastpath():
@@ -116,16 +119,10 @@ def _no_mha_fastpath():
         torch.backends.mha.set_fastpath_enabled(before)
 
 
-def _recurrent(model: nn.Module) -> list[str]:
-    """Names of the layer types in ``model`` with no vmap batching rule (``nn.LSTM``, ``nn.GRU``, ``nn.RNN``)."""
-    return sorted({type(m).__name__ for m in model.modules() if isinstance(m, nn.RNNBase)})
-
-
 def forward_mode(model: nn.Module) -> str:
-    """The :func:`forward_with` mode for ``model``: recurrent layers (``nn.LSTM``, ``nn.GRU``, ``nn.RNN``) have no
-    vmap batching rule, so a model holding one runs its mask samples one after another (``"loop"``); any other runs
-    them in one pass (``"vmap"``)."""
-    return "loop" if _recurrent(model) else "vmap"
+    """The :func:`forward_with` mode for ``model``: ``"vmap"`` (recurrent layers run as batched drop-ins, see
+    :mod:`wmask.recurrent`); kept for callers that choose a mode per model."""
+    return "vmap"
 
 
 class VmapForwardError(RuntimeError):
@@ -135,8 +132,9 @@ class VmapForwardError(RuntimeError):
 def _forward_with(model, weights, inputs, mode):
     if mode == "vmap":   # the fused attention kernels have no vmap batching rule; the math one batches
         try:
+            twin = batchable(model)
             with sdpa_kernel(SDPBackend.MATH):
-                return vmap(lambda w, xs: functional_call(model, w, xs), randomness="different")(weights, inputs)
+                return vmap(lambda w, xs: functional_call(twin, w, xs), randomness="same")(weights, inputs)
         except Exception as err:  # noqa: BLE001 - any error: re-raised, chained, with the way out
             first = (str(err).splitlines() or [""])[0]
             raise VmapForwardError(
@@ -176,10 +174,10 @@ class MaskSet:
     ``init``); a weight is kept with probability ``sigmoid(logit)`` while training and kept iff ``logit > 0`` when
     evaluating. The model's parameters are frozen (``requires_grad`` turned off) and never changed.
 
-    ``mode``: ``"vmap"`` runs all mask samples in one batched pass; ``"loop"`` one after another (same function,
-    slower); ``"auto"`` (default) is :func:`forward_mode`: ``"loop"``, with a warning, for a model with an
-    ``nn.LSTM``/``nn.GRU``/``nn.RNN`` (no vmap batching rule), else ``"vmap"``. Any error the model raises under vmap
-    is re-raised (chained) as a :class:`VmapForwardError` that says to pass ``mode="loop"``.
+    ``mode``: ``"vmap"`` runs all mask samples in one batched pass (``nn.LSTM``/``nn.GRU``/``nn.RNN`` layers as the
+    batched drop-ins of :mod:`wmask.recurrent`); ``"loop"`` one after another (same function, slower); ``"auto"``
+    (default) is ``"vmap"``. Any error the model raises under vmap (e.g. it packs sequences itself, or branches on
+    a tensor's value) is re-raised (chained) as a :class:`VmapForwardError` that says to pass ``mode="loop"``.
 
     Both forwards run the model in **eval mode** (dropout off, normalisation layers use and keep their running
     statistics: masks inspect a fixed function) and give every module back its own ``training`` flag afterwards.
@@ -206,13 +204,7 @@ class MaskSet:
         self.n_sets = n_sets
         if mode not in ("auto", "vmap", "loop"):
             raise ValueError(f"unknown forward mode {mode!r}; expected 'auto', 'vmap' or 'loop'")
-        if mode == "auto":
-            mode = forward_mode(model)
-            if mode == "loop":
-                warnings.warn(f"{type(model).__name__} has {'/'.join(_recurrent(model))} layers, which have no "
-                              "torch.func.vmap batching rule: its mask samples run one after another (same "
-                              "results, slower)", RuntimeWarning, stacklevel=2)
-        self.mode = mode
+        self.mode = "vmap" if mode == "auto" else mode
         self.impl = resolve_impl(impl, next(iter(self.weights.values())).device)
         self.generator = torch.Generator().manual_seed(torch.initial_seed() if seed is None else seed)
         self.sinks: dict[str, torch.Tensor] | None = None

@@ -17,7 +17,8 @@ from collections import Counter
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence
+
+from .recurrent import run_padded
 
 PAD, IGNORE, EOS = "<pad>", -1, "<eos>"
 
@@ -116,9 +117,9 @@ class Seq2SeqLSTM(nn.Module):
         self.out = nn.Linear(hidden, n_out)
 
     def forward(self, src: torch.Tensor, tgt: torch.Tensor) -> torch.Tensor:
-        lengths = (src != 0).sum(1).cpu()
-        packed = pack_padded_sequence(self.drop(self.src_emb(src)), lengths, batch_first=True, enforce_sorted=False)
-        _, state = self.encoder(packed)
+        # each source sequence's state after its own last token (packed for nn.LSTM, `lengths` for the batched
+        # drop-in that mask training runs, see wmask.recurrent)
+        _, state = run_padded(self.encoder, self.drop(self.src_emb(src)), (src != 0).sum(1))
         if _teacher_forced(self.teacher_forcing):
             y, _ = self.decoder(self.drop(self.tgt_emb(_shifted(tgt, self.n_out))), state)
             return self.out(y)
