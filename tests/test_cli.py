@@ -61,3 +61,13 @@ def test_networks_selects_part_of_a_preset_and_the_summary_merges_selections(tmp
     assert _main_nets(run["config"]) == ["fnn_xs"]
     acc = (folder / "accuracy.csv").read_text()
     assert "fnn_xs" in acc and "fnn_masks_clip" in acc
+    # a chapter shows such a run, committed as the paper preset's, with what it is and its checks
+    import shutil
+
+    from wmask.report import show_paper_scale
+    shutil.copytree(folder, tmp_path / "committed/addmul/paper")
+    assert show_paper_scale("addmul", ["full", "+"], ["specialise"], tmp_path / "nothing").startswith("No run")
+    seen = show_paper_scale("addmul", ["full", "+"], ["specialise"], tmp_path / "committed")
+    out = capsys.readouterr().out
+    assert "preset smoke, networks fnn_masks_clip, fnn_xs only (partial: the rest needs a GPU), seeds [0]" in out
+    assert seen.startswith("*specialise*: at preset paper") and "fnn_xs" in seen

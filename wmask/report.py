@@ -34,6 +34,48 @@ def caption(summary: dict, dataset: str) -> str:
             "mean ± sd over seeds")
 
 
+def committed_summary(experiment: str, preset: str, root=None) -> dict | None:
+    """The committed ``results/<experiment>/<preset>/summary.json`` (``root``: another results folder), or None."""
+    import json
+    path = Path(root or repo_root() / "results") / experiment / preset / "summary.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def partial_caption(summary: dict) -> str:
+    """What a run of some of a preset's networks (``--networks``) is: which networks, seeds, where, how long."""
+    p, runs = summary["provenance"], summary["runs"]
+    minutes = ", ".join(f"seed {r['seed']} {r.get('wall_time_s', float('nan')) / 60:.0f} min" for r in runs)
+    nets = summary.get("selected") or list(runs[0]["config"]["networks"])
+    return (f"preset {summary['preset']}, networks {', '.join(nets)} only (partial: the rest needs a GPU), seeds "
+            f"{summary['seeds']}, {p['device']}, torch {p['torch']}, commit {p['commit'][:7]}; wall time {minutes}; "
+            "mean ± sd over seeds")
+
+
+def show_paper_scale(experiment: str, order: list[str], claim_keys: list[str], root=None) -> str:
+    """A chapter's section on the committed run of the paper preset's own configuration for some of its networks
+    (``python -m wmask run <experiment> --preset paper --networks ...`` on a CPU): what ran, each base network
+    against its target and each mask's settling, the accuracy table (masks ``order``), the checks of
+    ``claim_keys`` on those networks. Returns the "what we see" sentences (Markdown), or why there is nothing."""
+    import pandas as pd
+    from IPython.display import display
+
+    from . import claims
+    from .runner import EXPERIMENTS
+    summary = committed_summary(experiment, "paper", root)
+    if summary is None:
+        return f"No run of the paper preset is committed for {experiment} (results/{experiment}/paper/)."
+    tables = {k: pd.DataFrame(v) for k, v in EXPERIMENTS[experiment].tables(summary["runs"]).items()}
+    cfg = summary["runs"][0]["config"]
+    print(partial_caption(summary))
+    print(scale(cfg))
+    display(evidence_table(tables))
+    acc = tables["accuracy"]
+    display(mean_sd(acc[acc["mask"].isin(order)], ["network", "evaluated on"], "mask", "accuracy")[order])
+    for key in claim_keys:
+        claims.print_check(key, tables, cfg)
+    return " ".join(f"*{key}*: {claims.what_we_see(key, tables, cfg, 'paper')}" for key in claim_keys)
+
+
 def mean_sd(df, index: list[str], columns: str, value: str):
     """A table of ``mean ± sd`` strings (sample sd over the rows of each cell; 0 with one seed)."""
     g = df.groupby(index + [columns], sort=False)[value]

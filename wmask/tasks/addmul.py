@@ -76,8 +76,8 @@ PRESETS = {
     # settled (wmask.evidence), at mask lr 3e-2 (Adam moves a logit about lr per step: 3e-2 covers the paper's 20k
     # steps at 1e-2 in a third of the steps; measured on the 400 FNN, kept fraction 0.225 after 4k steps at 3e-2 and
     # 0.223 after 12k at 1e-2); the steps below are the maxima. The 2 x 128 LSTM reaches its target (+ 1.0, × 0.999
-    # after 8k steps at Adam 3e-3, 6 min) but its masks run one set at a time (0.09 s a step for three, ≈ 10 min more
-    # per seed to settle): it runs at paper only.
+    # after 8k steps at Adam 3e-3, 6 min) but its masks took ≈ 10 min more per seed to settle (measured when they ran
+    # one set at a time, 0.09 s a step for three; batched since, ≈ 1.3x faster, make bench): it runs at paper only.
     "cpu": dict(networks={"fnn": _fnn([400, 400, 200], 10_000, 15_000, lr=3e-2, until_settled=True),
                           "fnn_s": _fnn([200, 200, 100], 15_000, 15_000, lr=3e-2, until_settled=True)},
                 size_study=("fnn_s", "fnn"), sweep_network="fnn_s", sweep_alphas=(3e-5, 1e-3)),

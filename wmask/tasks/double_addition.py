@@ -53,8 +53,9 @@ PRESETS = {
                             "fnn_masks_clip": _net("fnn", [64, 64], 300, 100, 4e-4, n_test=512, clip_mode="masks")}),
     # 2 cores: the FNN trained like add/mul's 400-400-200 network (until it can carry a claim: base training to the
     # target, at most 5,000 steps, which solve both pairs exactly in every seed; masks at lr 3e-2 until settled, at
-    # most 15,000 steps). The LSTM reaches 0.99 per pair after 2,000 steps, but its masks run one set at a time
-    # over six input steps (0.12 s a step for three), ≈ 14 min per seed to settle: it runs at paper only.
+    # most 15,000 steps). The LSTM reaches 0.99 per pair after 2,000 steps, but its masks took ≈ 14 min per seed
+    # to settle (measured one set at a time over six input steps, 0.12 s a step for three; batched since, make
+    # bench): it runs at paper only.
     "cpu": dict(networks={"fnn": _net("fnn", [400, 400, 200], 5000, 15_000, 4e-4, mask_lr=3e-2,
                                       until_settled=True)}),
     "paper": {},
