@@ -34,9 +34,9 @@ book: setup
 	WMASK_PRESET=$(PRESET) $(BUILD_BOOK)
 	@echo "open _build/html/index.html"
 
+# every model the book trains: plain vs masked step, M sets batched vs one after another (benchmarks/README.md)
 bench: setup
-	$(BIN)/python benchmarks/mask_step.py --model big
-	$(BIN)/python benchmarks/mask_step.py --model small
+	$(BIN)/python benchmarks/mask_step.py --model all
 
 clean:
 	rm -rf _build

@@ -7,8 +7,9 @@ process so that its peak memory can be read. Usage: ``python benchmarks/mask_ste
 
 Cases: ``plain`` (Adam, clip 1, one batch); ``masked`` (one mask set, K = 4 samples); ``masked4`` (M = 4 sets, as
 the SCAN chapter trains); ``loop4`` (the same, samples one after another: how recurrent models ran before their
-batched drop-ins, recurrent models only); ``batched`` (M = 10 sets in one pass) against ``sequential`` (10 single-set
-steps).
+batched drop-ins, recurrent models only); ``batched`` (M = 10 sets, in the passes ``train_masks`` makes under its
+default memory budget, :mod:`wmask.memory`) and ``one_pass`` (M = 10 sets in one pass, whatever the memory)
+against ``sequential`` (10 single-set steps).
 """
 from __future__ import annotations
 
@@ -27,6 +28,8 @@ import torch
 import torch.nn.functional as F
 
 import wmask
+import wmask.memory
+import wmask.recurrent
 from wmask.models import FNN, RepeatLSTM, SimpleCNN
 from wmask.seq2seq import Seq2SeqLSTM, Seq2SeqTransformer
 
@@ -71,7 +74,7 @@ BENCHES = {
                                                                       torch.randint(0, 10, (b,), generator=g)), 128,
                        "MNIST MLP 784-256x4-10 (clusterability, permuted MNIST)"),
 }
-CASES = ("plain", "masked", "masked4", "loop4", "batched", "sequential")
+CASES = ("plain", "masked", "masked4", "loop4", "batched", "one_pass", "sequential")
 
 
 def _logits(out, y):
@@ -109,19 +112,25 @@ def case(name: str, model: str, device: torch.device, reps: int) -> dict:
             torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
             opt.step()
     else:
-        n_sets = {"batched": M, "masked4": 4, "loop4": 4}.get(name, 1)
+        n_sets = {"batched": M, "one_pass": M, "masked4": 4, "loop4": 4}.get(name, 1)
         copies = M if name == "sequential" else 1
         mode = "loop" if name == "loop4" else "auto"
         sets = [wmask.MaskSet(net, n_sets=n_sets, mode=mode) for _ in range(copies)]
         opts = [torch.optim.Adam(list(s.logits.values()), 1e-2) for s in sets]
         data = [stacked(n_sets) for _ in sets]
 
+        per_pass = wmask.memory.sets_per_pass(sets[0], K) if name == "batched" else n_sets
+        bounds = wmask.memory.passes(n_sets, per_pass)
+
         def step():
             for s, opt, (xs, y) in zip(sets, opts, data):  # "sequential": M single-set steps
-                task = _per_set(s.sample_forward(xs, k=K), y)
-                reg = sum(l.sum() for l in s.logits.values()) * (1e-4 / bench.b)
                 opt.zero_grad(set_to_none=False)
-                (task.sum() + reg).backward()
+                with s.passes():
+                    for a, b in bounds:                     # as train_masks: gradients accumulate over passes
+                        s.next_pass()
+                        out = s.sample_forward(tuple(x[a:b] for x in xs), k=K, sets=(a, b))
+                        reg = sum(l[a:b].sum() for l in s.logits.values()) * (1e-4 / bench.b)
+                        (_per_set(out, y[a:b]).sum() + reg).backward()
                 wmask.train.clip_per_set([l.grad for l in s.logits.values()], 1.0)
                 opt.step()
     for _ in range(2):
@@ -137,7 +146,8 @@ def case(name: str, model: str, device: torch.device, reps: int) -> dict:
         times.append(time.perf_counter() - t0)
     peak = (torch.cuda.max_memory_allocated() if device.type == "cuda"
             else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
-    return {"case": name, "median_s": statistics.median(times), "times_s": times, "peak_bytes": peak}
+    out = {"case": name, "median_s": statistics.median(times), "times_s": times, "peak_bytes": peak}
+    return {**out, "passes": len(bounds)} if name != "plain" else out
 
 
 def recurrent(model: str) -> bool:
@@ -164,14 +174,18 @@ def report(model: str, results: dict) -> None:
     print(f"\n## {model}: {BENCHES[model].what}, B={BENCHES[model].b}, K={K}")
     for name, label in (("plain", "plain step"), ("masked", f"masked step (M=1, K={K})"),
                         ("masked4", "masked step (M=4), batched"), ("loop4", "masked step (M=4), one by one"),
-                        ("batched", f"batched step (M={M})"), ("sequential", f"sequential {M} x (M=1)")):
+                        ("batched", f"batched step (M={M}), {results['batched']['passes']} pass(es)"),
+                        ("one_pass", f"batched step (M={M}), one pass"), ("sequential", f"sequential {M} x (M=1)")):
         if name in r:
-            print(f"{label:32s} {r[name]:8.4f} s   peak {mib[name]:6.0f} MiB")
+            print(f"{label:38s} {r[name]:8.4f} s   peak {mib[name]:6.0f} MiB")
     print(f"ratio masked / plain                   {r['masked'] / r['plain']:.2f}x")
     print(f"ratio masked M=4 / (4 x plain)         {r['masked4'] / (4 * r['plain']):.2f}x")
     if "loop4" in r:
         print(f"speed-up M=4 batched vs one by one     {r['loop4'] / r['masked4']:.2f}x")
-    print(f"throughput batched / sequential        {r['sequential'] / r['batched']:.2f}x")
+    print(f"throughput batched / sequential        {r['sequential'] / r['batched']:.2f}x "
+          f"(one pass: {r['sequential'] / r['one_pass']:.2f}x)")
+    print(f"peak memory batched / sequential       {mib['batched'] / mib['sequential']:.2f}x "
+          f"(one pass: {mib['one_pass'] / mib['sequential']:.2f}x)")
 
 
 def main():

@@ -248,7 +248,7 @@ glue("see-alpha-sweep", Markdown(claims.what_we_see("alpha-sweep", tables, run_c
 # at two budgets. The paper's main networks (the 2000×4 FNN, the LSTM) still need a GPU.
 
 # %%
-see_paper = show_paper_scale("addmul", order, ["specialise", "partial-overlap", "inverted-addmul"])
+see_paper = show_paper_scale("addmul", order, ["specialise", "partial-overlap", "inverted-addmul"], display=display)
 
 # %% tags=["remove-cell"]
 glue("see-paper-scale", Markdown(see_paper), display=False)

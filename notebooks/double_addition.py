@@ -156,7 +156,7 @@ glue("see-pairs-low-overlap", Markdown(claims.what_we_see("pairs-low-overlap", t
 
 # %%
 see_paper = show_paper_scale("double_addition", order,
-                             ["pairs-separate", "inverted-pairs", "pairs-low-overlap"])
+                             ["pairs-separate", "inverted-pairs", "pairs-low-overlap"], display=display)
 
 # %% tags=["remove-cell"]
 glue("see-paper-scale", Markdown(see_paper), display=False)

@@ -202,3 +202,47 @@ def test_per_set_alpha():
                 alphas=(0.0, 0.5))
     kept = masks.keep_fraction()
     assert kept[1] < kept[0] - 0.2, kept
+
+
+@pytest.mark.parametrize("clip_mode", ["masks", "all"])
+def test_sets_run_in_passes_train_the_same_masks(clip_mode):
+    """A step's sets in passes of 2 (gradients accumulated before the one update) give what one pass over all five
+    gives: same seeds per set, same uniforms (offset by the set), same gradients, clipping and history; with a
+    forward that calls the model twice a step (double addition's FNN), the n-th call of every pass reuses the seeds
+    of the first pass's n-th call."""
+    torch.manual_seed(0)
+    model, data, loss_fn = toy_problem(m=5)
+    w = torch.linspace(0.5, 1.5, 5)
+
+    def weighted(out, y):                       # a loss that closes over per-set tensors, like the tasks' losses
+        return loss_fn(out, y) * w
+
+    def twice(call, x):
+        return 0.5 * (call(x) + call(x.flip(-1)))
+
+    cfg = MaskTrainConfig(steps=6, batch_size=8, k=2, lr=0.05, clip_mode=clip_mode, log_every=1)
+    runs = []
+    for per_pass in (5, 2, 1):
+        masks = MaskSet(model, n_sets=5, seed=11, impl="eager")
+        hist = train_masks(masks, data, weighted, cfg, progress=False, forward=twice, sets_per_pass=per_pass,
+                           alphas=[1e-4, 1e-3, 1e-2, 1e-4, 0.0])
+        runs.append(({n: l.detach().clone() for n, l in masks.logits.items()}, hist))
+    for logits, hist in runs[1:]:
+        for n, l in logits.items():
+            torch.testing.assert_close(l, runs[0][0][n], rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(torch.tensor(hist.loss), torch.tensor(runs[0][1].loss), rtol=1e-5, atol=1e-6)
+    assert not torch.equal(runs[0][0]["0.weight"][0], runs[0][0]["0.weight"][2])   # the sets did differ
+
+
+def test_memory_budget_sets_passes():
+    from wmask import memory
+    assert memory.passes(10, 4) == [(0, 3), (3, 7), (7, 10)] and memory.passes(3, 8) == [(0, 3)]
+    assert memory.parse_bytes("4G") == 4 * 2**30 and memory.parse_bytes("512MiB") == 512 * 2**20
+    with pytest.raises(ValueError, match="WMASK_MASK_MEMORY must be a size like '4G'"):
+        memory.parse_bytes("lots")
+    masks = MaskSet(FNN(6, [16], 3), n_sets=10, impl="eager")
+    per_set = memory.BYTES_PER_SAMPLED_WEIGHT * 4 * (6 * 16 + 16 * 3)
+    assert memory.sets_per_pass(masks, 4, 3 * per_set) == 3
+    assert memory.sets_per_pass(masks, 4, 1) == 1 and memory.sets_per_pass(masks, 4, 100 * per_set) == 10
+    with pytest.raises(ValueError, match="sets_per_pass must be >= 1"):
+        train_masks(masks, lambda s: None, None, MaskTrainConfig(steps=1), progress=False, sets_per_pass=0)

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import fnmatch
-from dataclasses import dataclass
 from typing import Iterable
 
 import torch
@@ -23,58 +21,14 @@ from torch.func import functional_call, vmap
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils._pytree import tree_map
 
+from .maskfilter import MaskFilter, param_role  # noqa: F401 (re-exported)
 from .maskio import check_names_shapes, load_masks, save_masks  # noqa: F401 (re-exported)
 from .recurrent import batchable
 from .sampling import from_storage_order, in_storage_order, resolve_impl, sample_masked, storage_order
 
-_NORMS = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm, nn.LocalResponseNorm)
-_EMBEDDINGS = (nn.Embedding, nn.EmbeddingBag)
-
-
 def as_stored(t: torch.Tensor, order: tuple[int, ...], lead: int = 0) -> torch.Tensor:
     """A copy of ``t`` with the same shape whose memory is laid out in ``order`` (see ``sampling.storage_order``)."""
     return from_storage_order(in_storage_order(t, order, lead).contiguous(), order, lead)
-
-
-def param_role(module: nn.Module, name: str, p: torch.Tensor) -> str:
-    """Classify a parameter: ``weight`` (matrices and kernels), ``bias``, ``norm``, ``embedding`` or ``other``."""
-    if isinstance(module, _EMBEDDINGS):
-        return "embedding"
-    if isinstance(module, _NORMS):
-        return "norm"
-    if "bias" in name:
-        return "bias"
-    return "weight" if p.dim() >= 2 else "other"
-
-
-@dataclass
-class MaskFilter:
-    """Which parameters get a mask. Defaults follow the paper: weight matrices and kernels of linear, convolution,
-    LSTM and attention layers; biases only when ``biases``; normalisation gains/biases only when ``norms``;
-    embeddings never. ``include``/``exclude`` are parameter names or glob patterns applied after the defaults
-    (``exclude`` wins); a pattern that matches no parameter is an error."""
-    biases: bool = False
-    norms: bool = False
-    include: tuple[str, ...] = ()
-    exclude: tuple[str, ...] = ()
-
-    def select(self, model: nn.Module) -> list[str]:
-        roles = {}
-        for mod_name, module in model.named_modules():
-            for p_name, p in module.named_parameters(recurse=False):
-                roles[f"{mod_name}.{p_name}" if mod_name else p_name] = param_role(module, p_name, p)
-        # named_parameters() drops tied duplicates; keep its names so each tensor is masked once
-        names = [n for n, _ in model.named_parameters()]
-        for pattern in (*self.include, *self.exclude):
-            if not any(fnmatch.fnmatchcase(n, pattern) for n in names):
-                raise ValueError(f"mask filter pattern {pattern!r} matches no parameter of the model; "
-                                 f"parameters are: {', '.join(names)}")
-        wanted = {"weight"} | ({"bias"} if self.biases else set()) | ({"norm"} if self.norms else set())
-        chosen = [n for n in names if roles.get(n) in wanted or any(fnmatch.fnmatchcase(n, p) for p in self.include)]
-        chosen = [n for n in chosen if not any(fnmatch.fnmatchcase(n, p) for p in self.exclude)]
-        if not chosen:
-            raise ValueError("the mask filter selects no parameter of the model")
-        return chosen
 
 
 def split_samples(x: torch.Tensor, k: int, batch_dim: int) -> torch.Tensor:
@@ -208,6 +162,8 @@ class MaskSet:
         self.impl = resolve_impl(impl, next(iter(self.weights.values())).device)
         self.generator = torch.Generator().manual_seed(torch.initial_seed() if seed is None else seed)
         self.sinks: dict[str, torch.Tensor] | None = None
+        self._tape: list[torch.Tensor] | None = None      # seeds of the step's calls when its sets run in passes
+        self._call = 0
 
     def freeze(self, names: Iterable[str]) -> None:
         """Stop training the logits of ``names`` in every set (e.g. an output layer copied from a control mask);
@@ -232,25 +188,52 @@ class MaskSet:
                 self.sinks[n] = (as_stored(z, self.order[n], 1) if n in self.order else z).requires_grad_()
 
     # -- the two forward modes -------------------------------------------------------------------------------
-    def sample_forward(self, inputs, k: int = 1, batch_dim: int = 0):
+    def sample_forward(self, inputs, k: int = 1, batch_dim: int = 0, sets: tuple[int, int] | None = None):
         """Training forward: ``inputs`` ``[M, ..., B, ...]`` (tensor or tuple) -> outputs ``[M, ..., B, ...]``.
 
         Each set draws ``k`` masks; sample ``j`` is applied to the ``j``-th contiguous ``B/k`` slice of its set's
         batch (a sequence keeps one mask for all its steps). Differentiable w.r.t. :attr:`logits`. Runs the model
-        in eval mode (see the class).
+        in eval mode (see the class). ``sets=(a, b)``: only sets ``a..b-1`` (inputs ``[b - a, ...]``), with the masks
+        they would draw among all sets (see :meth:`passes`).
         """
-        inputs = self._check_inputs(inputs)
+        a, b = sets or (0, self.n_sets)
+        if not 0 <= a < b <= self.n_sets:
+            raise ValueError(f"sets={sets} is not a range of the {self.n_sets} mask sets")
+        inputs = self._check_inputs(inputs, b - a)
         self._sync_weights()
-        seeds = torch.randint(0, 2**62, (len(self.names),), generator=self.generator)
-        sinks = self.sinks or {}
-        weights = {n: sample_masked(self.logits[n], w, seeds[i], k, self.impl, self.order[n],
-                                    sinks.get(n)) for i, (n, w) in enumerate(self._stored.items())}
+        seeds = self._seeds()
+        part = (lambda t: t) if (a, b) == (0, self.n_sets) else (lambda t: t[a:b])  # noqa: E731 (no copy for all)
+        sinks = {n: part(t) for n, t in (self.sinks or {}).items()}
+        weights = {n: sample_masked(part(self.logits[n]), w, seeds[i], k, self.impl, self.order[n], sinks.get(n), a)
+                   for i, (n, w) in enumerate(self._stored.items())}
         if sinks:  # unmasked parameters enter per sample too, so their gradients reach the sinks
             params = dict(self.model.named_parameters())
             weights.update({n: (params[n] + s).repeat_interleave(k, 0) for n, s in sinks.items() if n not in weights})
         xs = tuple(split_samples(x, k, batch_dim) for x in inputs)
         out = self._forward(weights, xs)
-        return tree_map(lambda y: join_samples(y, self.n_sets, batch_dim), out)
+        return tree_map(lambda y: join_samples(y, b - a, batch_dim), out)
+
+    @contextlib.contextmanager
+    def passes(self):
+        """One training step whose sets run in several passes (e.g. a few sets at a time, to bound memory): call
+        :meth:`next_pass` before each pass; the ``n``-th :meth:`sample_forward` call of every pass reuses the seeds
+        the first pass drew for its ``n``-th call, so each set gets the masks one pass over all sets would give."""
+        self._tape, self._call = [], 0
+        try:
+            yield self
+        finally:
+            self._tape = None
+
+    def next_pass(self) -> None:
+        self._call = 0
+
+    def _seeds(self) -> torch.Tensor:
+        if self._tape is None:
+            return torch.randint(0, 2**62, (len(self.names),), generator=self.generator)
+        if self._call == len(self._tape):
+            self._tape.append(torch.randint(0, 2**62, (len(self.names),), generator=self.generator))
+        self._call += 1
+        return self._tape[self._call - 1]
 
     @torch.no_grad()
     def eval_forward(self, inputs, masks: dict[str, torch.Tensor] | None = None):
@@ -284,12 +267,14 @@ class MaskSet:
                 self._stored[n] = as_stored(p.detach(), self.order[n])
                 self._seen[n] = self._key(p)
 
-    def _check_inputs(self, inputs):
+    def _check_inputs(self, inputs, n: int | None = None):
         inputs = inputs if isinstance(inputs, tuple) else (inputs,)
+        n = self.n_sets if n is None else n
         for x in inputs:
-            if x.shape[0] != self.n_sets:
-                raise ValueError(f"inputs need a leading dimension of n_sets={self.n_sets} (one batch per mask "
-                                 f"set), got shape {tuple(x.shape)}")
+            if x.shape[0] != n:
+                what = f"n_sets={n}" if n == self.n_sets else f"{n} (the sets of this pass)"
+                raise ValueError(f"inputs need a leading dimension of {what} (one batch per mask set), got shape "
+                                 f"{tuple(x.shape)}")
         return inputs
 
     # -- reading the masks -----------------------------------------------------------------------------------

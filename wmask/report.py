@@ -51,13 +51,13 @@ def partial_caption(summary: dict) -> str:
             "mean ± sd over seeds")
 
 
-def show_paper_scale(experiment: str, order: list[str], claim_keys: list[str], root=None) -> str:
+def show_paper_scale(experiment: str, order: list[str], claim_keys: list[str], root=None, display=print) -> str:
     """A chapter's section on the committed run of the paper preset's own configuration for some of its networks
     (``python -m wmask run <experiment> --preset paper --networks ...`` on a CPU): what ran, each base network
     against its target and each mask's settling, the accuracy table (masks ``order``), the checks of
-    ``claim_keys`` on those networks. Returns the "what we see" sentences (Markdown), or why there is nothing."""
+    ``claim_keys`` on those networks (tables through ``display``: a notebook passes IPython's). Returns the "what we
+    see" sentences (Markdown), or why there is nothing."""
     import pandas as pd
-    from IPython.display import display
 
     from . import claims
     from .runner import EXPERIMENTS

@@ -45,13 +45,14 @@ def mix_seed(seed) -> torch.Tensor:
     return torch.tensor(z & _M32, dtype=torch.int64, device=device)
 
 
-def uniform(key: torch.Tensor, shape: tuple[int, ...], device=None) -> torch.Tensor:
+def uniform(key: torch.Tensor, shape: tuple[int, ...], device=None, offset: int = 0) -> torch.Tensor:
     """Uniforms in (0, 1) of ``shape``, a pure function of ``key`` (a 32-bit int64 scalar tensor, see
-    :func:`mix_seed`) and the element's row-major index."""
+    :func:`mix_seed`) and the element's row-major index plus ``offset`` (so a slice of the mask sets draws exactly
+    the uniforms it would draw among all of them)."""
     n = 1
     for d in shape:
         n *= d
-    idx = torch.arange(n, dtype=torch.int64, device=device).view(shape)
+    idx = (torch.arange(n, dtype=torch.int64, device=device) + offset).view(shape)
     x = ((idx * _GOLDEN) & _M32) ^ key
     x = x ^ (x >> 16)
     x = (x * _H1) & _M32
@@ -61,25 +62,26 @@ def uniform(key: torch.Tensor, shape: tuple[int, ...], device=None) -> torch.Ten
     return ((x >> 9).to(torch.float32) + 0.5) * (1.0 / 8388608.0)  # 23 bits: strictly inside (0, 1) in float32
 
 
-def _forward(logits: torch.Tensor, weight: torch.Tensor, key: torch.Tensor, k: int) -> torch.Tensor:
+def _forward(logits: torch.Tensor, weight: torch.Tensor, key: torch.Tensor, k: int, offset: int = 0) -> torch.Tensor:
     """``weight * mask`` for ``k`` samples of each of the ``m`` mask sets: ``[m, *s], [*s] -> [m, k, *s]``."""
-    v = uniform(key, (logits.shape[0], k, *weight.shape), logits.device)
+    v = uniform(key, (logits.shape[0], k, *weight.shape), logits.device, offset)
     keep = v < torch.sigmoid(logits.float()).unsqueeze(1)
     return torch.where(keep, weight, torch.zeros((), dtype=weight.dtype, device=weight.device))
 
 
-def _backward(grad: torch.Tensor, weight: torch.Tensor, logits: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
+def _backward(grad: torch.Tensor, weight: torch.Tensor, logits: torch.Tensor, key: torch.Tensor,
+              offset: int = 0) -> torch.Tensor:
     """Gradient w.r.t. the logits: ``sum_k grad_k * weight * s_k (1 - s_k)``, ``[m, k, *s] -> [m, *s]``."""
-    v = uniform(key, tuple(grad.shape), logits.device)
+    v = uniform(key, tuple(grad.shape), logits.device, offset)
     q = torch.exp(-logits.float()).unsqueeze(1)
     s = (1.0 - v) / (1.0 - v + v * q)
     return (grad.float() * weight.float() * (s * (1.0 - s))).sum(1).to(logits.dtype)
 
 
-def _weight_backward(grad: torch.Tensor, logits: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
+def _weight_backward(grad: torch.Tensor, logits: torch.Tensor, key: torch.Tensor, offset: int = 0) -> torch.Tensor:
     """Gradient w.r.t. the frozen weight, per set: ``sum_k grad_k * m_k``, ``[m, k, *s] -> [m, *s]`` (only needed to
     reproduce the authors' clipping, which includes the frozen weights' gradients in the norm)."""
-    v = uniform(key, tuple(grad.shape), logits.device)
+    v = uniform(key, tuple(grad.shape), logits.device, offset)
     keep = v < torch.sigmoid(logits.float()).unsqueeze(1)
     return torch.where(keep, grad.float(), torch.zeros((), device=grad.device)).sum(1)
 
@@ -136,16 +138,18 @@ class SampleMasked(torch.autograd.Function):
     of ``weight`` and ``logits`` (:func:`storage_order`). Returns ``[m * k, *shape]``, sample ``(i, j)`` at row
     ``i * k + j``. The uniforms are indexed in storage order. The gradient reaches ``logits``, and, when given, the
     zero tensor ``sink`` (``[m, *shape]``), whose gradient is the frozen weight's gradient per set
-    (``sum_k grad_k * m_k``); the forward pass ignores ``sink``.
+    (``sum_k grad_k * m_k``); the forward pass ignores ``sink``. ``first``: the index of ``logits``' first set among
+    all sets sampled with ``seed`` (a slice of the sets draws the masks it draws among all of them).
     """
 
     @staticmethod
-    def forward(ctx, logits, weight, seed, k, impl, order, sink=None):
+    def forward(ctx, logits, weight, seed, k, impl, order, sink=None, first=0):
         seed = mix_seed(seed).to(logits.device)
+        offset = first * k * weight.numel()
         out = kernels(impl)[0](in_storage_order(logits, order, 1).contiguous(),
-                               in_storage_order(weight, order).contiguous(), seed, k)
+                               in_storage_order(weight, order).contiguous(), seed, k, offset)
         ctx.save_for_backward(logits, weight, seed)
-        ctx.k, ctx.impl, ctx.order = k, impl, order
+        ctx.k, ctx.impl, ctx.order, ctx.offset = k, impl, order, offset
         return from_storage_order(out, order, 2).flatten(0, 1)
 
     @staticmethod
@@ -154,26 +158,28 @@ class SampleMasked(torch.autograd.Function):
         _, bwd, wbwd = kernels(ctx.impl)
         grad = in_storage_order(grad.unflatten(0, (logits.shape[0], ctx.k)), ctx.order, 2).contiguous()
         stored_logits = in_storage_order(logits, ctx.order, 1).contiguous()
-        g = bwd(grad, in_storage_order(weight, ctx.order).contiguous(), stored_logits, seed)
+        g = bwd(grad, in_storage_order(weight, ctx.order).contiguous(), stored_logits, seed, ctx.offset)
         g_sink = None
         if ctx.needs_input_grad[6]:
-            g_sink = from_storage_order(wbwd(grad, stored_logits, seed), ctx.order, 1)
-        return from_storage_order(g, ctx.order, 1), None, None, None, None, None, g_sink
+            g_sink = from_storage_order(wbwd(grad, stored_logits, seed, ctx.offset), ctx.order, 1)
+        return from_storage_order(g, ctx.order, 1), None, None, None, None, None, g_sink, None
 
 
 def sample_masked(logits: torch.Tensor, weight: torch.Tensor, seed: torch.Tensor, k: int,
                   impl: str = "eager", order: tuple[int, ...] | None = None,
-                  sink: torch.Tensor | None = None) -> torch.Tensor:
+                  sink: torch.Tensor | None = None, first: int = 0) -> torch.Tensor:
     """Functional entry point of :class:`SampleMasked`; ``order`` defaults to :func:`storage_order`."""
     order = storage_order(weight.shape) if order is None else tuple(order)
-    return SampleMasked.apply(logits, weight, seed, k, impl, order, sink)
+    return SampleMasked.apply(logits, weight, seed, k, impl, order, sink, first)
 
 
-def sampled_uniforms(logits: torch.Tensor, seed: torch.Tensor, k: int, order: tuple[int, ...] | None = None):
+def sampled_uniforms(logits: torch.Tensor, seed: torch.Tensor, k: int, order: tuple[int, ...] | None = None,
+                     first: int = 0):
     """The uniforms ``v`` behind :func:`sample_masked` (kept iff ``v < sigmoid(logit)``), ``[m * k, *shape]``."""
     order = storage_order(logits.shape[1:]) if order is None else tuple(order)
     shape = in_storage_order(logits, order, 1).shape
-    v = uniform(mix_seed(seed).to(logits.device), (shape[0], k, *shape[1:]), logits.device)
+    offset = first * k * logits[0].numel()
+    v = uniform(mix_seed(seed).to(logits.device), (shape[0], k, *shape[1:]), logits.device, offset)
     return from_storage_order(v, order, 2).flatten(0, 1)
 
 

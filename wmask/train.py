@@ -9,10 +9,12 @@ from typing import Callable, Sequence
 
 import torch
 from torch import nn
+from torch.utils._pytree import tree_map
 from tqdm import tqdm
 
 from .config import diff
 from .evidence import history_convergence
+from . import memory
 from .masks import MaskSet
 from .utils import atomic_torch_save, dumps, read_torch, rng_state, set_rng_state
 
@@ -143,6 +145,29 @@ def _check_batch(inputs, cfg, step: int) -> None:
                              "by it, so a mismatch would silently change alpha")
 
 
+def _one_pass(masks, a, b, inputs, targets, forward, loss_fn, logits, alpha, cfg) -> torch.Tensor:
+    """Forward and backward of sets ``a..b-1``: the model sees their inputs only, ``forward`` and ``loss_fn`` see
+    every set's slot (the others' outputs are zeros, and their losses are dropped). Returns their task losses."""
+    masks.next_pass()
+    whole = (a, b) == (0, masks.n_sets)
+
+    def call(x):
+        xs = x if isinstance(x, tuple) else (x,)
+        out = masks.sample_forward(tuple(t[a:b] for t in xs), k=cfg.k, batch_dim=cfg.batch_dim, sets=(a, b))
+        if whole:
+            return out
+        pad = lambda y: torch.cat([y.new_zeros(a, *y.shape[1:]), y, y.new_zeros(masks.n_sets - b, *y.shape[1:])])
+        return tree_map(pad, out)
+    out = call(inputs) if forward is None else forward(call, inputs)
+    task = loss_fn(out, targets)
+    if task.shape != (masks.n_sets,):
+        raise ValueError(f"loss_fn must return one loss per mask set, shape ({masks.n_sets},), got {tuple(task.shape)}")
+    part = (lambda t: t) if whole else (lambda t: t[a:b])  # noqa: E731
+    reg = (sum(part(l).flatten(1).sum(1) for l in logits) * part(alpha)).sum()
+    (part(task).sum() + reg).backward()
+    return part(task).detach()
+
+
 def set_norms(grads: list[torch.Tensor]) -> torch.Tensor:
     """Each set's gradient norm over all tensors (leading dim = set), ``[M]``."""
     return torch.stack([g.flatten(1).pow(2).sum(1) for g in grads]).sum(0).sqrt()
@@ -163,7 +188,7 @@ def train_masks(masks: MaskSet, data, loss_fn: Callable, cfg: MaskTrainConfig | 
                 eval_fn: Callable | None = None, checkpoint: str | os.PathLike | None = None,
                 progress: bool = True, desc: str = "masks", forward: Callable | None = None,
                 alphas: Sequence[float] | None = None, train_weights: bool = False,
-                frozen: dict[str, torch.Tensor] | None = None) -> History:
+                frozen: dict[str, torch.Tensor] | None = None, sets_per_pass: int | None = None) -> History:
     """Train every set of ``masks`` at once.
 
     ``data``: a callable ``step -> (inputs, targets)`` or an iterator of them; inputs ``[M, B, ...]`` (a tensor or a
@@ -184,6 +209,12 @@ def train_masks(masks: MaskSet, data, loss_fn: Callable, cfg: MaskTrainConfig | 
     masked weights summed over sets, and one clipping norm over both (as the authors' code). ``frozen``: ``{parameter
     name: bool tensor}``, True where a weight must not change (e.g. weights earlier tasks' masks use); the others
     train. The model's parameters change in place.
+
+    ``sets_per_pass``: how many sets run in one forward/backward pass; a step runs its sets in passes of at most
+    that many (each pass's gradients accumulate before the one update), so memory grows with the pass, not with
+    ``M``. The masks are the same whatever the passes (:meth:`MaskSet.passes`). Default: as many as fit a memory
+    budget (:func:`wmask.memory.sets_per_pass`: ``WMASK_MASK_MEMORY``, else a quarter of the free memory, at most
+    1 GiB on a CPU).
     """
     cfg = cfg or MaskTrainConfig()
     logits = list(masks.logits.values())
@@ -213,21 +244,20 @@ def train_masks(masks: MaskSet, data, loss_fn: Callable, cfg: MaskTrainConfig | 
     masks.model.eval()
     bar = tqdm(range(start, cfg.steps), desc=desc, disable=not progress, mininterval=2.0, initial=start,
                total=cfg.steps)
-    call = lambda x: masks.sample_forward(x, k=cfg.k, batch_dim=cfg.batch_dim)  # noqa: E731
+    per_pass = memory.sets_per_pass(masks, cfg.k) if sets_per_pass is None else int(sets_per_pass)
+    if per_pass < 1:
+        raise ValueError(f"sets_per_pass must be >= 1, got {sets_per_pass}")
+    bounds = memory.passes(masks.n_sets, per_pass)
     for step in bar:
         inputs, targets = _next_batch(data, step)
         _check_batch(inputs, cfg, step)
-        out = call(inputs) if forward is None else forward(call, inputs)
-        task = loss_fn(out, targets)
-        if task.shape != (masks.n_sets,):
-            raise ValueError(f"loss_fn must return one loss per mask set, shape ({masks.n_sets},), "
-                             f"got {tuple(task.shape)}")
-        reg = (sum(l.flatten(1).sum(1) for l in logits) * alpha).sum()
         opt.zero_grad(set_to_none=False)
         if train_weights:                   # this step's weight gradients only
             for sink in masks.sinks.values():
                 sink.grad = None
-        (task.sum() + reg).backward()
+        with masks.passes():
+            task = torch.cat([_one_pass(masks, a, b, inputs, targets, forward, loss_fn, logits, alpha, cfg)
+                              for a, b in bounds])
         if train_weights:                   # frozen weights get no gradient, and none enters the clipping norm
             for n, f in (frozen or {}).items():
                 if masks.sinks[n].grad is not None:
