@@ -59,6 +59,7 @@ def _scan(b, g, src_len=9, tgt_len=24):
 
 BENCHES = {
     "fnn_big": Bench(lambda: FNN(42, [2000] * 4, 20), _digits(42, 2), 128, "add/mul FNN 42-2000x4-20 (paper)"),
+    "fnn_medium": Bench(lambda: FNN(42, [800] * 4, 20), _digits(42, 2), 128, "add/mul FNN 42-800x4-20 (paper's medium)"),
     "fnn_small": Bench(lambda: FNN(42, [400, 400, 200], 20), _digits(42, 2), 128,
                        "add/mul FNN 42-400-400-200-20 (paper's small, cpu)"),
     "lstm_arith": Bench(lambda: RepeatLSTM(42, 256, 20, layers=2, steps=3), _digits(42, 2), 128,
@@ -168,6 +169,45 @@ def run_model(model: str, a, threads: int) -> dict:
     return results
 
 
+def paper_stages(model: str) -> list[tuple[str, list[tuple[int, int]]]]:
+    """What ``model`` costs in the ``paper`` preset, read from the experiments' configs: rows of (what runs,
+    [(steps, sets)]), ``sets`` 0 for a plain training step and M for a mask step of M sets in one batch."""
+    from wmask.runner import EXPERIMENTS
+    addmul = EXPERIMENTS["addmul"].config("paper")
+
+    def arith(name):
+        n = addmul.networks[name]
+        return (f"add/mul {name}: base, 3 masks", [(n.base.steps, 0), (n.mask.steps, 3)])
+    if model in ("fnn_small", "fnn_medium", "fnn_big"):
+        rows = [arith(model)]
+        if model == "fnn_big":   # the clipping variant reuses the base net; the α sweep trains 10 sets on it
+            rows += [("add/mul fnn_big_masks_clip: 3 masks", [(addmul.networks[model].mask.steps, 3)]),
+                     (f"add/mul α sweep: {2 * len(addmul.sweep_alphas)} masks",
+                      [(addmul.networks[model].mask.steps, 2 * len(addmul.sweep_alphas))])]
+        return rows
+    if model == "lstm_arith":
+        return [arith("lstm")]
+    if model in ("scan_lstm", "scan_transformer"):
+        from wmask.tasks.scan import SPLITS
+        c = EXPERIMENTS["scan"].config("paper", model=model.split("_")[1])
+        return [(f"SCAN {c.model}: base, {len(SPLITS) - 1} from-scratch nets, {len(SPLITS)} masks",
+                 [(c.base.steps + (len(SPLITS) - 1) * c.scratch_steps, 0), (c.mask.steps, len(SPLITS))])]
+    if model == "cifar_cnn":
+        c = EXPERIMENTS["cifar10"].config("paper")
+        return [("CIFAR-10: base, 2 control masks, 10 class-removal masks",
+                 [(c.base.steps, 0), (c.mask.steps, 2), (c.mask.steps, 10)])]
+    return []
+
+
+def step_seconds(results: dict, sets: int) -> float:
+    """Seconds a step of ``sets`` mask sets (0: a plain step), linear between the measured M = 1, 4 and 10."""
+    if sets == 0:
+        return results["plain"]["median_s"]
+    known = sorted((m, results[c]["median_s"]) for m, c in ((1, "masked"), (4, "masked4"), (M, "batched")))
+    (m0, t0), (m1, t1) = next(((a, b) for a, b in zip(known, known[1:]) if sets <= b[0]), known[-2:])
+    return t0 + (sets - m0) * (t1 - t0) / (m1 - m0)
+
+
 def report(model: str, results: dict) -> None:
     r = {k: v["median_s"] for k, v in results.items()}
     mib = {k: v["peak_bytes"] / 2**20 for k, v in results.items()}
@@ -186,6 +226,10 @@ def report(model: str, results: dict) -> None:
           f"(one pass: {r['sequential'] / r['one_pass']:.2f}x)")
     print(f"peak memory batched / sequential       {mib['batched'] / mib['sequential']:.2f}x "
           f"(one pass: {mib['one_pass'] / mib['sequential']:.2f}x)")
+    for what, stages in paper_stages(model):   # the paper preset on this machine, one seed, from these step times
+        parts = [f"{steps:,} x {step_seconds(results, sets):.4f} s" for steps, sets in stages]
+        hours = sum(steps * step_seconds(results, sets) for steps, sets in stages) / 3600
+        print(f"paper preset, {what}: {' + '.join(parts)} = {hours:.1f} h a seed (projected)")
 
 
 def main():

@@ -41,24 +41,14 @@ from IPython.display import Markdown, display
 
 from myst_nb import glue
 
-import wmask
-from wmask import claims, runner
+from wmask import claims
 from wmask.data.cifar10 import CLASSES
-from wmask.report import caption, evidence_table, plot_curves, preset_to_run, repo_root
-from wmask.tasks import cifar10
+from wmask.report import chapter_run, evidence_table, plot_curves
 
-wmask.set_threads()
-preset, absent = preset_to_run("cifar10", preset, model)
+summary, tables, where, c, absent = chapter_run("cifar10", preset, seeds, results, device, model=model)
 if absent:
     display(Markdown(f"**{absent}**"))
-summary = runner.run("cifar10", preset, seeds, repo_root() / results, device=device, progress=False, stale="recompute", model=model)
-runs = summary["runs"]
-tables = {k: pd.DataFrame(v) for k, v in cifar10.tables(runs).items()}
-dataset = runs[0]["dataset"]
-if runs[0]["dataset_checksum"] not in dataset:
-    dataset += f" (md5 {runs[0]['dataset_checksum']})"
-where = caption(summary, dataset)
-c = runs[0]["config"]
+preset, runs = summary["preset"], summary["runs"]
 print(where)
 net = "CNN" if c.get("model", "cnn") == "cnn" else f"ResNet-{c['depth']}"
 print(f"{net} width {c['width']}, {runs[0]['n_train']} training / {runs[0]['n_test']} held-out images, base "

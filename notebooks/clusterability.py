@@ -41,23 +41,16 @@ device = "auto"
 # %matplotlib inline
 import matplotlib.pyplot as plt
 import numpy as np
-import pandas as pd
 import seaborn as sns
 
 from IPython.display import Markdown
 from myst_nb import glue
 
-import wmask
-from wmask import claims, runner
-from wmask.report import caption, repo_root
+from wmask import claims
+from wmask.report import chapter_run
 from wmask.tasks import clusterability
 
-wmask.set_threads()
-summary = runner.run("clusterability", preset, seeds, repo_root() / results, device=device, progress=False,
-                     stale="recompute")
-tables = {k: pd.DataFrame(v) for k, v in clusterability.tables(summary["runs"]).items()}
-run_cfg = summary["runs"][0]["config"]
-where = caption(summary, summary["runs"][0]["dataset"])
+summary, tables, where, run_cfg, _ = chapter_run("clusterability", preset, seeds, results, device)
 mlp = run_cfg["mlp"]
 print(where)
 print(f"MLP 784-{'-'.join(map(str, mlp['hidden']))}-10: {mlp['epochs']} epochs, then {mlp['prune_epochs']} pruning "

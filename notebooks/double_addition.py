@@ -41,18 +41,12 @@ import seaborn as sns
 from IPython.display import Markdown, display
 from myst_nb import glue
 
-import wmask
-from wmask import runner
 from wmask import claims
-from wmask.report import (beside_the_authors, caption, describe_networks, evidence_table, mean_sd, plot_curves,
-                          plot_layer_overlap, repo_root, show_paper_scale)
-from wmask.tasks import double_addition
+from wmask.report import (beside_the_authors, chapter_run, describe_networks, evidence_table, mean_sd, plot_curves,
+                          plot_layer_overlap, show_paper_scale)
 
-wmask.set_threads()
-summary = runner.run("double_addition", preset, seeds, repo_root() / results, device=device, progress=False, stale="recompute")
-tables = {k: pd.DataFrame(v) for k, v in double_addition.tables(summary["runs"]).items()}
-where = caption(summary, "problems generated on the fly")
-run_cfg = summary["runs"][0]["config"]
+summary, tables, where, run_cfg, _ = chapter_run("double_addition", preset, seeds, results, device,
+                                                 dataset="problems generated on the fly")
 cfg = run_cfg["networks"]
 print(where)
 describe_networks(cfg)

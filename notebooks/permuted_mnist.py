@@ -36,23 +36,15 @@ device = "auto"
 # %%
 # %matplotlib inline
 import matplotlib.pyplot as plt
-import pandas as pd
 import seaborn as sns
 
 from IPython.display import Markdown
 from myst_nb import glue
 
-import wmask
-from wmask import claims, runner
-from wmask.report import caption, repo_root
-from wmask.tasks import permuted_mnist
+from wmask import claims
+from wmask.report import chapter_run
 
-wmask.set_threads()
-summary = runner.run("permuted_mnist", preset, seeds, repo_root() / results, device=device, progress=False,
-                     stale="recompute")
-tables = {k: pd.DataFrame(v) for k, v in permuted_mnist.tables(summary["runs"]).items()}
-run_cfg = summary["runs"][0]["config"]
-where = caption(summary, summary["runs"][0]["dataset"])
+summary, tables, where, run_cfg, _ = chapter_run("permuted_mnist", preset, seeds, results, device)
 print(where)
 print(f"FNN 784-{'-'.join(map(str, run_cfg['hidden']))}-10, {run_cfg['tasks']} tasks, at most {run_cfg['steps']} "
       f"joint steps each (K = {run_cfg['k']}, α = {run_cfg['alpha']:g}, lr {run_cfg['lr']:g}); new-weight mask "

@@ -42,22 +42,18 @@ from IPython.display import Markdown, display
 
 from myst_nb import glue
 
-import wmask
-from wmask import claims, runner
-from wmask.report import caption, evidence_table, plot_curves, preset_to_run, repo_root
+from wmask import claims
+from wmask.report import chapter_run, evidence_table, plot_curves
 from wmask.tasks import scan
 
-wmask.set_threads()
 models = list(scan.MODELS) if model == "both" else [model]
-run_at = {m: preset_to_run("scan", preset, m) for m in models}
-for m, (_, absent) in run_at.items():
-    if absent:
-        display(Markdown(f"**{absent}**"))
-summaries = {m: runner.run("scan", run_at[m][0], seeds, repo_root() / results, device=device, progress=False, stale="recompute", model=m)
-             for m in models}
-tables = {m: {k: pd.DataFrame(v) for k, v in scan.tables(s["runs"]).items()} for m, s in summaries.items()}
-first = summaries[models[0]]["runs"][0]
-where = caption(summaries[models[0]], f"{first['dataset']}, {first['dataset_checksum']}")
+chapter = {m: chapter_run("scan", preset, seeds, results, device, model=m) for m in models}
+for run in chapter.values():
+    if run.note:
+        display(Markdown(f"**{run.note}**"))
+summaries = {m: run.summary for m, run in chapter.items()}
+tables = {m: run.tables for m, run in chapter.items()}
+where = chapter[models[0]].where
 print(where)
 for m, s in summaries.items():
     c = s["runs"][0]["config"]
@@ -120,7 +116,7 @@ for m in models:
 
 # %% tags=["remove-cell"]
 for m in models:
-    glue(f"see-split-masks-{m}", Markdown(claims.what_we_see(f"scan-split-masks-{m}", tables[m], summaries[m]["runs"][0]["config"], run_at[m][0])), display=False)
+    glue(f"see-split-masks-{m}", Markdown(claims.what_we_see(f"scan-split-masks-{m}", tables[m], summaries[m]["runs"][0]["config"], summaries[m]["preset"])), display=False)
 
 # %% [markdown]
 # **What we see** (LSTM): {glue:md}`see-split-masks-lstm`
@@ -135,7 +131,7 @@ for m in models:
 
 # %% tags=["hide-input"]
 removed = pd.concat([tables[m]["removed"] for m in models])
-tokens = first["out_vocab"]
+tokens = summaries[models[0]]["runs"][0]["out_vocab"]
 fig, axes = plt.subplots(1, len(models), figsize=(5.2 * len(models), 3.2), sharey=True, squeeze=False)
 for ax, m in zip(axes[0], models):
     r = removed[(removed.model == m) & (removed["mask"] == "addprim_jump")]
@@ -154,7 +150,7 @@ for m in models:
 
 # %% tags=["remove-cell"]
 for m in models:
-    glue(f"see-jump-token-{m}", Markdown(claims.what_we_see(f"scan-jump-token-{m}", tables[m], summaries[m]["runs"][0]["config"], run_at[m][0])), display=False)
+    glue(f"see-jump-token-{m}", Markdown(claims.what_we_see(f"scan-jump-token-{m}", tables[m], summaries[m]["runs"][0]["config"], summaries[m]["preset"])), display=False)
 
 # %% [markdown]
 # **What we see** (LSTM): {glue:md}`see-jump-token-lstm`

@@ -2,7 +2,9 @@
 The printed verdicts live in :mod:`wmask.claims`."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
+from typing import NamedTuple
 
 
 def repo_root(start: Path | None = None) -> Path:
@@ -32,6 +34,37 @@ def caption(summary: dict, dataset: str) -> str:
     """What a figure comes from: preset, seeds, device and dataset."""
     return (f"preset {summary['preset']}, seeds {summary['seeds']}, {summary['provenance']['device']}, {dataset}; "
             "mean ± sd over seeds")
+
+
+class ChapterRun(NamedTuple):
+    """What a chapter starts from (:func:`chapter_run`); unpacks as ``summary, tables, where, cfg, note``."""
+    summary: dict   # the run's summary.json: provenance, seeds, every seed's results
+    tables: dict    # the experiment's tidy tables over seeds, as DataFrames
+    where: str      # the caption: preset, seeds, device, dataset
+    cfg: dict       # the resolved config of the first seed's run
+    note: str       # why the smoke preset stands in for the one asked ("" when it does not)
+
+
+def chapter_run(experiment: str, preset: str, seeds: list[int], results: str = "_build/results",
+                device: str = "auto", model: str | None = None, dataset: str | None = None) -> ChapterRun:
+    """Run (or reuse, under ``results`` relative to the repository root) ``experiment`` at ``preset`` for a chapter:
+    threads set for this machine, stale artefacts recomputed, smoke in place of a preset the experiment lacks (with
+    the note saying why). ``dataset`` names the data in the caption (default: the run's own dataset and checksum)."""
+    import pandas as pd
+
+    from .runner import EXPERIMENTS, run
+    from .utils import set_threads
+    set_threads()
+    preset, note = preset_to_run(experiment, preset, model)
+    summary = run(experiment, preset, seeds, repo_root() / results, device=device, progress=False,
+                  stale="recompute", model=model)
+    runs = summary["runs"]
+    tables = {k: pd.DataFrame(v) for k, v in EXPERIMENTS[experiment].tables(runs).items()}
+    if dataset is None:
+        dataset, checksum = str(runs[0].get("dataset", "")), str(runs[0].get("dataset_checksum") or "")
+        if checksum.startswith("md5") or re.fullmatch(r"[0-9a-f]{8,}", checksum):   # files' (generated data: none)
+            dataset += f", {checksum}" if checksum.startswith("md5") else f" (md5 {checksum})"
+    return ChapterRun(summary, tables, caption(summary, dataset), runs[0]["config"], note)
 
 
 def committed_summary(experiment: str, preset: str, root=None) -> dict | None:
