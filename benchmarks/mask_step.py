@@ -130,7 +130,7 @@ def case(name: str, model: str, device: torch.device, reps: int) -> dict:
                     for a, b in bounds:                     # as train_masks: gradients accumulate over passes
                         s.next_pass()
                         out = s.sample_forward(tuple(x[a:b] for x in xs), k=K, sets=(a, b))
-                        reg = sum(l[a:b].sum() for l in s.logits.values()) * (1e-4 / bench.b)
+                        reg = sum(wmask.masks.slice_sets(l, a, b).sum() for l in s.logits.values()) * (1e-4 / bench.b)
                         (_per_set(out, y[a:b]).sum() + reg).backward()
                 wmask.train.clip_per_set([l.grad for l in s.logits.values()], 1.0)
                 opt.step()

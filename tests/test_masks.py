@@ -186,3 +186,17 @@ def test_load_masks_accepts_a_leading_set_dimension(tmp_path):
     wmask.save_masks(tmp_path / "sets.safetensors", stacked)
     back = wmask.load_masks(tmp_path / "sets.safetensors", model)
     assert back["0.weight"].shape == (2, 8, 4) and not back["0.weight"][1].any()
+
+
+def test_slice_sets_adds_its_gradient_into_the_leaf_rows_only():
+    from wmask.masks import slice_sets
+    t = torch.randn(5, 3, 4, requires_grad=True)
+    ref = t.detach().clone().requires_grad_()
+    w = torch.randn(2, 3, 4)
+    for a, b in ((1, 3), (1, 3), (4, 5)):       # two passes over the same rows accumulate, as autograd's would
+        (slice_sets(t, a, b) * w[: b - a]).sum().backward()
+        (ref[a:b] * w[: b - a]).sum().backward()
+    assert torch.equal(t.grad, ref.grad)
+    assert torch.equal(t.grad[0], torch.zeros(3, 4)) and torch.equal(t.grad[3], torch.zeros(3, 4))
+    y = t * 2                                   # not a leaf: an ordinary slice, the graph intact
+    assert slice_sets(y, 0, 2).grad_fn is not None

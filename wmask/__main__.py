@@ -1,4 +1,4 @@
-"""Command line: ``python -m wmask {info,show,run,data} ...``; ``python -m wmask run -h`` for the options.
+"""Command line: ``python -m wmask {info,show,run,sweep,data} ...``; ``python -m wmask run -h`` for the options.
 
 Errors in what you ask for (an unknown key, a bad value, a file that cannot be read or written) print one line,
 ``wmask: error: ...``, and exit with code 2. Ctrl-C keeps every finished stage and checkpoint; rerunning the same
@@ -43,6 +43,24 @@ def parser() -> argparse.ArgumentParser:
                    help="run only these of the preset's networks ('show' lists them), e.g. --preset paper --networks "
                         "fnn_small on a CPU; the summary merges every selection of a seed and names what was run")
     r.add_argument("--quiet", action="store_true", help="no progress bars")
+    w = sub.add_parser("sweep", help="every experiment x seed of a preset as a task on Ray (a local instance, or "
+                       "--address of a cluster); results merged as 'run' writes them")
+    w.add_argument("experiments", metavar="EXPERIMENT[,EXPERIMENT...]",
+                   help=f"of: {', '.join(sorted(runner.EXPERIMENTS))}; a model as scan-transformer")
+    w.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, as for 'run'")
+    w.add_argument("--preset", default="cpu", help="smoke, cpu, paper")
+    w.add_argument("--seeds", default="0", help="e.g. 0-9 (default 0)")
+    w.add_argument("--results", default="results", help="results folder, on storage every node shares")
+    w.add_argument("--address", default=None, help="a running Ray cluster (e.g. auto, or host:6379); default: start "
+                   "a local instance and stop it at the end")
+    w.add_argument("--num-cpus", type=int, default=None, help="CPUs of the local instance (default: all)")
+    w.add_argument("--cpus-per-task", type=int, default=1, help="CPUs (and torch threads) per task (default 1)")
+    w.add_argument("--gpus-per-task", type=float, default=0, help="GPUs per task, e.g. 1 or 0.5 (default 0)")
+    w.add_argument("--retries", type=int, default=2, help="attempts after a task dies or fails; each resumes from "
+                   "its checkpoints (default 2)")
+    w.add_argument("--device", default="auto", help="as for 'run' (a task sees only the GPUs Ray gives it)")
+    w.add_argument("--stale", default="error", choices=["error", "reuse", "recompute"], help="as for 'run'")
+    w.add_argument("--quiet", action="store_true", help="no progress bar")
     d = sub.add_parser("data", help="datasets: generate SCAN from its grammar")
     d.add_argument("dataset", choices=["scan"])
     d.add_argument("--generate", metavar="OUT_DIR", required=True,
@@ -57,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     # key=value overrides may stand anywhere after the command (argparse would only take them before the options)
     pairs = [x for x in argv[1:] if "=" in x and not x.startswith("-")]
     a = parser().parse_args([x for x in argv if x not in pairs])
-    if pairs and a.command not in ("show", "run"):
+    if pairs and a.command not in ("show", "run", "sweep"):
         print(f"wmask: error: {a.command} takes no key=value overrides (got {pairs[0]})", file=sys.stderr)
         return 2
     a.overrides = getattr(a, "overrides", []) + pairs
@@ -79,6 +97,16 @@ def main(argv: list[str] | None = None) -> int:
         if a.command == "show":
             print(config.to_yaml(runner.resolve(a.experiment, a.preset, 0, a.model, overrides)), end="")
             return 0
+        if a.command == "sweep":
+            from . import sweep
+            rows = sweep.sweep(sweep.parse_experiments(a.experiments), a.preset, runner.parse_seeds(a.seeds),
+                               a.results, overrides, a.address, a.num_cpus, a.cpus_per_task, a.gpus_per_task,
+                               a.retries, a.device, a.stale, progress=not a.quiet)
+            print(sweep.table(rows))
+            failed = sum(r["status"] == "failed" for r in rows)
+            print(f"{len(rows) - failed}/{len(rows)} tasks finished or reused; summaries under {a.results}/"
+                  + (f"; {failed} failed: rerun the same command to resume them" if failed else ""))
+            return 1 if failed else 0
         from .utils import parse_threads
         summary = runner.run(a.experiment, a.preset, runner.parse_seeds(a.seeds), a.results, a.device,
                              parse_threads(a.threads), progress=not a.quiet, model=a.model, overrides=overrides,
@@ -96,6 +124,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         where = "the results folder"
+        if a.command == "sweep":
+            where = f"{a.results}/<experiment>/{runner.folder_name(a.preset, overrides)}"
         if a.command == "run":
             where = f"{a.results}/{runner.label(a.experiment, a.model)}/{runner.folder_name(a.preset, overrides)}"
         print(f"\nwmask: interrupted; finished stages and checkpoints are kept in {where}/seed<N>/: rerun the same "

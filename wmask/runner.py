@@ -22,6 +22,7 @@ import fcntl
 import hashlib
 import io
 import json
+import platform
 import time
 from pathlib import Path
 
@@ -156,7 +157,7 @@ def run(experiment: str, preset: str, seeds: list[int], results: str | Path = "r
             return {"experiment": name, "preset": preset, "overrides": overrides, "seed": seed,
                     **({"selected": list(cfg_obj.networks)} if picked else {}),
                     "config": _config.to_dict(cfg_obj), "wall_time_s": time.time() - t0,
-                    "device": made["device"], "commit": made["commit"],
+                    "device": made["device"], "host": platform.node(), "commit": made["commit"],
                     "dataset": GENERATED, **json.loads(dumps(result))}
 
         with locked(out_dir / f".seed{seed}{picked}.lock", f"seed {seed} of {name} in {out_dir}", wait=False):

@@ -15,7 +15,7 @@ from tqdm import tqdm
 from .config import diff
 from .evidence import history_convergence
 from . import memory
-from .masks import MaskSet
+from .masks import MaskSet, slice_sets
 from .utils import atomic_torch_save, dumps, read_torch, rng_state, set_rng_state
 
 # "masks": clip each set's gradient norm over its mask logits (what the method describes).
@@ -163,7 +163,8 @@ def _one_pass(masks, a, b, inputs, targets, forward, loss_fn, logits, alpha, cfg
     if task.shape != (masks.n_sets,):
         raise ValueError(f"loss_fn must return one loss per mask set, shape ({masks.n_sets},), got {tuple(task.shape)}")
     part = (lambda t: t) if whole else (lambda t: t[a:b])  # noqa: E731
-    reg = (sum(part(l).flatten(1).sum(1) for l in logits) * part(alpha)).sum()
+    sets = (lambda t: t) if whole else (lambda t: slice_sets(t, a, b))  # noqa: E731
+    reg = (sum(sets(l).flatten(1).sum(1) for l in logits) * part(alpha)).sum()
     (part(task).sum() + reg).backward()
     return part(task).detach()
 
