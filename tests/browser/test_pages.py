@@ -5,6 +5,7 @@ than the favicon. Screenshots go to _build/screenshots/ for review.
 Runs after the book is built (``make test`` does so); skipped, with the reason, when Chromium or the built book is
 absent.
 """
+import os
 import shutil
 from pathlib import Path
 
@@ -61,6 +62,10 @@ def test_page_renders(browser, page_file):
         assert figures > 0, f"{page_file}: no figure output on a notebook page"
     if page.eval_on_selector_all(".math", "els => els.length"):   # MathJax typesets after load
         page.wait_for_selector("mjx-container", state="attached", timeout=15_000)
+    if not os.environ.get("WMASK_REPO_URL"):   # no repository set: no repository or launch buttons (dead links)
+        hrefs = page.eval_on_selector_all("a[href]", "els => els.map(e => e.href)")
+        dead = [h for h in hrefs if any(s in h for s in ("mybinder.org", "colab.research.google", "github.com/wmask"))]
+        assert not dead, f"{page_file}: links to a repository that is not set: {dead}"
     real = [e for e in errors if "favicon" not in e]
     assert not real, f"{page_file}: console errors {real}"
     SHOTS.mkdir(parents=True, exist_ok=True)
