@@ -1,0 +1,149 @@
+"""The DeepMind Mathematics dataset (Saxton et al. 2019) in its v1.0 layout, for the paper's §2.7 experiment.
+
+Layout (inside ``mathematics_dataset-v1.0/`` of the released archive, or ``mathematics_dataset-generated/`` of a copy
+made with the official generator): ``train-easy/``, ``train-medium/``, ``train-hard/``, ``interpolate/`` and
+``extrapolate/``, one ``<module>.txt`` per module, question and answer on alternate lines. Read from the folder or
+straight from the ``.tar.gz`` (no unpacking), under ``path`` or ``$WMASK_DATA/dm_math``. The archive's sha256 is
+checked where it is known (the generated copy's), and every result names the data and its checksum: the generated
+copy is *not* the released v1.0 (other samples of the same distributions, 30,000 examples per module and difficulty
+instead of about 666,666), and figures must say which they used.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .common import DatasetError, find_dir
+
+MODULES = ("arithmetic__add_or_sub", "algebra__linear_1d", "calculus__differentiate", "comparison__sort",
+           "polynomials__collect")                        # the paper's five (§2.7)
+DIFFICULTIES = ("train-easy", "train-medium", "train-hard")
+EXTRAPOLATE = {"arithmetic__add_or_sub": "arithmetic__add_or_sub_big", "comparison__sort": "comparison__sort_more"}
+RELEASED, GENERATED = "mathematics_dataset-v1.0", "mathematics_dataset-generated"
+# sha256 of the archives whose contents are known; the released v1.0's is recorded, not checked
+SHA256 = {f"{GENERATED}.tar.gz": "23439cf0c20919e799d639e4469eed6bfe14f9f622fa14780bed16ef9250e057"}
+FULL_TRAIN, FULL_HELD_OUT = 666_666, 10_000               # v1.0: examples per module and difficulty; held out
+
+
+@dataclass
+class Source:
+    """Where the files are read from: ``top`` a folder, or ``archive`` a ``.tar.gz`` holding ``name/``."""
+    name: str
+    checksum: str
+    top: Path | None = None
+    archive: Path | None = None
+
+    @property
+    def label(self) -> str:
+        what = "the released v1.0" if self.name == RELEASED else "a generated copy, not the released v1.0"
+        return f"DeepMind Mathematics ({self.name}: {what})"
+
+    def where(self, rel: str) -> str:
+        return f"{self.archive}:{self.name}/{rel}" if self.archive else str(self.top / rel)
+
+    def read(self, rel: str) -> str:
+        where = self.where(rel)
+        try:
+            if self.archive is None:
+                data = (self.top / rel).read_bytes()
+            else:
+                with tarfile.open(self.archive, "r:gz") as tar:
+                    member = tar.extractfile(f"{self.name}/{rel}")
+                    if member is None:
+                        raise KeyError(rel)
+                    data = member.read()
+        except (FileNotFoundError, KeyError):
+            raise DatasetError(f"{where} is missing (the v1.0 layout has <difficulty>/<module>.txt)") from None
+        except (OSError, tarfile.TarError, EOFError) as err:
+            raise DatasetError(f"{where} cannot be read: {err}") from None
+        try:
+            return data.decode("ascii")
+        except UnicodeDecodeError as err:
+            raise DatasetError(f"{where}: not ASCII text (byte {err.start})") from None
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    try:
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+    except OSError as err:
+        raise DatasetError(f"{path} cannot be read ({err})") from None
+    return h.hexdigest()
+
+
+def open_source(path: str | os.PathLike | None = None) -> Source:
+    """The dataset under ``path`` (default ``$WMASK_DATA/dm_math``): the released v1.0 before a generated copy, a
+    folder before its archive."""
+    root = find_dir(path, "dm_math", "Mathematics dataset")
+    for name in (RELEASED, GENERATED):
+        if (root / name).is_dir():
+            files = sorted(p for p in (root / name).rglob("*.txt"))
+            digest = hashlib.md5("".join(f"{p.relative_to(root)}:{p.stat().st_size}\n" for p in files).encode())
+            return Source(name, f"folder (file sizes md5 {digest.hexdigest()})", top=root / name)
+        archive = root / f"{name}.tar.gz"
+        if archive.exists():
+            got, want = sha256(archive), SHA256.get(archive.name)
+            if want and got != want:
+                raise DatasetError(f"{archive} is corrupt or not the known copy: sha256 {got}, expected {want}")
+            return Source(name, f"sha256 {got}" + ("" if want else " (no published checksum to check)"),
+                          archive=archive)
+    raise DatasetError(f"no Mathematics dataset in {root}: expected {RELEASED}/ or {RELEASED}.tar.gz (the released "
+                       f"data) or {GENERATED}/ or {GENERATED}.tar.gz (a generated copy)")
+
+
+def parse(text: str, where: str) -> list[tuple[str, str]]:
+    """Question/answer pairs from alternating lines; a malformed file is a :class:`DatasetError` naming it."""
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    if not lines:
+        raise DatasetError(f"{where} is empty")
+    if len(lines) % 2:
+        raise DatasetError(f"{where} has {len(lines)} lines, an odd number: questions and answers must alternate")
+    for i, line in enumerate(lines):
+        if not line.strip():
+            raise DatasetError(f"{where} line {i + 1} is empty (a {'question' if i % 2 == 0 else 'answer'} expected)")
+    return list(zip(lines[0::2], lines[1::2]))
+
+
+def load(modules=MODULES, path: str | os.PathLike | None = None) -> dict:
+    """``{"train": {difficulty: {module: pairs}}, "interpolate": {module: pairs}, "extrapolate": {module: pairs},
+    "dataset": label, "checksum": ...}`` for ``modules`` (extrapolation sets only where the generator has one)."""
+    unknown = [m for m in modules if m not in MODULES]
+    if unknown:
+        raise ValueError(f"unknown Mathematics modules {unknown}; the paper's: {', '.join(MODULES)}")
+    src = open_source(path)
+
+    def read(rel):
+        return parse(src.read(rel), src.where(rel))
+    return {"train": {d: {m: read(f"{d}/{m}.txt") for m in modules} for d in DIFFICULTIES},
+            "interpolate": {m: read(f"interpolate/{m}.txt") for m in modules},
+            "extrapolate": {m: read(f"extrapolate/{EXTRAPOLATE[m]}.txt") for m in modules if m in EXTRAPOLATE},
+            "dataset": src.label, "checksum": src.checksum}
+
+
+def vocabulary(data: dict):
+    """One character vocabulary for questions and answers (the model ties its input and output embeddings):
+    ``<pad>`` = 0, the characters of every loaded file by frequency, ``<eos>`` last."""
+    from ..seq2seq import Vocab
+    sets = [*(p for d in data["train"].values() for p in d.values()), *data["interpolate"].values(),
+            *data["extrapolate"].values()]
+    return Vocab((text for pairs in sets for q, a in pairs for text in (q, a)), specials=("<pad>",), tail=("<eos>",))
+
+
+def held_out(pairs: list, seed: int = 0) -> tuple[list, list]:
+    """(train, test) of one difficulty's training file: the paper holds out 10,000 of v1.0's ≈ 666,666 examples;
+    a smaller copy holds out the same proportion (450 of 30,000), at least 1. Deterministic in ``seed``."""
+    n = max(1, round(FULL_HELD_OUT * len(pairs) / FULL_TRAIN))
+    if n >= len(pairs):
+        raise DatasetError(f"{len(pairs)} examples are too few to hold out {n}")
+    order = np.random.RandomState(seed).permutation(len(pairs))
+    test = set(order[:n].tolist())
+    return [p for i, p in enumerate(pairs) if i not in test], [pairs[i] for i in sorted(test)]
