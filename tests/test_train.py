@@ -4,6 +4,7 @@ from dataclasses import asdict
 import pytest
 import torch
 import torch.nn.functional as F
+from torch import nn
 from torch.func import functional_call
 
 import wmask
@@ -232,6 +233,30 @@ def test_sets_run_in_passes_train_the_same_masks(clip_mode):
             torch.testing.assert_close(l, runs[0][0][n], rtol=1e-5, atol=1e-6)
         torch.testing.assert_close(torch.tensor(hist.loss), torch.tensor(runs[0][1].loss), rtol=1e-5, atol=1e-6)
     assert not torch.equal(runs[0][0]["0.weight"][0], runs[0][0]["0.weight"][2])   # the sets did differ
+
+
+def test_passes_share_the_models_random_draws():
+    """A model that draws from torch's random state in its forward (a teacher-forcing coin) draws, in every pass,
+    what one pass over all sets draws: passes do not change the masks."""
+    model, data, loss_fn = toy_problem(m=4)
+
+    class Coin(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = model
+
+        def forward(self, x):
+            return self.net(x) * (1.0 if bool(torch.rand(()) < 0.5) else -1.0)
+
+    runs = []
+    for per_pass in (4, 1):
+        torch.manual_seed(0)
+        masks = MaskSet(Coin().eval(), n_sets=4, seed=3, impl="eager")
+        train_masks(masks, data, loss_fn, MaskTrainConfig(steps=8, batch_size=8, k=2, lr=0.05), progress=False,
+                    sets_per_pass=per_pass)
+        runs.append({n: l.detach().clone() for n, l in masks.logits.items()})
+    for n in runs[0]:
+        torch.testing.assert_close(runs[1][n], runs[0][n], rtol=1e-5, atol=1e-6)
 
 
 def test_memory_budget_sets_passes():

@@ -257,8 +257,12 @@ def train_masks(masks: MaskSet, data, loss_fn: Callable, cfg: MaskTrainConfig | 
             for sink in masks.sinks.values():
                 sink.grad = None
         with masks.passes():
-            task = torch.cat([_one_pass(masks, a, b, inputs, targets, forward, loss_fn, logits, alpha, cfg)
-                              for a, b in bounds])
+            start, parts = (rng_state() if len(bounds) > 1 else None), []
+            for i, (a, b) in enumerate(bounds):
+                if i:   # the model's own random draws (a teacher-forcing coin) as in one pass: the first pass's
+                    set_rng_state(start)
+                parts.append(_one_pass(masks, a, b, inputs, targets, forward, loss_fn, logits, alpha, cfg))
+            task = torch.cat(parts)
         if train_weights:                   # frozen weights get no gradient, and none enters the clipping norm
             for n, f in (frozen or {}).items():
                 if masks.sinks[n].grad is not None:
