@@ -236,10 +236,11 @@ glue("see-alpha-sweep", Markdown(claims.what_we_see("alpha-sweep", tables, run_c
 # ## At the paper's scale, on a CPU
 #
 # The `paper` preset's own configuration (the paper's 20,000 base and 20,000 mask steps at mask lr 1e-2, nothing
-# stopped early) run for the network a 2-core CPU finishes, the 400-400-200 FNN (`python -m wmask run addmul --preset
-# paper --networks fnn_small`), committed under `results/addmul/paper/`. The cpu preset's `fnn` above is the same
-# architecture trained to its target and masked until settled at mask lr 3e-2, so the two runs show the same network
-# at two budgets. The paper's main networks (the 2000×4 FNN, the LSTM) still need a GPU.
+# stopped early) run for the networks a 2-core CPU finishes: the 400-400-200 FNN (`python -m wmask run addmul --preset
+# paper --networks fnn_small`, seeds 0–2) and the 800×4 FNN (`--networks fnn_medium`, seed 0 only: about 2.5 h),
+# committed under `results/addmul/paper/`. The cpu preset's `fnn` above is the 400-400-200 architecture trained to its
+# target and masked until settled at mask lr 3e-2, so the two runs show the same network at two budgets. The paper's
+# main networks (the 2000×4 FNN, the LSTM) still need a GPU (or about 12 and 2 hours a seed here).
 
 # %%
 see_paper = show_paper_scale("addmul", order, ["specialise", "partial-overlap", "inverted-addmul"], display=display)
@@ -248,7 +249,7 @@ see_paper = show_paper_scale("addmul", order, ["specialise", "partial-overlap", 
 glue("see-paper-scale", Markdown(see_paper), display=False)
 
 # %% [markdown]
-# **What we see** (paper preset, 400-400-200 FNN): {glue:md}`see-paper-scale`
+# **What we see** (paper preset, 400-400-200 and 800×4 FNNs): {glue:md}`see-paper-scale`
 
 # %% [markdown]
 # ## The authors' code at the same settings
