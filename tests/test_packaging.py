@@ -1,5 +1,6 @@
 """The package declares what it imports: every third-party module imported anywhere in ``wmask`` (also inside
-functions) belongs to a distribution listed in ``pyproject.toml``'s dependencies, and every module imports."""
+functions) belongs to a distribution listed in ``pyproject.toml``'s dependencies (or, for an optional feature, in
+its optional dependencies: ``ray`` for ``wmask.sweep``), and every module imports."""
 import ast
 import importlib
 import importlib.metadata as md
@@ -15,7 +16,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _declared() -> set[str]:
-    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    deps = project["dependencies"] + [d for extra in project.get("optional-dependencies", {}).values() for d in extra]
     return {re.split(r"[<>=!~\[; ]", d, maxsplit=1)[0].lower().replace("_", "-") for d in deps}
 
 
