@@ -13,7 +13,6 @@ Ray is an optional extra: ``pip install 'wmask[sweep]'``.
 from __future__ import annotations
 
 import os
-import platform
 import time
 from pathlib import Path
 
@@ -60,7 +59,7 @@ def run_seed(experiment: str, model: str | None, preset: str, seed: int, results
                          overrides=overrides, stale=stale)
     reused = before is not None and path.stat().st_mtime_ns == before
     run = summary["runs"][0]
-    return {"status": "reused" if reused else "finished", "host": platform.node(), "device": run["device"],
+    return {"status": "reused" if reused else "finished", "host": run.get("host", ""), "device": run["device"],
             "wall_time_s": time.time() - t0}
 
 
