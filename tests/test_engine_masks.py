@@ -197,7 +197,7 @@ def test_training_forward_uses_weights_loaded_after_the_mask_set_was_built(how):
     expected = trained(x[0])
     torch.testing.assert_close(masks.sample_forward(x, k=1)[0], expected)
     torch.testing.assert_close(masks.eval_forward(x)[0], expected)
-    assert not any(p.requires_grad for p in model.parameters())
+    assert all(p.requires_grad for p in model.parameters())    # the user's flags are left as they were
     with pytest.raises(ValueError, match="shape"):
         model[0].weight = nn.Parameter(torch.zeros(16, 7))
         masks.sample_forward(x, k=1)

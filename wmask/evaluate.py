@@ -1,10 +1,10 @@
 """One batched evaluation: a frozen model under many masks at once, on shared inputs.
 
-``call = variants_forward(model, [None, mask_a, mask_b])`` returns a function of the model's inputs whose output is
-stacked along a new leading dimension, one entry per variant (``None`` = the unmasked model; a mask is a dict of bool
-tensors, True = kept). With ``vmap`` the inputs are shared (``in_dims=None``), as in the torch.func ensembling
-tutorial: no copy of the batch per variant. Models whose layers have no vmap batching rule (``nn.LSTM``) run the
-variants one after another. Every experiment's test-set evaluation goes through here.
+``call = variants_forward(model, [None, mask_a, mask_b])`` returns a function of the model's inputs (positional
+and keyword) whose output is stacked along a new leading dimension, one entry per variant (``None`` = the unmasked
+model; a mask is a dict of bool tensors, True = kept). With ``vmap`` the inputs are shared (``in_dims=None``), as
+in the torch.func ensembling tutorial: no copy of the batch per variant. Every experiment's test-set evaluation
+goes through here.
 """
 from __future__ import annotations
 
@@ -14,13 +14,16 @@ import torch
 from torch import nn
 from torch.func import functional_call, vmap
 from torch.nn.attention import SDPBackend, sdpa_kernel
+from torch.utils._pytree import tree_map
 
-from .masks import _no_mha_fastpath, forward_mode, stacked_weights
+from .forward import fixed_function, forward_mode
+from .masks import stacked_weights
 from .recurrent import batchable
 
 
 def variants_forward(model: nn.Module, variants: list[dict | None], mode: str | None = None) -> Callable:
-    """``call(*inputs) -> outputs [S, ...]`` for the ``S`` variants (no gradients; the model in eval mode)."""
+    """``call(*inputs, **kw_inputs) -> outputs [S, ...]`` for the ``S`` variants (no gradients; the model runs as
+    :func:`wmask.forward.fixed_function` says: eval mode, no cache)."""
     if not variants:
         raise ValueError("variants_forward needs at least one variant (None = the unmasked model)")
     mode = mode or forward_mode(model)
@@ -30,17 +33,16 @@ def variants_forward(model: nn.Module, variants: list[dict | None], mode: str | 
     weights = stacked_weights(model, variants) if masked else None
 
     @torch.no_grad()
-    def call(*inputs):
-        model.eval()
-        if weights is None:
-            out = model(*inputs)
-            return out.unsqueeze(0).expand(len(variants), *out.shape)
-        with _no_mha_fastpath():
+    def call(*inputs, **kw):
+        with fixed_function(model):
+            if weights is None:
+                out = model(*inputs, **kw)
+                return out.unsqueeze(0).expand(len(variants), *out.shape)
             if mode == "vmap":   # the fused attention kernels have no batching rule; the math one batches
                 twin = batchable(model)   # recurrent layers as batched drop-ins (wmask.recurrent)
                 with sdpa_kernel(SDPBackend.MATH):
-                    return vmap(lambda w: functional_call(twin, w, inputs), randomness="same")(weights)
+                    return vmap(lambda w: functional_call(twin, w, inputs, kw), randomness="same")(weights)
             per = {n: w.unbind(0) for n, w in weights.items()}
-            return torch.stack([functional_call(model, {n: w[s] for n, w in per.items()}, inputs)
-                                for s in range(len(variants))])
+            outs = [functional_call(model, {n: w[s] for n, w in per.items()}, inputs, kw) for s in range(len(variants))]
+            return tree_map(lambda *ys: torch.stack(ys), *outs)
     return call

@@ -17,108 +17,17 @@ from typing import Iterable
 
 import torch
 from torch import nn
-from torch.func import functional_call, vmap
-from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils._pytree import tree_map
 
+from .forward import (VmapForwardError, call_args, fixed_function, forward_mode, forward_with,  # noqa: F401
+                      input_tensors, join_samples, map_inputs, split_samples)
 from .maskfilter import MaskFilter, param_role  # noqa: F401 (re-exported)
 from .maskio import check_names_shapes, load_masks, save_masks  # noqa: F401 (re-exported)
-from .recurrent import batchable
 from .sampling import from_storage_order, in_storage_order, resolve_impl, sample_masked, storage_order
 
 def as_stored(t: torch.Tensor, order: tuple[int, ...], lead: int = 0) -> torch.Tensor:
     """A copy of ``t`` with the same shape whose memory is laid out in ``order`` (see ``sampling.storage_order``)."""
     return from_storage_order(in_storage_order(t, order, lead).contiguous(), order, lead)
-
-
-def split_samples(x: torch.Tensor, k: int, batch_dim: int) -> torch.Tensor:
-    """``[M, ..., B, ...] -> [M*K, ..., B/K, ...]``: sample ``j`` of set ``i`` gets the ``j``-th contiguous slice."""
-    d = batch_dim + 1
-    b = x.shape[d]
-    if b % k:
-        raise ValueError(f"batch size {b} (input dim {d} of shape {tuple(x.shape)}) is not divisible by "
-                         f"the number of mask samples K={k}")
-    x = x.unflatten(d, (k, b // k)).movedim(d, 1)
-    return x.flatten(0, 1)
-
-
-def join_samples(y: torch.Tensor, m: int, batch_dim: int) -> torch.Tensor:
-    """Inverse of :func:`split_samples`: ``[M*K, ..., B/K, ...] -> [M, ..., B, ...]``."""
-    y = y.unflatten(0, (m, -1)).movedim(1, batch_dim + 1)
-    return y.flatten(batch_dim + 1, batch_dim + 2)
-
-
-def forward_with(model: nn.Module, weights: dict[str, torch.Tensor], inputs, mode: str = "vmap"):
-    """Run ``model`` once per leading index ``s`` of ``weights[name]`` (``[S, *shape]``) on ``inputs[s]``.
-
-    ``inputs`` is a tensor or a tuple of tensors, each ``[S, ...]``; the other parameters and buffers are the
-    model's own. Returns the model's output stacked along a leading ``S`` dimension. ``mode="vmap"`` runs all
-    ``S`` in one batched pass (recurrent layers through :func:`wmask.recurrent.batchable`; random draws inside the
-    model are shared by the ``S`` calls, as in one forward over a whole batch); ``"loop"`` calls the model ``S``
-    times (for models that cannot run under vmap); both compute the same function.
-    """
-    inputs = inputs if isinstance(inputs, tuple) else (inputs,)
-    with _no_mha_fastpath():
-        return _forward_with(model, weights, inputs, mode)
-
-
-@contextlib.contextmanager
-def _no_mha_fastpath():
-    """Attention's inference fast path has no backward and ignores substituted weights; keep it off meanwhile."""
-    before = torch.backends.mha.get_fastpath_enabled()
-    torch.backends.mha.set_fastpath_enabled(False)
-    try:
-        yield
-    finally:
-        torch.backends.mha.set_fastpath_enabled(before)
-
-
-def forward_mode(model: nn.Module) -> str:
-    """The :func:`forward_with` mode for ``model``: ``"vmap"`` (recurrent layers run as batched drop-ins, see
-    :mod:`wmask.recurrent`); kept for callers that choose a mode per model."""
-    return "vmap"
-
-
-class VmapForwardError(RuntimeError):
-    """The model raised while running its mask samples batched under :func:`torch.func.vmap`."""
-
-
-def _forward_with(model, weights, inputs, mode):
-    if mode == "vmap":   # the fused attention kernels have no vmap batching rule; the math one batches
-        try:
-            twin = batchable(model)
-            with sdpa_kernel(SDPBackend.MATH):
-                return vmap(lambda w, xs: functional_call(twin, w, xs), randomness="same")(weights, inputs)
-        except Exception as err:  # noqa: BLE001 - any error: re-raised, chained, with the way out
-            first = (str(err).splitlines() or [""])[0]
-            raise VmapForwardError(
-                f"{type(model).__name__} failed while running its mask samples batched under torch.func.vmap "
-                f"({type(err).__name__}: {first}). If the model cannot run under vmap (a layer with no batching "
-                "rule, Python control flow on tensor values such as a random teacher-forcing draw, in-place "
-                "updates of buffers), run the samples one after another: MaskSet(..., mode='loop') or "
-                "forward_with(..., mode='loop'); same function, slower") from err
-    if mode != "loop":
-        raise ValueError(f"unknown forward mode {mode!r}; expected 'vmap' or 'loop'")
-    per_w = {n: w.unbind(0) for n, w in weights.items()}   # unbind: one gradient stack, not S full-size scatters
-    per_x = [x.unbind(0) for x in inputs]
-    outs = [functional_call(model, {n: w[s] for n, w in per_w.items()}, tuple(x[s] for x in per_x))
-            for s in range(inputs[0].shape[0])]
-    return tree_map(lambda *ys: torch.stack(ys), *outs) if len(outs) > 1 else tree_map(lambda y: y[None], outs[0])
-
-
-@contextlib.contextmanager
-def _eval_mode(model: nn.Module):
-    """Run ``model`` in eval mode meanwhile, then give every module back its own ``training`` flag."""
-    training = [m for m in model.modules() if m.training]
-    if not training:
-        yield
-        return
-    model.eval()
-    try:
-        yield
-    finally:
-        for m in training:
-            m.training = True
 
 
 def slice_sets(t: torch.Tensor, a: int, b: int) -> torch.Tensor:
@@ -143,7 +52,11 @@ class MaskSet:
 
     Each set has one logit per masked weight element (``logits[name]``: ``[n_sets, *shape]``, initialised to
     ``init``); a weight is kept with probability ``sigmoid(logit)`` while training and kept iff ``logit > 0`` when
-    evaluating. The model's parameters are frozen (``requires_grad`` turned off) and never changed.
+    evaluating. The model is never changed: the masks train, its weights stay as they are (its ``requires_grad``
+    flags too; they are off only while a mask forward runs).
+
+    Inputs, one batch per set (leading dimension ``n_sets``): a tensor, a tuple of tensors (positional inputs) or a
+    dict of keyword inputs (a Hugging Face batch); see :mod:`wmask.forward`.
 
     ``mode``: ``"vmap"`` runs all mask samples in one batched pass (``nn.LSTM``/``nn.GRU``/``nn.RNN`` layers as the
     batched drop-ins of :mod:`wmask.recurrent`); ``"loop"`` one after another (same function, slower); ``"auto"``
@@ -151,7 +64,8 @@ class MaskSet:
     a tensor's value) is re-raised (chained) as a :class:`VmapForwardError` that says to pass ``mode="loop"``.
 
     Both forwards run the model in **eval mode** (dropout off, normalisation layers use and keep their running
-    statistics: masks inspect a fixed function) and give every module back its own ``training`` flag afterwards.
+    statistics: masks inspect a fixed function), with a Hugging Face ``config.use_cache`` off, and give every
+    module back its own ``training`` flag afterwards (:func:`wmask.forward.fixed_function`).
     Training runs on a copy of the masked weights in storage order; a forward notices when a masked parameter was
     changed or replaced since (``load_state_dict``, in-place edits) and refreshes the copy.
     """
@@ -160,7 +74,7 @@ class MaskSet:
                  impl: str = "auto", seed: int | None = None, mode: str = "auto"):
         if n_sets < 1:
             raise ValueError(f"n_sets must be >= 1, got {n_sets}")
-        self.model = model.requires_grad_(False)
+        self.model = model
         self.filter = filter or MaskFilter()
         self.names = self.filter.select(model)
         params = dict(model.named_parameters())
@@ -225,8 +139,8 @@ class MaskSet:
                    for i, (n, w) in enumerate(self._stored.items())}
         if sinks:  # unmasked parameters enter per sample too, so their gradients reach the sinks
             params = dict(self.model.named_parameters())
-            weights.update({n: (params[n] + s).repeat_interleave(k, 0) for n, s in sinks.items() if n not in weights})
-        xs = tuple(split_samples(x, k, batch_dim) for x in inputs)
+            weights.update({n: (params[n].detach() + s).repeat_interleave(k, 0) for n, s in sinks.items() if n not in weights})
+        xs = map_inputs(lambda x: split_samples(x, k, batch_dim), inputs)
         out = self._forward(weights, xs)
         return tree_map(lambda y: join_samples(y, b - a, batch_dim), out)
 
@@ -261,8 +175,7 @@ class MaskSet:
         return self._forward(apply_masks(self.weights, masks), inputs)
 
     def _forward(self, weights, inputs):
-        with _eval_mode(self.model):
-            return forward_with(self.model, weights, inputs, self.mode)
+        return forward_with(self.model, weights, inputs, self.mode)
 
     @staticmethod
     def _key(p: torch.Tensor) -> tuple:
@@ -279,15 +192,16 @@ class MaskSet:
                                  f"{None if p is None else tuple(p.shape)}); build a new MaskSet")
             key = self._key(p)
             if key != self._seen[n]:
-                p.requires_grad_(False)
                 self.weights[n] = p
                 self._stored[n] = as_stored(p.detach(), self.order[n])
                 self._seen[n] = self._key(p)
 
     def _check_inputs(self, inputs, n: int | None = None):
-        inputs = inputs if isinstance(inputs, tuple) else (inputs,)
         n = self.n_sets if n is None else n
-        for x in inputs:
+        if not input_tensors(inputs):
+            raise ValueError(f"inputs hold no tensor: give a tensor, a tuple of tensors or a dict of keyword inputs, "
+                             f"each with a leading dimension of n_sets={n}")
+        for x in input_tensors(inputs):
             if x.shape[0] != n:
                 what = f"n_sets={n}" if n == self.n_sets else f"{n} (the sets of this pass)"
                 raise ValueError(f"inputs need a leading dimension of {what} (one batch per mask set), got shape "

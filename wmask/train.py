@@ -15,6 +15,7 @@ from tqdm import tqdm
 from .config import diff
 from .evidence import history_convergence
 from . import memory
+from .forward import input_tensors, map_inputs
 from .masks import MaskSet, slice_sets
 from .utils import atomic_torch_save, dumps, read_torch, rng_state, set_rng_state
 
@@ -97,14 +98,10 @@ class NonFiniteError(FloatingPointError):
     """Training met a NaN or infinite value; the message names the step, the mask set and what it was."""
 
 
-def _tensors(x) -> list[torch.Tensor]:
-    return [t for t in (x if isinstance(x, (tuple, list)) else (x,)) if isinstance(t, torch.Tensor)]
-
-
 def _bad_rows(x, n: int) -> set[int]:
     """Indices ``i < n`` of the leading dim where some floating-point tensor of ``x`` is not finite."""
     bad = set()
-    for t in _tensors(x):
+    for t in input_tensors(x):
         if t.is_floating_point() and t.dim() and t.shape[0] == n:
             bad |= set(torch.nonzero(~torch.isfinite(t).reshape(n, -1).all(1)).flatten().tolist())
     return bad
@@ -137,7 +134,7 @@ def _check_batch(inputs, cfg, step: int) -> None:
     """Inputs ``[M, ..., B, ...]``: B (dim ``cfg.batch_dim + 1``) must be ``cfg.batch_size``, which the regulariser
     ``alpha * sum(logits) / batch_size`` divides by."""
     d = cfg.batch_dim + 1
-    for j, x in enumerate(_tensors(inputs)):
+    for j, x in enumerate(input_tensors(inputs)):
         if x.dim() > d and x.shape[d] != cfg.batch_size:
             raise ValueError(f"step {step}: input {j} has batch size {x.shape[d]} (dim {d} of shape "
                              f"{tuple(x.shape)}, batch_dim={cfg.batch_dim}) but the config says "
@@ -152,14 +149,15 @@ def _one_pass(masks, a, b, inputs, targets, forward, loss_fn, logits, alpha, cfg
     whole = (a, b) == (0, masks.n_sets)
 
     def call(x):
-        xs = x if isinstance(x, tuple) else (x,)
-        out = masks.sample_forward(tuple(t[a:b] for t in xs), k=cfg.k, batch_dim=cfg.batch_dim, sets=(a, b))
+        out = masks.sample_forward(map_inputs(lambda t: t[a:b], x), k=cfg.k, batch_dim=cfg.batch_dim, sets=(a, b))
         if whole:
             return out
         pad = lambda y: torch.cat([y.new_zeros(a, *y.shape[1:]), y, y.new_zeros(masks.n_sets - b, *y.shape[1:])])
         return tree_map(pad, out)
     out = call(inputs) if forward is None else forward(call, inputs)
     task = loss_fn(out, targets)
+    if task.dim() == 0 and masks.n_sets == 1:     # one set: a scalar loss is that set's loss
+        task = task.reshape(1)
     if task.shape != (masks.n_sets,):
         raise ValueError(f"loss_fn must return one loss per mask set, shape ({masks.n_sets},), got {tuple(task.shape)}")
     part = (lambda t: t) if whole else (lambda t: t[a:b])  # noqa: E731
@@ -192,9 +190,9 @@ def train_masks(masks: MaskSet, data, loss_fn: Callable, cfg: MaskTrainConfig | 
                 frozen: dict[str, torch.Tensor] | None = None, sets_per_pass: int | None = None) -> History:
     """Train every set of ``masks`` at once.
 
-    ``data``: a callable ``step -> (inputs, targets)`` or an iterator of them; inputs ``[M, B, ...]`` (a tensor or a
-    tuple), one batch per set from that set's own stream. ``loss_fn(outputs, targets)`` returns the per-set task
-    losses, shape ``[M]``. The objective of set ``i`` is ``loss_i + alpha_i * sum(logits_i) / B``, with ``alpha_i``
+    ``data``: a callable ``step -> (inputs, targets)`` or an iterator of them; inputs ``[M, B, ...]`` (a tensor, a
+    tuple, or a dict of keyword inputs), one batch per set from that set's own stream. ``loss_fn(outputs, targets)`` returns the per-set task
+    losses, shape ``[M]`` (a scalar when there is one set). The objective of set ``i`` is ``loss_i + alpha_i * sum(logits_i) / B``, with ``alpha_i``
     from ``alphas`` (one per set, e.g. an α sweep in one pass) or else ``cfg.alpha``. Sets are
     independent: one Adam over the stacked logits is exactly ``M`` separate Adams (it is element-wise), and
     clipping is per set (``cfg.clip_mode``, see :data:`CLIP_MODES`). Runs exactly ``cfg.steps`` updates (the
@@ -323,7 +321,7 @@ def sgd(momentum: float = 0.9, weight_decay: float = 1e-4, milestones: tuple = (
 
 def _non_finite_base(step, inputs, targets, loss, params) -> NonFiniteError:
     what = [f"the {k} contains non-finite values" for k, x in (("input batch", inputs), ("targets", targets))
-            if any(t.is_floating_point() and not torch.isfinite(t).all() for t in _tensors(x))]
+            if any(t.is_floating_point() and not torch.isfinite(t).all() for t in input_tensors(x))]
     if not torch.isfinite(loss):
         what.append(f"the loss is {loss.item()}")
     else:
