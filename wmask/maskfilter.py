@@ -3,6 +3,7 @@ parameters only when asked; embeddings never), plus names or glob patterns to in
 from __future__ import annotations
 
 import fnmatch
+import json
 from dataclasses import dataclass
 
 import torch
@@ -10,37 +11,67 @@ from torch import nn
 
 _NORMS = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm, nn.LocalResponseNorm)
 _EMBEDDINGS = (nn.Embedding, nn.EmbeddingBag)
+_LAYERS = (nn.Linear, nn.Bilinear, nn.modules.conv._ConvNd, nn.RNNBase, nn.MultiheadAttention)
 
 
 def param_role(module: nn.Module, name: str, p: torch.Tensor) -> str:
-    """Classify a parameter: ``weight`` (matrices and kernels), ``bias``, ``norm``, ``embedding`` or ``other``."""
+    """Classify a parameter: ``weight`` (matrices and kernels), ``bias``, ``norm``, ``embedding`` or ``other``.
+
+    A weight has two or more dimensions and belongs to a linear, convolution, recurrent or attention layer, or has
+    ``weight`` in its name (``weight_ih_l0``, ``in_proj_weight``, a Hugging Face ``Conv1D``'s ``weight``); tables
+    such as ``pos_embed``, ``cls_token`` or ``relative_position_bias_table`` are ``other`` (add them with
+    ``MaskFilter(include=...)``)."""
     if isinstance(module, _EMBEDDINGS):
         return "embedding"
     if isinstance(module, _NORMS):
         return "norm"
     if "bias" in name:
         return "bias"
-    return "weight" if p.dim() >= 2 else "other"
+    return "weight" if p.dim() >= 2 and (isinstance(module, _LAYERS) or "weight" in name) else "other"
+
+
+def check_unparametrized(model: nn.Module) -> None:
+    """A named error for weights computed from other parameters (``weight_norm``, ``spectral_norm``, any
+    ``torch.nn.utils.parametrize`` parametrization): a mask multiplies parameters, so it would mask the direction
+    ``v`` or the raw matrix, which the parametrization then renormalises, instead of the weight the layer uses."""
+    from torch.nn.utils import parametrize
+    from torch.nn.utils.spectral_norm import SpectralNorm
+    from torch.nn.utils.weight_norm import WeightNorm
+    for name, module in model.named_modules():
+        hooks = [h for h in module._forward_pre_hooks.values() if isinstance(h, (WeightNorm, SpectralNorm))]
+        if parametrize.is_parametrized(module) or hooks:
+            what = (", ".join(module.parametrizations.keys()) if parametrize.is_parametrized(module)
+                    else ", ".join(h.name for h in hooks))
+            fix = ("torch.nn.utils.parametrize.remove_parametrizations(module, name)" if parametrize.is_parametrized(
+                module) else "torch.nn.utils.remove_weight_norm / remove_spectral_norm(module)")
+            raise ValueError(f"module {name or type(model).__name__!r} computes its {what} from other parameters "
+                             f"(weight_norm, spectral_norm or a parametrization); a mask would scale what that "
+                             f"computation renormalises. Fold it into a plain weight first: {fix}")
 
 
 @dataclass
 class MaskFilter:
     """Which parameters get a mask. Defaults follow the paper: weight matrices and kernels of linear, convolution,
     LSTM and attention layers; biases only when ``biases``; normalisation gains/biases only when ``norms``;
-    embeddings never. ``include``/``exclude`` are parameter names or glob patterns applied after the defaults
-    (``exclude`` wins); a pattern that matches no parameter is an error."""
+    embeddings never, and a tensor tied to an embedding (a language model's output layer) neither, whatever the
+    order its modules were registered in. ``include``/``exclude`` are parameter names or glob patterns applied after
+    the defaults (``exclude`` wins); a pattern that matches no parameter is an error. See :func:`param_role`."""
     biases: bool = False
     norms: bool = False
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
 
     def select(self, model: nn.Module) -> list[str]:
-        roles = {}
-        for mod_name, module in model.named_modules():
+        roles, tied = {}, {}
+        for mod_name, module in model.named_modules(remove_duplicate=False):
             for p_name, p in module.named_parameters(recurse=False):
-                roles[f"{mod_name}.{p_name}" if mod_name else p_name] = param_role(module, p_name, p)
+                role = param_role(module, p_name, p)
+                roles.setdefault(f"{mod_name}.{p_name}" if mod_name else p_name, role)
+                tied.setdefault(id(p), set()).add(role)
         # named_parameters() drops tied duplicates; keep its names so each tensor is masked once
-        names = [n for n, _ in model.named_parameters()]
+        params = dict(model.named_parameters())
+        names = list(params)
+        roles.update({n: "embedding" for n in names if "embedding" in tied[id(params[n])]})
         for pattern in (*self.include, *self.exclude):
             if not any(fnmatch.fnmatchcase(n, pattern) for n in names):
                 raise ValueError(f"mask filter pattern {pattern!r} matches no parameter of the model; "
@@ -51,3 +82,12 @@ class MaskFilter:
         if not chosen:
             raise ValueError("the mask filter selects no parameter of the model")
         return chosen
+
+    def to_json(self) -> str:
+        return json.dumps({"biases": self.biases, "norms": self.norms, "include": list(self.include),
+                           "exclude": list(self.exclude)})
+
+    @classmethod
+    def from_json(cls, text: str) -> "MaskFilter":
+        d = json.loads(text)
+        return cls(bool(d["biases"]), bool(d["norms"]), tuple(d["include"]), tuple(d["exclude"]))

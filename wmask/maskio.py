@@ -19,19 +19,36 @@ def check_names_shapes(tensors: dict, shapes: dict, what: str, extra_ok: bool = 
                          f"wrong shapes {wrong}")
 
 
-def save_masks(path: str | os.PathLike, masks: dict[str, torch.Tensor], metadata: dict[str, str] | None = None):
-    """Write bool masks keyed by parameter name to a safetensors file, atomically."""
+def save_masks(path: str | os.PathLike, masks: dict[str, torch.Tensor], metadata: dict[str, str] | None = None,
+               filter=None):
+    """Write bool masks (True = kept) keyed by parameter name to a safetensors file, atomically. ``filter``: the
+    :class:`~wmask.masks.MaskFilter` the masks were made with, stored in the file so that :func:`load_masks` needs
+    no ``filter=`` to check them against a model."""
     from safetensors.torch import save_file
 
     from .utils import atomic_path
+    metadata = dict(metadata or {})
+    if filter is not None:
+        metadata["wmask.filter"] = filter.to_json()
     with atomic_path(path) as tmp:
         save_file({n: m.detach().to(torch.bool).contiguous().cpu() for n, m in masks.items()}, tmp,
-                  metadata=metadata)
+                  metadata=metadata or None)
+
+
+def saved_filter(path: str | os.PathLike):
+    """The :class:`~wmask.masks.MaskFilter` stored by :func:`save_masks` in ``path``, or ``None``."""
+    from safetensors import safe_open
+
+    from .maskfilter import MaskFilter
+    with safe_open(os.fspath(path), "pt") as f:
+        text = (f.metadata() or {}).get("wmask.filter")
+    return None if text is None else MaskFilter.from_json(text)
 
 
 def load_masks(path: str | os.PathLike, model: nn.Module | None = None, filter=None):
     """Read masks written by :func:`save_masks`; with ``model``, refuse a file whose names or shapes differ from
-    the parameters ``filter`` (a :class:`~wmask.masks.MaskFilter`) selects (a leading set dimension is allowed),
+    the parameters ``filter`` (a :class:`~wmask.masks.MaskFilter`; default: the one stored in the file, else the
+    default filter) selects (a leading set dimension is allowed),
     and return them in the model's parameter order (the order of ``filter.select(model)``, so the first and last
     names are the input and output layers), not the file's alphabetical one."""
     from safetensors.torch import load_file
@@ -40,7 +57,8 @@ def load_masks(path: str | os.PathLike, model: nn.Module | None = None, filter=N
     masks = load_file(os.fspath(path))
     if model is not None:
         params = dict(model.named_parameters())
-        shapes = {n: tuple(params[n].shape) for n in (filter or MaskFilter()).select(model)}
+        filter = filter or saved_filter(path) or MaskFilter()
+        shapes = {n: tuple(params[n].shape) for n in filter.select(model)}
         # masks may carry the same leading set dimensions on every tensor: [*lead, *shape]
         leads = {tuple(m.shape[:m.dim() - len(shapes[n])]) for n, m in masks.items()
                  if n in shapes and m.dim() >= len(shapes[n])}

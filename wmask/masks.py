@@ -21,7 +21,7 @@ from torch.utils._pytree import tree_map
 
 from .forward import (VmapForwardError, call_args, fixed_function, forward_mode, forward_with,  # noqa: F401
                       input_tensors, join_samples, map_inputs, split_samples)
-from .maskfilter import MaskFilter, param_role  # noqa: F401 (re-exported)
+from .maskfilter import MaskFilter, check_unparametrized, param_role  # noqa: F401 (re-exported)
 from .maskio import check_names_shapes, load_masks, save_masks  # noqa: F401 (re-exported)
 from .sampling import from_storage_order, in_storage_order, resolve_impl, sample_masked, storage_order
 
@@ -74,6 +74,7 @@ class MaskSet:
                  impl: str = "auto", seed: int | None = None, mode: str = "auto"):
         if n_sets < 1:
             raise ValueError(f"n_sets must be >= 1, got {n_sets}")
+        check_unparametrized(model)
         self.model = model
         self.filter = filter or MaskFilter()
         self.names = self.filter.select(model)
@@ -217,6 +218,11 @@ class MaskSet:
         """Fraction of masked weights kept by each set's deterministic mask, ``[M]``."""
         kept = sum((l.detach() > 0).flatten(1).sum(1) for l in self.logits.values())
         return kept / sum(w.numel() for w in self.weights.values())
+
+    def save(self, path, i: int | None = None) -> None:
+        """Write the deterministic masks (every set ``[M, *shape]``, or set ``i``) with this set's filter to a
+        safetensors file (:func:`save_masks`; :func:`load_masks` reads them back)."""
+        save_masks(path, self.binary(i), filter=self.filter)
 
     def state_dict(self) -> dict:
         state = {"logits": {n: l.detach().clone() for n, l in self.logits.items()},

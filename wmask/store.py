@@ -137,7 +137,7 @@ class Store:
         masks, hist = train()
         history = {"step": hist.step, "loss": hist.loss, "kept": hist.kept}
         binary = masks.binary()
-        save_masks(done, binary)
+        save_masks(done, binary, filter=masks.filter)
         rng = io.BytesIO()
         torch.save(rng_state(), rng)   # the same random state (CPU and CUDA) as the other stages keep
         atomic_write_text(meta_path, dumps({"store": self._meta(key), "history": history,
