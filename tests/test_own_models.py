@@ -1,6 +1,7 @@
 """Bring your own model: the models people use (a Hugging Face GPT-2 built from a config, tied embeddings, ViT-style
 tables), keyword inputs, the user's flags left alone, and the inspection helpers (summary, plot, applied)."""
 import contextlib
+import warnings
 
 import matplotlib
 import pytest
@@ -239,3 +240,39 @@ def test_parametrized_weights_are_a_named_error_and_folding_them_works(form):
     masks = MaskSet(model, init=KEPT)
     torch.testing.assert_close(masks.eval_forward(x[None])[0], expected)
     assert "0.weight" in masks.names
+
+
+def test_bert_runs_batched_without_a_padding_mask_and_one_by_one_with_it():
+    transformers = pytest.importorskip("transformers")
+    torch.manual_seed(0)
+    model = transformers.BertModel(transformers.BertConfig(vocab_size=32, hidden_size=32, num_hidden_layers=1,
+                                                           num_attention_heads=2, intermediate_size=64,
+                                                           max_position_embeddings=16))
+    assert "embeddings.word_embeddings.weight" not in MaskFilter().select(model)
+    x = torch.randint(0, 32, (2, 3, 8))
+    pad = torch.ones_like(x)
+    pad[..., -2:] = 0
+    masks = MaskSet(model, n_sets=2, init=KEPT)
+    with pytest.raises(wmask.VmapForwardError, match="mode='loop'"):
+        masks.eval_forward({"input_ids": x, "attention_mask": pad})
+    model.eval()
+    with torch.no_grad():
+        plain = torch.stack([model(input_ids=x[i]).last_hidden_state for i in range(2)])
+        padded = torch.stack([model(input_ids=x[i], attention_mask=pad[i]).last_hidden_state for i in range(2)])
+    torch.testing.assert_close(masks.eval_forward({"input_ids": x}).last_hidden_state, plain, atol=1e-5, rtol=1e-5)
+    looped = MaskSet(model, n_sets=2, init=KEPT, mode="loop").eval_forward({"input_ids": x, "attention_mask": pad})
+    torch.testing.assert_close(looped.last_hidden_state, padded, atol=1e-5, rtol=1e-5)
+
+
+def test_a_short_run_that_removes_nothing_says_why():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 16), nn.ReLU(), nn.Linear(16, 3)).eval()
+    x, y = torch.randn(1, 8, 6), torch.randint(0, 3, (1, 8))
+    loss = lambda o, t: nn.functional.cross_entropy(o[0], t[0])   # noqa: E731
+    with pytest.warns(UserWarning, match="removed no weight in 20 steps"):
+        train_masks(MaskSet(model), lambda s: (x, y), loss, MaskTrainConfig(steps=20, k=2, batch_size=8),
+                    progress=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        train_masks(MaskSet(model, init=0.05), lambda s: (x, y), loss,
+                    MaskTrainConfig(steps=20, k=2, batch_size=8, alpha=10.0), progress=False)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import warnings
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Sequence
 
@@ -290,6 +291,10 @@ def train_masks(masks: MaskSet, data, loss_fn: Callable, cfg: MaskTrainConfig | 
                                "opt": opt.state_dict(), "history": asdict(hist), "rng": rng_state()}, checkpoint)
     if eval_fn is not None:
         hist.evals.append({"step": cfg.steps, **eval_fn(masks)})
+    if hist.kept and min(hist.kept[-1]) >= 1.0 and cfg.steps > 0:
+        warnings.warn(f"mask training removed no weight in {cfg.steps} steps: a logit starts at the MaskSet's init "
+                      f"(default 2) and falls by about lr = {cfg.lr:g} a step, so with the defaults nothing crosses 0 "
+                      "before ≈ 200 steps; train longer, or raise lr or alpha", stacklevel=2)
     if checkpoint is not None and os.path.exists(checkpoint):
         os.unlink(checkpoint)
     masks.track_frozen_grads(False)
