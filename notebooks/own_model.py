@@ -188,3 +188,24 @@ print(f"each operation has weights of its own: {status}")
 # %%
 print(f"The GPT-2 reached + {base['+']:.3f} and - {base['-']:.3f} in {base_curve[-1]['step']} steps; verdict "
       f"{status}: {why}.")
+
+# %% [markdown]
+# ## The committed cpu run
+# The `cpu` preset's run committed with the repository (`python -m wmask run own_model --preset cpu --seeds 0`),
+# so that a book built at another preset still shows the evidence.
+
+# %%
+from wmask.report import committed_summary
+
+committed = committed_summary("own_model", "cpu")
+if committed is None:
+    print("no committed cpu run (results/own_model/cpu/summary.json)")
+else:
+    run = committed["runs"][0]
+    status_c, why_c = om.verdict(run)
+    kept = [k["kept_fraction"] for k in run["kept"] if k["tensor"] == "(all)"]
+    made = committed["provenance"]
+    print(f"cpu, seed {run['seed']}, commit {made['commit'][:7]}, {made['device']}, {made['wall_time_s'] / 60:.1f} min: "
+          f"the GPT-2 reached + {run['base_accuracy']['+']:.3f}, - {run['base_accuracy']['-']:.3f} in "
+          f"{run['base_steps_run']} steps; the masks keep {kept[0]:.1%} / {kept[1]:.1%} after {run['history']['step'][-1] + 1} "
+          f"steps; IoU of the two masks {run['iou']['total']:.2f}; verdict {status_c}: {why_c}.")
