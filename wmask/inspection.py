@@ -11,7 +11,8 @@ import contextlib
 import torch
 from torch import nn
 
-from .masks import MaskSet, check_names_shapes
+from .maskio import check_names_shapes, common_lead
+from .masks import MaskSet
 
 
 def _sets(masks, model: nn.Module | None) -> list[dict[str, torch.Tensor]]:
@@ -23,14 +24,13 @@ def _sets(masks, model: nn.Module | None) -> list[dict[str, torch.Tensor]]:
     if model is None:
         return [masks]
     params = dict(model.named_parameters())
-    check_names_shapes({n: m[(0,) * (m.dim() - params[n].dim())] if n in params else m for n, m in masks.items()},
-                       {n: params[n].shape for n in masks if n in params}, "masks", extra_ok=True, known=set(params))
-    first = next(iter(masks))
-    lead = masks[first].shape[:masks[first].dim() - params[first].dim()]
+    shapes = {n: tuple(params[n].shape) for n in masks if n in params}
+    lead = common_lead(masks, shapes)
+    check_names_shapes(masks, {n: (*lead, *s) for n, s in shapes.items()}, "masks", extra_ok=True, known=set(params))
     if not lead:
         return [masks]
-    flat = {n: m.reshape(-1, *params[n].shape) for n, m in masks.items()}
-    return [{n: m[i] for n, m in flat.items()} for i in range(flat[first].shape[0])]
+    flat = {n: m.reshape(-1, *shapes[n]) for n, m in masks.items()}
+    return [{n: m[i] for n, m in flat.items()} for i in range(next(iter(flat.values())).shape[0])]
 
 
 def summary(masks, model: nn.Module | None = None):

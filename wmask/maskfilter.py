@@ -39,14 +39,17 @@ def check_unparametrized(model: nn.Module) -> None:
     from torch.nn.utils.weight_norm import WeightNorm
     for name, module in model.named_modules():
         hooks = [h for h in module._forward_pre_hooks.values() if isinstance(h, (WeightNorm, SpectralNorm))]
-        if parametrize.is_parametrized(module) or hooks:
-            what = (", ".join(module.parametrizations.keys()) if parametrize.is_parametrized(module)
-                    else ", ".join(h.name for h in hooks))
-            fix = ("torch.nn.utils.parametrize.remove_parametrizations(module, name)" if parametrize.is_parametrized(
-                module) else "torch.nn.utils.remove_weight_norm / remove_spectral_norm(module)")
-            raise ValueError(f"module {name or type(model).__name__!r} computes its {what} from other parameters "
-                             f"(weight_norm, spectral_norm or a parametrization); a mask would scale what that "
-                             f"computation renormalises. Fold it into a plain weight first: {fix}")
+        if parametrize.is_parametrized(module):
+            what = ", ".join(module.parametrizations)
+            fix = "torch.nn.utils.parametrize.remove_parametrizations(module, name)"
+        elif hooks:
+            what = ", ".join(h.name for h in hooks)
+            fix = "torch.nn.utils.remove_weight_norm / remove_spectral_norm(module)"
+        else:
+            continue
+        raise ValueError(f"module {name or type(model).__name__!r} computes its {what} from other parameters "
+                         f"(weight_norm, spectral_norm or a parametrization); a mask would scale what that "
+                         f"computation renormalises. Fold it into a plain weight first: {fix}")
 
 
 @dataclass

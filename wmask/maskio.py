@@ -19,6 +19,14 @@ def check_names_shapes(tensors: dict, shapes: dict, what: str, extra_ok: bool = 
                          f"wrong shapes {wrong}")
 
 
+def common_lead(masks: dict, shapes: dict) -> tuple[int, ...]:
+    """The leading (set) dimensions that every tensor of ``masks`` carries before its parameter's shape,
+    ``[*lead, *shape]``; ``()`` when there are none or they differ (the shape check then names the tensors)."""
+    leads = {tuple(m.shape[:m.dim() - len(shapes[n])]) for n, m in masks.items()
+             if n in shapes and m.dim() >= len(shapes[n])}
+    return leads.pop() if len(leads) == 1 else ()
+
+
 def save_masks(path: str | os.PathLike, masks: dict[str, torch.Tensor], metadata: dict[str, str] | None = None,
                filter=None):
     """Write bool masks (True = kept) keyed by parameter name to a safetensors file, atomically. ``filter``: the
@@ -59,10 +67,7 @@ def load_masks(path: str | os.PathLike, model: nn.Module | None = None, filter=N
         params = dict(model.named_parameters())
         filter = filter or saved_filter(path) or MaskFilter()
         shapes = {n: tuple(params[n].shape) for n in filter.select(model)}
-        # masks may carry the same leading set dimensions on every tensor: [*lead, *shape]
-        leads = {tuple(m.shape[:m.dim() - len(shapes[n])]) for n, m in masks.items()
-                 if n in shapes and m.dim() >= len(shapes[n])}
-        lead = leads.pop() if len(leads) == 1 else ()
+        lead = common_lead(masks, shapes)   # masks may carry leading set dimensions: [*lead, *shape]
         check_names_shapes(masks, {n: (*lead, *s) for n, s in shapes.items()}, f"masks in {path}")
         masks = {n: masks[n] for n in shapes}
     return masks

@@ -19,8 +19,8 @@ import torch
 from torch import nn
 from torch.utils._pytree import tree_map
 
-from .forward import (VmapForwardError, call_args, fixed_function, forward_mode, forward_with,  # noqa: F401
-                      input_tensors, join_samples, map_inputs, split_samples)
+from .forward import (VmapForwardError, forward_mode, forward_with, input_tensors,  # noqa: F401 (re-exported)
+                      join_samples, map_inputs, split_samples)
 from .maskfilter import MaskFilter, check_unparametrized, param_role  # noqa: F401 (re-exported)
 from .maskio import check_names_shapes, load_masks, save_masks  # noqa: F401 (re-exported)
 from .sampling import from_storage_order, in_storage_order, resolve_impl, sample_masked, storage_order
@@ -140,7 +140,8 @@ class MaskSet:
                    for i, (n, w) in enumerate(self._stored.items())}
         if sinks:  # unmasked parameters enter per sample too, so their gradients reach the sinks
             params = dict(self.model.named_parameters())
-            weights.update({n: (params[n].detach() + s).repeat_interleave(k, 0) for n, s in sinks.items() if n not in weights})
+            weights.update({n: (params[n].detach() + s).repeat_interleave(k, 0)
+                            for n, s in sinks.items() if n not in weights})
         xs = map_inputs(lambda x: split_samples(x, k, batch_dim), inputs)
         out = self._forward(weights, xs)
         return tree_map(lambda y: join_samples(y, b - a, batch_dim), out)
@@ -199,10 +200,11 @@ class MaskSet:
 
     def _check_inputs(self, inputs, n: int | None = None):
         n = self.n_sets if n is None else n
-        if not input_tensors(inputs):
+        tensors = input_tensors(inputs)
+        if not tensors:
             raise ValueError(f"inputs hold no tensor: give a tensor, a tuple of tensors or a dict of keyword inputs, "
                              f"each with a leading dimension of n_sets={n}")
-        for x in input_tensors(inputs):
+        for x in tensors:
             if x.shape[0] != n:
                 what = f"n_sets={n}" if n == self.n_sets else f"{n} (the sets of this pass)"
                 raise ValueError(f"inputs need a leading dimension of {what} (one batch per mask set), got shape "

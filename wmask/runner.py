@@ -33,8 +33,8 @@ from .tasks import addmul, cifar10, clusterability, double_addition, own_model, 
 from .utils import atomic_write_text, dumps, get_device, provenance, set_threads
 
 EXPERIMENTS: dict[str, Experiment] = {m.EXPERIMENT.name: m.EXPERIMENT
-                                      for m in (planted, addmul, double_addition, cifar10, scan, clusterability, permuted_mnist,
-                                                     own_model)}
+                                      for m in (planted, addmul, double_addition, cifar10, scan, clusterability,
+                                                permuted_mnist, own_model)}
 GENERATED = "generated on the fly (no files)"
 
 

@@ -192,11 +192,11 @@ def train_masks(masks: MaskSet, data, loss_fn: Callable, cfg: MaskTrainConfig | 
     """Train every set of ``masks`` at once.
 
     ``data``: a callable ``step -> (inputs, targets)`` or an iterator of them; inputs ``[M, B, ...]`` (a tensor, a
-    tuple, or a dict of keyword inputs), one batch per set from that set's own stream. ``loss_fn(outputs, targets)`` returns the per-set task
-    losses, shape ``[M]`` (a scalar when there is one set). The objective of set ``i`` is ``loss_i + alpha_i * sum(logits_i) / B``, with ``alpha_i``
-    from ``alphas`` (one per set, e.g. an α sweep in one pass) or else ``cfg.alpha``. Sets are
-    independent: one Adam over the stacked logits is exactly ``M`` separate Adams (it is element-wise), and
-    clipping is per set (``cfg.clip_mode``, see :data:`CLIP_MODES`). Runs exactly ``cfg.steps`` updates (the
+    tuple, or a dict of keyword inputs), one batch per set from that set's own stream. ``loss_fn(outputs,
+    targets)`` returns the per-set task losses, shape ``[M]`` (a scalar when there is one set). The objective of set
+    ``i`` is ``loss_i + alpha_i * sum(logits_i) / B``, with ``alpha_i`` from ``alphas`` (one per set, e.g. an α
+    sweep in one pass) or else ``cfg.alpha``. Sets are independent: one Adam over the stacked logits is exactly
+    ``M`` separate Adams (it is element-wise), and clipping is per set (``cfg.clip_mode``, see :data:`CLIP_MODES`). Runs exactly ``cfg.steps`` updates (the
     authors' code runs ``steps + 1``), or fewer with ``cfg.stop_on_plateau`` once every set has settled. With
     ``checkpoint``, the state (with torch's global RNG state, which e.g. teacher-forcing draws use) is saved
     atomically every ``cfg.checkpoint_every`` steps and an existing checkpoint is resumed, bit for bit when ``data``
