@@ -260,3 +260,18 @@ def no_reuse(tables, cfg):
                                f"T{task}: relearning only the first layer {a:.3f} (>= 0.95 x the jointly trained "
                                f"task's {joint[task]:.3f}, init {first['new init'].iloc[0]:g})"))
     return lines
+
+
+def easy_mask_loses_hard(tables, cfg):
+    """Per module (§2.7): the control mask keeps the network's hard accuracy, the easy-trained mask keeps the easy
+    accuracy it was trained for and loses much of the hard one."""
+    acc = tables["accuracy"].groupby(["network", "weights", "test"]).accuracy.mean()
+    lines = []
+    for net in cfg["networks"]:
+        full_h, full_e = acc[net, "network", "hard"], acc[net, "network", "easy"]
+        ctrl_h, easy_e, easy_h = acc[net, "control mask", "hard"], acc[net, "easy mask", "easy"], acc[net, "easy mask", "hard"]
+        lines.append(_line(gate(tables, net), ctrl_h >= 0.8 * full_h and easy_e >= 0.8 * full_e and easy_h <= 0.5 * full_h,
+                           f"{net}: hard test: control mask {ctrl_h:.3f} (>= 0.8 x network {full_h:.3f}), easy mask "
+                           f"{easy_h:.3f} (<= 0.5 x network); easy test: easy mask {easy_e:.3f} (>= 0.8 x network "
+                           f"{full_e:.3f})"))
+    return lines

@@ -11,9 +11,9 @@ from typing import Callable
 
 import pandas as pd
 
-from .checks import (aligned, beats_shuffles, class_specific, gate, inverted_keeps_other, jump_token,  # noqa: F401
-                     low_overlap, ncut_below, no_reuse, partial_overlap, sharing_falls, specialised, split_masks,
-                     sweep)
+from .checks import (aligned, beats_shuffles, class_specific, easy_mask_loses_hard, gate,  # noqa: F401
+                     inverted_keeps_other, jump_token, low_overlap, ncut_below, no_reuse, partial_overlap,
+                     sharing_falls, specialised, split_masks, sweep)
 from .runner import experiment_of, label, model_of
 
 
@@ -96,6 +96,14 @@ CLAIMS = [
           why="Mean over later tasks of the share of mask t's kept weights in layers 2+ that earlier masks use <= 0.5 "
               "per layer and variant ('little'); and relearning only the first layer on task 0's network reaches "
               ">= 0.95 x the jointly trained task's accuracy ('would suffice')."),
+    Claim("math-easy-mask", "dm_math", "Mathematics dataset: a mask trained on a module's easy problems loses much "
+          "of the network's accuracy on the hard ones, while a control mask trained on every difficulty keeps it: "
+          "hard problems use weights the easy ones do not need.", "§2.7 Mathematics dataset ('similar results': "
+          "task-specific weights solve different splits)", easy_mask_loses_hard,
+          why="Per module, on the held-out hard test: the control mask keeps >= 0.8 x the network's accuracy "
+              "('keeps'; as for the specialisation checks) and the easy mask <= 0.5 x ('much of' it lost); the easy "
+              "mask keeps >= 0.8 x the network's easy accuracy, so its loss on hard is not a broken mask. The "
+              "network must reach the preset's hard-accuracy target: there is no hard accuracy to lose otherwise."),
     Claim("filan-pruned-below-init", "clusterability", "Trained and pruned MLPs are more clusterable (lower n-cut) "
           "than randomly initialised ones.", "Filan et al., Clusterability, §4 (MNIST MLPs at K=12: pruned 8.9–9.0, random init 10.3)",
           lambda t, c: ncut_below(t, c, "pruned", "init"),

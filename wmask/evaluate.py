@@ -12,13 +12,10 @@ from typing import Callable
 
 import torch
 from torch import nn
-from torch.func import functional_call, vmap
-from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils._pytree import tree_map
 
-from .forward import fixed_function, forward_mode
+from .forward import fixed_function, forward_mode, run_sets
 from .masks import stacked_weights
-from .recurrent import batchable
 
 
 def variants_forward(model: nn.Module, variants: list[dict | None], mode: str | None = None) -> Callable:
@@ -37,12 +34,7 @@ def variants_forward(model: nn.Module, variants: list[dict | None], mode: str | 
         with fixed_function(model):
             if weights is None:
                 out = model(*inputs, **kw)
-                return out.unsqueeze(0).expand(len(variants), *out.shape)
-            if mode == "vmap":   # the fused attention kernels have no batching rule; the math one batches
-                twin = batchable(model)   # recurrent layers as batched drop-ins (wmask.recurrent)
-                with sdpa_kernel(SDPBackend.MATH):
-                    return vmap(lambda w: functional_call(twin, w, inputs, kw), randomness="same")(weights)
-            per = {n: w.unbind(0) for n, w in weights.items()}
-            outs = [functional_call(model, {n: w[s] for n, w in per.items()}, inputs, kw) for s in range(len(variants))]
-            return tree_map(lambda *ys: torch.stack(ys), *outs)
+                return tree_map(lambda y: y.unsqueeze(0).expand(len(variants), *y.shape)
+                                if isinstance(y, torch.Tensor) else y, out)
+            return run_sets(model, weights, inputs, kw, mode, shared=True)
     return call

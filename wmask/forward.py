@@ -103,27 +103,67 @@ def forward_with(model: nn.Module, weights: dict[str, torch.Tensor], inputs, mod
     both compute the same function. The model runs as :func:`fixed_function` says.
     """
     args, kwargs = call_args(inputs)
+    with fixed_function(model):
+        return run_sets(model, weights, args, kwargs, mode)
+
+
+def run_sets(model: nn.Module, weights: dict[str, torch.Tensor], args: tuple, kwargs: dict, mode: str,
+             shared: bool = False):
+    """The model under each of the ``S`` weight sets ``weights[name][s]``, outputs stacked ``[S, ...]``: on inputs
+    ``args[i][s]`` / ``kwargs[k][s]``, or, with ``shared``, on the same inputs for every set (``in_dims=None``, no
+    copy per set). Non-tensor keyword values are passed as given. The caller holds :func:`fixed_function`."""
+    if mode not in ("vmap", "loop"):
+        raise ValueError(f"unknown forward mode {mode!r}; expected 'vmap' or 'loop'")
     batched = {k: v for k, v in kwargs.items() if isinstance(v, torch.Tensor)}
     static = {k: v for k, v in kwargs.items() if k not in batched}
-    with fixed_function(model):
-        if mode == "vmap":
-            return _vmapped(model, weights, args, batched, static)
-        if mode != "loop":
-            raise ValueError(f"unknown forward mode {mode!r}; expected 'vmap' or 'loop'")
-        per_w = {n: w.unbind(0) for n, w in weights.items()}  # unbind: one gradient stack, not S scatters
-        per_a, per_k = [x.unbind(0) for x in args], {k: v.unbind(0) for k, v in batched.items()}
-        s_count = next(iter(weights.values())).shape[0]
-        outs = [functional_call(model, {n: w[s] for n, w in per_w.items()}, tuple(x[s] for x in per_a),
-                                {**{k: v[s] for k, v in per_k.items()}, **static}) for s in range(s_count)]
-        return tree_map(lambda *ys: torch.stack(ys), *outs) if len(outs) > 1 else tree_map(lambda y: y[None], outs[0])
+    alias = slots(model)
+    if mode == "vmap":
+        return _vmapped(model, weights, args, batched, static, alias, None if shared else 0)
+    per_w = {n: w.unbind(0) for n, w in weights.items()}  # unbind: one gradient stack, not S scatters
+    s_count = next(iter(weights.values())).shape[0]
+    pick = (lambda x, s: x) if shared else (lambda x, s: x[s])  # noqa: E731
+    per_a = args if shared else [x.unbind(0) for x in args]
+    per_k = batched if shared else {k: v.unbind(0) for k, v in batched.items()}
+    outs = [substituted(model, {n: w[s] for n, w in per_w.items()}, tuple(pick(x, s) for x in per_a),
+                        {**{k: pick(v, s) for k, v in per_k.items()}, **static}, alias) for s in range(s_count)]
+    return tree_map(lambda *ys: torch.stack(ys), *outs) if len(outs) > 1 else tree_map(lambda y: y[None], outs[0])
 
 
-def _vmapped(model, weights, args, batched, static):
+def slots(model: nn.Module) -> dict[str, list[str]]:
+    """Every name of every parameter of ``model`` -> the names under which it must be substituted: one per
+    distinct (module, attribute) holding it. A weight tied across modules (an output layer sharing the embedding's
+    weight) has one slot per module; a module registered under two names (one embedding as both ``src_emb`` and
+    ``tgt_emb``) is one slot, which torch's ``functional_call`` would otherwise swap twice and leave substituted."""
+    names: dict[int, list[str]] = {}
+    seen = set()
+    for prefix, module in model.named_modules(remove_duplicate=False):
+        for attr, p in module._parameters.items():
+            if p is None or (id(module), attr) in seen:
+                continue
+            seen.add((id(module), attr))
+            names.setdefault(id(p), []).append(f"{prefix}.{attr}" if prefix else attr)
+    out = {}
+    for prefix, p in model.named_parameters(remove_duplicate=False):
+        out[prefix] = names[id(p)]
+    return out
+
+
+def substituted(model: nn.Module, weights: dict, args: tuple, kwargs: dict, alias: dict | None = None):
+    """``functional_call(model, weights, args, kwargs)`` with each weight substituted in every slot that holds it
+    (:func:`slots`), so tied weights stay tied and the model gets its own parameters back."""
+    alias = slots(model) if alias is None else alias
+    full = {a: w for n, w in weights.items() for a in alias.get(n, (n,))}
+    return functional_call(model, full, args, kwargs, tie_weights=False)
+
+
+def _vmapped(model, weights, args, batched, static, alias, in_dim):
     try:   # the fused attention kernels have no vmap batching rule; the math one batches
         twin = batchable(model)
+        if twin is not model:
+            alias = slots(twin)
         with sdpa_kernel(SDPBackend.MATH):
-            return vmap(lambda w, xs, kw: functional_call(twin, w, xs, {**kw, **static}),
-                        randomness="same")(weights, args, batched)
+            return vmap(lambda w, xs, kw: substituted(twin, w, xs, {**kw, **static}, alias),
+                        in_dims=(0, in_dim, in_dim), randomness="same")(weights, args, batched)
     except Exception as err:  # noqa: BLE001 - any error: re-raised, chained, with the way out
         first = (str(err).splitlines() or [""])[0]
         raise VmapForwardError(

@@ -29,12 +29,13 @@ from pathlib import Path
 from . import config as _config
 from .experiment import Experiment
 from .store import Store, code_fingerprint, read_json
-from .tasks import addmul, cifar10, clusterability, double_addition, own_model, permuted_mnist, planted, scan
+from .tasks import (addmul, cifar10, clusterability, dm_math, double_addition, own_model, permuted_mnist, planted,
+                    scan)
 from .utils import atomic_write_text, dumps, get_device, provenance, set_threads
 
 EXPERIMENTS: dict[str, Experiment] = {m.EXPERIMENT.name: m.EXPERIMENT
                                       for m in (planted, addmul, double_addition, cifar10, scan, clusterability,
-                                                permuted_mnist, own_model)}
+                                                permuted_mnist, dm_math, own_model)}
 GENERATED = "generated on the fly (no files)"
 
 

@@ -119,17 +119,10 @@ class Data:
         self.out_vocab = seq2seq.Vocab([a for _, a in every], tail=(seq2seq.EOS,))
         enc = lambda ps: seq2seq.Encoded(ps, self.in_vocab, self.out_vocab)  # noqa: E731
         self.train = {s: enc(pairs[s][0]) for s in SPLITS}
-        self.test = {s: enc(self._subset(pairs[s][1], cfg.n_test, cfg.seed)) for s in SPLITS}
+        self.test = {s: enc(seq2seq.subset(pairs[s][1], cfg.n_test, cfg.seed)) for s in SPLITS}
         self.cfg = cfg
         self.buckets = {s: torch.argsort(e.tgt_len, stable=True).tensor_split(cfg.buckets)
                         for s, e in self.train.items()}
-
-    @staticmethod
-    def _subset(pairs, n, seed):
-        if not n or n >= len(pairs):
-            return pairs
-        keep = torch.randperm(len(pairs), generator=torch.Generator().manual_seed(seed))[:n].sort().values
-        return [pairs[i] for i in keep]
 
     def batch(self, splits: list[str], step: int, salt: int, size: int, device):
         """One batch per split, stacked ``[len(splits), size, ...]`` and trimmed to the longest sequences."""

@@ -1,0 +1,152 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Mathematics dataset: does a mask trained on easy problems keep the hard ones?
+#
+# The paper's last experiment (§2.7) asks the SCAN question of DeepMind's Mathematics dataset (Saxton et al. 2019).
+# Each module's training data comes in three difficulties, *easy*, *medium* and *hard*. A character-level
+# Transformer learns a module from all three. Two masks are then trained on it, in one batched pass: a **control**
+# mask on all of the module's training data, and an **easy** mask on the easy problems only. If the easy mask loses
+# much of the network's accuracy on hard problems while the control keeps it, the hard problems are solved by
+# weights the easy ones do not need: the network did not learn one procedure that scales with difficulty, but
+# something closer to separate solutions per difficulty. Accuracy is exact match of the greedy answer on examples
+# held out of each difficulty's training file.
+#
+# **Data.** The released v1.0 archive cannot be downloaded on this book's machines; the runs here use a copy made
+# with the official generator (same layout and distributions, 30,000 examples per module and difficulty instead of
+# about 666,666, so 450 held out per difficulty instead of 10,000). Every caption says which data it used.
+#
+# Everything below comes from `python -m wmask run dm_math --preset <preset> --seeds ...`.
+
+# %% tags=["parameters"]
+import os
+
+preset = os.environ.get("WMASK_PRESET", "cpu")  # smoke | cpu | paper
+seeds = [0]
+results = "_build/results"   # relative to the repository root; finished runs there are reused
+device = "auto"
+
+# %%
+# %matplotlib inline
+import matplotlib.pyplot as plt
+import pandas as pd
+import seaborn as sns
+from IPython.display import Markdown, display
+
+from myst_nb import glue
+
+from wmask import claims
+from wmask.report import chapter_run, committed_summary, evidence_table, plot_curves
+from wmask.runner import EXPERIMENTS
+from wmask.tasks import dm_math
+
+summary, tables, where, run_cfg, _ = chapter_run("dm_math", preset, seeds, results, device)
+print(where)
+net = run_cfg["net"]
+print(f"Transformer {net['enc_layers']}+{net['dec_layers']} layers, d {net['d']}, {net['heads']} heads, FF {net['ff']}, "
+      f"tied embeddings; base {run_cfg['base']['steps']} steps (batch {run_cfg['base']['batch_size']}, lr "
+      f"{run_cfg['base']['lr']:g}); modules: {', '.join(run_cfg['networks'])}")
+display(pd.DataFrame({m: {**run_cfg["mask"], **over} for m, over in run_cfg["networks"].items()})
+        .loc[["alpha", "lr", "steps", "batch_size", "k", "clip", "stop_on_plateau"]])
+
+# %% [markdown]
+# ## Can this run carry the claim?
+#
+# A mask can only lose a hard accuracy the network has: each module's network must reach the preset's target on
+# the held-out hard problems, and each mask's training curve must have settled (the book's method page). Otherwise
+# the claim reads *untestable*, with the reason.
+
+# %%
+evidence_table(tables)
+
+# %% tags=["hide-input"]
+fig, ax = plt.subplots(figsize=(6, 2.8))
+for module, c in tables["base_curves"].groupby("network"):
+    ax.plot(c.step, c.loss, label=module)
+ax.set(xlabel="base step", ylabel="training loss (per sequence)", yscale="log", title=where)
+ax.title.set_fontsize(7)
+ax.legend(fontsize=7)
+fig.tight_layout()
+plot_curves(tables["curves"], title=f"control and easy masks — {where}");
+
+# %% [markdown]
+# ## The figure: each module's hard accuracy under the network, the control mask and the easy mask
+#
+# Left: the held-out hard problems (the paper's figure). Right: the held-out easy problems, which the easy mask was
+# trained for.
+
+# %% tags=["hide-input"]
+def accuracy_bars(acc, title):
+    order = ["network", "control mask", "easy mask"]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.2), sharey=True)
+    for ax, test in zip(axes, ("hard", "easy")):
+        sns.barplot(data=acc[acc.test == test], x="network", y="accuracy", hue="weights", hue_order=order,
+                    errorbar="sd", ax=ax)
+        ax.set(title=f"held-out {test} problems", xlabel="module", ylabel="exact match", ylim=(0, 1.05))
+        ax.legend(fontsize=7)
+    fig.suptitle(title, fontsize=7)
+    fig.tight_layout()
+
+
+accuracy_bars(tables["accuracy"], where)
+
+# %% [markdown]
+# The paper: the easy mask loses much of the hard accuracy, the control mask keeps it. Ours, as checked numbers:
+
+# %% tags=["nbval-check-output"]
+claims.print_check("math-easy-mask", tables, run_cfg)
+
+# %% tags=["remove-cell"]
+glue("see-math", Markdown(claims.what_we_see("math-easy-mask", tables, run_cfg, summary["preset"])), display=False)
+
+# %% [markdown]
+# **What we see**: {glue:md}`see-math`
+
+# %% [markdown]
+# ## Every accuracy, and how much each mask keeps
+# Mean over seeds, per module and held-out difficulty; then the fraction of masked weights each mask keeps and the
+# IoU of the two masks.
+
+# %%
+grid = tables["accuracy"].groupby(["network", "weights", "test"]).accuracy.mean().unstack("test")
+display(grid[["easy", "medium", "hard"]].round(3))
+tables["masks"].pivot_table(index=["network", "seed"], columns="mask", values=["kept", "IoU"]).round(3)
+
+# %% [markdown]
+# ## The committed cpu run
+# The `cpu` preset's run committed with the repository (`python -m wmask run dm_math --preset cpu --seeds 0`), so
+# that a book built at another preset still shows the evidence.
+
+# %%
+committed = committed_summary("dm_math", "cpu")
+if committed is None:
+    print("no committed cpu run (results/dm_math/cpu/summary.json)")
+    glue("see-math-cpu", "no committed cpu run yet", display=False)
+else:
+    made, c_runs = committed["provenance"], committed["runs"]
+    c_tables = {k: pd.DataFrame(v) for k, v in EXPERIMENTS["dm_math"].tables(c_runs).items()}
+    c_cfg = c_runs[0]["config"]
+    c_where = (f"preset cpu, seeds {committed['seeds']}, {made['device']}, commit {made['commit'][:7]}, "
+               f"{made['wall_time_s'] / 60:.1f} min; {c_runs[0]['dataset']}")
+    print(c_where)
+    display(evidence_table(c_tables))
+    accuracy_bars(c_tables["accuracy"], c_where)
+    claims.print_check("math-easy-mask", c_tables, c_cfg)
+    glue("see-math-cpu", Markdown(claims.what_we_see("math-easy-mask", c_tables, c_cfg, "cpu")), display=False)
+
+# %% [markdown]
+# **What we see** in the committed cpu run: {glue:md}`see-math-cpu`
+#
+# **What the cpu preset can and cannot show.** It runs the modules a small Transformer learns on two cores (the
+# list above); the others are left to `--preset paper` (the paper's 6+6-layer, d-512 network and per-module mask
+# settings, a GPU). The data is the generated copy, not the released v1.0, so the numbers are not the paper's.
