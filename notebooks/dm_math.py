@@ -70,13 +70,24 @@ display(pd.DataFrame({m: {**run_cfg["mask"], **over} for m, over in run_cfg["net
 evidence_table(tables)
 
 # %% tags=["hide-input"]
-fig, ax = plt.subplots(figsize=(6, 2.8))
-for module, c in tables["base_curves"].groupby("network"):
-    ax.plot(c.step, c.loss, label=module)
-ax.set(xlabel="base step", ylabel="training loss (per sequence)", yscale="log", title=where)
-ax.title.set_fontsize(7)
-ax.legend(fontsize=7)
-fig.tight_layout()
+def base_curves(t, title):
+    fig, (ax_l, ax_a) = plt.subplots(1, 2, figsize=(10, 2.8))
+    for module, c in t["base_curves"].groupby("network"):
+        ax_l.plot(c.step, c.loss, label=module)
+    ev = t["base_evals"].groupby(["network", "test", "step"]).accuracy.mean().reset_index()
+    for (module, test), c in ev.groupby(["network", "test"]):
+        ax_a.plot(c.step, c.accuracy, marker=".", label=f"{module}: {test}")
+    target = t["base"].target.iloc[0]
+    ax_a.axhline(target, color="grey", ls=":", label="target (hard)")
+    ax_l.set(xlabel="base step", ylabel="training loss (per sequence)", yscale="log")
+    ax_a.set(xlabel="base step", ylabel="held-out exact match", ylim=(0, 1.02))
+    ax_l.legend(fontsize=7)
+    ax_a.legend(fontsize=7)
+    fig.suptitle(f"base network — {title}", fontsize=7)
+    fig.tight_layout()
+
+
+base_curves(tables, where)
 plot_curves(tables["curves"], title=f"control and easy masks — {where}");
 
 # %% [markdown]
@@ -140,6 +151,8 @@ else:
                f"{made['wall_time_s'] / 60:.1f} min; {c_runs[0]['dataset']}")
     print(c_where)
     display(evidence_table(c_tables))
+    base_curves(c_tables, c_where)
+    plot_curves(c_tables["curves"], title=f"control and easy masks — {c_where}")
     accuracy_bars(c_tables["accuracy"], c_where)
     claims.print_check("math-easy-mask", c_tables, c_cfg)
     glue("see-math-cpu", Markdown(claims.what_we_see("math-easy-mask", c_tables, c_cfg, "cpu")), display=False)

@@ -42,6 +42,19 @@ def test_gpt2_with_its_default_config_runs_batched_and_is_left_as_it_was():
     torch.testing.assert_close(evaluated, expected, atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("mode", ["vmap", "loop"])
+def test_variants_forward_returns_a_models_own_output_type(mode):
+    """A Hugging Face model returns a ModelOutput: the unmasked-only call and the masked one stack its tensors."""
+    model = tiny_gpt2().eval()
+    x = torch.randint(0, 32, (3, 8))
+    expected = model(input_ids=x, use_cache=False).logits
+    plain = wmask.variants_forward(model, [None, None])(input_ids=x)
+    masked = wmask.variants_forward(model, [None, wmask.full_masks(model)], mode=mode)(input_ids=x)
+    for out in (plain, masked):
+        assert out.logits.shape == (2, 3, 8, 32)
+        torch.testing.assert_close(out.logits, expected.expand(2, -1, -1, -1), atol=1e-5, rtol=1e-5)
+
+
 def test_gpt2_padding_mask_runs_one_sample_after_another_and_keyword_inputs_reach_the_model():
     model = tiny_gpt2().eval()
     x = torch.randint(0, 32, (2, 4, 8))
