@@ -145,12 +145,17 @@ def read_torch(path: str | os.PathLike) -> dict:
                          "to recompute") from None
 
 
-def file_md5(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    h = hashlib.md5()
+def file_hash(path: str | os.PathLike, algorithm: str = "md5", chunk: int = 1 << 20) -> str:
+    """The hex digest of a file's bytes (``algorithm``: any of :mod:`hashlib`'s), read in chunks."""
+    h = hashlib.new(algorithm)
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(chunk), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def file_md5(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    return file_hash(path, "md5", chunk)
 
 
 def git_commit(cwd: str | os.PathLike | None = None) -> str:

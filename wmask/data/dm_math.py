@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..utils import file_hash
 from .common import DatasetError, find_dir
 
 MODULES = ("arithmetic__add_or_sub", "algebra__linear_1d", "calculus__differentiate", "comparison__sort",
@@ -68,14 +69,10 @@ class Source:
 
 
 def sha256(path: Path) -> str:
-    h = hashlib.sha256()
     try:
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
+        return file_hash(path, "sha256")
     except OSError as err:
         raise DatasetError(f"{path} cannot be read ({err})") from None
-    return h.hexdigest()
 
 
 def open_source(path: str | os.PathLike | None = None) -> Source:
