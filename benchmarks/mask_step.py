@@ -57,6 +57,12 @@ def _scan(b, g, src_len=9, tgt_len=24):
     return (src, tgt), tgt
 
 
+def _math(b, g, q_len=40, a_len=4, vocab=48):
+    src = torch.randint(1, vocab, (b, q_len), generator=g)
+    tgt = torch.randint(1, vocab, (b, a_len), generator=g)
+    return (src, tgt), tgt
+
+
 BENCHES = {
     "fnn_big": Bench(lambda: FNN(42, [2000] * 4, 20), _digits(42, 2), 128, "add/mul FNN 42-2000x4-20 (paper)"),
     "fnn_medium": Bench(lambda: FNN(42, [800] * 4, 20), _digits(42, 2), 128, "add/mul FNN 42-800x4-20 (paper's medium)"),
@@ -68,6 +74,9 @@ BENCHES = {
                        "SCAN LSTM 2x200 (paper), commands 4-9, actions 24, teacher forcing 0.5"),
     "scan_transformer": Bench(lambda: Seq2SeqTransformer(14, 8), _scan, 256,
                               "SCAN Transformer 3+3 layers, d 100 (paper), commands 4-9, actions 24"),
+    "math_transformer": Bench(lambda: Seq2SeqTransformer(48, 48, d=64, heads=4, enc_layers=2, dec_layers=2, ff=128,
+                                                         dropout=0.0, tied=True, norm_first=True), _math, 64,
+                              "Mathematics Transformer 2+2 layers, d 64, tied (cpu), questions 40, answers 4"),
     "cifar_cnn": Bench(lambda: SimpleCNN(32), lambda b, g: ((torch.randn(b, 3, 32, 32, generator=g),),
                                                             torch.randint(0, 10, (b,), generator=g)), 128,
                        "CIFAR-10 simple CNN, width 32 (paper)"),

@@ -230,10 +230,10 @@ def tables(runs: list[dict]) -> dict[str, list[dict]]:
 
 # Presets: "paper" is the paper's network and mask settings (a GPU: days of it); "smoke" exercises the code on one
 # module. "cpu" is the most a 2-core machine learns in about 25 minutes, measured on the generated copy: of the
-# modules tried with a 2+2-layer d-64 pre-LN Transformer, linear_1d learned fastest (easy 0.167, hard 0.007 held out
-# after 2,000 steps at lr 2e-3; sort 0.07 / 0, add_or_sub 0.02 / 0 after 500-1,500), so the cpu run shows the
-# pipeline and the curves at a scale whose network stays far below the hard-accuracy target: its verdict is
-# "untestable", and the claim needs --preset paper.
+# modules tried with a 2+2-layer d-64 pre-LN Transformer at lr 1e-3, linear_1d learned fastest (held-out easy
+# accuracy after 500 steps 0.07, sort 0.05, add_or_sub 0.02; after 1,500 linear 0.14, sort 0.07), so the cpu run
+# shows the pipeline and the curves at a scale whose network stays far below the hard-accuracy target: its verdict
+# is "untestable", and the claim needs --preset paper.
 PRESETS = {
     "smoke": {"networks": {"comparison__sort": dict(lr=0.3, steps=12, batch_size=16, log_every=2)},
               "net": dict(d=32, heads=2, enc_layers=1, dec_layers=1, ff=64, dropout=0.1, tied=True, max_len=192),
