@@ -120,6 +120,11 @@ def scale(config: dict) -> str:
     """The scale a result comes from, in one line: each network's widths and its base and mask steps (arithmetic
     experiments), or the model's size and steps (the others)."""
     nets = config.get("networks")
+    if nets and "net" in config:   # the Mathematics experiment: one Transformer per module, mask settings per module
+        n, mask = config["net"], config["mask"]
+        return (f"Transformer {n['enc_layers']}+{n['dec_layers']} layers, d {n['d']}, {config['base']['steps']} base "
+                "steps; " + "; ".join(f"{m}: {o.get('steps', mask['steps'])} mask steps at lr {o.get('lr', mask['lr']):g}"
+                                      for m, o in nets.items()))
     if nets:
         return "; ".join(f"{n}: {c['model'].upper()} {'-'.join(map(str, c['hidden']))}, {c['base']['steps']} base / "
                          f"{c['mask']['steps']} mask steps at lr {c['mask']['lr']:g}"
