@@ -68,6 +68,15 @@ class Encoded:
         return (self.src[idx][..., :int(self.src_len[idx].max())], self.tgt[idx][..., :int(self.tgt_len[idx].max())])
 
 
+def gather(encoded: list, idx: list[torch.Tensor]):
+    """Rows ``idx[i]`` of ``encoded[i]``, stacked and padded (or trimmed) to the longest source and target."""
+    s_len = max(int(e.src_len[i].max()) for e, i in zip(encoded, idx))
+    t_len = max(int(e.tgt_len[i].max()) for e, i in zip(encoded, idx))
+    fit = lambda t, n, value: F.pad(t[:, :n], (0, n - min(n, t.shape[1])), value=value)  # noqa: E731
+    return (torch.stack([fit(e.src[i], s_len, 0) for e, i in zip(encoded, idx)]),
+            torch.stack([fit(e.tgt[i], t_len, IGNORE) for e, i in zip(encoded, idx)]))
+
+
 def subset(pairs: list, n: int, seed: int) -> list:
     """``n`` of ``pairs`` drawn with ``seed``, in their original order (all of them when ``n`` is 0 or too large)."""
     if not n or n >= len(pairs):

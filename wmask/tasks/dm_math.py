@@ -24,7 +24,6 @@ from ..experiment import Experiment
 from ..masks import MaskFilter, MaskSet, forward_mode
 from ..train import BaseTrainConfig, MaskTrainConfig, train_masks, train_model
 from .arithmetic import stream
-from .scan import _gather
 
 SETS = ("control", "easy")                    # the mask sets, trained in one pass
 TRAIN_ON = {"control": data.DIFFICULTIES, "easy": ("train-easy",)}
@@ -46,8 +45,8 @@ class DmMathConfig:
     networks: dict[str, dict[str, Any]] = field(default_factory=lambda: {m: dict(s) for m, s in PAPER_MASKS.items()})
     net: dict[str, Any] = field(default_factory=lambda: dict(d=512, heads=8, enc_layers=6, dec_layers=6, ff=2048,
                                                              dropout=0.1, tied=True, max_len=192))
-    # base training is not in the paper's text: Adam at 1e-4 (a 6+6-layer post-LN Transformer diverges at the
-    # paper's usual 1e-3 without warm-up), batch 128, clip 1
+    # base training is not in the paper's text: our choice, Adam at 1e-4 (the usual rate for a post-LN Transformer
+    # of this size without warm-up; not tuned here), batch 128, clip 1
     base: BaseTrainConfig = field(default_factory=lambda: BaseTrainConfig(
         steps=100_000, lr=1e-4, batch_size=128, clip=1.0, eval_every=0))
     mask: MaskTrainConfig = field(default_factory=lambda: MaskTrainConfig(
@@ -100,7 +99,7 @@ class Data:
         encoded = [self.pool[module, p] for p in pools]
         idx = [torch.randint(0, len(e), (size,), generator=stream(self.seed, step, salt + i))
                for i, e in enumerate(encoded)]
-        src, tgt = _gather(encoded, idx)
+        src, tgt = seq2seq.gather(encoded, idx)
         return src.to(device), tgt.to(device)
 
 

@@ -15,7 +15,6 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from .. import metrics, seq2seq
 from ..data import scan as data
@@ -131,17 +130,8 @@ class Data:
         for i, s in enumerate(splits):
             pool = self.buckets[s][bucket]
             idx.append(pool[torch.randint(0, len(pool), (size,), generator=stream(self.cfg.seed, step, salt + 1 + i))])
-        src, tgt = _gather([self.train[s] for s in splits], idx)
+        src, tgt = seq2seq.gather([self.train[s] for s in splits], idx)
         return src.to(device), tgt.to(device)
-
-
-def _gather(encoded: list, idx: list[torch.Tensor]):
-    """Rows ``idx[i]`` of ``encoded[i]``, stacked and padded (or trimmed) to the longest source and target."""
-    s_len = max(int(e.src_len[i].max()) for e, i in zip(encoded, idx))
-    t_len = max(int(e.tgt_len[i].max()) for e, i in zip(encoded, idx))
-    fit = lambda t, n, value: F.pad(t[:, :n], (0, n - min(n, t.shape[1])), value=value)  # noqa: E731
-    return (torch.stack([fit(e.src[i], s_len, 0) for e, i in zip(encoded, idx)]),
-            torch.stack([fit(e.tgt[i], t_len, seq2seq.IGNORE) for e, i in zip(encoded, idx)]))
 
 
 # -- the steps -----------------------------------------------------------------------------------------------------
