@@ -24,7 +24,8 @@
 #
 # **Data.** The released v1.0 archive cannot be downloaded on this book's machines; the runs here use a copy made
 # with the official generator (same layout and distributions, 30,000 examples per module and difficulty instead of
-# about 666,666, so 450 held out per difficulty instead of 10,000). Every caption says which data it used.
+# about 666,666, so 450 held out per difficulty instead of 10,000). The `smoke` preset, which only exercises the
+# code, uses made-up sort problems in the dataset's style instead. Every caption says which data it used.
 #
 # Everything below comes from `python -m wmask run dm_math --preset <preset> --seeds ...`.
 

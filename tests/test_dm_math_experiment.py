@@ -1,5 +1,6 @@
 """The Mathematics experiment (§2.7): the tied Transformer, its data pools, batched evaluation against separate
 masked copies, the claim's check on hand-made tables, and the runner end to end on a fixture in the v1.0 layout."""
+import dataclasses
 import json
 
 import pandas as pd
@@ -40,7 +41,7 @@ def fixture(tmp_path, n=120):
 def tiny(tmp_path, monkeypatch):
     root = fixture(tmp_path / "data")
     monkeypatch.setenv("WMASK_DATA", str(root))
-    cfg = dm_math.EXPERIMENT.config("smoke", 0)
+    cfg = dataclasses.replace(dm_math.EXPERIMENT.config("smoke", 0), data="files")
     d = dm_math.Data(cfg)
     torch.manual_seed(0)
     return cfg, d, dm_math.build(cfg, d).eval()
@@ -160,14 +161,28 @@ def test_the_claim_on_hand_made_tables(kw, word):
     assert len(lines) == 1 and claims.tally(lines).startswith(word)
 
 
+def test_synthetic_problems_need_no_files_and_say_what_they_are(monkeypatch):
+    monkeypatch.delenv("WMASK_DATA", raising=False)
+    made = data.synthetic([SORT], n=50)
+    assert made == data.synthetic([SORT], n=50) and "not the Mathematics dataset" in made["dataset"]
+    lengths = [sum(q.count(",") for q, _ in made["train"][x][SORT]) for x in data.DIFFICULTIES]
+    assert lengths[0] < lengths[1] < lengths[2]                               # longer lists with difficulty
+    assert all(a == ", ".join(map(str, sorted(int(v) for v in q[5:-1].split(", ")))) for q, a in made["train"]
+               ["train-hard"][SORT])
+    with pytest.raises(ValueError, match="no synthetic problems for \['algebra__linear_1d'\]"):
+        data.synthetic(["algebra__linear_1d"])
+    with pytest.raises(ValueError, match="unknown Mathematics data source 'web'"):
+        dm_math.DmMathConfig(data="web")
+
+
 def test_runner_end_to_end_at_smoke(tmp_path, monkeypatch):
-    monkeypatch.setenv("WMASK_DATA", str(fixture(tmp_path / "data")))
+    monkeypatch.delenv("WMASK_DATA", raising=False)                          # smoke needs no files (CI)
     args = ["run", "dm_math", "--preset", "smoke", "--results", str(tmp_path / "r"), "--quiet"]
     assert main(args) == 0
     out = tmp_path / "r" / "dm_math" / "smoke"
     summary = json.loads((out / "summary.json").read_text())
     run = summary["runs"][0]
-    assert "a generated copy, not the released v1.0" in run["dataset"]
+    assert "not the Mathematics dataset" in run["dataset"]
     r = run["modules"][SORT]
     assert set(r["accuracy"]) == {"network", "control mask", "easy mask"}
     assert set(r["accuracy"]["network"]) == {"easy", "medium", "hard"} and r["n_test"]["hard"] >= 1

@@ -126,6 +126,29 @@ def load(modules=MODULES, path: str | os.PathLike | None = None) -> dict:
             "dataset": src.label, "checksum": src.checksum}
 
 
+def synthetic(modules=("comparison__sort",), n: int = 600, seed: int = 0) -> dict:
+    """:func:`load`'s result made up without files, for the smoke preset and tests: sort problems in the dataset's
+    style (``Sort 3, -1, 2.`` -> ``-1, 2, 3``), longer lists with each difficulty, ``n`` per file. Only
+    ``comparison__sort`` has a generator; it is *not* the Mathematics dataset, and its label says so."""
+    other = [m for m in modules if m != "comparison__sort"]
+    if other:
+        raise ValueError(f"no synthetic problems for {other}: only comparison__sort; use the dataset's files")
+    rng = np.random.RandomState(seed)
+
+    def problems(size):
+        out = []
+        for _ in range(n):
+            xs = rng.randint(-9, 10, size + rng.randint(0, 2)).tolist()
+            out.append((f"Sort {', '.join(map(str, xs))}.", ", ".join(map(str, sorted(xs)))))
+        return out
+    sizes = dict(zip((*DIFFICULTIES, "interpolate"), (2, 4, 6, 3)))
+    data = {"train": {d: {m: problems(sizes[d]) for m in modules} for d in DIFFICULTIES},
+            "interpolate": {m: problems(sizes["interpolate"]) for m in modules}, "extrapolate": {},
+            "dataset": "synthetic sort problems in the Mathematics dataset's style (not the Mathematics dataset)"}
+    data["checksum"] = "md5 " + hashlib.md5(repr(data["train"]).encode()).hexdigest()
+    return data
+
+
 def vocabulary(data: dict):
     """One character vocabulary for questions and answers (the model ties its input and output embeddings):
     ``<pad>`` = 0, the characters of every loaded file by frequency, ``<eos>`` last."""
