@@ -143,8 +143,8 @@ tables["masks"].pivot_table(index=["network", "seed"], columns="mask", values=["
 committed = committed_summary("dm_math", "cpu")
 if committed is None:
     print("no committed cpu run (results/dm_math/cpu/summary.json)")
-    glue("see-math-cpu", "no committed cpu run yet", display=False)
-    glue("math-cpu-scale", "no committed cpu run yet", display=False)
+    glue("see-math-cpu", Markdown("no committed cpu run yet"), display=False)
+    glue("math-cpu-scale", Markdown("there is no committed cpu run yet"), display=False)
 else:
     made, c_runs = committed["provenance"], committed["runs"]
     c_tables = {k: pd.DataFrame(v) for k, v in EXPERIMENTS["dm_math"].tables(c_runs).items()}
@@ -163,12 +163,12 @@ else:
         f"the {m} network answers {a.loc['easy']:.3f} of the held-out easy problems and {a.loc['hard']:.3f} of the "
         f"hard ones after {c_cfg['base']['steps']:,} steps (target {c_cfg['target']} on hard)"
         for m, a in ((m, g.groupby("test").accuracy.mean()) for m, g in net_acc.groupby("network")))
-    glue("math-cpu-scale", scale_words, display=False)
+    glue("math-cpu-scale", Markdown(scale_words), display=False)
 
 # %% [markdown]
 # **What we see** in the committed cpu run: {glue:md}`see-math-cpu`
 #
-# **What the cpu preset can and cannot show.** In the committed run {glue:text}`math-cpu-scale`. Of the five
+# **What the cpu preset can and cannot show.** In the committed run {glue:md}`math-cpu-scale`. Of the five
 # modules, a 2+2-layer, width-64 Transformer learned linear equations fastest on two cores (in probes of that
 # network at lr 1e-3, held-out easy accuracy after 500 steps: linear equations 0.07, sorting 0.05, addition and
 # subtraction 0.02; after 1,500: linear 0.14, sorting 0.07), and even it stays far below the target in the preset's
