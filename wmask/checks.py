@@ -269,8 +269,10 @@ def easy_mask_loses_hard(tables, cfg):
     lines = []
     for net in cfg["networks"]:
         full_h, full_e = acc[net, "network", "hard"], acc[net, "network", "easy"]
-        ctrl_h, easy_e, easy_h = acc[net, "control mask", "hard"], acc[net, "easy mask", "easy"], acc[net, "easy mask", "hard"]
-        lines.append(_line(gate(tables, net), ctrl_h >= 0.8 * full_h and easy_e >= 0.8 * full_e and easy_h <= 0.5 * full_h,
+        ctrl_h, easy_h, easy_e = (acc[net, "control mask", "hard"], acc[net, "easy mask", "hard"],
+                                  acc[net, "easy mask", "easy"])
+        holds = ctrl_h >= 0.8 * full_h and easy_e >= 0.8 * full_e and easy_h <= 0.5 * full_h
+        lines.append(_line(gate(tables, net), holds,
                            f"{net}: hard test: control mask {ctrl_h:.3f} (>= 0.8 x network {full_h:.3f}), easy mask "
                            f"{easy_h:.3f} (<= 0.5 x network); easy test: easy mask {easy_e:.3f} (>= 0.8 x network "
                            f"{full_e:.3f})"))

@@ -116,9 +116,9 @@ def run_sets(model: nn.Module, weights: dict[str, torch.Tensor], args: tuple, kw
         raise ValueError(f"unknown forward mode {mode!r}; expected 'vmap' or 'loop'")
     batched = {k: v for k, v in kwargs.items() if isinstance(v, torch.Tensor)}
     static = {k: v for k, v in kwargs.items() if k not in batched}
-    alias = slots(model)
     if mode == "vmap":
-        return _vmapped(model, weights, args, batched, static, alias, None if shared else 0)
+        return _vmapped(model, weights, args, batched, static, None if shared else 0)
+    alias = slots(model)
     per_w = {n: w.unbind(0) for n, w in weights.items()}  # unbind: one gradient stack, not S scatters
     s_count = next(iter(weights.values())).shape[0]
     pick = (lambda x, s: x) if shared else (lambda x, s: x[s])  # noqa: E731
@@ -156,11 +156,10 @@ def substituted(model: nn.Module, weights: dict, args: tuple, kwargs: dict, alia
     return functional_call(model, full, args, kwargs, tie_weights=False)
 
 
-def _vmapped(model, weights, args, batched, static, alias, in_dim):
+def _vmapped(model, weights, args, batched, static, in_dim):
     try:   # the fused attention kernels have no vmap batching rule; the math one batches
         twin = batchable(model)
-        if twin is not model:
-            alias = slots(twin)
+        alias = slots(twin)
         with sdpa_kernel(SDPBackend.MATH):
             return vmap(lambda w, xs, kw: substituted(twin, w, xs, {**kw, **static}, alias),
                         in_dims=(0, in_dim, in_dim), randomness="same")(weights, args, batched)

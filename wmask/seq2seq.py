@@ -97,6 +97,16 @@ def exact_match(logits: torch.Tensor, tgt: torch.Tensor) -> torch.Tensor:
     return ((logits.argmax(-1) == tgt) | (tgt == IGNORE)).all(-1)
 
 
+def exact_match_rate(call, enc: Encoded, n: int, device, chunk: int) -> torch.Tensor:
+    """Exact-match rate ``[n]`` over ``enc`` of ``call(src, tgt) -> logits [n, B, T, V]`` (``n`` models or masks at
+    once), in chunks of lines sorted by target length, so each chunk decodes only as many steps as its longest."""
+    right = torch.zeros(n, device=device)
+    for idx in torch.argsort(enc.tgt_len, stable=True).split(chunk):
+        src, tgt = (t.to(device) for t in enc.batch(idx))
+        right += exact_match(call(src, tgt), tgt).float().sum(-1)
+    return right / len(enc)
+
+
 @contextlib.contextmanager
 def free_running(model: nn.Module):
     """Greedy decoding: teacher forcing off for the duration (and restored after)."""

@@ -125,15 +125,16 @@ def train_net(cfg: DmMathConfig, d: Data, module: str, store, device, progress=T
     key = {"module": module, "net": cfg.net, "base": asdict(cfg.base), "dataset": d.checksum, "seed": cfg.seed}
     torch.manual_seed(cfg.seed)
     model = build(cfg, d).to(device)
-    curve = []
+    curve, at = [], [0]          # (step, loss) of the steps run in this process; the step being run
 
     def batch(step):
+        at[0] = step
         src, tgt = d.batch(module, ["control"], step, 0, cfg.base.batch_size, device)
         return (src[0], tgt[0]), tgt[0]
 
     def loss(m, x, y):
         value = seq2seq.seq_loss(m(*x), y)
-        curve.append(value.item())
+        curve.append((at[0], value.detach()))
         return value
 
     def held_out(m):
@@ -148,9 +149,13 @@ def train_net(cfg: DmMathConfig, d: Data, module: str, store, device, progress=T
     return model.eval(), extras
 
 
-def _thin(values: list[float], every: int = 50) -> list[list[float]]:
-    """``[step, mean]`` of each ``every`` consecutive values: a training curve small enough to keep."""
-    return [[i + every - 1, sum(values[i:i + every]) / len(values[i:i + every])] for i in range(0, len(values), every)]
+def _thin(points: list[tuple[int, torch.Tensor]], every: int = 50) -> list[list[float]]:
+    """``[last step, mean loss]`` of each window of ``every`` steps: a training curve small enough to keep. Steps
+    come with their losses, so a run resumed from a checkpoint is labelled right (its curve starts there)."""
+    windows: dict[int, list] = {}
+    for step, value in points:
+        windows.setdefault(step // every, []).append((step, value))
+    return [[w[-1][0], torch.stack([v for _, v in w]).mean().item()] for w in windows.values()]
 
 
 def train_module_masks(cfg: DmMathConfig, d: Data, module: str, model, store, device, progress=True):
@@ -180,13 +185,9 @@ def evaluate(d: Data, module: str, model, variants: dict, device, chunk: int = 2
     result = {v: {} for v in variants}
     with seq2seq.free_running(model):
         for diff in data.DIFFICULTIES:
-            enc = d.test[module, diff]
-            right = torch.zeros(len(variants), device=device)
-            for idx in torch.argsort(enc.tgt_len, stable=True).split(chunk):
-                src, tgt = (t.to(device) for t in enc.batch(idx))
-                right += seq2seq.exact_match(call(src, tgt), tgt).float().sum(-1)
+            rate = seq2seq.exact_match_rate(call, d.test[module, diff], len(variants), device, chunk)
             for j, v in enumerate(variants):
-                result[v][SHORT[diff]] = (right[j] / len(enc)).item()
+                result[v][SHORT[diff]] = rate[j].item()
     return result
 
 

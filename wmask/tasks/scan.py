@@ -192,13 +192,9 @@ def evaluate(cfg: ScanConfig, d: Data, model, variants: dict, device, splits=SPL
     result = {v: {} for v in variants}
     with seq2seq.free_running(model):
         for split in splits:
-            enc = d.test[split]
-            right = torch.zeros(len(variants), device=device)
-            for idx in torch.argsort(enc.tgt_len, stable=True).split(chunk):
-                src, tgt = (t.to(device) for t in enc.batch(idx))
-                right += seq2seq.exact_match(call(src, tgt), tgt).float().sum(-1)
+            rate = seq2seq.exact_match_rate(call, d.test[split], len(variants), device, chunk)
             for j, v in enumerate(variants):
-                result[v][split] = (right[j] / len(enc)).item()
+                result[v][split] = rate[j].item()
     return result
 
 
