@@ -169,7 +169,7 @@ def test_synthetic_problems_need_no_files_and_say_what_they_are(monkeypatch):
     assert lengths[0] < lengths[1] < lengths[2]                               # longer lists with difficulty
     assert all(a == ", ".join(map(str, sorted(int(v) for v in q[5:-1].split(", ")))) for q, a in made["train"]
                ["train-hard"][SORT])
-    with pytest.raises(ValueError, match="no synthetic problems for \['algebra__linear_1d'\]"):
+    with pytest.raises(ValueError, match=r"no synthetic problems for \['algebra__linear_1d'\]"):
         data.synthetic(["algebra__linear_1d"])
     with pytest.raises(ValueError, match="unknown Mathematics data source 'web'"):
         dm_math.DmMathConfig(data="web")
