@@ -8,7 +8,7 @@ process so that its peak memory can be read. Usage: ``python benchmarks/mask_ste
 Cases: ``plain`` (Adam, clip 1, one batch); ``masked`` (one mask set, K = 4 samples); ``masked4`` (M = 4 sets, as
 the SCAN chapter trains); ``loop4`` (the same, samples one after another: how recurrent models ran before their
 batched drop-ins, recurrent models only); ``batched`` (M = 10 sets, in the passes ``train_masks`` makes under its
-default memory budget, :mod:`wmask.memory`) and ``one_pass`` (M = 10 sets in one pass, whatever the memory)
+default memory budget, :mod:`wmask.memory`, counting weights and one set's measured activations) and ``one_pass`` (M = 10 sets in one pass, whatever the memory)
 against ``sequential`` (10 single-set steps).
 """
 from __future__ import annotations
@@ -129,7 +129,13 @@ def case(name: str, model: str, device: torch.device, reps: int) -> dict:
         opts = [torch.optim.Adam(list(s.logits.values()), 1e-2) for s in sets]
         data = [stacked(n_sets) for _ in sets]
 
-        per_pass = wmask.memory.sets_per_pass(sets[0], K) if name == "batched" else n_sets
+        per_pass = n_sets
+        if name == "batched":   # as train_masks: the budget counts the weights and one set's measured activations
+            s, (xs, y) = sets[0], data[0]
+            with s.passes():
+                saved = wmask.memory.saved_bytes(lambda: s.sample_forward(tuple(x[:1] for x in xs), k=K, sets=(0, 1)),
+                                                 exclude=[*s.logits.values(), *net.parameters(), *xs])
+            per_pass = wmask.memory.sets_per_pass(s, K, saved_per_set=saved)
         bounds = wmask.memory.passes(n_sets, per_pass)
 
         def step():

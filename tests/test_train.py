@@ -271,3 +271,60 @@ def test_memory_budget_sets_passes():
     assert memory.sets_per_pass(masks, 4, 1) == 1 and memory.sets_per_pass(masks, 4, 100 * per_set) == 10
     with pytest.raises(ValueError, match="sets_per_pass must be >= 1"):
         train_masks(masks, lambda s: None, None, MaskTrainConfig(steps=1), progress=False, sets_per_pass=0)
+
+
+def test_saved_bytes_counts_what_autograd_keeps():
+    """Brute force: exp saves its result; a product saves the factor the other's gradient needs (both when both
+    need one; a storage once); tensors that live anyway (``exclude``) are not counted."""
+    from wmask import memory
+    x, y = torch.randn(64, 32, requires_grad=True), torch.randn(64, 32, requires_grad=True)
+    z = torch.randn(64, 32)
+    one = 64 * 32 * 4
+    assert memory.saved_bytes(lambda: x.exp().sum(), exclude=[x]) == one           # exp's result
+    assert memory.saved_bytes(lambda: x.exp().exp().sum(), exclude=[x]) == 2 * one
+    assert memory.saved_bytes(lambda: (x * z).sum()) == one                        # z only, for x's gradient
+    assert memory.saved_bytes(lambda: (x * y).sum()) == 2 * one
+    assert memory.saved_bytes(lambda: (x * y).sum(), exclude=[x, y]) == 0
+    assert memory.saved_bytes(lambda: (x * x).sum()) == one                        # one storage, once
+
+
+def test_default_passes_count_the_activations_and_change_no_draw(monkeypatch):
+    """A model with few weights and large activations: counted by its weights alone all four sets fit the budget,
+    counted with one set's measured activations only one does, so a step runs in four passes; the probe that
+    measured them draws nothing (a model drawing a coin each forward trains the masks a one-pass run trains)."""
+    from wmask import memory
+    monkeypatch.setenv("WMASK_MASK_MEMORY", "2M")
+    m, b = 4, 512
+
+    class Coin(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = nn.Sequential(nn.Linear(4, 256), nn.ReLU(), nn.Linear(256, 2))
+
+        def forward(self, x):
+            return self.net(x) * (1.0 if bool(torch.rand(()) < 0.5) else -1.0)
+
+    def data(step):
+        x = torch.randn(m, b, 4, generator=torch.Generator().manual_seed(step))
+        return x, (x[..., 0] > 0).long()
+
+    def loss_fn(out, y):
+        return F.cross_entropy(out.flatten(0, 1), y.flatten(), reduction="none").view(m, -1).mean(1)
+
+    chosen = []
+    spy = memory.sets_per_pass
+    monkeypatch.setattr(memory, "sets_per_pass", lambda *a, **kw: chosen.append((spy(*a, **kw), kw)) or chosen[-1][0])
+    torch.manual_seed(0)
+    model = Coin().eval()
+    cfg = MaskTrainConfig(steps=3, batch_size=b, k=2, lr=0.05)
+    runs = []
+    for per_pass in (None, m):
+        torch.manual_seed(1)
+        masks = MaskSet(model, n_sets=m, seed=3, impl="eager")
+        train_masks(masks, data, loss_fn, cfg, progress=False, sets_per_pass=per_pass)
+        runs.append({n: l.detach().clone() for n, l in masks.logits.items()})
+    (per_pass, kw), = chosen
+    assert spy(masks, 2, 2 * 2**20) == m            # the weights alone: every set fits
+    assert per_pass == 1 and kw["saved_per_set"] >= b // 2 * 256 * 4   # a sample's hidden layer at least
+    for n in runs[0]:
+        torch.testing.assert_close(runs[0][n], runs[1][n], rtol=1e-5, atol=1e-6)

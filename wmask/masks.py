@@ -218,7 +218,7 @@ class MaskSet:
 
     def keep_fraction(self) -> torch.Tensor:
         """Fraction of masked weights kept by each set's deterministic mask, ``[M]``."""
-        kept = sum((l.detach() > 0).flatten(1).sum(1) for l in self.logits.values())
+        kept = sum((l.detach() > 0).sum(tuple(range(1, l.dim()))) for l in self.logits.values())
         return kept / sum(w.numel() for w in self.weights.values())
 
     def save(self, path, i: int | None = None) -> None:

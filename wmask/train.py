@@ -146,31 +146,50 @@ def _check_batch(inputs, cfg, step: int) -> None:
 def _one_pass(masks, a, b, inputs, targets, forward, loss_fn, logits, alpha, cfg) -> torch.Tensor:
     """Forward and backward of sets ``a..b-1``: the model sees their inputs only, ``forward`` and ``loss_fn`` see
     every set's slot (the others' outputs are zeros, and their losses are dropped). Returns their task losses."""
-    masks.next_pass()
     whole = (a, b) == (0, masks.n_sets)
-
-    def call(x):
-        out = masks.sample_forward(map_inputs(lambda t: t[a:b], x), k=cfg.k, batch_dim=cfg.batch_dim, sets=(a, b))
-        if whole:
-            return out
-        pad = lambda y: torch.cat([y.new_zeros(a, *y.shape[1:]), y, y.new_zeros(masks.n_sets - b, *y.shape[1:])])
-        return tree_map(pad, out)
-    out = call(inputs) if forward is None else forward(call, inputs)
-    task = loss_fn(out, targets)
+    task = loss_fn(_pass_output(masks, a, b, inputs, forward, cfg), targets)
     if task.dim() == 0 and masks.n_sets == 1:     # one set: a scalar loss is that set's loss
         task = task.reshape(1)
     if task.shape != (masks.n_sets,):
         raise ValueError(f"loss_fn must return one loss per mask set, shape ({masks.n_sets},), got {tuple(task.shape)}")
     part = (lambda t: t) if whole else (lambda t: t[a:b])  # noqa: E731
     sets = (lambda t: t) if whole else (lambda t: slice_sets(t, a, b))  # noqa: E731
-    reg = (sum(sets(l).flatten(1).sum(1) for l in logits) * part(alpha)).sum()
+    reg = (sum(sets(l).sum(tuple(range(1, l.dim()))) for l in logits) * part(alpha)).sum()
     (part(task).sum() + reg).backward()
     return part(task).detach()
 
 
+def _pass_output(masks, a, b, inputs, forward, cfg):
+    """The outputs of sets ``a..b-1`` in every set's slot (zeros in the others'), through ``forward``."""
+    masks.next_pass()
+
+    def call(x):
+        out = masks.sample_forward(map_inputs(lambda t: t[a:b], x), k=cfg.k, batch_dim=cfg.batch_dim, sets=(a, b))
+        if (a, b) == (0, masks.n_sets):
+            return out
+        pad = lambda y: torch.cat([y.new_zeros(a, *y.shape[1:]), y, y.new_zeros(masks.n_sets - b, *y.shape[1:])])
+        return tree_map(pad, out)
+    return call(inputs) if forward is None else forward(call, inputs)
+
+
+def _probe_saved(masks, inputs, forward, cfg, live) -> int:
+    """Bytes one set's forward keeps for its backward (:func:`wmask.memory.saved_bytes` of set 0's forward; no
+    loss, no backward, no update), leaving out the ``live`` tensors. Every random state is put back, so training
+    draws what it would draw without the probe."""
+    rng, gen = rng_state(), masks.generator.get_state()
+    try:
+        with masks.passes():
+            return memory.saved_bytes(lambda: _pass_output(masks, 0, 1, inputs, forward, cfg), exclude=live)
+    finally:
+        set_rng_state(rng)
+        masks.generator.set_state(gen)
+
+
 def set_norms(grads: list[torch.Tensor]) -> torch.Tensor:
     """Each set's gradient norm over all tensors (leading dim = set), ``[M]``."""
-    return torch.stack([g.flatten(1).pow(2).sum(1) for g in grads]).sum(0).sqrt()
+    # reduced in place: flatten would copy the many gradients stored transposed (a tenth of an LSTM's mask step)
+    norms = [torch.linalg.vector_norm(g, dim=tuple(range(1, g.dim()))) for g in grads]
+    return torch.stack(norms).square().sum(0).sqrt()
 
 
 def clip_per_set(grads: list[torch.Tensor], max_norm: float, norms: torch.Tensor | None = None) -> torch.Tensor:
@@ -214,7 +233,8 @@ def train_masks(masks: MaskSet, data, loss_fn: Callable, cfg: MaskTrainConfig | 
     that many (each pass's gradients accumulate before the one update), so memory grows with the pass, not with
     ``M``. The masks are the same whatever the passes (:meth:`MaskSet.passes`). Default: as many as fit a memory
     budget (:func:`wmask.memory.sets_per_pass`: ``WMASK_MASK_MEMORY``, else a quarter of the free memory, at most
-    1 GiB on a CPU).
+    256 MiB on a CPU), counting each set's sampled weights and the activations one set's forward keeps, measured
+    on the first batch (the probe changes no random state).
     """
     cfg = cfg or MaskTrainConfig()
     logits = list(masks.logits.values())
@@ -244,13 +264,18 @@ def train_masks(masks: MaskSet, data, loss_fn: Callable, cfg: MaskTrainConfig | 
     masks.model.eval()
     bar = tqdm(range(start, cfg.steps), desc=desc, disable=not progress, mininterval=2.0, initial=start,
                total=cfg.steps)
-    per_pass = memory.sets_per_pass(masks, cfg.k) if sets_per_pass is None else int(sets_per_pass)
-    if per_pass < 1:
+    per_pass = None if sets_per_pass is None else int(sets_per_pass)
+    if per_pass is not None and per_pass < 1:
         raise ValueError(f"sets_per_pass must be >= 1, got {sets_per_pass}")
-    bounds = memory.passes(masks.n_sets, per_pass)
+    bounds = [(0, masks.n_sets)] if per_pass is None else memory.passes(masks.n_sets, per_pass)
     for step in bar:
         inputs, targets = _next_batch(data, step)
         _check_batch(inputs, cfg, step)
+        if per_pass is None and masks.n_sets > 1:   # the budget, with one set's activations measured on this batch
+            live = [*logits, *masks.model.parameters(), *(masks.sinks or {}).values(), *input_tensors(inputs)]
+            saved = _probe_saved(masks, inputs, forward, cfg, live)
+            per_pass = memory.sets_per_pass(masks, cfg.k, saved_per_set=saved)
+            bounds = memory.passes(masks.n_sets, per_pass)
         opt.zero_grad(set_to_none=False)
         if train_weights:                   # this step's weight gradients only
             for sink in masks.sinks.values():
@@ -301,6 +326,9 @@ def train_masks(masks: MaskSet, data, loss_fn: Callable, cfg: MaskTrainConfig | 
     return hist
 
 
+LOSS_WINDOW = 50     # steps per point of train_model's loss curve
+
+
 @dataclass
 class BaseTrainConfig:
     """Base-network training: Adam, no weight decay, gradient-norm clipping (the paper's defaults; the book's method page)."""
@@ -338,7 +366,7 @@ def _non_finite_base(step, inputs, targets, loss, params) -> NonFiniteError:
 def train_model(model: nn.Module, data, loss_fn: Callable, cfg: BaseTrainConfig | None = None,
                 eval_fn: Callable | None = None, progress: bool = True, desc: str = "base",
                 checkpoint: str | os.PathLike | None = None, optimizer: tuple | None = None,
-                stop_when: Callable[[dict], bool] | None = None) -> list[dict]:
+                stop_when: Callable[[dict], bool] | None = None, loss_curve: list | None = None) -> list[dict]:
     """Train ``model`` in place. ``data``: callable ``step -> (inputs, targets)`` or an iterator; ``loss_fn(model,
     inputs, targets) -> scalar``. ``eval_fn(model) -> dict`` runs every ``cfg.eval_every`` steps and at the end
     (in eval mode). Returns the list of evaluations, each with its ``step``. With ``checkpoint``, the state is
@@ -347,7 +375,9 @@ def train_model(model: nn.Module, data, loss_fn: Callable, cfg: BaseTrainConfig 
     ``optimizer``: ``(factory(params, lr), lr multiplier(step))``, e.g. :func:`sgd`; default Adam at a constant
     ``cfg.lr``. A non-finite loss or gradient stops training with a :class:`NonFiniteError` naming the step.
     ``stop_when(evaluation) -> bool``: training stops after the first periodic evaluation for which it is true (e.g.
-    the base network at its target on a validation split); the returned evaluations then end at that step."""
+    the base network at its target on a validation split); the returned evaluations then end at that step.
+    ``loss_curve``: a list that receives ``[last step, mean loss]`` of every :data:`LOSS_WINDOW` steps (and of the
+    last, shorter window), kept in the checkpoint, so a resumed run's curve is whole."""
     cfg = cfg or BaseTrainConfig()
     make, schedule = optimizer or (lambda params, lr: torch.optim.Adam(params, lr=lr), lambda step: 1.0)
     opt = make([p for p in model.parameters() if p.requires_grad], cfg.lr)
@@ -357,7 +387,10 @@ def train_model(model: nn.Module, data, loss_fn: Callable, cfg: BaseTrainConfig 
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["opt"])
         evals, start = state["evals"], state["step"]
+        if loss_curve is not None:
+            loss_curve[:] = state.get("loss_curve", [])
         set_rng_state(state.get("rng"))
+    window = []     # this window's losses, on the device until the window ends (no host sync per step)
     params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     bar = tqdm(range(start, cfg.steps), desc=desc, disable=not progress, mininterval=2.0, initial=start,
                total=cfg.steps)
@@ -378,6 +411,11 @@ def train_model(model: nn.Module, data, loss_fn: Callable, cfg: BaseTrainConfig 
         if step % 100 == 0:
             bar.set_postfix(loss=f"{loss.item():.3f}")
         last = step + 1 == cfg.steps
+        if loss_curve is not None:
+            window.append(loss.detach())
+            if last or (step + 1) % LOSS_WINDOW == 0:
+                loss_curve.append([step, torch.stack(window).mean().item()])
+                window = []
         if eval_fn is not None and (last or (cfg.eval_every and (step + 1) % cfg.eval_every == 0)):
             model.eval()
             with torch.no_grad():
@@ -386,7 +424,10 @@ def train_model(model: nn.Module, data, loss_fn: Callable, cfg: BaseTrainConfig 
                 break
         if checkpoint is not None and (step + 1) % cfg.checkpoint_every == 0 and not last:
             atomic_torch_save({"config": asdict(cfg), "step": step + 1, "model": model.state_dict(),
-                               "opt": opt.state_dict(), "evals": evals, "rng": rng_state()}, checkpoint)
+                               "opt": opt.state_dict(), "evals": evals, "rng": rng_state(),
+                               "loss_curve": loss_curve or []}, checkpoint)
+    if loss_curve is not None and window:   # stopped early (stop_when) inside a window
+        loss_curve.append([step, torch.stack(window).mean().item()])
     if checkpoint is not None and os.path.exists(checkpoint):
         os.unlink(checkpoint)
     model.eval()
