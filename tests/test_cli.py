@@ -71,3 +71,18 @@ def test_networks_selects_part_of_a_preset_and_the_summary_merges_selections(tmp
     out = capsys.readouterr().out
     assert "preset smoke, networks fnn_masks_clip, fnn_xs only (partial: the rest needs a GPU), seeds [0]" in out
     assert seen.startswith("*specialise*: at preset paper") and "fnn_xs" in seen
+    # a selection made by another version of the code joins the summary only with --stale reuse, named by its commit
+    from wmask.report import partial_caption
+    old = json.loads((folder / "seed0@fnn_xs.json").read_text())
+    old["store"]["code"], old["commit"] = "0" * 16, "f" * 40
+    (folder / "seed0@fnn_xs.json").write_text(json.dumps(old))
+    assert main([*args, "--networks", "fnn_masks_clip"]) == 0
+    assert set(json.loads((folder / "summary.json").read_text())["runs"][0]["networks"]) == {"fnn_masks_clip"}
+    assert main([*args, "--networks", "fnn_masks_clip", "--stale", "reuse"]) == 0
+    summary = json.loads((folder / "summary.json").read_text())
+    run, = summary["runs"]
+    mine = parts["seed0@fnn_masks_clip.json"]["commit"]
+    assert run["made_by"] == {"fnn_xs": "f" * 40, "fnn_masks_clip": mine}
+    assert summary["provenance"]["made_by"] == sorted({"f" * 40, mine})
+    caption = partial_caption(summary)
+    assert "fffffff (fnn_xs)" in caption and f"{mine[:7]} (fnn_masks_clip)" in caption

@@ -38,7 +38,8 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--threads", default=None, help="torch CPU threads (default: WMASK_THREADS or cores)")
     r.add_argument("--data-dir", default=None, help="dataset directory (default: $WMASK_DATA)")
     r.add_argument("--stale", default="error", choices=["error", "reuse", "recompute"],
-                   help="stored work made by another version of wmask: refuse it (default), reuse it, or redo it")
+                   help="stored work made by another version of wmask: refuse it (default), reuse it (the summary "
+                        "then also merges selections made by other versions, naming each one's commit), or redo it")
     r.add_argument("--networks", default=None, metavar="NET[,NET...]",
                    help="run only these of the preset's networks ('show' lists them), e.g. --preset paper --networks "
                         "fnn_small on a CPU; the summary merges every selection of a seed and names what was run")

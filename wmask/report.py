@@ -79,8 +79,14 @@ def partial_caption(summary: dict) -> str:
     p, runs = summary["provenance"], summary["runs"]
     minutes = ", ".join(f"seed {r['seed']} {r.get('wall_time_s', float('nan')) / 60:.0f} min" for r in runs)
     nets = summary.get("selected") or list(runs[0]["config"]["networks"])
+    by_commit: dict[str, set] = {}
+    for r in runs:
+        for net, commit in (r.get("made_by") or dict.fromkeys(r["networks"], r["commit"])).items():
+            by_commit.setdefault(commit[:7], set()).add(net)
+    commits = (f"commit {next(iter(by_commit))}" if len(by_commit) == 1 else "commits " + ", ".join(
+        f"{c} ({', '.join(n for n in nets if n in made)})" for c, made in by_commit.items()))
     return (f"preset {summary['preset']}, networks {', '.join(nets)} only (partial: the rest needs a GPU), seeds "
-            f"{summary['seeds']}, {p['device']}, torch {p['torch']}, commit {p['commit'][:7]}; wall time {minutes}; "
+            f"{summary['seeds']}, {p['device']}, torch {p['torch']}, {commits}; wall time {minutes}; "
             "mean ± sd over seeds")
 
 

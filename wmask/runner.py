@@ -8,7 +8,8 @@ a folder):
 - ``seed<N>.json``: one seed's result, its configuration and provenance (commit, code fingerprint), written
   atomically; reused when its configuration and code match (see :mod:`wmask.store`); a run of some of a preset's
   networks (``--networks``, e.g. the paper's smallest FNN on a CPU) writes ``seed<N>@<net>+<net>.json`` instead, and
-  the summary merges every seed's networks from all such files made by the same code;
+  the summary merges every seed's networks from all such files made by the same code (with ``--stale reuse``, also
+  those made by other versions, each network then named with the commit that made it);
 - ``seed<N>/``: that seed's reusable stages (base networks, masks, checkpoints), so an interrupted run resumes;
 - ``summary.json``: every finished seed in the folder plus provenance (preset, overrides, seeds, commit, torch,
   device, wall time); written under a lock, so concurrent runs of different seeds lose nothing;
@@ -165,20 +166,20 @@ def run(experiment: str, preset: str, seeds: list[int], results: str | Path = "r
         with locked(out_dir / f".seed{seed}{picked}.lock", f"seed {seed} of {name} in {out_dir}", wait=False):
             runs.append(Store(out_dir, stale).json(out_dir / f"seed{seed}{picked}.json", key, compute))
     with locked(out_dir / ".summary.lock", f"the summary of {out_dir}", wait=True):
-        everything = finished_runs(out_dir, runs)
+        everything = finished_runs(out_dir, runs, other_code=stale == "reuse")
         merged = [merge_runs(exp, preset, model, overrides, rs) for rs in everything]
         summary = write_summary(exp, out_dir, name, preset, overrides, merged, dev, time.time() - start)
     return {**summary, "seeds": seeds, "runs": runs}
 
 
-def finished_runs(out_dir: Path, runs: list[dict]) -> list[list[dict]]:
+def finished_runs(out_dir: Path, runs: list[dict], other_code: bool = False) -> list[list[dict]]:
     """Per seed (sorted), this run's result for it plus every other finished result of that seed in ``out_dir``
-    made by the same code (other network selections)."""
+    made by the same code (other network selections), or by any code with ``other_code``."""
     by_file = {(r["seed"], tuple(r.get("selected", ()))): r for r in runs}
     for path in out_dir.glob("seed*.json"):
         other = read_json(path)
         key = (other.get("seed"), tuple(other.get("selected", ())))
-        if key not in by_file and other.get("store", {}).get("code") == code_fingerprint():
+        if key not in by_file and (other_code or other.get("store", {}).get("code") == code_fingerprint()):
             by_file[key] = other
     seeds = sorted({s for s, _ in by_file})
     return [[r for (s, _), r in sorted(by_file.items(), key=lambda kv: kv[0][1]) if s == seed] for seed in seeds]
@@ -187,7 +188,8 @@ def finished_runs(out_dir: Path, runs: list[dict]) -> list[list[dict]]:
 def merge_runs(exp: Experiment, preset: str, model: str | None, overrides: dict, runs: list[dict]) -> dict:
     """One seed's results from several network selections as one run: each network's result from the first run
     that has it (a full run, without a selection, stands alone), any other result (e.g. the α sweep) from the first
-    run where it is not empty, the preset's config restricted to those networks, the summed wall time."""
+    run where it is not empty, the preset's config restricted to those networks, the summed wall time, and
+    ``made_by``: each network's commit (selections may come from different versions, see :func:`finished_runs`)."""
     full = [r for r in runs if "selected" not in r]
     if full or len(runs) == 1:
         return (full or runs)[0]
@@ -195,7 +197,9 @@ def merge_runs(exp: Experiment, preset: str, model: str | None, overrides: dict,
     names = list(cfg.networks)     # the preset's order
     merged = {**runs[0], "selected": names, "wall_time_s": sum(r.get("wall_time_s", 0.0) for r in runs),
               "config": _config.to_dict(cfg)}
-    merged["networks"] = {n: next(r["networks"][n] for r in runs if n in r["networks"]) for n in names}
+    source = {n: next(r for r in runs if n in r["networks"]) for n in names}
+    merged["networks"] = {n: r["networks"][n] for n, r in source.items()}
+    merged["made_by"] = {n: r["commit"] for n, r in source.items()}
     for key, value in runs[0].items():
         if key != "networks" and value in ([], {}, None):
             merged[key] = next((r[key] for r in runs if r.get(key) not in ([], {}, None)), value)
@@ -209,7 +213,8 @@ def write_summary(exp: Experiment, out_dir: Path, name: str, preset: str, overri
     summary = {"experiment": name, "preset": preset, "overrides": overrides, "seeds": seeds,
                **({"selected": selected} if selected else {}),
                "provenance": provenance(dev, wall_time_s=wall, preset=preset, overrides=overrides, seeds=seeds,
-                                        code=code_fingerprint(),
+                                        code=code_fingerprint(), made_by=sorted({c for r in runs for c in (
+                                            r.get("made_by") or {"": r.get("commit", "")}).values()}),
                                         dataset=sorted({r.get("dataset", GENERATED) for r in runs}),
                                         dataset_checksum=sorted({r.get("dataset_checksum", "") for r in runs})),
                "runs": runs}
