@@ -100,3 +100,28 @@ def test_resume_restores_the_global_rng_state_saved_with_the_checkpoint(tmp_path
     assert isinstance(state["rng"]["cpu"], torch.Tensor)
     assert ("cuda" in state["rng"]) == (torch.cuda.is_available() and torch.cuda.is_initialized())
     assert wmask.train_model is train_model
+
+
+def test_base_loss_curve_is_whole_after_a_resume(tmp_path, monkeypatch):
+    """``loss_curve``: the mean loss of every window of steps (here 2; the last window shorter), labelled with its
+    last step; an interrupted and resumed run gives the uninterrupted run's curve (kept in the checkpoint)."""
+    import wmask.train
+    monkeypatch.setattr(wmask.train, "LOSS_WINDOW", 2)
+    cfg = BaseTrainConfig(steps=11, lr=1e-2, eval_every=0, checkpoint_every=4)
+    seen = []
+
+    def loss(m, x, y):
+        value = F.cross_entropy(m(x), y)
+        seen.append(value.item())
+        return value
+    full = []
+    train_model(dropout_net(), base_data, loss, cfg, progress=False, loss_curve=full)
+    assert [s for s, _ in full] == [1, 3, 5, 7, 9, 10]
+    expect = [sum(seen[i:i + 2]) / len(seen[i:i + 2]) for i in range(0, 11, 2)]
+    assert [v for _, v in full] == pytest.approx(expect, rel=1e-6)
+    ck, data, resumed = tmp_path / "base.ckpt", fail_once_at(base_data, 9), []
+    with pytest.raises(Interrupted):
+        train_model(dropout_net(), data, loss, cfg, progress=False, checkpoint=ck, loss_curve=resumed)
+    resumed = []    # a new process: the curve comes back from the checkpoint (step 8)
+    train_model(dropout_net(), data, loss, cfg, progress=False, checkpoint=ck, loss_curve=resumed)
+    assert resumed == full

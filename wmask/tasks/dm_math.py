@@ -125,37 +125,23 @@ def train_net(cfg: DmMathConfig, d: Data, module: str, store, device, progress=T
     key = {"module": module, "net": cfg.net, "base": asdict(cfg.base), "dataset": d.checksum, "seed": cfg.seed}
     torch.manual_seed(cfg.seed)
     model = build(cfg, d).to(device)
-    curve, at = [], [0]          # (step, loss) of the steps run in this process; the step being run
+    curve = []                   # [last step, mean loss] of every 50 steps, whole across a resume
 
     def batch(step):
-        at[0] = step
         src, tgt = d.batch(module, ["control"], step, 0, cfg.base.batch_size, device)
         return (src[0], tgt[0]), tgt[0]
-
-    def loss(m, x, y):
-        value = seq2seq.seq_loss(m(*x), y)
-        curve.append((at[0], value.detach()))
-        return value
 
     def held_out(m):
         return evaluate(d, module, m, {"network": None}, device)["network"]
 
     def train():
-        evals = train_model(model, batch, loss, cfg.base, eval_fn=held_out, progress=progress, desc=f"{module} base",
-                            checkpoint=store.checkpoint(f"base_{module}"))
-        return {"loss": _thin(curve), "evals": evals}
+        evals = train_model(model, batch, lambda m, x, y: seq2seq.seq_loss(m(*x), y), cfg.base, eval_fn=held_out,
+                            progress=progress, desc=f"{module} base", checkpoint=store.checkpoint(f"base_{module}"),
+                            loss_curve=curve)
+        return {"loss": curve, "evals": evals}
 
     extras = store.network(f"base_{module}", model, key, train)
     return model.eval(), extras
-
-
-def _thin(points: list[tuple[int, torch.Tensor]], every: int = 50) -> list[list[float]]:
-    """``[last step, mean loss]`` of each window of ``every`` steps: a training curve small enough to keep. Steps
-    come with their losses, so a run resumed from a checkpoint is labelled right (its curve starts there)."""
-    windows: dict[int, list] = {}
-    for step, value in points:
-        windows.setdefault(step // every, []).append((step, value))
-    return [[w[-1][0], torch.stack([v for _, v in w]).mean().item()] for w in windows.values()]
 
 
 def train_module_masks(cfg: DmMathConfig, d: Data, module: str, model, store, device, progress=True):
