@@ -28,6 +28,9 @@ def test_run_writes_results_with_provenance_and_reuses_them(tmp_path, capsys):
     first = seed_file.read_text()
     assert main(["run", "planted", "--preset", "smoke", "--seeds", "0", "--results", str(tmp_path), "--quiet"]) == 0
     assert seed_file.read_text() == first  # reused, not recomputed
+    again = runner.run("planted", "smoke", [0], tmp_path, progress=False)
+    assert again["computed"] == [] and again["runs"][0] == json.loads(first)   # what a sweep reports as "reused"
+    assert runner.run("planted", "smoke", [0], tmp_path / "new", progress=False)["computed"] == [0]
     data = json.loads(first)
     data["store"]["key"]["config"]["hidden"] = 99
     seed_file.write_text(json.dumps(data))

@@ -133,7 +133,7 @@ def run(experiment: str, preset: str, seeds: list[int], results: str | Path = "r
         threads: int | None = None, progress: bool = True, model: str | None = None, overrides: dict | None = None,
         stale: str = "error", networks: list[str] | None = None) -> dict:
     """Run (or reuse) every seed; returns the summary of ``seeds`` (``summary.json`` holds every finished seed of
-    the folder). ``overrides``: dotted keys (see :mod:`wmask.config`); ``stale``: see :mod:`wmask.store`;
+    the folder), with ``computed``: the seeds computed by this call (the others were reused). ``overrides``: dotted keys (see :mod:`wmask.config`); ``stale``: see :mod:`wmask.store`;
     ``networks``: run only these of the preset's networks (the summary then says which were run)."""
     if not seeds:
         raise ValueError("no seeds to run")
@@ -145,7 +145,7 @@ def run(experiment: str, preset: str, seeds: list[int], results: str | Path = "r
     dev = get_device(device)
     set_threads(threads)
     out_dir = Path(results) / name / folder_name(preset, overrides)
-    runs, start = [], time.time()
+    runs, computed, start = [], [], time.time()
     for seed in seeds:
         cfg = _config.to_dict(cfgs[seed])
         key = {"experiment": name, "preset": preset, "overrides": overrides, "seed": seed, "config": cfg}
@@ -153,6 +153,7 @@ def run(experiment: str, preset: str, seeds: list[int], results: str | Path = "r
             key["selected"] = list(cfgs[seed].networks)
 
         def compute(seed=seed, cfg_obj=cfgs[seed]):
+            computed.append(seed)
             t0 = time.time()
             store = Store(out_dir / f"seed{seed}", stale)
             result = exp.run(cfg_obj, store, dev, progress)
@@ -169,7 +170,7 @@ def run(experiment: str, preset: str, seeds: list[int], results: str | Path = "r
         everything = finished_runs(out_dir, runs, other_code=stale == "reuse")
         merged = [merge_runs(exp, preset, model, overrides, rs) for rs in everything]
         summary = write_summary(exp, out_dir, name, preset, overrides, merged, dev, time.time() - start)
-    return {**summary, "seeds": seeds, "runs": runs}
+    return {**summary, "seeds": seeds, "runs": runs, "computed": computed}
 
 
 def finished_runs(out_dir: Path, runs: list[dict], other_code: bool = False) -> list[list[dict]]:

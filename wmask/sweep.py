@@ -37,16 +37,9 @@ def parse_experiments(text: str) -> list[tuple[str, str | None]]:
     return out
 
 
-def seed_file(experiment: str, model: str | None, preset: str, seed: int, results, overrides: dict) -> Path:
-    return (Path(results) / runner.label(experiment, model) / runner.folder_name(preset, overrides)
-            / f"seed{seed}.json")
-
-
 def run_seed(experiment: str, model: str | None, preset: str, seed: int, results: str, overrides: dict,
              device: str, threads: int, stale: str) -> dict:
     """One task: run (or reuse) one seed; returns where and how it ran."""
-    path = seed_file(experiment, model, preset, seed, results, overrides)
-    before = path.stat().st_mtime_ns if path.exists() else None
     crash_dir = os.environ.get(CRASH_ONCE)
     if crash_dir:
         marker = Path(crash_dir) / f"{runner.label(experiment, model)}-{seed}"
@@ -57,9 +50,8 @@ def run_seed(experiment: str, model: str | None, preset: str, seed: int, results
     t0 = time.time()
     summary = runner.run(experiment, preset, [seed], results, device, threads, progress=False, model=model,
                          overrides=overrides, stale=stale)
-    reused = before is not None and path.stat().st_mtime_ns == before
     run = summary["runs"][0]
-    return {"status": "reused" if reused else "finished", "host": run.get("host", ""), "device": run["device"],
+    return {"status": "finished" if summary["computed"] else "reused", "host": run.get("host", ""), "device": run["device"],
             "wall_time_s": time.time() - t0}
 
 
