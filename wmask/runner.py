@@ -133,8 +133,9 @@ def run(experiment: str, preset: str, seeds: list[int], results: str | Path = "r
         threads: int | None = None, progress: bool = True, model: str | None = None, overrides: dict | None = None,
         stale: str = "error", networks: list[str] | None = None) -> dict:
     """Run (or reuse) every seed; returns the summary of ``seeds`` (``summary.json`` holds every finished seed of
-    the folder), with ``computed``: the seeds computed by this call (the others were reused). ``overrides``: dotted keys (see :mod:`wmask.config`); ``stale``: see :mod:`wmask.store`;
-    ``networks``: run only these of the preset's networks (the summary then says which were run)."""
+    the folder), with ``computed``: the seeds computed by this call (the others were reused). ``overrides``: dotted
+    keys (see :mod:`wmask.config`); ``stale``: see :mod:`wmask.store`; ``networks``: run only these of the preset's
+    networks (the summary then says which were run)."""
     if not seeds:
         raise ValueError("no seeds to run")
     exp, model = check(experiment, preset, model)

@@ -51,8 +51,8 @@ def run_seed(experiment: str, model: str | None, preset: str, seed: int, results
     summary = runner.run(experiment, preset, [seed], results, device, threads, progress=False, model=model,
                          overrides=overrides, stale=stale)
     run = summary["runs"][0]
-    return {"status": "finished" if summary["computed"] else "reused", "host": run.get("host", ""), "device": run["device"],
-            "wall_time_s": time.time() - t0}
+    return {"status": "finished" if summary["computed"] else "reused", "host": run.get("host", ""),
+            "device": run["device"], "wall_time_s": time.time() - t0}
 
 
 def sweep(experiments: list[tuple[str, str | None]], preset: str, seeds: list[int], results="results",
