@@ -8,8 +8,8 @@ process so that its peak memory can be read. Usage: ``python benchmarks/mask_ste
 Cases: ``plain`` (Adam, clip 1, one batch); ``masked`` (one mask set, K = 4 samples); ``masked4`` (M = 4 sets, as
 the SCAN chapter trains); ``loop4`` (the same, samples one after another: how recurrent models ran before their
 batched drop-ins, recurrent models only); ``batched`` (M = 10 sets, in the passes ``train_masks`` makes under its
-default memory budget, :mod:`wmask.memory`, counting weights and one set's measured activations) and ``one_pass`` (M = 10 sets in one pass, whatever the memory)
-against ``sequential`` (10 single-set steps).
+default memory budget, :mod:`wmask.memory`, counting weights and one set's measured activations) and ``one_pass``
+(M = 10 sets in one pass, whatever the memory) against ``sequential`` (10 single-set steps).
 """
 from __future__ import annotations
 
