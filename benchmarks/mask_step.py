@@ -132,10 +132,8 @@ def case(name: str, model: str, device: torch.device, reps: int) -> dict:
         per_pass = n_sets
         if name == "batched":   # as train_masks: the budget counts the weights and one set's measured activations
             s, (xs, y) = sets[0], data[0]
-            with s.passes():
-                saved = wmask.memory.saved_bytes(lambda: s.sample_forward(tuple(x[:1] for x in xs), k=K, sets=(0, 1)),
-                                                 exclude=[*s.logits.values(), *net.parameters(), *xs])
-            per_pass = wmask.memory.sets_per_pass(s, K, saved_per_set=saved)
+            per_pass = wmask.memory.measured_sets_per_pass(
+                s, lambda: s.sample_forward(tuple(x[:1] for x in xs), k=K, sets=(0, 1)), K, live=xs)
         bounds = wmask.memory.passes(n_sets, per_pass)
 
         def step():

@@ -102,12 +102,14 @@ def test_resume_restores_the_global_rng_state_saved_with_the_checkpoint(tmp_path
     assert wmask.train_model is train_model
 
 
-def test_base_loss_curve_is_whole_after_a_resume(tmp_path, monkeypatch):
+@pytest.mark.parametrize("every", [4, 3])
+def test_base_loss_curve_is_whole_after_a_resume(tmp_path, monkeypatch, every):
     """``loss_curve``: the mean loss of every window of steps (here 2; the last window shorter), labelled with its
-    last step; an interrupted and resumed run gives the uninterrupted run's curve (kept in the checkpoint)."""
+    last step; an interrupted and resumed run gives the uninterrupted run's curve (kept in the checkpoint), also
+    when the checkpoint falls inside a window (every 3 steps: the resume at step 9 is mid-window 8-9)."""
     import wmask.train
     monkeypatch.setattr(wmask.train, "LOSS_WINDOW", 2)
-    cfg = BaseTrainConfig(steps=11, lr=1e-2, eval_every=0, checkpoint_every=4)
+    cfg = BaseTrainConfig(steps=11, lr=1e-2, eval_every=0, checkpoint_every=every)
     seen = []
 
     def loss(m, x, y):

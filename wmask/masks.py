@@ -30,6 +30,12 @@ def as_stored(t: torch.Tensor, order: tuple[int, ...], lead: int = 0) -> torch.T
     return from_storage_order(in_storage_order(t, order, lead).contiguous(), order, lead)
 
 
+def set_dims(t: torch.Tensor) -> tuple[int, ...]:
+    """The dims of a per-set tensor (leading dim = set) that one set's values span: reduce over them for one number
+    a set, in place (``flatten(1)`` would copy the tensors stored transposed)."""
+    return tuple(range(1, t.dim()))
+
+
 def slice_sets(t: torch.Tensor, a: int, b: int) -> torch.Tensor:
     """Sets ``a..b-1`` of a leaf ``t`` (leading dim = set) for one pass of a step: a leaf of its own whose gradient
     is added into ``t.grad[a:b]``. (Through autograd's slice, every pass would write a zero gradient for all of
@@ -218,7 +224,7 @@ class MaskSet:
 
     def keep_fraction(self) -> torch.Tensor:
         """Fraction of masked weights kept by each set's deterministic mask, ``[M]``."""
-        kept = sum((l.detach() > 0).sum(tuple(range(1, l.dim()))) for l in self.logits.values())
+        kept = sum((l.detach() > 0).sum(set_dims(l)) for l in self.logits.values())
         return kept / sum(w.numel() for w in self.weights.values())
 
     def save(self, path, i: int | None = None) -> None:

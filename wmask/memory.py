@@ -24,6 +24,8 @@ import os
 
 import torch
 
+from .utils import rng_state, set_rng_state
+
 # bytes a mask sample costs per masked weight in one training pass: masked copy (4), weight gradient (4), the
 # sampler's uniforms and comparisons and the gradient's temporaries (~8); measured on the 2000x4 FNN, K = 4
 BYTES_PER_SAMPLED_WEIGHT = 16
@@ -102,6 +104,23 @@ def sets_per_pass(masks, k: int, budget_bytes: int | None = None, saved_per_set:
     per_set = max(weights, PASS_BYTES_PER_SAVED_BYTE * saved_per_set)
     room = budget(device) if budget_bytes is None else budget_bytes
     return max(1, min(masks.n_sets, room // max(per_set, 1)))
+
+
+def measured_sets_per_pass(masks, one_set, k: int, live=(), budget_bytes: int | None = None) -> int:
+    """:func:`sets_per_pass` with one set's activations measured: ``one_set()`` runs set 0's masked forward (no loss,
+    no backward, no update) under ``masks.passes()``, and :func:`saved_bytes` counts what it keeps for the backward,
+    leaving out the storages that live anyway (the masks' logits, the model's parameters, the weight sinks, and
+    ``live``: the batch). Torch's random state and the mask sampler's generator are put back, so training draws
+    exactly what it would draw without the probe."""
+    exclude = [*masks.logits.values(), *masks.model.parameters(), *(masks.sinks or {}).values(), *live]
+    rng, gen = rng_state(), masks.generator.get_state()
+    try:
+        with masks.passes():
+            saved = saved_bytes(one_set, exclude=exclude)
+    finally:
+        set_rng_state(rng)
+        masks.generator.set_state(gen)
+    return sets_per_pass(masks, k, budget_bytes, saved_per_set=saved)
 
 
 def passes(n_sets: int, per_pass: int) -> list[tuple[int, int]]:

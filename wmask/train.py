@@ -17,7 +17,7 @@ from .config import diff
 from .evidence import history_convergence
 from . import memory
 from .forward import input_tensors, map_inputs
-from .masks import MaskSet, slice_sets
+from .masks import MaskSet, set_dims, slice_sets
 from .utils import atomic_torch_save, dumps, read_torch, rng_state, set_rng_state
 
 # "masks": clip each set's gradient norm over its mask logits (what the method describes).
@@ -146,7 +146,7 @@ def _check_batch(inputs, cfg, step: int) -> None:
 def _one_pass(masks, a, b, inputs, targets, forward, loss_fn, logits, alpha, cfg) -> torch.Tensor:
     """Forward and backward of sets ``a..b-1``: the model sees their inputs only, ``forward`` and ``loss_fn`` see
     every set's slot (the others' outputs are zeros, and their losses are dropped). Returns their task losses."""
-    whole = (a, b) == (0, masks.n_sets)
+    whole = _all_sets(masks, a, b)
     task = loss_fn(_pass_output(masks, a, b, inputs, forward, cfg), targets)
     if task.dim() == 0 and masks.n_sets == 1:     # one set: a scalar loss is that set's loss
         task = task.reshape(1)
@@ -154,9 +154,13 @@ def _one_pass(masks, a, b, inputs, targets, forward, loss_fn, logits, alpha, cfg
         raise ValueError(f"loss_fn must return one loss per mask set, shape ({masks.n_sets},), got {tuple(task.shape)}")
     part = (lambda t: t) if whole else (lambda t: t[a:b])  # noqa: E731
     sets = (lambda t: t) if whole else (lambda t: slice_sets(t, a, b))  # noqa: E731
-    reg = (sum(sets(l).sum(tuple(range(1, l.dim()))) for l in logits) * part(alpha)).sum()
+    reg = (sum(sets(l).sum(set_dims(l)) for l in logits) * part(alpha)).sum()
     (part(task).sum() + reg).backward()
     return part(task).detach()
+
+
+def _all_sets(masks, a, b) -> bool:
+    return (a, b) == (0, masks.n_sets)
 
 
 def _pass_output(masks, a, b, inputs, forward, cfg):
@@ -165,30 +169,17 @@ def _pass_output(masks, a, b, inputs, forward, cfg):
 
     def call(x):
         out = masks.sample_forward(map_inputs(lambda t: t[a:b], x), k=cfg.k, batch_dim=cfg.batch_dim, sets=(a, b))
-        if (a, b) == (0, masks.n_sets):
+        if _all_sets(masks, a, b):
             return out
         pad = lambda y: torch.cat([y.new_zeros(a, *y.shape[1:]), y, y.new_zeros(masks.n_sets - b, *y.shape[1:])])
         return tree_map(pad, out)
     return call(inputs) if forward is None else forward(call, inputs)
 
 
-def _probe_saved(masks, inputs, forward, cfg, live) -> int:
-    """Bytes one set's forward keeps for its backward (:func:`wmask.memory.saved_bytes` of set 0's forward; no
-    loss, no backward, no update), leaving out the ``live`` tensors. Every random state is put back, so training
-    draws what it would draw without the probe."""
-    rng, gen = rng_state(), masks.generator.get_state()
-    try:
-        with masks.passes():
-            return memory.saved_bytes(lambda: _pass_output(masks, 0, 1, inputs, forward, cfg), exclude=live)
-    finally:
-        set_rng_state(rng)
-        masks.generator.set_state(gen)
-
-
 def set_norms(grads: list[torch.Tensor]) -> torch.Tensor:
     """Each set's gradient norm over all tensors (leading dim = set), ``[M]``."""
     # reduced in place: flatten would copy the many gradients stored transposed (a tenth of an LSTM's mask step)
-    norms = [torch.linalg.vector_norm(g, dim=tuple(range(1, g.dim()))) for g in grads]
+    norms = [torch.linalg.vector_norm(g, dim=set_dims(g)) for g in grads]
     return torch.stack(norms).square().sum(0).sqrt()
 
 
@@ -272,9 +263,8 @@ def train_masks(masks: MaskSet, data, loss_fn: Callable, cfg: MaskTrainConfig | 
         inputs, targets = _next_batch(data, step)
         _check_batch(inputs, cfg, step)
         if per_pass is None and masks.n_sets > 1:   # the budget, with one set's activations measured on this batch
-            live = [*logits, *masks.model.parameters(), *(masks.sinks or {}).values(), *input_tensors(inputs)]
-            saved = _probe_saved(masks, inputs, forward, cfg, live)
-            per_pass = memory.sets_per_pass(masks, cfg.k, saved_per_set=saved)
+            per_pass = memory.measured_sets_per_pass(masks, lambda: _pass_output(masks, 0, 1, inputs, forward, cfg),
+                                                     cfg.k, live=input_tensors(inputs))
             bounds = memory.passes(masks.n_sets, per_pass)
         opt.zero_grad(set_to_none=False)
         if train_weights:                   # this step's weight gradients only
@@ -381,7 +371,7 @@ def train_model(model: nn.Module, data, loss_fn: Callable, cfg: BaseTrainConfig 
     cfg = cfg or BaseTrainConfig()
     make, schedule = optimizer or (lambda params, lr: torch.optim.Adam(params, lr=lr), lambda step: 1.0)
     opt = make([p for p in model.parameters() if p.requires_grad], cfg.lr)
-    evals, start = [], 0
+    evals, start, carried = [], 0, []     # carried: the open loss window's losses before a resume (floats)
     state = _resume(checkpoint, cfg)
     if state is not None:
         model.load_state_dict(state["model"])
@@ -389,6 +379,7 @@ def train_model(model: nn.Module, data, loss_fn: Callable, cfg: BaseTrainConfig 
         evals, start = state["evals"], state["step"]
         if loss_curve is not None:
             loss_curve[:] = state.get("loss_curve", [])
+            carried = state.get("loss_window", [])
         set_rng_state(state.get("rng"))
     window = []     # this window's losses, on the device until the window ends (no host sync per step)
     params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
@@ -412,6 +403,8 @@ def train_model(model: nn.Module, data, loss_fn: Callable, cfg: BaseTrainConfig 
             bar.set_postfix(loss=f"{loss.item():.3f}")
         last = step + 1 == cfg.steps
         if loss_curve is not None:
+            if carried:     # the first step after a resume: the window goes on from the checkpoint's losses
+                window, carried = [loss.new_tensor(v) for v in carried], []
             window.append(loss.detach())
             if last or (step + 1) % LOSS_WINDOW == 0:
                 loss_curve.append([step, torch.stack(window).mean().item()])
@@ -425,7 +418,8 @@ def train_model(model: nn.Module, data, loss_fn: Callable, cfg: BaseTrainConfig 
         if checkpoint is not None and (step + 1) % cfg.checkpoint_every == 0 and not last:
             atomic_torch_save({"config": asdict(cfg), "step": step + 1, "model": model.state_dict(),
                                "opt": opt.state_dict(), "evals": evals, "rng": rng_state(),
-                               "loss_curve": loss_curve or []}, checkpoint)
+                               "loss_curve": loss_curve or [], "loss_window": [w.item() for w in window]},
+                              checkpoint)
     if loss_curve is not None and window:   # stopped early (stop_when) inside a window
         loss_curve.append([step, torch.stack(window).mean().item()])
     if checkpoint is not None and os.path.exists(checkpoint):
