@@ -84,8 +84,10 @@ def test_tally_words():
     assert claims.tally([(None, "x [untestable: base network below target]")]) == \
         "untestable: base network below target"
     assert claims.tally([(False, "")]) == "does not hold (0/1 checks)"
-    with pytest.raises(ValueError, match="unknown claim 'x'"):
-        claims.check("x", {}, CFG)
+    for use in (lambda: claims.check("x", {}, CFG), lambda: claims.print_check("x", {}, CFG),
+                lambda: claims.what_we_see("x", {}, CFG, "cpu"), lambda: claims.authors_check("x", {})):
+        with pytest.raises(ValueError, match="unknown claim 'x'; known: "):
+            use()
 
 
 def test_mask_training_can_stop_on_a_plateau():

@@ -147,10 +147,16 @@ def tally(lines: list[tuple[bool | None, str]]) -> str:
     return f"{word} ({held}/{len(made)} checks" + (f"; {untestable} untestable)" if untestable else ")")
 
 
-def check(key: str, tables: dict, cfg: dict) -> list[tuple[bool, str]]:
+def claim_of(key: str) -> Claim:
+    """The claim named ``key``; an unknown key is a one-line error listing the known ones."""
     claim = next((c for c in CLAIMS if c.key == key), None)
     if claim is None:
         raise ValueError(f"unknown claim {key!r}; known: {[c.key for c in CLAIMS]}")
+    return claim
+
+
+def check(key: str, tables: dict, cfg: dict) -> list[tuple[bool, str]]:
+    claim = claim_of(key)
     tables = {k: v if isinstance(v, (pd.DataFrame, str)) else pd.DataFrame(v) for k, v in tables.items()}
     return claim.check(tables, cfg)
 
@@ -160,7 +166,7 @@ def authors_check(key: str, found: dict) -> list[tuple[bool | None, str]]:
     targets our preset sets for the same networks (the cpu preset's, else the paper's): "the authors' code at this
     configuration". Their runs log no mask curves we read back, so only the targets gate them."""
     from . import reference
-    claim = next(c for c in CLAIMS if c.key == key)
+    claim = claim_of(key)
     exp = experiment_of(claim.experiment)
     model = exp.model_or_default(model_of(claim.experiment))
     cfg = exp.config("cpu" if "cpu" in exp.preset_names(model) else "paper", 0, model)
@@ -181,7 +187,7 @@ def what_we_see(key: str, tables: dict, cfg: dict, preset: str) -> str:
         return f"Not run at preset {preset}."
     numbers = "; ".join(d.split(" [untestable: ")[0] for _, d in lines)
     out = f"at preset {preset}, **{tally(lines)}**; the numbers checked: {numbers}."
-    claim = next(c for c in CLAIMS if c.key == key)
+    claim = claim_of(key)
     if preset == "cpu":
         from . import reference
         found, folder = reference.find_authors(claim.experiment)
@@ -195,7 +201,7 @@ def what_we_see(key: str, tables: dict, cfg: dict, preset: str) -> str:
 
 def print_check(key: str, tables: dict, cfg: dict) -> None:
     """Print the claim and one ``[holds]`` / ``[does not hold]`` line per inequality checked."""
-    claim = next(c for c in CLAIMS if c.key == key)
+    claim = claim_of(key)
     print(f"Paper ({claim.evidence}): {claim.claim}")
     if claim.why:
         print(f"  checked as: {claim.why}")
