@@ -89,3 +89,25 @@ def test_networks_selects_part_of_a_preset_and_the_summary_merges_selections(tmp
     assert summary["provenance"]["made_by"] == sorted({"f" * 40, mine})
     caption = partial_caption(summary)
     assert "fffffff (fnn_xs)" in caption and f"{mine[:7]} (fnn_masks_clip)" in caption
+
+
+def test_a_selection_held_by_a_larger_finished_one_is_not_run_again(tmp_path):
+    """``--networks fnn_xs`` after ``--networks fnn_xs,fnn_masks_clip`` of the same seed reuses the larger result (the
+    same settings, the same code); a larger result whose key or code differs does not stand for it."""
+    root, cover = tmp_path, tmp_path / "addmul/smoke"
+    both = runner.run("addmul", "smoke", [1], root, progress=False, threads=1, networks=["fnn_xs", "fnn_masks_clip"])
+    assert both["computed"] == [1]
+    again = runner.run("addmul", "smoke", [1], root, progress=False, threads=1, networks=["fnn_xs"])
+    assert again["computed"] == [] and again["runs"] == both["runs"]
+    assert not (cover / "seed1@fnn_xs.json").exists()
+    larger, = cover.glob("seed1@*+*.json")
+    made = json.loads(larger.read_text())
+    for field, value in (("seed", 2), ("code", "0" * 16)):   # another seed's key, another code version: run again
+        changed = json.loads(json.dumps(made))
+        (changed["store"]["key"] if field == "seed" else changed["store"])[field] = value
+        larger.write_text(json.dumps(changed))
+        assert runner.run("addmul", "smoke", [1], root, progress=False, threads=1,
+                          networks=["fnn_xs"])["computed"] == [1], field
+        (cover / "seed1@fnn_xs.json").unlink()
+    assert runner.run("addmul", "smoke", [1], root, progress=False, threads=1, networks=["fnn_xs"],
+                      stale="reuse")["computed"] == []   # other code with --stale reuse: reused

@@ -9,7 +9,9 @@ a folder):
   atomically; reused when its configuration and code match (see :mod:`wmask.store`); a run of some of a preset's
   networks (``--networks``, e.g. the paper's smallest FNN on a CPU) writes ``seed<N>@<net>+<net>.json`` instead, and
   the summary merges every seed's networks from all such files made by the same code (with ``--stale reuse``, also
-  those made by other versions, each network then named with the commit that made it);
+  those made by other versions, each network then named with the commit that made it); a selection whose networks
+  a finished file of the seed already holds at the same settings (a larger selection, or a full run) is not run
+  again: that file stands for it;
 - ``seed<N>/``: that seed's reusable stages (base networks, masks, checkpoints), so an interrupted run resumes;
 - ``summary.json``: every finished seed in the folder plus provenance (preset, overrides, seeds, commit, torch,
   device, wall time); written under a lock, so concurrent runs of different seeds lose nothing;
@@ -25,6 +27,7 @@ import io
 import json
 import platform
 import time
+from typing import Callable
 from pathlib import Path
 
 from . import config as _config
@@ -147,11 +150,13 @@ def run(experiment: str, preset: str, seeds: list[int], results: str | Path = "r
     set_threads(threads)
     out_dir = Path(results) / name / folder_name(preset, overrides)
     runs, computed, start = [], [], time.time()
+    def key_of(seed, cfg_obj, selected: bool) -> dict:
+        key = {"experiment": name, "preset": preset, "overrides": overrides, "seed": seed,
+               "config": _config.to_dict(cfg_obj)}
+        return {**key, "selected": list(cfg_obj.networks)} if selected else key
+
     for seed in seeds:
-        cfg = _config.to_dict(cfgs[seed])
-        key = {"experiment": name, "preset": preset, "overrides": overrides, "seed": seed, "config": cfg}
-        if picked:
-            key["selected"] = list(cfgs[seed].networks)
+        key = key_of(seed, cfgs[seed], bool(picked))
 
         def compute(seed=seed, cfg_obj=cfgs[seed]):
             computed.append(seed)
@@ -165,13 +170,38 @@ def run(experiment: str, preset: str, seeds: list[int], results: str | Path = "r
                     "device": made["device"], "host": platform.node(), "commit": made["commit"],
                     "dataset": GENERATED, **json.loads(dumps(result))}
 
+        path = out_dir / f"seed{seed}{picked}.json"
         with locked(out_dir / f".seed{seed}{picked}.lock", f"seed {seed} of {name} in {out_dir}", wait=False):
-            runs.append(Store(out_dir, stale).json(out_dir / f"seed{seed}{picked}.json", key, compute))
+            held = None if not picked or path.exists() else covering_run(
+                out_dir, seed, cfgs[seed].networks, stale,
+                lambda nets, seed=seed: key_of(seed, exp.config(preset, seed, model, overrides, nets), nets is not None))
+            runs.append(held or Store(out_dir, stale).json(path, key, compute))
     with locked(out_dir / ".summary.lock", f"the summary of {out_dir}", wait=True):
         everything = finished_runs(out_dir, runs, other_code=stale == "reuse")
         merged = [merge_runs(exp, preset, model, overrides, rs) for rs in everything]
         summary = write_summary(exp, out_dir, name, preset, overrides, merged, dev, time.time() - start)
     return {**summary, "seeds": seeds, "runs": runs, "computed": computed}
+
+
+def covering_run(out_dir: Path, seed: int, networks, stale: str, key_of: Callable) -> dict | None:
+    """A finished result of ``seed`` in ``out_dir`` that already holds every one of ``networks`` at the settings
+    asked for (a larger selection, or a full run: its stored key is what ``key_of(its selection)`` gives now, so
+    each network's config is the same), made by this code or, with ``stale="reuse"``, by any. Reused instead of
+    running those networks again; None when there is none."""
+    for path in [out_dir / f"seed{seed}.json", *sorted(out_dir.glob(f"seed{seed}@*.json"))]:
+        if not path.is_file():
+            continue
+        other = read_json(path)
+        meta, chosen = other.get("store", {}), other.get("selected")
+        if chosen is not None and not set(networks) <= set(chosen):
+            continue
+        try:
+            wanted = json.loads(dumps(key_of(chosen)))
+        except ValueError:      # a selection of networks the preset no longer has
+            continue
+        if meta.get("key") == wanted and (meta.get("code") == code_fingerprint() or stale == "reuse"):
+            return other
+    return None
 
 
 def finished_runs(out_dir: Path, runs: list[dict], other_code: bool = False) -> list[list[dict]]:
