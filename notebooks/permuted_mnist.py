@@ -43,8 +43,11 @@ import seaborn as sns
 from IPython.display import Markdown
 from myst_nb import glue
 
+import pandas as pd
+
 from wmask import claims
-from wmask.report import chapter_run
+from wmask.report import chapter_run, committed_variants
+from wmask.tasks import permuted_mnist
 
 summary, tables, where, run_cfg, _ = chapter_run("permuted_mnist", preset, seeds, results, device)
 print(where)
@@ -126,3 +129,28 @@ glue("see-permuted-no-reuse", Markdown(claims.what_we_see("permuted-no-reuse", t
 
 # %% [markdown]
 # **What we see:** {glue:md}`see-permuted-no-reuse`
+
+# %% [markdown]
+# ## Does reuse fall with width?
+#
+# The paper's network is 784-800-800-64-10; the cpu preset's is 784-256-256-64-10, a third as wide, so that four
+# tasks fit two cores. If later tasks reuse earlier weights because a narrow network has few free ones, the share
+# should fall as the network widens. Each row is a committed run with the cpu preset's settings at one width
+# (`python -m wmask run permuted_mnist --preset cpu 'hidden=[512,512,64]'` writes `results/permuted_mnist/cpu+<hash>/`),
+# with the claim's verdict on it; the reuse columns are the mean over tasks 1 on.
+
+# %%
+widths = pd.DataFrame([permuted_mnist.reuse_by_width(s) for s in committed_variants("permuted_mnist", "cpu")])
+widths
+
+# %% tags=["remove-cell"]
+layers = [c for c in widths.columns if c.endswith(" reused")]
+see_widths = "; ".join(
+    f"at {r.hidden} ({r.seeds} seed{'s' * (r.seeds > 1)}, tasks at target and settled {r['tasks at target, settled']}) "
+    f"{' / '.join(f'{r[c]:.2f}' for c in layers)} of a later mask's weights in layers "
+    f"{' / '.join(c.split()[1] for c in layers)} lie on earlier tasks' weights (verdict: {r.verdict})"
+    for _, r in widths.iterrows()) if len(widths) else "No cpu run of this experiment is committed."
+glue("see-widths", Markdown(see_widths[:1].upper() + see_widths[1:] + "."), display=False)
+
+# %% [markdown]
+# **What we see** (width): {glue:md}`see-widths`

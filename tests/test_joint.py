@@ -62,3 +62,28 @@ def test_joint_training_errors_are_named():
     with pytest.raises(ValueError, match="clip_mode='all'"):
         wmask.train_masks(masks, data, _loss, wmask.MaskTrainConfig(steps=1, k=4, batch_size=16),
                           train_weights=True)
+
+
+def test_reuse_by_width_is_the_mean_share_of_later_tasks_and_the_claims_verdict():
+    """The chapter's width row, against a loop over hand-made rows: tasks 1 on, layers 2 on, the first init only;
+    one task below the target makes it count 2/3 and leaves the reuse checks untestable (the first-layer check of T1,
+    whose tasks 0 and 1 are at target, is made)."""
+    import random
+
+    from wmask.tasks.permuted_mnist import reuse_by_width
+    rng = random.Random(0)
+    reuse = [{"task": t, "layer": la, "reused": (rng.random() if t else float("nan")), "kept": 1, "size": 2}
+             for t in range(3) for la in (1, 2, 3)]
+    tasks = [{"task": t, "accuracy": a, "accuracy after all tasks": 0.1, "kept": 0.1, "reason": "", "settled": True,
+              "steps": 10} for t, a in enumerate((0.97, 0.96, 0.5))]
+    variant = lambda init, rows: {"new_init": init, "reuse": rows, "tasks": tasks, "curves": []}  # noqa: E731
+    other = [{**r, "reused": 1.0} for r in reuse]      # a second init, not in the row
+    run = {"seed": 0, "config": {"hidden": [8, 8, 4], "new_inits": [2.0, -1.0], "target": 0.95},
+           "variants": [variant(2.0, reuse), variant(-1.0, other)],
+           "control": [{"task": 1, "what": "first layer only", "accuracy": 0.96}]}
+    row = reuse_by_width({"seeds": [0], "runs": [run]})
+    for layer in (2, 3):
+        expect = sum(r["reused"] for r in reuse if r["task"] > 0 and r["layer"] == layer) / 2
+        assert row[f"layer {layer} reused"] == pytest.approx(expect, abs=1e-3)
+    assert "layer 1 reused" not in row and row["hidden"] == "8-8-4" and row["new init"] == 2.0
+    assert row["tasks at target, settled"] == "2/3" and row["verdict"] == "holds (1/1 checks; 2 untestable)"

@@ -74,6 +74,16 @@ def committed_summary(experiment: str, preset: str, root=None) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
+def committed_variants(experiment: str, preset: str, root=None) -> list[dict]:
+    """The committed summaries of ``preset`` and of its runs with overrides (``results/<experiment>/<preset>`` and
+    ``<preset>+<hash>``, e.g. ``python -m wmask run permuted_mnist --preset cpu 'hidden=[512,512,64]'``), the plain
+    preset first. Each summary names its overrides."""
+    import json
+    base = Path(root or repo_root() / "results") / experiment
+    folders = [base / preset, *sorted(base.glob(f"{preset}+*"))]
+    return [json.loads((f / "summary.json").read_text()) for f in folders if (f / "summary.json").is_file()]
+
+
 def partial_caption(summary: dict) -> str:
     """What a run of some of a preset's networks (``--networks``) is: which networks, seeds, where, how long."""
     p, runs = summary["provenance"], summary["runs"]

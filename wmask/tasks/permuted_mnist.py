@@ -232,3 +232,23 @@ PRESETS = {
 }
 
 EXPERIMENT = Experiment("permuted_mnist", PermutedConfig, PRESETS, run, tables)
+
+
+def reuse_by_width(summary: dict) -> dict:
+    """A committed run (a summary) as one row of the chapter's width comparison: the hidden widths, the seeds, the
+    tasks at the target with a settled mask, the mean share of a later task's kept weights (tasks 1 on) that earlier
+    tasks use in each layer from 2 on, for the first new-weight init, and the claim's verdict."""
+    import pandas as pd
+
+    from .. import claims
+    tb = {k: pd.DataFrame(v) for k, v in tables(summary["runs"]).items()}
+    cfg = summary["runs"][0]["config"]
+    t, reuse = tb["tasks"], tb["reuse"]
+    init = cfg["new_inits"][0]
+    later = reuse[(reuse.task > 0) & (reuse.layer > 1) & (reuse["new init"] == init)].groupby("layer").reused.mean()
+    t = t[t["new init"] == init]
+    ok = (t.accuracy >= cfg["target"]) & t.settled.astype(bool)
+    return {"hidden": "-".join(map(str, cfg["hidden"])), "seeds": len(summary["seeds"]), "new init": init,
+            "tasks at target, settled": f"{int(ok.sum())}/{len(t)}",
+            **{f"layer {layer} reused": round(float(x), 3) for layer, x in later.items()},
+            "verdict": claims.tally(claims.check("permuted-no-reuse", tb, cfg))}
