@@ -137,7 +137,8 @@ glue("see-permuted-no-reuse", Markdown(claims.what_we_see("permuted-no-reuse", t
 # tasks fit two cores. If later tasks reuse earlier weights because a narrow network has few free ones, the share
 # should fall as the network widens. Each row is a committed run with the cpu preset's settings at one width
 # (`python -m wmask run permuted_mnist --preset cpu 'hidden=[512,512,64]'` writes `results/permuted_mnist/cpu+<hash>/`),
-# with the claim's verdict on it; the reuse columns are the mean over tasks 1 on.
+# with the claim's verdict on it; the reuse columns are the mean over tasks 1 on. With `stop_on_plateau=False` every
+# task trains its full 3,000 joint steps instead of stopping once its mask has settled.
 
 # %%
 widths = pd.DataFrame([permuted_mnist.reuse_by_width(s) for s in committed_variants("permuted_mnist", "cpu")])
@@ -146,7 +147,8 @@ widths
 # %% tags=["remove-cell"]
 layers = [c for c in widths.columns if c.endswith(" reused")]
 see_widths = "; ".join(
-    f"at {r.hidden} ({r.seeds} seed{'s' * (r.seeds > 1)}, tasks at target and settled {r['tasks at target, settled']}) "
+    f"at {r.hidden} (overrides: {r.overrides}; {r.seeds} seed{'s' * (r.seeds > 1)}, tasks at target and settled "
+    f"{r['tasks at target, settled']}) "
     f"{' / '.join(f'{r[c]:.2f}' for c in layers)} of a later mask's weights in layers "
     f"{' / '.join(c.split()[1] for c in layers)} lie on earlier tasks' weights (verdict: {r.verdict})"
     for _, r in widths.iterrows()) if len(widths) else "No cpu run of this experiment is committed."

@@ -81,9 +81,10 @@ def test_reuse_by_width_is_the_mean_share_of_later_tasks_and_the_claims_verdict(
     run = {"seed": 0, "config": {"hidden": [8, 8, 4], "new_inits": [2.0, -1.0], "target": 0.95},
            "variants": [variant(2.0, reuse), variant(-1.0, other)],
            "control": [{"task": 1, "what": "first layer only", "accuracy": 0.96}]}
-    row = reuse_by_width({"seeds": [0], "runs": [run]})
+    row = reuse_by_width({"seeds": [0], "runs": [run], "overrides": {"hidden": [8, 8, 4], "steps": 9}})
     for layer in (2, 3):
         expect = sum(r["reused"] for r in reuse if r["task"] > 0 and r["layer"] == layer) / 2
         assert row[f"layer {layer} reused"] == pytest.approx(expect, abs=1e-3)
     assert "layer 1 reused" not in row and row["hidden"] == "8-8-4" and row["new init"] == 2.0
+    assert row["overrides"] == "hidden=[8, 8, 4], steps=9"
     assert row["tasks at target, settled"] == "2/3" and row["verdict"] == "holds (1/1 checks; 2 untestable)"

@@ -235,9 +235,10 @@ EXPERIMENT = Experiment("permuted_mnist", PermutedConfig, PRESETS, run, tables)
 
 
 def reuse_by_width(summary: dict) -> dict:
-    """A committed run (a summary) as one row of the chapter's width comparison: the hidden widths, the seeds, the
-    tasks at the target with a settled mask, the mean share of a later task's kept weights (tasks 1 on) that earlier
-    tasks use in each layer from 2 on, for the first new-weight init, and the claim's verdict."""
+    """A committed run (a summary) as one row of the chapter's width comparison: the hidden widths, the overrides of
+    the preset it ran with, the seeds, the tasks at the target with a settled mask, the mean share of a later task's
+    kept weights (tasks 1 on) that earlier tasks use in each layer from 2 on, for the first new-weight init, and the
+    claim's verdict."""
     import pandas as pd
 
     from .. import claims
@@ -248,7 +249,9 @@ def reuse_by_width(summary: dict) -> dict:
     later = reuse[(reuse.task > 0) & (reuse.layer > 1) & (reuse["new init"] == init)].groupby("layer").reused.mean()
     t = t[t["new init"] == init]
     ok = (t.accuracy >= cfg["target"]) & t.settled.astype(bool)
-    return {"hidden": "-".join(map(str, cfg["hidden"])), "seeds": len(summary["seeds"]), "new init": init,
+    changed = ", ".join(f"{k}={v}" for k, v in (summary.get("overrides") or {}).items()) or "none"
+    return {"hidden": "-".join(map(str, cfg["hidden"])), "overrides": changed, "seeds": len(summary["seeds"]),
+            "new init": init,
             "tasks at target, settled": f"{int(ok.sum())}/{len(t)}",
             **{f"layer {layer} reused": round(float(x), 3) for layer, x in later.items()},
             "verdict": claims.tally(claims.check("permuted-no-reuse", tb, cfg))}
