@@ -27,8 +27,8 @@ import io
 import json
 import platform
 import time
-from typing import Callable
 from pathlib import Path
+from typing import Callable
 
 from . import config as _config
 from .experiment import Experiment
@@ -150,6 +150,7 @@ def run(experiment: str, preset: str, seeds: list[int], results: str | Path = "r
     set_threads(threads)
     out_dir = Path(results) / name / folder_name(preset, overrides)
     runs, computed, start = [], [], time.time()
+
     def key_of(seed, cfg_obj, selected: bool) -> dict:
         key = {"experiment": name, "preset": preset, "overrides": overrides, "seed": seed,
                "config": _config.to_dict(cfg_obj)}
