@@ -85,7 +85,7 @@ fig.tight_layout()
 
 # %% tags=["hide-input"]
 reuse = tables["reuse"]
-later = reuse[(reuse.task > 0) & (reuse.layer > 1)]
+later = permuted_mnist.later_reuse(reuse)
 fig, axes = plt.subplots(1, later.layer.nunique(), figsize=(11, 3.2), sharey=True, squeeze=False)
 for ax, (layer, sub) in zip(axes[0], later.groupby("layer")):
     sns.barplot(data=sub, x="task", y="reused", hue="new init", errorbar="sd", ax=ax)

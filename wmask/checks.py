@@ -9,6 +9,7 @@ import pandas as pd
 
 from . import evidence
 from .tasks import scan
+from .tasks.permuted_mnist import later_reuse
 
 
 def _mean_acc(tables):
@@ -245,7 +246,7 @@ def no_reuse(tables, cfg):
 
     def why(rows):        # every task of these rows at target, and its mask settled
         return _gate_rows(rows, lambda r: f"init {r['new init']:g} T{r['task']}", cfg["target"])
-    later = reuse[(reuse.task > 0) & (reuse.layer > 1)].groupby(["new init", "layer"]).reused.mean()
+    later = later_reuse(reuse).groupby(["new init", "layer"]).reused.mean()
     lines = []
     for v in dict.fromkeys(t["new init"]):
         share = later[v]

@@ -234,6 +234,12 @@ PRESETS = {
 EXPERIMENT = Experiment("permuted_mnist", PermutedConfig, PRESETS, run, tables)
 
 
+def later_reuse(reuse):
+    """The rows of the ``reuse`` table the claim is about: later tasks (1 on) in layers 2 on (the first layer is
+    relearned for every task, so its reuse says nothing)."""
+    return reuse[(reuse.task > 0) & (reuse.layer > 1)]
+
+
 def reuse_by_width(summary: dict) -> dict:
     """A committed run (a summary) as one row of the chapter's width comparison: the hidden widths, the overrides of
     the preset it ran with, the seeds, the tasks at the target with a settled mask, the mean share of a later task's
@@ -246,7 +252,7 @@ def reuse_by_width(summary: dict) -> dict:
     cfg = summary["runs"][0]["config"]
     t, reuse = tb["tasks"], tb["reuse"]
     init = cfg["new_inits"][0]
-    later = reuse[(reuse.task > 0) & (reuse.layer > 1) & (reuse["new init"] == init)].groupby("layer").reused.mean()
+    later = later_reuse(reuse[reuse["new init"] == init]).groupby("layer").reused.mean()
     t = t[t["new init"] == init]
     ok = (t.accuracy >= cfg["target"]) & t.settled.astype(bool)
     changed = ", ".join(f"{k}={v}" for k, v in (summary.get("overrides") or {}).items()) or "none"
