@@ -197,10 +197,10 @@ def covering_run(out_dir: Path, seed: int, networks, stale: str, key_of: Callabl
         if chosen is not None and not set(networks) <= set(chosen):
             continue
         try:
-            wanted = json.loads(dumps(key_of(chosen)))
+            wanted = key_of(chosen)
         except ValueError:      # a selection of networks the preset no longer has
             continue
-        if meta.get("key") == wanted and (meta.get("code") == code_fingerprint() or stale == "reuse"):
+        if Store(out_dir, stale).holds(meta, wanted):
             return other
     return None
 

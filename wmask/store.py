@@ -62,8 +62,16 @@ class Store:
     def _meta(self, key: dict) -> dict:
         return {"key": json.loads(dumps(key)), "code": code_fingerprint(), "code_files": code_files()}
 
+    def holds(self, stored: dict, key: dict) -> bool:
+        """True when an artefact's stored ``key`` and ``code`` (its ``store`` entry) let it be reused as it is: the
+        same configuration, made by this code (or by any, with ``stale="reuse"``). Never raises."""
+        return stored.get("key") == json.loads(dumps(key)) and (
+            stored.get("code") == code_fingerprint() or self.stale == "reuse")
+
     def _reusable(self, path: Path, stored: dict, key: dict) -> bool:
         """True to reuse ``path``; False to recompute it; an error when the key differs or the code is stale."""
+        if self.holds(stored, key):
+            return True
         expected = json.loads(dumps(key))
         if "key" not in stored:   # written before artefacts carried their key and code fingerprint
             if self.stale == "recompute":
@@ -76,8 +84,6 @@ class Store:
             lines = _config.diff(stored["key"], expected)
             raise ValueError(f"{path} was made by a different configuration ({'; '.join(lines[:8])}"
                              f"{' …' if len(lines) > 8 else ''}); move it away or use another --results folder")
-        if stored.get("code") == code_fingerprint() or self.stale == "reuse":
-            return True
         if self.stale == "recompute":
             return False
         old, new = stored.get("code_files", {}), code_files()
