@@ -67,21 +67,29 @@ def chapter_run(experiment: str, preset: str, seeds: list[int], results: str = "
     return ChapterRun(summary, tables, caption(summary, dataset), runs[0]["config"], note)
 
 
+def _results(experiment: str, root=None) -> Path:
+    """The committed results of ``experiment``: ``results/<experiment>`` (``root``: another results folder)."""
+    return Path(root or repo_root() / "results") / experiment
+
+
+def _summary_in(folder: Path) -> dict | None:
+    import json
+    path = folder / "summary.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
 def committed_summary(experiment: str, preset: str, root=None) -> dict | None:
     """The committed ``results/<experiment>/<preset>/summary.json`` (``root``: another results folder), or None."""
-    import json
-    path = Path(root or repo_root() / "results") / experiment / preset / "summary.json"
-    return json.loads(path.read_text()) if path.is_file() else None
+    return _summary_in(_results(experiment, root) / preset)
 
 
 def committed_variants(experiment: str, preset: str, root=None) -> list[dict]:
     """The committed summaries of ``preset`` and of its runs with overrides (``results/<experiment>/<preset>`` and
     ``<preset>+<hash>``, e.g. ``python -m wmask run permuted_mnist --preset cpu 'hidden=[512,512,64]'``), the plain
     preset first. Each summary names its overrides."""
-    import json
-    base = Path(root or repo_root() / "results") / experiment
-    folders = [base / preset, *sorted(base.glob(f"{preset}+*"))]
-    return [json.loads((f / "summary.json").read_text()) for f in folders if (f / "summary.json").is_file()]
+    base = _results(experiment, root)
+    found = (_summary_in(f) for f in [base / preset, *sorted(base.glob(f"{preset}+*"))])
+    return [s for s in found if s is not None]
 
 
 def partial_caption(summary: dict) -> str:
