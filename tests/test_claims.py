@@ -126,3 +126,16 @@ def test_settling_table_is_convergence_per_mask():
         c = t[(t.seed == r.seed) & (t["mask"] == r["mask"])]
         assert r.converged == evidence.convergence(c.step.tolist(), c.loss.tolist(), c.kept.tolist())["converged"]
     assert set(s[~s.converged]["mask"]) == {"+"}
+
+
+def test_claims_are_checked_on_each_kind_of_networks_main_one_or_on_what_a_partial_run_has():
+    """A full preset: its main FNN and its LSTM. A run of some networks (the paper preset on a CPU): the main one of
+    each kind where it ran, else every network of that kind (bar clipping variants), so adding the LSTM to a run of
+    the smaller FNNs does not drop the FNNs from the checks."""
+    from wmask.checks import _main_nets
+    nets = {"fnn_small": "fnn", "fnn_medium": "fnn", "fnn_big": "fnn", "fnn_big_masks_clip": "fnn", "lstm": "lstm"}
+    cfg = lambda *names: {"networks": {n: {"model": nets[n]} for n in names}}   # noqa: E731
+    assert _main_nets(cfg(*nets)) == ["fnn_big", "lstm"]
+    assert _main_nets(cfg("fnn_small", "fnn_medium", "lstm")) == ["fnn_small", "fnn_medium", "lstm"]
+    assert _main_nets(cfg("fnn_small", "fnn_big_masks_clip")) == ["fnn_small"]
+    assert _main_nets(cfg("lstm", "fnn_big", "fnn_small")) == ["lstm", "fnn_big"]

@@ -45,13 +45,18 @@ def _line(reason: str, holds, detail: str) -> tuple[bool | None, str]:
     return (None, f"{detail} [untestable: {reason}]") if reason else (bool(holds), detail)
 
 
+MAIN_NETS = ("fnn", "fnn_big", "lstm")
+
+
 def _main_nets(cfg: dict, subtasks=None) -> list[str]:
-    """The networks a claim is checked on: the preset's main ones (fnn / fnn_big, lstm); in a run of some of a
-    preset's networks without them (e.g. the paper's smallest FNN on a CPU), every network it ran, bar the
-    clipping variants."""
-    nets = cfg["networks"]
-    return ([n for n in ("fnn", "fnn_big", "lstm") if n in nets]
-            or [n for n in nets if not n.endswith("_masks_clip")])
+    """The networks a claim is checked on: per kind of network (FNN, LSTM) the preset's main one (fnn / fnn_big,
+    lstm); where a run of some of a preset's networks lacks it (e.g. the paper's smaller FNNs and its LSTM on a CPU,
+    without the 2000×4 FNN), every network of that kind it ran, bar the clipping variants."""
+    nets, picked = cfg["networks"], []
+    for model in dict.fromkeys(c.get("model") for c in nets.values()):
+        kind = [n for n, c in nets.items() if c.get("model") == model and not n.endswith("_masks_clip")]
+        picked += [n for n in kind if n in MAIN_NETS] or kind
+    return picked
 
 
 def specialised(tables, cfg, subtasks):
