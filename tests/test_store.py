@@ -103,3 +103,52 @@ def test_empty_seed_range_leaves_existing_results_alone(tmp_path, capsys):
     before = (tmp_path / "planted/smoke/summary.json").read_text()
     assert main(["run", "planted", "--preset", "smoke", "--seeds", "3-1", "--results", str(tmp_path)]) == 2
     assert (tmp_path / "planted/smoke/summary.json").read_text() == before
+
+
+def test_wall_clock_sums_the_periods_of_one_key_and_survives_an_error(tmp_path):
+    """The ledger: topped up while running (background thread) and on leaving, even by an error; a second period
+    of the same key adds to the first; another key starts afresh."""
+    import time
+    ledger, key = tmp_path / ".t.json", {"seed": 0}
+    start = time.monotonic()
+    with pytest.raises(KeyboardInterrupt), store.wall_clock(ledger, key, every=0.02):
+        time.sleep(0.15)
+        mid = json.loads(ledger.read_text())    # the first write is at 0 s: a later one is the beat's
+        assert mid["periods"] == 1 and 0.02 <= mid["seconds"] <= time.monotonic() - start
+        raise KeyboardInterrupt
+    first = json.loads(ledger.read_text())["seconds"]
+    assert first >= 0.15
+    with store.wall_clock(ledger, key) as clock:
+        time.sleep(0.05)
+    seconds, periods = clock()
+    assert periods == 2 and seconds >= first + 0.05
+    assert json.loads(ledger.read_text()) == {"key": key, "seconds": seconds, "periods": 2}
+    with store.wall_clock(ledger, {"seed": 1}) as clock:
+        pass
+    assert clock()[1] == 1 and clock()[0] < first
+
+
+def test_a_run_killed_and_rerun_reports_the_time_of_both_periods(tmp_path, monkeypatch):
+    """A seed's wall_time_s is the sum of every process that computed it, not the last one's; the ledger goes once
+    the result is stored, so a later recomputation starts from zero."""
+    import time
+    exp = runner.EXPERIMENTS["planted"]
+    real, calls = exp.run, []
+
+    def killed_once(*a, **k):
+        calls.append(1)
+        if len(calls) == 1:
+            time.sleep(1.0)
+            raise KeyboardInterrupt
+        return real(*a, **k)
+    import dataclasses
+    monkeypatch.setitem(runner.EXPERIMENTS, "planted", dataclasses.replace(exp, run=killed_once))
+    args = dict(seeds=[0], results=tmp_path, progress=False, threads=1)
+    with pytest.raises(KeyboardInterrupt):
+        runner.run("planted", "smoke", **args)
+    assert list((tmp_path / "planted/smoke").glob(".seed0.time.json"))
+    t0 = time.monotonic()
+    run, = runner.run("planted", "smoke", **args)["runs"]
+    second = time.monotonic() - t0
+    assert run["work_periods"] == 2 and 1.0 <= run["wall_time_s"] - second + 0.05 < 2.0
+    assert not list((tmp_path / "planted/smoke").glob(".seed*.time.json"))

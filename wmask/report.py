@@ -95,7 +95,8 @@ def committed_variants(experiment: str, preset: str, root=None) -> list[dict]:
 def partial_caption(summary: dict) -> str:
     """What a run of some of a preset's networks (``--networks``) is: which networks, seeds, where, how long."""
     p, runs = summary["provenance"], summary["runs"]
-    minutes = ", ".join(f"seed {r['seed']} {r.get('wall_time_s', float('nan')) / 60:.0f} min" for r in runs)
+    minutes = ", ".join(f"seed {r['seed']} {r.get('wall_time_s', float('nan')) / 60:.0f} min"
+                        + (f" over {n} work periods" if (n := r.get("work_periods", 1)) > 1 else "") for r in runs)
     nets = summary.get("selected") or list(runs[0]["config"]["networks"])
     by_commit: dict[str, set] = {}
     for r in runs:

@@ -32,7 +32,7 @@ from typing import Callable
 
 from . import config as _config
 from .experiment import Experiment
-from .store import Store, code_fingerprint, read_json
+from .store import Store, code_fingerprint, read_json, wall_clock
 from .tasks import (addmul, cifar10, clusterability, dm_math, double_addition, own_model, permuted_mnist, planted,
                     scan)
 from .utils import atomic_write_text, dumps, get_device, provenance, set_threads
@@ -158,16 +158,17 @@ def run(experiment: str, preset: str, seeds: list[int], results: str | Path = "r
 
     for seed in seeds:
         key = key_of(seed, cfgs[seed], bool(picked))
+        ledger = out_dir / f".seed{seed}{picked}.time.json"   # the wall time of earlier, killed attempts
 
-        def compute(seed=seed, cfg_obj=cfgs[seed]):
+        def compute(seed=seed, cfg_obj=cfgs[seed], key=key, ledger=ledger):
             computed.append(seed)
-            t0 = time.time()
-            store = Store(out_dir / f"seed{seed}", stale)
-            result = exp.run(cfg_obj, store, dev, progress)
+            with wall_clock(ledger, key) as clock:
+                result = exp.run(cfg_obj, Store(out_dir / f"seed{seed}", stale), dev, progress)
+            seconds, periods = clock()
             made = provenance(dev)
             return {"experiment": name, "preset": preset, "overrides": overrides, "seed": seed,
                     **({"selected": list(cfg_obj.networks)} if picked else {}),
-                    "config": _config.to_dict(cfg_obj), "wall_time_s": time.time() - t0,
+                    "config": _config.to_dict(cfg_obj), "wall_time_s": seconds, "work_periods": periods,
                     "device": made["device"], "host": platform.node(), "commit": made["commit"],
                     "dataset": GENERATED, **json.loads(dumps(result))}
 
@@ -177,6 +178,7 @@ def run(experiment: str, preset: str, seeds: list[int], results: str | Path = "r
                 out_dir, seed, cfgs[seed].networks, stale,
                 lambda nets, seed=seed: key_of(seed, exp.config(preset, seed, model, overrides, nets), nets is not None))
             runs.append(held or Store(out_dir, stale).json(path, key, compute))
+            ledger.unlink(missing_ok=True)
     with locked(out_dir / ".summary.lock", f"the summary of {out_dir}", wait=True):
         everything = finished_runs(out_dir, runs, other_code=stale == "reuse")
         merged = [merge_runs(exp, preset, model, overrides, rs) for rs in everything]
@@ -221,7 +223,8 @@ def finished_runs(out_dir: Path, runs: list[dict], other_code: bool = False) -> 
 def merge_runs(exp: Experiment, preset: str, model: str | None, overrides: dict, runs: list[dict]) -> dict:
     """One seed's results from several network selections as one run: each network's result from the first run
     that has it (a full run, without a selection, stands alone), any other result (e.g. the α sweep) from the first
-    run where it is not empty, the preset's config restricted to those networks, the summed wall time, and
+    run where it is not empty, the preset's config restricted to those networks, the summed wall time and work
+    periods (processes that computed them, see :func:`wmask.store.wall_clock`), and
     ``made_by``: each network's commit (selections may come from different versions, see :func:`finished_runs`)."""
     full = [r for r in runs if "selected" not in r]
     if full or len(runs) == 1:
@@ -229,7 +232,7 @@ def merge_runs(exp: Experiment, preset: str, model: str | None, overrides: dict,
     cfg = exp.config(preset, runs[0]["seed"], model, overrides, {n for r in runs for n in r["selected"]})
     names = list(cfg.networks)     # the preset's order
     merged = {**runs[0], "selected": names, "wall_time_s": sum(r.get("wall_time_s", 0.0) for r in runs),
-              "config": _config.to_dict(cfg)}
+              "work_periods": sum(r.get("work_periods", 1) for r in runs), "config": _config.to_dict(cfg)}
     source = {n: next(r for r in runs if n in r["networks"]) for n in names}
     merged["networks"] = {n: r["networks"][n] for n, r in source.items()}
     merged["made_by"] = {n: r["commit"] for n, r in source.items()}

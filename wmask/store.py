@@ -15,11 +15,14 @@ uninterrupted one. Mid-stage checkpoints (``store.checkpoint(name)``) are the tr
 from __future__ import annotations
 
 import base64
+import contextlib
 import functools
 import hashlib
 import io
 import json
 import os
+import threading
+import time
 from pathlib import Path
 from typing import Callable
 
@@ -149,6 +152,44 @@ class Store:
         atomic_write_text(meta_path, dumps({"store": self._meta(key), "history": history,
                                             "rng": base64.b64encode(rng.getvalue()).decode()}))
         return binary, history
+
+
+@contextlib.contextmanager
+def wall_clock(path: Path, key: dict, every: float = 60.0):
+    """The wall time spent computing one artefact across the processes that worked on it: a run killed and rerun
+    resumes from its checkpoints, and its time is the sum of every period's, not the last one's. A ledger at ``path``
+    (JSON: the artefact's ``key``, the seconds and the number of work periods so far) is topped up by a background
+    thread every ``every`` seconds and on leaving, error or not, so a killed process loses at most ``every`` seconds;
+    a ledger of another key is started afresh. Yields ``clock() -> (seconds, periods)``, which stops on leaving. Remove the ledger once the
+    artefact is stored, or a later recomputation would add to it. Time a process spent stopped counts (wall time)."""
+    expected, earlier, periods = json.loads(dumps(key)), 0.0, 0
+    if path.is_file():
+        with contextlib.suppress(ValueError, OSError):
+            old = read_json(path)
+            if old.get("key") == expected:
+                earlier, periods = float(old["seconds"]), int(old["periods"])
+    t0, stop, end = time.monotonic(), threading.Event(), []
+
+    def clock() -> tuple[float, int]:     # frozen once the block is left
+        return earlier + (end[0] if end else time.monotonic()) - t0, periods + 1
+
+    def write():
+        seconds, n = clock()
+        atomic_write_text(path, dumps({"key": expected, "seconds": seconds, "periods": n}))
+
+    def beat():
+        while not stop.wait(every):
+            write()
+    write()
+    thread = threading.Thread(target=beat, daemon=True, name=f"wall clock {path.name}")
+    thread.start()
+    try:
+        yield clock
+    finally:
+        stop.set()
+        thread.join()
+        end.append(time.monotonic())
+        write()
 
 
 def read_json(path: Path) -> dict:
