@@ -237,10 +237,14 @@ glue("see-alpha-sweep", Markdown(claims.what_we_see("alpha-sweep", tables, run_c
 #
 # The `paper` preset's own configuration (the paper's 20,000 base and 20,000 mask steps at mask lr 1e-2, nothing
 # stopped early) run for the networks a 2-core CPU finishes: the 400-400-200 FNN (`python -m wmask run addmul --preset
-# paper --networks fnn_small`, seeds 0–2) and the 800×4 FNN (`--networks fnn_medium`, seed 0 only: about 2.5 h),
-# committed under `results/addmul/paper/`. The cpu preset's `fnn` above is the 400-400-200 architecture trained to its
-# target and masked until settled at mask lr 3e-2, so the two runs show the same network at two budgets. The paper's
-# main networks (the 2000×4 FNN, the LSTM) still need a GPU (or about 12 and 2 hours a seed here).
+# paper --networks fnn_small`, seeds 0–2), the 800×4 FNN (`--networks fnn_medium`, seed 0 only: about 2.5 h) and the
+# paper's LSTM, 2 layers × 256 (`--networks lstm`, seed 0 only), committed under `results/addmul/paper/`. The LSTM ran
+# over three work periods, resumed from its checkpoints; its recorded wall time (about 1 h) is the last period's
+# only. From its progress logs: 28 min for the 20,000 base steps, then about 3.9 h for the mask steps (three masks
+# in one pass, 0.53–1.1 s a step as other jobs shared the two cores, a few hundred steps after each resume redone),
+# about 4.4 h in all. The cpu preset's `fnn` above is the 400-400-200 architecture trained to its target and masked
+# until settled at mask lr 3e-2, so the two runs show the same network at two budgets. The paper's main FNN (2000×4)
+# still needs a GPU (about 13 hours a seed here). Each claim is checked on every FNN and on the LSTM that ran.
 
 # %%
 see_paper = show_paper_scale("addmul", order, ["specialise", "partial-overlap", "inverted-addmul"], display=display)
@@ -249,7 +253,7 @@ see_paper = show_paper_scale("addmul", order, ["specialise", "partial-overlap", 
 glue("see-paper-scale", Markdown(see_paper), display=False)
 
 # %% [markdown]
-# **What we see** (paper preset, 400-400-200 and 800×4 FNNs): {glue:md}`see-paper-scale`
+# **What we see** (paper preset, 400-400-200 and 800×4 FNNs, 2×256 LSTM): {glue:md}`see-paper-scale`
 
 # %% [markdown]
 # ## The authors' code at the same settings
