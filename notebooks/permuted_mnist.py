@@ -138,10 +138,14 @@ glue("see-permuted-no-reuse", Markdown(claims.what_we_see("permuted-no-reuse", t
 # should fall as the network widens. Each row is a committed run with the cpu preset's settings at one width
 # (`python -m wmask run permuted_mnist --preset cpu 'hidden=[512,512,64]'` writes `results/permuted_mnist/cpu+<hash>/`),
 # with the claim's verdict on it; the reuse columns are the mean over tasks 1 on. With `stop_on_plateau=False` every
-# task trains its full 3,000 joint steps instead of stopping once its mask has settled.
+# task trains its full 3,000 joint steps instead of stopping once its mask has settled. The 800-wide row is the
+# paper's network with the cpu preset's four tasks and steps (the paper: eleven tasks, 30,000 steps each, three
+# mask inits).
 
 # %%
 widths = pd.DataFrame([permuted_mnist.reuse_by_width(s) for s in committed_variants("permuted_mnist", "cpu")])
+if len(widths):     # narrowest first
+    widths = widths.sort_values("hidden", key=lambda h: h.str.split("-").str[0].astype(int), kind="stable")
 widths
 
 # %% tags=["remove-cell"]
