@@ -1,7 +1,9 @@
 """The store of reusable artefacts: keyed by configuration and code version, exact resume of the random state,
 named errors for foreign, stale or truncated files; concurrent runs of one results folder."""
+import dataclasses
 import json
 import threading
+import time
 
 import pytest
 import torch
@@ -108,7 +110,6 @@ def test_empty_seed_range_leaves_existing_results_alone(tmp_path, capsys):
 def test_wall_clock_sums_the_periods_of_one_key_and_survives_an_error(tmp_path):
     """The ledger: topped up while running (background thread) and on leaving, even by an error; a second period
     of the same key adds to the first; another key starts afresh."""
-    import time
     ledger, key = tmp_path / ".t.json", {"seed": 0}
     start = time.monotonic()
     with pytest.raises(KeyboardInterrupt), store.wall_clock(ledger, key, every=0.02):
@@ -131,7 +132,6 @@ def test_wall_clock_sums_the_periods_of_one_key_and_survives_an_error(tmp_path):
 def test_a_run_killed_and_rerun_reports_the_time_of_both_periods(tmp_path, monkeypatch):
     """A seed's wall_time_s is the sum of every process that computed it, not the last one's; the ledger goes once
     the result is stored, so a later recomputation starts from zero."""
-    import time
     exp = runner.EXPERIMENTS["planted"]
     real, calls = exp.run, []
 
@@ -141,7 +141,6 @@ def test_a_run_killed_and_rerun_reports_the_time_of_both_periods(tmp_path, monke
             time.sleep(1.0)
             raise KeyboardInterrupt
         return real(*a, **k)
-    import dataclasses
     monkeypatch.setitem(runner.EXPERIMENTS, "planted", dataclasses.replace(exp, run=killed_once))
     args = dict(seeds=[0], results=tmp_path, progress=False, threads=1)
     with pytest.raises(KeyboardInterrupt):
