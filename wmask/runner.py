@@ -191,6 +191,7 @@ def covering_run(out_dir: Path, seed: int, networks, stale: str, key_of: Callabl
     asked for (a larger selection, or a full run: its stored key is what ``key_of(its selection)`` gives now, so
     each network's config is the same), made by this code or, with ``stale="reuse"``, by any. Reused instead of
     running those networks again; None when there is none."""
+    store = Store(out_dir, stale)
     for path in [out_dir / f"seed{seed}.json", *sorted(out_dir.glob(f"seed{seed}@*.json"))]:
         if not path.is_file():
             continue
@@ -202,7 +203,7 @@ def covering_run(out_dir: Path, seed: int, networks, stale: str, key_of: Callabl
             wanted = key_of(chosen)
         except ValueError:      # a selection of networks the preset no longer has
             continue
-        if Store(out_dir, stale).holds(meta, wanted):
+        if store.holds(meta, wanted):
             return other
     return None
 

@@ -160,8 +160,9 @@ def wall_clock(path: Path, key: dict, every: float = 60.0):
     resumes from its checkpoints, and its time is the sum of every period's, not the last one's. A ledger at ``path``
     (JSON: the artefact's ``key``, the seconds and the number of work periods so far) is topped up by a background
     thread every ``every`` seconds and on leaving, error or not, so a killed process loses at most ``every`` seconds;
-    a ledger of another key is started afresh. Yields ``clock() -> (seconds, periods)``, which stops on leaving. Remove the ledger once the
-    artefact is stored, or a later recomputation would add to it. Time a process spent stopped counts (wall time)."""
+    a ledger of another key is started afresh. Yields ``clock() -> (seconds, periods)``, which stops on leaving.
+    Remove the ledger once the artefact is stored, or a later recomputation would add to it. Time a process spent
+    stopped counts (wall time)."""
     expected, earlier, periods = json.loads(dumps(key)), 0.0, 0
     if path.is_file():
         with contextlib.suppress(ValueError, OSError):
