@@ -137,7 +137,8 @@ glue("see-permuted-no-reuse", Markdown(claims.what_we_see("permuted-no-reuse", t
 # tasks fit two cores. If later tasks reuse earlier weights because a narrow network has few free ones, the share
 # should fall as the network widens. Each row is a committed run with the cpu preset's settings at one width
 # (`python -m wmask run permuted_mnist --preset cpu 'hidden=[512,512,64]'` writes `results/permuted_mnist/cpu+<hash>/`),
-# with the claim's verdict on it; the reuse columns are the mean over tasks 1 on. With `stop_on_plateau=False` every
+# with the verdict of the claim's "little reuse" check on it (*little reuse*) and of all its checks, the first-layer
+# ones included (*verdict*); the reuse columns are the mean over tasks 1 on. With `stop_on_plateau=False` every
 # task trains its full 3,000 joint steps instead of stopping once its mask has settled. The 800-wide row is the
 # paper's network with the cpu preset's four tasks and steps (the paper: eleven tasks, 30,000 steps each, three
 # mask inits).
@@ -154,7 +155,8 @@ see_widths = "; ".join(
     f"at {r.hidden} (overrides: {r.overrides}; {r.seeds} seed{'s' * (r.seeds > 1)}, tasks at target and settled "
     f"{r['tasks at target, settled']}) "
     f"{' / '.join(f'{r[c]:.2f}' for c in layers)} of a later mask's weights in layers "
-    f"{' / '.join(c.split()[1] for c in layers)} lie on earlier tasks' weights (verdict: {r.verdict})"
+    f"{' / '.join(c.split()[1] for c in layers)} lie on earlier tasks' weights (little reuse: {r['little reuse']}; "
+    f"every check of the claim: {r.verdict})"
     for _, r in widths.iterrows()) if len(widths) else "No cpu run of this experiment is committed."
 glue("see-widths", Markdown(see_widths[:1].upper() + see_widths[1:] + "."), display=False)
 

@@ -46,8 +46,8 @@ def test_show_prints_the_resolved_config(capsys):
     assert main(["show", "scan", "--preset", "smoke", "mask.steps=77"]) == 0
     out = capsys.readouterr().out
     assert "model: lstm" in out and "steps: 77" in out and "buckets: 4" in out
-    assert main(["show", "scan", "--preset", "cpu"]) == 2         # deliberately absent: the error says why
-    assert "scan has no 'cpu' preset: on two cores the 2 x 128 LSTM" in capsys.readouterr().err
+    assert main(["show", "scan", "--preset", "cpu", "--model", "transformer"]) == 2   # absent: the error says why
+    assert "scan-transformer has no 'cpu' preset: on two cores the 2+2-layer" in capsys.readouterr().err
     assert main(["show", "addmul", "--preset", "smoke", "networks.fnn.mask.stepz=3"]) == 2
     assert "valid keys" in capsys.readouterr().err
     assert main(["info", "a=b"]) == 2

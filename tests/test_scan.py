@@ -1,14 +1,16 @@
 """SCAN models and experiment: loss and accuracy against hand computations, greedy decoding against teacher forcing
 on the network's own predictions, padding invariance, batched evaluation against separate masked models, the runner
-end to end at smoke."""
+end to end at smoke, and a chapter's view of a committed run."""
 import json
 
+import pandas as pd
 import pytest
 import torch
 
 from wmask import claims, runner, seq2seq
 from wmask.__main__ import main
 from wmask.masks import MaskFilter, MaskSet, materialize
+from wmask.report import committed_run
 from wmask.tasks import scan
 
 PAIRS = [("jump twice".split(), ["I_JUMP", "I_JUMP"]), ("walk left".split(), ["I_TURN_LEFT", "I_WALK"]),
@@ -146,6 +148,11 @@ def test_runner_end_to_end_at_smoke(model, tmp_path, capsys):
         assert claims.check(key, tables, run["config"])     # checks run on real output
     first = (out / "seed0.json").read_text()
     assert main(args) == 0 and (out / "seed0.json").read_text() == first
+    view = committed_run("scan", "smoke", model, root=tmp_path)   # how a chapter reads a committed run
+    assert view.summary == json.loads((out / "summary.json").read_text()) and view.cfg == run["config"]
+    assert view.tables["accuracy"].equals(pd.DataFrame(tables["accuracy"]))
+    assert f"commit {summary['provenance']['commit'][:7]}" in view.where and "wall time seed 0 " in view.where
+    assert committed_run("scan", "cpu", model, root=tmp_path) is None
 
 
 def test_model_option_errors_are_named(capsys):

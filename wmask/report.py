@@ -50,21 +50,40 @@ def chapter_run(experiment: str, preset: str, seeds: list[int], results: str = "
     """Run (or reuse, under ``results`` relative to the repository root) ``experiment`` at ``preset`` for a chapter:
     threads set for this machine, stale artefacts recomputed, smoke in place of a preset the experiment lacks (with
     the note saying why). ``dataset`` names the data in the caption (default: the run's own dataset and checksum)."""
-    import pandas as pd
-
     from .runner import EXPERIMENTS, run
     from .utils import set_threads
     set_threads()
     preset, note = preset_to_run(experiment, preset, model)
     summary = run(experiment, preset, seeds, repo_root() / results, device=device, progress=False,
                   stale="recompute", model=model)
-    runs = summary["runs"]
-    tables = {k: pd.DataFrame(v) for k, v in EXPERIMENTS[experiment].tables(runs).items()}
+    return _chapter_view(EXPERIMENTS[experiment], summary, summary["runs"], dataset, note)
+
+
+def _chapter_view(exp, summary: dict, runs: list[dict], dataset: str | None, note: str = "",
+                  where_tail: str = "") -> ChapterRun:
+    """Tables and caption of ``runs`` (a summary's) for a chapter."""
+    import pandas as pd
+
+    tables = {k: pd.DataFrame(v) for k, v in exp.tables(runs).items()}
     if dataset is None:
         dataset, checksum = str(runs[0].get("dataset", "")), str(runs[0].get("dataset_checksum") or "")
         if checksum.startswith("md5") or re.fullmatch(r"[0-9a-f]{8,}", checksum):   # files' (generated data: none)
             dataset += f", {checksum}" if checksum.startswith("md5") else f" (md5 {checksum})"
-    return ChapterRun(summary, tables, caption(summary, dataset), runs[0]["config"], note)
+    return ChapterRun(summary, tables, caption(summary, dataset) + where_tail, runs[0]["config"], note)
+
+
+def committed_run(experiment: str, preset: str, model: str | None = None, root=None) -> ChapterRun | None:
+    """The committed run of ``experiment`` at ``preset`` (``results/<experiment>[-<model>]/<preset>``) as a chapter
+    reads it, so that a book built at another preset still shows that preset's evidence; its caption adds the
+    commit and the wall time. None when none is committed."""
+    from .runner import EXPERIMENTS, label
+    summary = committed_summary(label(experiment, model), preset, root)
+    if summary is None:
+        return None
+    runs, p = summary["runs"], summary["provenance"]
+    minutes = ", ".join(f"seed {r['seed']} {r['wall_time_s'] / 60:.0f} min" for r in runs)
+    return _chapter_view(EXPERIMENTS[experiment], summary, runs, None,
+                         where_tail=f"; commit {p['commit'][:7]}, torch {p['torch']}, wall time {minutes}")
 
 
 def _results(experiment: str, root=None) -> Path:

@@ -243,8 +243,8 @@ def later_reuse(reuse):
 def reuse_by_width(summary: dict) -> dict:
     """A committed run (a summary) as one row of the chapter's width comparison: the hidden widths, the overrides of
     the preset it ran with, the seeds, the tasks at the target with a settled mask, the mean share of a later task's
-    kept weights (tasks 1 on) that earlier tasks use in each layer from 2 on, for the first new-weight init, and the
-    claim's verdict."""
+    kept weights (tasks 1 on) that earlier tasks use in each layer from 2 on, for the first new-weight init, the
+    verdict of its "little reuse" check alone (the claim's other checks are on the first layer), and the claim's."""
     import pandas as pd
 
     from .. import claims
@@ -256,8 +256,10 @@ def reuse_by_width(summary: dict) -> dict:
     t = t[t["new init"] == init]
     ok = (t.accuracy >= cfg["target"]) & t.settled.astype(bool)
     changed = ", ".join(f"{k}={v}" for k, v in (summary.get("overrides") or {}).items()) or "none"
+    lines = claims.check("permuted-no-reuse", tb, cfg)
     return {"hidden": "-".join(map(str, cfg["hidden"])), "overrides": changed, "seeds": len(summary["seeds"]),
             "new init": init,
             "tasks at target, settled": f"{int(ok.sum())}/{len(t)}",
             **{f"layer {layer} reused": round(float(x), 3) for layer, x in later.items()},
-            "verdict": claims.tally(claims.check("permuted-no-reuse", tb, cfg))}
+            "little reuse": claims.tally([line for line in lines if line[1].startswith(f"init {init:g}: share")]),
+            "verdict": claims.tally(lines)}
