@@ -47,8 +47,7 @@ from IPython.display import Markdown, display
 from myst_nb import glue
 
 from wmask import claims
-from wmask.report import chapter_run, committed_summary, evidence_table, plot_curves
-from wmask.runner import EXPERIMENTS
+from wmask.report import chapter_run, committed_run, evidence_table, plot_curves
 from wmask.tasks import dm_math
 
 summary, tables, where, run_cfg, _ = chapter_run("dm_math", preset, seeds, results, device)
@@ -140,17 +139,13 @@ tables["masks"].pivot_table(index=["network", "seed"], columns="mask", values=["
 # that a book built at another preset still shows the evidence.
 
 # %%
-committed = committed_summary("dm_math", "cpu")
+committed = committed_run("dm_math", "cpu")
 if committed is None:
     print("no committed cpu run (results/dm_math/cpu/summary.json)")
     glue("see-math-cpu", Markdown("no committed cpu run yet"), display=False)
     glue("math-cpu-scale", Markdown("there is no committed cpu run yet"), display=False)
 else:
-    made, c_runs = committed["provenance"], committed["runs"]
-    c_tables = {k: pd.DataFrame(v) for k, v in EXPERIMENTS["dm_math"].tables(c_runs).items()}
-    c_cfg = c_runs[0]["config"]
-    c_where = (f"preset cpu, seeds {committed['seeds']}, {made['device']}, commit {made['commit'][:7]}, "
-               f"{made['wall_time_s'] / 60:.1f} min; {c_runs[0]['dataset']}")
+    c_tables, c_cfg, c_where = committed.tables, committed.cfg, committed.where
     print(c_where)
     display(evidence_table(c_tables))
     base_curves(c_tables, c_where)

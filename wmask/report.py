@@ -81,9 +81,8 @@ def committed_run(experiment: str, preset: str, model: str | None = None, root=N
     if summary is None:
         return None
     runs, p = summary["runs"], summary["provenance"]
-    minutes = ", ".join(f"seed {r['seed']} {r['wall_time_s'] / 60:.0f} min" for r in runs)
     return _chapter_view(EXPERIMENTS[experiment], summary, runs, None,
-                         where_tail=f"; commit {p['commit'][:7]}, torch {p['torch']}, wall time {minutes}")
+                         where_tail=f"; commit {p['commit'][:7]}, torch {p['torch']}, wall time {_seed_minutes(runs)}")
 
 
 def _results(experiment: str, root=None) -> Path:
@@ -111,11 +110,15 @@ def committed_variants(experiment: str, preset: str, root=None) -> list[dict]:
     return [s for s in found if s is not None]
 
 
+def _seed_minutes(runs: list[dict]) -> str:
+    """Each seed's wall time in minutes, with its work periods when it was resumed: "seed 0 28 min, seed 1 ..."."""
+    return ", ".join(f"seed {r['seed']} {r.get('wall_time_s', float('nan')) / 60:.0f} min"
+                     + (f" over {n} work periods" if (n := r.get("work_periods", 1)) > 1 else "") for r in runs)
+
+
 def partial_caption(summary: dict) -> str:
     """What a run of some of a preset's networks (``--networks``) is: which networks, seeds, where, how long."""
     p, runs = summary["provenance"], summary["runs"]
-    minutes = ", ".join(f"seed {r['seed']} {r.get('wall_time_s', float('nan')) / 60:.0f} min"
-                        + (f" over {n} work periods" if (n := r.get("work_periods", 1)) > 1 else "") for r in runs)
     nets = summary.get("selected") or list(runs[0]["config"]["networks"])
     by_commit: dict[str, set] = {}
     for r in runs:
@@ -124,7 +127,7 @@ def partial_caption(summary: dict) -> str:
     commits = (f"commit {next(iter(by_commit))}" if len(by_commit) == 1 else "commits " + ", ".join(
         f"{c} ({', '.join(n for n in nets if n in made)})" for c, made in by_commit.items()))
     return (f"preset {summary['preset']}, networks {', '.join(nets)} only (partial: the rest needs a GPU), seeds "
-            f"{summary['seeds']}, {p['device']}, torch {p['torch']}, {commits}; wall time {minutes}; "
+            f"{summary['seeds']}, {p['device']}, torch {p['torch']}, {commits}; wall time {_seed_minutes(runs)}; "
             "mean ± sd over seeds")
 
 
