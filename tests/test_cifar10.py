@@ -90,12 +90,19 @@ def test_bad_archives_are_named(tmp_path, monkeypatch):
 
 
 def test_cifar_experiment_end_to_end_on_synthetic_data(tmp_path):
-    assert main(["run", "cifar10", "--preset", "smoke", "--results", str(tmp_path), "--quiet"]) == 0
-    run = json.loads((tmp_path / "cifar10/smoke/summary.json").read_text())["runs"][0]
+    assert main(["run", "cifar10", "--preset", "smoke", "--results", str(tmp_path), "--quiet",
+                 "base.eval_every=150"]) == 0
+    (out,) = (tmp_path / "cifar10").glob("smoke+*")       # an overridden preset gets its own folder
+    run = json.loads((out / "summary.json").read_text())["runs"][0]
+    # the base network's curves: the loss every 50 steps, the held-out accuracy every 150 steps; the last one is
+    # the same network on the same images as the run's base accuracy
+    assert [s for s, _ in run["base_curve"]["loss"]] == [49, 99, 149, 199, 249, 299]   # last step (0-based) of each window
+    assert [s for s, _ in run["base_curve"]["held_out"]] == [150, 300]
+    assert run["base_curve"]["held_out"][-1][1] == run["accuracy_base"]
     assert run["dataset"].startswith("synthetic") and len(run["relative_drop"]) == 10
     assert run["timing"]["batched_s"] > 0 and run["timing"]["sequential_s"] > 0
     assert 0 <= run["stability_iou"]["total"] <= 1
-    assert (tmp_path / "cifar10/smoke/worst.csv").exists()
+    assert (out / "worst.csv").exists() and (out / "base_curve.csv").exists()
 
 
 def test_resnet110_has_he_et_al_size_and_rejects_bad_depths():
