@@ -26,7 +26,7 @@
 import os
 
 preset = os.environ.get("WMASK_PRESET", "cpu")  # smoke | cpu | paper
-seeds = [0, 1, 2]
+seeds = [0]                  # as the committed cpu run (results/cifar10/cpu): a cpu seed takes ≈ 3 h on one core
 model = "cnn"                # cnn | resnet (ResNet-110 at paper; only smoke and paper presets)
 results = "_build/results"   # relative to the repository root; finished runs there are reused
 device = "auto"
@@ -41,9 +41,9 @@ from IPython.display import Markdown, display
 
 from myst_nb import glue
 
-from wmask import claims
+from wmask import claims, evidence, reference
 from wmask.data.cifar10 import CLASSES
-from wmask.report import chapter_run, evidence_table, plot_curves
+from wmask.report import chapter_run, committed_run, evidence_table, plot_curves
 
 summary, tables, where, c, absent = chapter_run("cifar10", preset, seeds, results, device, model=model)
 if absent:
@@ -80,19 +80,41 @@ plot_curves(tables["curves"], by=None, title=f"Control and class-removal mask tr
 # matrix (normalised per true class) and `conf_c` that of the mask trained without *c*.
 
 # %% tags=["hide-input"]
-worst = tables["worst"]
-fig, axes = plt.subplots(1, 2, figsize=(9.6, 3.4))
-sns.barplot(data=worst, x="class", y="own drop %", errorbar="sd", ax=axes[0], color="tab:red")
-axes[0].set(xlabel="removed class", ylabel="relative accuracy drop on it (%)", title="drop on the removed class")
-sns.barplot(data=worst, x="class", y="worst other / own %", errorbar="sd", ax=axes[1], color="tab:blue")
-axes[1].axhline(10, ls="--", c="k", lw=0.8, label="paper's y-range (10 %)")
-axes[1].set(xlabel="removed class", ylabel="worst other-class drop / own drop (%)",
-            title="largest drop on any other class")
-axes[1].legend(fontsize=7)
-for ax in axes:
-    ax.tick_params(axis="x", rotation=45)
-fig.suptitle(where, fontsize=7)
-fig.tight_layout()
+def fig5(worst, where):
+    """The paper's Fig. 5: per removed class, the relative drop on it and the worst other class's drop as % of it;
+    with a ``code`` column (ours / the authors'), side by side."""
+    hue = "code" if "code" in worst else None
+    fig, axes = plt.subplots(1, 2, figsize=(9.6, 3.4))
+    sns.barplot(data=worst, x="class", y="own drop %", hue=hue, errorbar="sd", ax=axes[0],
+                **({} if hue else {"color": "tab:red"}))
+    axes[0].set(xlabel="removed class", ylabel="relative accuracy drop on it (%)", title="drop on the removed class")
+    sns.barplot(data=worst, x="class", y="worst other / own %", hue=hue, errorbar="sd", ax=axes[1],
+                **({} if hue else {"color": "tab:blue"}))
+    axes[1].axhline(10, ls="--", c="k", lw=0.8, label="paper's y-range (10 %)")
+    axes[1].set(xlabel="removed class", ylabel="worst other-class drop / own drop (%)",
+                title="largest drop on any other class")
+    axes[1].legend(fontsize=7)
+    for ax in axes:
+        ax.tick_params(axis="x", rotation=45)
+    fig.suptitle(where, fontsize=7)
+    fig.tight_layout()
+
+
+def plot_base(curve, where):
+    """The base network's training loss (every 50 steps) and held-out accuracy (every ``base.eval_every`` steps)."""
+    fig, (ax_l, ax_a) = plt.subplots(1, 2, figsize=(9, 2.8))
+    for seed, c in curve.groupby("seed"):
+        loss, acc = c.dropna(subset=["loss"]), c.dropna(subset=["held-out accuracy"])
+        ax_l.plot(loss.step, loss.loss, lw=1, label=f"seed {seed}")
+        ax_a.plot(acc.step, acc["held-out accuracy"], marker="o", ms=3, lw=1, label=f"seed {seed}")
+    ax_l.set(xlabel="step", ylabel="training loss (mean of 50 steps)")
+    ax_a.set(xlabel="step", ylabel="held-out accuracy")
+    ax_a.legend(fontsize=7)
+    fig.suptitle(f"base network — {where}", fontsize=7)
+    fig.tight_layout()
+
+
+fig5(tables["worst"], where)
 
 # %% [markdown]
 # ## What the removed class turns into
@@ -129,3 +151,62 @@ pd.DataFrame([{"seed": r["seed"], "IoU of two control masks": r["stability_iou"]
                "kept by the control mask": r["kept_control"],
                "10 masks batched (s)": r["timing"]["batched_s"], "one after another (s)": r["timing"]["sequential_s"],
                "speed-up": r["timing"]["speedup"], "timed steps": r["timing"]["steps"]} for r in runs]).round(3)
+
+
+# %% [markdown]
+# ## The committed cpu run, and the authors' code at the same settings
+#
+# The CNN's `cpu` preset, run and committed with the repository (`python -m wmask run cifar10 --preset cpu --seeds
+# 0`), so that a book built at another preset still shows the evidence: the paper's CNN (32-64-128-256, dropout)
+# trained 10,000 steps (the paper: 20,000) on 80 % of the training images; the control mask and the ten
+# class-removal masks at mask lr 1e-2 (the paper's 1e-3 would barely move a logit in this many steps) on 64 images a
+# step, with α halved so that the regulariser per logit stays the paper's 3e-4 / 128, each stopped once settled
+# (1,500–3,000 steps). The images are the JPEG re-encoding of CIFAR-10 this machine has, not the canonical files.
+#
+# Beside it, the authors' released code (RobertCsordas/modules; `results/authors/cifar10/cpu`, made by
+# `benchmarks/authors/run.py`) at the same network, base steps, batch sizes, mask lr and regulariser on the same
+# images, where it was run. Two differences remain that their code fixes: its masks run a fixed 3,000 steps each
+# (ours stop once settled), and its class-removal masks start from fresh logits (ours from the control mask's, the
+# paper's §2.5 reading); its held-out split is its own seeded 20 % of the same images.
+
+# %%
+cpu = committed_run("cifar10", "cpu")
+theirs = reference.load_authors("cifar10")
+if cpu is None:
+    print("no committed cpu run (results/cifar10/cpu/summary.json)")
+    for key in ("see-cifar-cpu", "cifar-cpu-scale"):
+        glue(key, Markdown("there is no committed cpu run yet"), display=False)
+else:
+    print(cpu.where)
+    display(evidence_table(cpu.tables, by=None))
+    plot_base(cpu.tables["base_curve"], cpu.where)
+    plot_curves(cpu.tables["curves"], by=None, title=f"control and class-removal masks — {cpu.where}")
+    both = cpu.tables["worst"].assign(code="ours")
+    if theirs is not None:
+        both = pd.concat([both, theirs["worst"].assign(code="the authors' code")])
+    fig5(both, cpu.where + ("" if theirs is None else "; the authors' code: results/authors/cifar10/cpu"))
+    claims.print_check("class-specific", cpu.tables, cpu.cfg)
+    glue("see-cifar-cpu", Markdown(claims.what_we_see("class-specific", cpu.tables, cpu.cfg, "cpu")), display=False)
+    base, masks = cpu.tables["base"].accuracy.mean(), evidence.settling(cpu.tables["curves"])
+    glue("cifar-cpu-scale", Markdown(
+        f"the CNN reaches held-out accuracy {base:.3f} after {cpu.cfg['base']['steps']:,} steps (target "
+        f"{cpu.cfg['target']}); {int(masks.converged.sum())} of its {len(masks)} masks settled (the last stopped "
+        f"after {cpu.tables['curves'].step.max():,} steps), keeping {masks.kept.min():.3f}–{masks.kept.max():.3f} "
+        "of the weights"), display=False)
+
+# %%
+if theirs is not None:
+    per_class = pd.DataFrame({"ours": cpu.tables["worst"].groupby("class", sort=False)["own drop %"].mean()
+                              if cpu is not None else np.nan,
+                              "the authors' code": theirs["worst"].groupby("class", sort=False)["own drop %"].mean()})
+    display(per_class.round(1).rename_axis("own-class relative drop (%)"))
+    print("their base network's held-out accuracy:", ", ".join(f"seed {r.seed}: {r.accuracy:.3f}"
+                                                               for r in theirs["base"].itertuples()))
+else:
+    print("no run of the authors' code is committed for CIFAR-10 (results/authors/cifar10/cpu)")
+
+# %% [markdown]
+# **What we see** in the committed cpu run: {glue:md}`see-cifar-cpu`
+#
+# **What the cpu preset can and cannot show.** In the committed run {glue:md}`cifar-cpu-scale`. A claim on a network
+# below its target, or on masks still moving, reads *untestable*, whatever its numbers.

@@ -72,6 +72,23 @@ def test_image_archive_round_trips_and_is_cached(tmp_path, monkeypatch):
     assert np.array_equal(cf.load(tmp_path, expected_counts=SMALL)["test_x"], got["test_x"])   # now from the cache
 
 
+def test_write_batches_round_trips_through_load_and_a_plain_unpickler(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("WMASK_CACHE", str(tmp_path / "cache"))
+    tx, ty, ex, ey = fake()
+    arrays = {"train_x": tx, "train_y": ty, "test_x": ex, "test_y": ey}
+    cf.write_batches(tmp_path / "out" / "cifar-10-batches-py", arrays)
+    got = cf.load(tmp_path / "out", verify=False, expected_counts=SMALL)
+    assert all(np.array_equal(got[k], v) for k, v in arrays.items())
+    # as a reader of the canonical layout sees it (e.g. the authors' code): bytes keys, [N, 3, 32, 32] rows
+    raw = pickle.loads((tmp_path / "out/cifar-10-batches-py/data_batch_1").read_bytes(), encoding="bytes")
+    assert np.array_equal(raw[b"data"].reshape(-1, 3, 32, 32), tx[:4].transpose(0, 3, 1, 2))
+    assert raw[b"labels"] == ty[:4].tolist()
+    meta = pickle.loads((tmp_path / "out/cifar-10-batches-py/batches.meta").read_bytes(), encoding="bytes")
+    assert [n.decode() for n in meta[b"label_names"]] == list(cf.CLASSES)
+    assert main(["data", "cifar10"]) == 2
+    assert "data cifar10 needs --write-batches OUT_DIR" in capsys.readouterr().err
+
+
 def test_bad_archives_are_named(tmp_path, monkeypatch):
     monkeypatch.setenv("WMASK_CACHE", str(tmp_path / "cache"))
     write_image_tar(tmp_path / "full.tar.gz", fake())

@@ -62,12 +62,32 @@ def parser() -> argparse.ArgumentParser:
     w.add_argument("--device", default="auto", help="as for 'run' (a task sees only the GPUs Ray gives it)")
     w.add_argument("--stale", default="error", choices=["error", "reuse", "recompute"], help="as for 'run'")
     w.add_argument("--quiet", action="store_true", help="no progress bar")
-    d = sub.add_parser("data", help="datasets: generate SCAN from its grammar")
-    d.add_argument("dataset", choices=["scan"])
-    d.add_argument("--generate", metavar="OUT_DIR", required=True,
-                   help="write the generated dataset in the canonical layout and file names")
-    d.add_argument("--seed", type=int, default=0, help="seed of the (non-canonical) simple split")
+    d = sub.add_parser("data", help="datasets: generate SCAN from its grammar; write CIFAR-10 as pickled batches")
+    d.add_argument("dataset", choices=["scan", "cifar10"])
+    d.add_argument("--generate", metavar="OUT_DIR",
+                   help="scan: write the generated dataset in the canonical layout and file names")
+    d.add_argument("--seed", type=int, default=0, help="scan: seed of the (non-canonical) simple split")
+    d.add_argument("--write-batches", metavar="OUT_DIR", help="cifar10: write the copy found in --data-dir / "
+                   "$WMASK_DATA as cifar-10-batches-py pickles (for tools that read only that layout)")
+    d.add_argument("--data-dir", default=None, help="cifar10: dataset directory (default: $WMASK_DATA)")
     return ap
+
+
+def _data(a) -> int:
+    need = {"scan": "--generate", "cifar10": "--write-batches"}[a.dataset]
+    if not getattr(a, need[2:].replace("-", "_")):
+        raise ValueError(f"data {a.dataset} needs {need} OUT_DIR")
+    if a.dataset == "scan":
+        from .data import scan
+        files = scan.write_generated(a.generate, a.seed)
+        print(f"wrote {len(files)} files to {a.generate} (simple_split is a seeded split, not the canonical one)")
+        return 0
+    from .data import cifar10
+    arrays = cifar10.load()      # --data-dir is $WMASK_DATA by now: its cifar10/ or itself
+    files = cifar10.write_batches(a.write_batches, arrays)
+    md5 = "" if arrays["checksum"] in arrays["dataset"] else f" (md5 {arrays['checksum']})"
+    print(f"wrote {len(files)} files to {a.write_batches} from {arrays['dataset']}{md5}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -90,10 +110,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"torch {torch.__version__}; device {device_name(dev)}; sampler {resolve_impl('auto', dev)}")
             return 0
         if a.command == "data":
-            from .data import scan
-            files = scan.write_generated(a.generate, a.seed)
-            print(f"wrote {len(files)} files to {a.generate} (simple_split is a seeded split, not the canonical one)")
-            return 0
+            return _data(a)
         overrides = config.parse_overrides(a.overrides)
         if a.command == "show":
             print(config.to_yaml(runner.resolve(a.experiment, a.preset, 0, a.model, overrides)), end="")

@@ -194,7 +194,8 @@ def what_we_see(key: str, tables: dict, cfg: dict, preset: str) -> str:
         theirs = authors_check(key, found) if found is not None else []
         if theirs:
             at = ("this network at a fixed budget" if folder == "cpu" else "a former cpu preset's settings")
-            out += (f" The authors' code at {at} ({len(set(found['accuracy']['seed']))} seeds, "
+            seeds = len(set((found["accuracy"] if found.get("accuracy") is not None else found["base"])["seed"]))
+        out += (f" The authors' code at {at} ({seeds} seed{'s' * (seeds != 1)}, "
                     f"{reference.authors_settings(found)}): **{tally(theirs)}**.")
     return out
 

@@ -90,13 +90,13 @@ def compare_accuracy(ours: pd.DataFrame, theirs: pd.DataFrame, k: float = DEFAUL
 
 def load_authors(experiment: str, root: Optional[Path | str] = None, preset: str = "cpu") -> Optional[dict]:
     """The authors' results for ``experiment`` as written by ``benchmarks/authors/run.py``, or None if absent:
-    ``{"summary": dict, "accuracy": DataFrame, "layers" | "sharing" | "removed": DataFrame | None}``."""
+    ``{"summary": dict, name: DataFrame | None}`` for the tables ``accuracy``, ``layers``, ``sharing``, ``removed``
+    and, for CIFAR-10 (which has no ``accuracy``), ``base``, ``drops``, ``worst``, ``kept``."""
     d = Path(root if root is not None else DEFAULT_AUTHORS_ROOT) / experiment / preset
-    if not (d / "accuracy.csv").is_file():
+    if not ((d / "accuracy.csv").is_file() or (d / "drops.csv").is_file()):
         return None
-    out = {"summary": json.loads((d / "summary.json").read_text()) if (d / "summary.json").is_file() else None,
-           "accuracy": pd.read_csv(d / "accuracy.csv")}
-    for name in ("layers", "sharing", "removed"):
+    out = {"summary": json.loads((d / "summary.json").read_text()) if (d / "summary.json").is_file() else None}
+    for name in ("accuracy", "layers", "sharing", "removed", "base", "drops", "worst", "kept"):
         out[name] = pd.read_csv(d / f"{name}.csv") if (d / f"{name}.csv").is_file() else None
     return out
 
@@ -132,7 +132,13 @@ def authors_tables(found: dict, target: dict[str, dict[str, float]]) -> dict:
     numbers get the same verdicts as ours: ``accuracy``, ``layers``, ``sharing``, an empty ``sweep``, and ``base``:
     their unmasked network's accuracy per seed against ``target`` (``{network: {subtask: accuracy}}``, ours for the
     same configuration; SCAN: ``{model: {"iid": accuracy}}``). Their runs log no mask training curves we read back,
-    so ``curves`` is the string :data:`NO_CURVES` and a check on their numbers is gated by the targets alone."""
+    so ``curves`` is the string :data:`NO_CURVES` and a check on their numbers is gated by the targets alone.
+    CIFAR-10 (``drops`` and ``worst`` instead of ``accuracy``): ``target`` is ``{model: {"iid": accuracy}}``, the
+    one target of its base network."""
+    if found.get("drops") is not None:
+        (goal,) = [t for per in target.values() for t in per.values()]
+        base = found["base"].assign(target=goal)
+        return {"drops": found["drops"], "worst": found["worst"], "base": base, "curves": NO_CURVES}
     acc = found["accuracy"]
     if "variant" in acc.columns:          # SCAN: the unmasked net on the iid test
         full = acc[(acc["variant"] == "full") & (acc["test"] == "simple")]

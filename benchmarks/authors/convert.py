@@ -65,6 +65,8 @@ def convert(experiment: str, seed: int, flags: list[str], data: dict, network: s
         pair = (1, 2)
     elif experiment == "scan":
         return convert_scan(seed, flags, data, network)
+    elif experiment == "cifar10":
+        return convert_cifar10(seed, flags, data)
     else:
         raise UserError(f"no converter for {experiment}")
 
@@ -143,6 +145,42 @@ def convert_scan(seed: int, flags: list[str], data: dict, model: str) -> dict:
             "their_logged_mask_stat": {k: v[-1][1] for k, v in sc.items() if k.startswith("mask_stat/all/")}}
 
 
+CIFAR_TARGET = 0.75     # as our CifarConfig.target: the base network's held-out accuracy a claim needs
+
+
+def convert_cifar10(seed: int, flags: list[str], data: dict) -> dict:
+    """Their CIFAR-10 class removal -> our results/cifar10/cpu tables: ``base`` (the base network's validation
+    accuracy at its last step against the target), ``drops`` (seed, removed, evaluated, relative drop %) and
+    ``worst`` (seed, class, own drop %, worst other / own %), from their exported confusion matrices (the drops are
+    computed by extract.py with our metrics); ``layers``: kept weights per tensor and stage."""
+    sc, conf = data["scalars"], data.get("confusion")
+    if not conf:
+        raise RunError("no exported class_removal confusion matrices (export/class_removal/) in the run")
+    if "load_validation/iid/accuracy" in sc:     # run in two phases: the mask phase validates the loaded network
+        tag, at = "load_validation/iid/accuracy", None
+    else:
+        tag, at = "validation/iid/accuracy", int(flag(flags, "-stop_after"))
+    step, acc = _last(sc, tag, at)
+    base = [{"seed": seed, "subtask": "all classes", "accuracy": acc, "target": CIFAR_TARGET}]
+    sources = [{"table": "base", "tag": tag, "step": step},
+               {"table": "drops, worst", "file": "export/class_removal/confusion_{reference,difference/<class>}.pth"}]
+    names, drops, worst = conf["classes"], conf["relative_drop"], conf["worst_other_ratio"]
+    drop_rows = [{"seed": seed, "removed": names[c], "evaluated": names[j], "relative drop %": v}
+                 for c, row in enumerate(drops) for j, v in enumerate(row)]
+    worst_rows = [{"seed": seed, "class": names[c], "own drop %": drops[c][c], "worst other / own %": worst[c]}
+                  for c in range(len(names))]
+    stage_label = ["control"] + [f"without {n}" for n in names]
+    kept = [{"seed": seed, "tensor": n, "size": m["size"],
+             **{f"kept {stage_label[int(s)]}": k for s, k in sorted(m["kept"].items(), key=lambda kv: int(kv[0]))}}
+            for n, m in sorted(data["masks"].items())]
+    return {"accuracy": [], "sources": sources, "layers": kept, "sharing": [],
+            "tables": {"base": base, "drops": drop_rows, "worst": worst_rows},
+            "their_logged_mask_stat": {k: v[-1][1] for k, v in sc.items() if k.startswith("mask_stat/all/")}}
+
+
+TABLE_COLS = {"base": ["seed", "subtask", "accuracy", "target"],
+              "drops": ["seed", "removed", "evaluated", "relative drop %"],
+              "worst": ["seed", "class", "own drop %", "worst other / own %"]}
 ACC_COLS = ["seed", "network", "mask", "evaluated on", "accuracy"]
 SCAN_ACC_COLS = ["seed", "model", "variant", "test", "accuracy"]
 REMOVED_COLS = ["seed", "model", "mask", "token", "removed %"]

@@ -3,6 +3,8 @@ each start-up patch is needed, and which of their logged tags becomes which of o
 """
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -21,6 +23,10 @@ PATCH_REASONS = {
     "03-no-tensorboard-server.patch":
         "framework/helpers/training_helper.py: with -log tb the helper launches a TensorBoard server subprocess and "
         "asserts its binary exists; the launch is commented out, the SummaryWriter event files are still written",
+    "04-mean-std-load.patch":
+        "dataset/image/classification_dataset.py: the cached per-channel mean/std (numpy arrays, saved by their own "
+        "first run) is read back with torch.load, which since torch 2.6 refuses numpy objects unless "
+        "weights_only=False is passed; that argument is added",
 }
 
 
@@ -79,21 +85,75 @@ def _prepare_scan(seed_dir: Path, data_dir: Path):
             (dst / f.name).write_bytes(f.read_bytes())
 
 
+def _cifar10_flags(seed: int) -> list[str]:
+    # ours: the CNN's cpu preset (the paper's 32-64-128-256 CNN with dropout, biases masked): base 10,000 steps (Adam
+    # 1e-3, batch 128, clip 1), masks at lr 1e-2 on 64 images a step with alpha 1.5e-4 over 64, i.e. 3e-4 over 128
+    # per logit as here (their regulariser divides by -batch_size, 128, not by -mask_batch_size); ours stop when
+    # settled (1,500-3,000 steps), theirs run the fixed 3,000 of each of their 11 stages (control, then one mask per
+    # removed class, one after another). -analysis.plot_masks 0 only skips their periodic mask images;
+    # -test_interval 10000 validates the base network at its last step (each of their validations also runs over
+    # the 40k training images, ~1.5 min on one thread; at 1000 they would add about an hour).
+    return ["-name", f"cifar10_cnn_s{seed}", "-reset", "1", "-task", "cifar10_class_removal", "-batch_size", "128",
+            "-lr", "1e-3", "-stop_after", "10000", "-step_per_mask", "3000", "-mask_loss_weight", "3e-4",
+            "-mask_lr", "1e-2", "-mask_batch_size", "64", "-class_removal.keep_last_layer", "1",
+            "-test_interval", "10000", "-analysis.plot_masks", "0", "-gpu", "none", "-log", "tb", "-seed", str(seed)]
+
+
+def _prepare_cifar10(seed_dir: Path, data_dir: Path):
+    """Their CIFAR10 dataset downloads the canonical archive into ./cache/CIFAR10 unless that folder exists: write
+    the copy we train on (``python -m wmask data cifar10 --write-batches``) there in the canonical pickle layout, so
+    both codes see the same images and nothing is fetched."""
+    dst = seed_dir / "cache" / "CIFAR10" / "cifar-10-batches-py"
+    if (dst / "test_batch").exists():
+        return
+    py = REPO / ".venv" / "bin" / "python"
+    r = subprocess.run([str(py if py.exists() else sys.executable), "-m", "wmask", "data", "cifar10", "--data-dir",
+                        str(data_dir), "--write-batches", str(dst)], cwd=REPO, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise UserError(f"writing CIFAR-10 batches for their code failed: "
+                        f"{(r.stderr.strip().splitlines() or ['?'])[-1]}")
+
+
+def _cifar10_phases(flags: list[str], seed_dir: Path) -> list[tuple]:
+    """Their CIFAR-10 run as two invocations of their main.py, so that each fits a work period: the base network
+    alone (``-analysis.enable 0``: no mask stages; their main.py saves it to ``model_weights/model.pth``), then the
+    11 mask stages on it through their own ``-restore_pretrained DIR`` (which reads ``DIR/<sweep id 0>/model.pth``
+    and, with ``-test_pretrained 1``, logs its validation as ``load_validation/...``). The same computation as one
+    invocation, except that the mask stages start from a fresh seeding of torch's random state, not from where the
+    base training left it."""
+    name = flag(flags, "-name")
+    base = [*flags, "-analysis.enable", "0"]
+    base[base.index("-name") + 1] = f"{name}_base"
+    pretrained = seed_dir / "pretrained"
+
+    def copy_base(d: Path):
+        src = d / "save" / f"{name}_base" / "model_weights" / "model.pth"
+        if not src.is_file():
+            raise RunError(f"the base phase left no {src}")
+        (pretrained / "0").mkdir(parents=True, exist_ok=True)
+        (pretrained / "0" / "model.pth").write_bytes(src.read_bytes())
+    masks = [*flags, "-restore_pretrained", str(pretrained), "-test_pretrained", "1"]
+    return [("base", base, None), ("masks", masks, copy_base)]
+
+
 EXPERIMENTS = {
     "addmul": {"flags": _addmul_flags, "network": "fnn", "base_steps": 8000, "mask_steps": 7500},
     "double_addition": {"flags": _double_addition_flags, "network": "fnn", "base_steps": 5000, "mask_steps": 7000},
     "scan": {"flags": _scan_flags, "network": "lstm", "base_steps": 3500, "mask_steps": 900, "prepare": _prepare_scan},
+    "cifar10": {"flags": _cifar10_flags, "network": "cnn", "base_steps": 10000, "mask_steps": 3000,
+                "prepare": _prepare_cifar10, "phases": _cifar10_phases},
 }
 
 # --smoke: the same code paths in about a minute (never written to the results folder unless asked)
 SMOKE_OVERRIDES = {"-stop_after": "200", "-step_per_mask": "100", "-test_interval": "100"}
 SMOKE_OVERRIDES_SCAN = {"-stop_after": "100", "-step_per_mask": "50", "-test_interval": "100"}
+SMOKE_OVERRIDES_CIFAR = {"-stop_after": "100", "-step_per_mask": "20", "-test_interval": "100"}
 
 
 def build_flags(experiment: str, seed: int, smoke: bool) -> list[str]:
     flags = EXPERIMENTS[experiment]["flags"](seed)
     if smoke:
-        over = SMOKE_OVERRIDES_SCAN if experiment == "scan" else SMOKE_OVERRIDES
+        over = {"scan": SMOKE_OVERRIDES_SCAN, "cifar10": SMOKE_OVERRIDES_CIFAR}.get(experiment, SMOKE_OVERRIDES)
         for i in range(0, len(flags), 2):
             if flags[i] in over:
                 flags[i + 1] = over[flags[i]]
@@ -125,6 +185,17 @@ MAPPING_NOTES = {
         "tests": "their whole test files (iid = simple test 4,182, jump 7,706, length 3,920, turn_left 1,208 lines); "
                  "ours: the first 1,000 lines of each",
         "removed": "decoder_output_projection_weight rows, 100 |m_simple & ~m_split| / |m_simple| (Fig. 4b)",
+    },
+    "cifar10": {
+        "base": "validation/iid/accuracy at the last base step (their valid split: the training images where "
+                "RandomState(0xC1CAFA52).rand(50000) <= 0.2, about 10k; ours: a seeded 80/20 split of the same "
+                "50k images, which both codes read from the same pickled batches)",
+        "drops, worst": "export/class_removal/confusion_reference.pth (the control mask's confusion, [true, "
+                        "predicted], normalised per true class) and confusion_difference/<class>.pth (the mask "
+                        "without <class> minus it), at the end of each stage, on their valid split; relative drop "
+                        "and worst-other ratio by our wmask.metrics.relative_drop / worst_other_ratio",
+        "kept": "export/stage_final_masks/stage_<s>/<tensor>.pth, logit > 0: stage 0 the control mask, stage c+1 "
+                "the mask without class c",
     },
     "double_addition": {
         "full": "validation/iid/accuracy/tuple/{0,1} at the last base step",

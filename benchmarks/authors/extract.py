@@ -11,8 +11,9 @@ import sys
 
 
 def extract(save_dir: str) -> dict:
-    """Every scalar of the run's event file (tag -> [[step, value], ...]) and, per exported mask stage and tensor,
-    the kept count (logit > 0), the size and the pairwise intersections needed for IoU / IoMin / sharing."""
+    """Every scalar of the run's event file (tag -> [[step, value], ...]); per exported mask stage and tensor, the
+    kept count (logit > 0), the size and the pairwise intersections needed for IoU / IoMin / sharing; for CIFAR-10
+    the exported confusion matrices ([true, predicted], normalised per true class)."""
     import glob
 
     import numpy as np
@@ -60,12 +61,42 @@ def extract(save_dir: str) -> dict:
             entry["rows_removed_vs_0"] = {str(s): (ms[idx[0]] & ~m).sum(1).astype(int).tolist()
                                           for s, m in ms.items() if s != idx[0]}
         masks[name] = entry
+    confusion = None
+    conf_root = os.path.join(save_dir, "export", "class_removal")
+    if os.path.isdir(conf_root):     # CIFAR-10: the control mask's confusion, and each class-removal mask's minus it
+        load = lambda f: np.asarray(torch.load(f, weights_only=False), dtype=np.float64).tolist()  # noqa: E731
+        diff_dir = os.path.join(conf_root, "confusion_difference")
+        confusion = {"reference": load(os.path.join(conf_root, "confusion_reference.pth")),
+                     "difference": {f[:-4]: load(os.path.join(diff_dir, f)) for f in sorted(os.listdir(diff_dir))}}
+        confusion.update(_drops(confusion))
     vocab = None
     cache = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(save_dir))), "cache", "scan", "scan.pth")
     if os.path.isfile(cache):     # their SCAN vocabularies (id -> word); the decoder's extra last row is EOS
         v = torch.load(cache, weights_only=False)
         vocab = {"out": {int(k): w for k, w in v["out_voc"]["inv_words"].items()}}
-    return {"event_files": files, "scalars": scalars, "masks": masks, "vocab": vocab}
+    return {"event_files": files, "scalars": scalars, "masks": masks, "vocab": vocab, "confusion": confusion}
+
+
+def _drops(confusion: dict) -> dict:
+    """Relative drop per (removed class, evaluated class) and the worst-other ratio per class, with the very
+    functions our CIFAR-10 experiment uses (``wmask.metrics``, loaded from this repository by path: it needs only
+    torch). Classes in the order of their ``batches.meta``, which is ours (``wmask.data.cifar10.CLASSES``)."""
+    import importlib.util
+
+    import torch
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "wmask", "metrics.py")
+    spec = importlib.util.spec_from_file_location("wmask_metrics", path)
+    metrics = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(metrics)
+    ref = torch.tensor(confusion["reference"], dtype=torch.float64)
+    names = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+    missing = [n for n in names if n not in confusion["difference"]]
+    if missing:
+        raise SystemExit(f"no confusion difference exported for {missing}")
+    drops = torch.stack([metrics.relative_drop(ref, ref + torch.tensor(confusion["difference"][n],
+                                                                       dtype=torch.float64)) for n in names])
+    return {"classes": names, "relative_drop": drops.tolist(),
+            "worst_other_ratio": metrics.worst_other_ratio(drops).tolist()}
 
 
 if __name__ == "__main__":

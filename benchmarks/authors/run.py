@@ -35,7 +35,7 @@ import sys
 import time
 from pathlib import Path
 
-from convert import ACC_COLS, REMOVED_COLS, SCAN_ACC_COLS, SHARING_COLS, convert, write_csv
+from convert import ACC_COLS, REMOVED_COLS, SCAN_ACC_COLS, SHARING_COLS, TABLE_COLS, convert, write_csv
 from experiments import (AUTHORS_REPO, EXPERIMENTS, HERE, MAPPING_NOTES, PATCH_DIR, PATCH_REASONS, REPO, RunError,
                          UserError, build_flags, flag)
 
@@ -90,19 +90,12 @@ def _alive(pid: int) -> bool:
 
 
 def run_seed(args, experiment: str, seed: int) -> dict:
+    """Run one seed: one invocation of their ``main.py``, or, for an experiment with ``phases`` (CIFAR-10: the base
+    network, then the mask stages on it through their own ``-restore_pretrained``), one per phase, each with its own
+    ``done[-<phase>].json`` so a finished phase is not rerun. Returns the last phase's record (``save_dir``: the
+    folder to read back) with the wall times of all phases summed."""
     flags = build_flags(experiment, seed, args.smoke)
     seed_dir = Path(args.work_dir) / (experiment + ("-smoke" if args.smoke else "")) / f"seed{seed}"
-    done = seed_dir / "done.json"
-    save_dir = seed_dir / "save" / flag(flags, "-name")
-    argv = [args.python, str(Path(args.modules_dir) / "main.py")] + flags
-    if done.exists():
-        info = json.loads(done.read_text())
-        if info.get("rc") == 0 and info.get("argv", [None])[2:] == argv[2:] and save_dir.is_dir():
-            print(f"authors-run: {experiment} seed {seed}: finished before ({done}), not rerun", flush=True)
-            info["reused"] = True
-            return info
-        print(f"authors-run: {experiment} seed {seed}: {done} is from another command or failed; rerunning",
-              flush=True)
     seed_dir.mkdir(parents=True, exist_ok=True)
     running = seed_dir / "running.json"
     if running.exists():
@@ -111,10 +104,34 @@ def run_seed(args, experiment: str, seed: int) -> dict:
             raise UserError(f"{experiment} seed {seed} is running already (pid {pid}, {running}); wait for it")
     if "prepare" in EXPERIMENTS[experiment]:
         EXPERIMENTS[experiment]["prepare"](seed_dir, Path(args.data_dir))
-    log = seed_dir / "run.log"
+    phases = EXPERIMENTS[experiment].get("phases", lambda f, d: [("", f, None)])(flags, seed_dir)
+    infos = [_run_phase(args, experiment, seed, seed_dir, *phase) for phase in phases]
+    info = dict(infos[-1])
+    if len(infos) > 1:
+        info["phases"] = infos
+        info["wall_s"] = sum(i["wall_s"] for i in infos)
+        info["command"] = " && ".join(i["command"] for i in infos)
+    return info
+
+
+def _run_phase(args, experiment: str, seed: int, seed_dir: Path, phase: str, flags: list[str], before) -> dict:
+    name = f"{experiment} seed {seed}" + (f" ({phase})" if phase else "")
+    done = seed_dir / (f"done-{phase}.json" if phase else "done.json")
+    save_dir = seed_dir / "save" / flag(flags, "-name")
+    argv = [args.python, str(Path(args.modules_dir) / "main.py")] + flags
+    if done.exists():
+        info = json.loads(done.read_text())
+        if info.get("rc") == 0 and info.get("argv", [None])[2:] == argv[2:] and save_dir.is_dir():
+            print(f"authors-run: {name}: finished before ({done}), not rerun", flush=True)
+            return {**info, "reused": True, "save_dir": str(save_dir)}
+        print(f"authors-run: {name}: {done} is from another command or failed; rerunning", flush=True)
+    if before is not None:
+        before(seed_dir)
+    log = seed_dir / (f"run-{phase}.log" if phase else "run.log")
+    running = seed_dir / "running.json"
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads),
                PYTHONUNBUFFERED="1")
-    print(f"authors-run: {experiment} seed {seed}: running (log {log})", flush=True)
+    print(f"authors-run: {name}: running (log {log})", flush=True)
     start = time.time()
     with open(log, "w") as f:
         proc = subprocess.Popen(argv, cwd=seed_dir, env=env, stdout=f, stderr=subprocess.STDOUT)
@@ -128,12 +145,12 @@ def run_seed(args, experiment: str, seed: int) -> dict:
             "env": {"OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)},
             "command": f"cd {shlex.quote(str(seed_dir))} && OMP_NUM_THREADS={args.threads} "
                        f"MKL_NUM_THREADS={args.threads} " + shlex.join(argv),
-            "finished": _dt.datetime.now().isoformat(timespec="seconds")}
+            "finished": _dt.datetime.now().isoformat(timespec="seconds"), "log": str(log)}
     if rc != 0:
-        raise RunError(f"{experiment} seed {seed} failed (exit {rc}); see {log}")
+        raise RunError(f"{name} failed (exit {rc}); see {log}")
     done.write_text(json.dumps(info, indent=1))
-    print(f"authors-run: {experiment} seed {seed}: done in {info['wall_s']:.0f} s", flush=True)
-    return info
+    print(f"authors-run: {name}: done in {info['wall_s']:.0f} s", flush=True)
+    return {**info, "save_dir": str(save_dir)}
 
 
 def run_extract(args, save_dir: Path, out: Path) -> dict:
@@ -168,7 +185,8 @@ def main(argv=None) -> int:
     p.add_argument("--work-dir", default="/work/authors-runs", help="where their runs write (outside the repo)")
     p.add_argument("--results", default=str(REPO / "results" / "authors"), help="our tidy tables go here")
     p.add_argument("--commit", help="their commit, if --modules-dir is not a git checkout")
-    p.add_argument("--data-dir", default="/work/shared/data", help="holds scan/ (SCAN split files; default %(default)s)")
+    p.add_argument("--data-dir", default="/work/shared/data", help="holds scan/ (SCAN split files) and cifar10/ (any "
+                   "layout our loader reads); default %(default)s")
     p.add_argument("--smoke", action="store_true", help="200 base + 100 mask steps; results to <exp>/smoke/")
     args = p.parse_args(argv)
 
@@ -205,12 +223,15 @@ def main(argv=None) -> int:
         for seed in seeds:
             info = run_seed(args, args.experiment, seed)
             flags = build_flags(args.experiment, seed, args.smoke)
-            save_dir = Path(info["cwd"]) / "save" / flag(flags, "-name")
+            save_dir = Path(info["save_dir"])
             data = run_extract(args, save_dir, Path(info["cwd"]) / "extracted.json")
             conv = convert(args.experiment, seed, flags, data, exp["network"])
             runs[seed] = {"seed": seed, "command": info.get("command") or shlex.join(info["argv"]),
                           "argv": info["argv"], "cwd": info["cwd"], "wall_time_s": info["wall_s"],
-                          "finished": info.get("finished"), "log": str(Path(info["cwd"]) / "run.log"),
+                          "finished": info.get("finished"),
+                          "log": info.get("log") or str(Path(info["cwd"]) / "run.log"),
+                          **({"phases": [{k: p[k] for k in ("command", "wall_s", "finished", "log") if k in p}
+                                         for p in info["phases"]]} if info.get("phases") else {}),
                           "env": info.get("env"), **({"note": info["note"]} if info.get("note") else {}),
                           "event_files": data["event_files"], **conv}
         ordered = [runs[s] for s in sorted(runs)]
@@ -233,13 +254,16 @@ def main(argv=None) -> int:
         tmp = out_dir / "summary.json.tmp"
         tmp.write_text(json.dumps(summary, indent=1, ensure_ascii=False))
         os.replace(tmp, out_dir / "summary.json")
-        scan = args.experiment == "scan"
+        scan, cifar = args.experiment == "scan", args.experiment == "cifar10"
         write_csv(out_dir / "accuracy.csv", [r for x in ordered for r in x["accuracy"]],
                   SCAN_ACC_COLS if scan else ACC_COLS)
+        for name, cols in TABLE_COLS.items():      # CIFAR-10: base.csv, drops.csv, worst.csv as ours
+            write_csv(out_dir / f"{name}.csv", [r for x in ordered for r in x.get("tables", {}).get(name, [])], cols)
         lrows = [r for x in ordered for r in x["layers"]]
         if lrows:   # our order: seed, network, then the other columns sorted (as results/<exp>/cpu/layers.csv)
-            first = ["seed", "model", "tensor", "size"] if scan else ["seed", "network"]
-            write_csv(out_dir / ("kept.csv" if scan else "layers.csv"), lrows,
+            first = (["seed", "model", "tensor", "size"] if scan else ["seed", "tensor", "size"] if cifar
+                     else ["seed", "network"])
+            write_csv(out_dir / ("kept.csv" if scan or cifar else "layers.csv"), lrows,
                       first + sorted(k for k in lrows[0] if k not in first))
         write_csv(out_dir / "removed.csv", [r for x in ordered for r in x.get("removed", [])], REMOVED_COLS)
         write_csv(out_dir / "sharing.csv", [r for x in ordered for r in x["sharing"]], SHARING_COLS)

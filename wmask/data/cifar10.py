@@ -330,3 +330,49 @@ def load(path: str | os.PathLike | None = None, download_missing: bool = False, 
     if not verify and name == CANONICAL:
         name, checksum = "CIFAR-10 layout, checksums not verified (not canonical)", "unverified"
     return {**arrays, "dataset": name, "checksum": checksum, "source": str(source)}
+
+
+def write_batches(folder: str | os.PathLike, arrays: dict) -> list[Path]:
+    """Write ``arrays`` (as :func:`load` returns them) in the canonical ``cifar-10-batches-py`` layout: five training
+    batches (the training images in order, split as evenly as possible), ``test_batch`` and ``batches.meta``, each
+    a pickled dict with ``data`` (uint8 ``[N, 3072]``, channel-major rows) and ``labels``. For tools that read only
+    that layout (e.g. the authors' code, run side by side in the book). The files are not the canonical ones unless
+    the arrays are: their md5 will not match when the source was, e.g., the JPEG image folder."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def batch(x, y, label):
+        rows = np.ascontiguousarray(np.asarray(x, dtype=np.uint8).transpose(0, 3, 1, 2).reshape(len(x), -1))
+        return {"batch_label": label, "labels": [int(v) for v in y], "data": rows}
+    out = []
+    chunks = np.array_split(np.arange(len(arrays["train_y"])), 5)
+    items = [(f"data_batch_{i}", batch(arrays["train_x"][idx], arrays["train_y"][idx], f"training batch {i} of 5"))
+             for i, idx in enumerate(chunks, 1)]
+    items += [("test_batch", batch(arrays["test_x"], arrays["test_y"], "testing batch 1 of 1")),
+              ("batches.meta", {"label_names": list(CLASSES), "num_cases_per_batch": len(chunks[0]),
+                                "num_vis": 3072})]
+    for name, obj in items:
+        buf = io.BytesIO()
+        _Py2Pickler(buf, protocol=2).dump(obj)
+        with atomic_path(folder / name) as tmp:
+            Path(tmp).write_bytes(buf.getvalue())
+        out.append(folder / name)
+    return out
+
+
+class _Py2Pickler(pickle._Pickler):
+    """Writes ``str`` as Python 2 byte strings, as the canonical batches (pickled by Python 2) hold them: read back
+    with ``encoding="latin1"`` they are ``str``, with ``encoding="bytes"`` ``bytes`` (what readers of the canonical
+    files, such as the authors' code, expect: ``{k.decode(): v}``)."""
+    dispatch = pickle._Pickler.dispatch.copy()
+
+    def save_str(self, obj):
+        self.save_bytes(obj.encode("latin1"), obj)
+
+    def save_bytes(self, raw, obj=None):      # numpy's array data too, as in the canonical files
+        self.write((pickle.SHORT_BINSTRING + bytes([len(raw)])) if len(raw) < 256 else
+                   (pickle.BINSTRING + len(raw).to_bytes(4, "little")))
+        self.write(raw)
+        self.memoize(raw if obj is None else obj)
+    dispatch[str] = save_str
+    dispatch[bytes] = save_bytes
