@@ -121,3 +121,36 @@ def test_a_chapter_compares_with_the_authors_only_at_their_settings(tmp_path):
                                                                                             index=False)
     shown = beside_the_authors("addmul", ours, other, "cpu", root=tmp_path)
     assert shown.verdict.tolist() == [ref.WITHIN] and shown["ours mean"].iloc[0] == pytest.approx(0.995)
+
+
+def test_compare_cifar_per_class_numbers_against_hand_computed_verdicts(tmp_path):
+    ours = {"base": pd.DataFrame({"seed": [0], "accuracy": [0.78]}),
+            "worst": pd.DataFrame({"seed": [0, 0], "class": ["cat", "dog"], "own drop %": [60.0, 40.0],
+                                   "worst other / own %": [8.0, 30.0]})}
+    theirs = {"base": pd.DataFrame({"seed": [0, 1], "subtask": "all classes", "accuracy": [0.75, 0.77],
+                                    "target": 0.75}),
+              "worst": pd.DataFrame({"seed": [0, 1, 0, 1], "class": ["cat", "cat", "dog", "dog"],
+                                     "own drop %": [50.0, 54.0, 70.0, 70.0], "worst other / own %": [5.0, 7.0,
+                                                                                                      9.0, 11.0]})}
+    got = ref.compare_cifar(ours, theirs).set_index(["number", "class"])
+    # base: |0.78 - 0.76| = 0.02 <= max(2 * 0.01414, 0.02) = 0.0283
+    assert got.loc[("base accuracy", "all"), "verdict"] == ref.WITHIN
+    # cat own drop: |60 - 52| = 8 <= max(2 * 2.83, 10) = 10; dog: |40 - 70| = 30 > 10 (their sd 0)
+    assert got.loc[("own drop %", "cat"), "verdict"] == ref.WITHIN
+    assert got.loc[("own drop %", "dog"), "verdict"] == ref.OUTSIDE
+    assert got.loc[("own drop %", "dog"), "difference"] == pytest.approx(-30.0)
+    # worst ratio: cat |8 - 6| = 2 inside; dog |30 - 10| = 20 > max(2 * 1.414, 10)
+    assert got.loc[("worst other / own %", "cat"), "verdict"] == ref.WITHIN
+    assert got.loc[("worst other / own %", "dog"), "verdict"] == ref.OUTSIDE
+    assert got.loc[("worst other / own %", "dog"), "tolerance"] == pytest.approx(ref.DROP_ABS_TOL)
+    # a CIFAR folder (no accuracy.csv) is found through its drops table
+    d = tmp_path / "cifar10" / "cpu"
+    d.mkdir(parents=True)
+    theirs["worst"].to_csv(d / "worst.csv", index=False)
+    theirs["base"].to_csv(d / "base.csv", index=False)
+    pd.DataFrame({"seed": [0], "removed": ["cat"], "evaluated": ["cat"], "relative drop %": [50.0]}).to_csv(
+        d / "drops.csv", index=False)
+    found = ref.load_authors("cifar10", root=tmp_path)
+    assert found["accuracy"] is None and len(found["worst"]) == 4
+    tables = ref.authors_tables(found, {"cnn": {"iid": 0.8}})
+    assert tables["curves"] == ref.NO_CURVES and list(tables["base"].target) == [0.8, 0.8]

@@ -28,7 +28,7 @@ from typing import Optional, Sequence
 import pandas as pd
 
 __all__ = ["ACCURACY_KEYS", "WITHIN", "OUTSIDE", "tolerance", "summarize", "compare_tables", "compare_accuracy",
-           "load_authors", "find_authors", "authors_settings", "same_settings", "authors_tables", "NO_CURVES", "DEFAULT_AUTHORS_ROOT"]
+           "compare_cifar", "DROP_ABS_TOL", "load_authors", "find_authors", "authors_settings", "same_settings", "authors_tables", "NO_CURVES", "DEFAULT_AUTHORS_ROOT"]
 
 ACCURACY_KEYS = ("network", "mask", "evaluated on")
 WITHIN = "within the authors' spread"
@@ -86,6 +86,28 @@ def compare_accuracy(ours: pd.DataFrame, theirs: pd.DataFrame, k: float = DEFAUL
     """Compare two tidy ``accuracy.csv`` tables (``seed, network, mask, evaluated on, accuracy``) per
     (network, mask, evaluated on). See :func:`compare_tables`."""
     return compare_tables(ours, theirs, ACCURACY_KEYS, "accuracy", k, abs_tol, how)
+
+
+DROP_ABS_TOL = 10.0   # relative-drop points (CIFAR-10): see compare_cifar
+
+
+def compare_cifar(ours: dict, theirs: dict, k: float = DEFAULT_K) -> pd.DataFrame:
+    """CIFAR-10, ours against the authors' code (both as tables: ``base``, ``worst``), per number: the base
+    network's held-out accuracy (within ``max(k sd, 0.02)``, as accuracies elsewhere) and, per class, the own-class
+    relative drop and the worst other class's drop as % of it (within ``max(k sd, 10)`` points: a class's held-out
+    accuracy rests on ≈ 1,000 images, a binomial sd of ≈ 1.3 accuracy points, i.e. ≈ 2 points of relative drop
+    for each of the two confusion matrices it compares, and a mask's own seed-to-seed variation comes on top; a
+    single seed per code has no sd). Columns: ``number``, ``class`` and those of :func:`compare_tables`."""
+    def tidy(t):
+        base = pd.DataFrame(t["base"])[["seed", "accuracy"]].assign(number="base accuracy", **{"class": "all"})
+        worst = pd.DataFrame(t["worst"]).melt(id_vars=["seed", "class"], value_vars=["own drop %",
+                                                                                      "worst other / own %"],
+                                              var_name="number", value_name="accuracy")
+        return base, worst
+    (ob, ow), (tb, tw) = tidy(ours), tidy(theirs)
+    keys = ["number", "class"]
+    return pd.concat([compare_tables(ob, tb, keys, "accuracy", k, DEFAULT_ABS_TOL),
+                      compare_tables(ow, tw, keys, "accuracy", k, DROP_ABS_TOL)], ignore_index=True)
 
 
 def load_authors(experiment: str, root: Optional[Path | str] = None, preset: str = "cpu") -> Optional[dict]:

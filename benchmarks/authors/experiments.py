@@ -89,12 +89,12 @@ def _cifar10_flags(seed: int) -> list[str]:
     # ours: the CNN's cpu preset (the paper's 32-64-128-256 CNN with dropout, biases masked): base 10,000 steps (Adam
     # 1e-3, batch 128, clip 1), masks at lr 1e-2 on 64 images a step with alpha 1.5e-4 over 64, i.e. 3e-4 over 128
     # per logit as here (their regulariser divides by -batch_size, 128, not by -mask_batch_size); ours stop when
-    # settled (1,500-3,000 steps), theirs run the fixed 3,000 of each of their 11 stages (control, then one mask per
+    # settled (1,000-2,000 steps), theirs run the fixed 2,000 of each of their 11 stages (control, then one mask per
     # removed class, one after another). -analysis.plot_masks 0 only skips their periodic mask images;
     # -test_interval 10000 validates the base network at its last step (each of their validations also runs over
     # the 40k training images, ~1.5 min on one thread; at 1000 they would add about an hour).
     return ["-name", f"cifar10_cnn_s{seed}", "-reset", "1", "-task", "cifar10_class_removal", "-batch_size", "128",
-            "-lr", "1e-3", "-stop_after", "10000", "-step_per_mask", "3000", "-mask_loss_weight", "3e-4",
+            "-lr", "1e-3", "-stop_after", "10000", "-step_per_mask", "2000", "-mask_loss_weight", "3e-4",
             "-mask_lr", "1e-2", "-mask_batch_size", "64", "-class_removal.keep_last_layer", "1",
             "-test_interval", "10000", "-analysis.plot_masks", "0", "-gpu", "none", "-log", "tb", "-seed", str(seed)]
 
@@ -140,7 +140,7 @@ EXPERIMENTS = {
     "addmul": {"flags": _addmul_flags, "network": "fnn", "base_steps": 8000, "mask_steps": 7500},
     "double_addition": {"flags": _double_addition_flags, "network": "fnn", "base_steps": 5000, "mask_steps": 7000},
     "scan": {"flags": _scan_flags, "network": "lstm", "base_steps": 3500, "mask_steps": 900, "prepare": _prepare_scan},
-    "cifar10": {"flags": _cifar10_flags, "network": "cnn", "base_steps": 10000, "mask_steps": 3000,
+    "cifar10": {"flags": _cifar10_flags, "network": "cnn", "base_steps": 10000, "mask_steps": 2000,
                 "prepare": _prepare_cifar10, "phases": _cifar10_phases},
 }
 

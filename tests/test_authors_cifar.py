@@ -1,0 +1,95 @@
+"""benchmarks/authors for CIFAR-10: their exported confusion matrices become our drops/worst tables (checked against
+a brute-force loop on planted matrices), their run splits into a base and a mask phase, and the flags match our
+cpu preset's settings."""
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "benchmarks" / "authors"))
+
+import convert  # noqa: E402
+import experiments  # noqa: E402
+import extract  # noqa: E402
+
+CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+
+
+def planted(seed=0):
+    g = np.random.default_rng(seed)
+    ref = g.dirichlet(np.ones(10) * 0.3, 10) * 0.3 + np.eye(10) * 0.7        # rows sum to 1, diagonal ≈ 0.7+
+    diffs = {}
+    for c, name in enumerate(CLASSES):
+        d = np.zeros((10, 10))
+        d[c, c] = -0.4 * ref[c, c]                # the removed class loses 40 % of its accuracy ...
+        d[c, (c + 1) % 10] = 0.4 * ref[c, c]
+        j = (c + 3) % 10
+        d[j, j] = -0.02 * (c + 1) * ref[j, j]     # ... another class (c + 1) * 2 %
+        d[j, c] = 0.02 * (c + 1) * ref[j, j]
+        diffs[name] = d.tolist()
+    return ref, diffs
+
+
+def test_drops_and_worst_ratio_match_a_brute_force_loop():
+    ref, diffs = planted()
+    got = extract._drops({"reference": ref.tolist(), "difference": diffs})
+    for c, name in enumerate(CLASSES):
+        conf = ref + np.array(diffs[name])
+        drops = [-(conf[j, j] - ref[j, j]) / ref[j, j] * 100 for j in range(10)]
+        assert got["relative_drop"][c] == pytest.approx(drops)
+        worst = max(d for j, d in enumerate(drops) if j != c) / drops[c] * 100
+        assert got["worst_other_ratio"][c] == pytest.approx(worst)
+        assert drops[c] == pytest.approx(40.0) and worst == pytest.approx(5.0 * (c + 1))
+
+
+def test_converter_tables_and_base_from_the_mask_phase():
+    ref, diffs = planted()
+    conf = {"reference": ref.tolist(), "difference": diffs}
+    conf.update(extract._drops(conf))
+    masks = {"features_0_weight": {"size": 864, "kept": {str(s): 800 - s for s in range(11)}}}
+    flags = experiments.build_flags("cifar10", 0, smoke=False)
+    data = {"scalars": {"load_validation/iid/accuracy": [[0, 0.78]], "validation/iid/accuracy": [[10000, 0.5]]},
+            "masks": masks, "confusion": conf}
+    out = convert.convert("cifar10", 0, flags, data, "cnn")
+    assert out["tables"]["base"] == [{"seed": 0, "subtask": "all classes", "accuracy": 0.78, "target": 0.75}]
+    worst = {r["class"]: r for r in out["tables"]["worst"]}
+    assert worst["cat"]["own drop %"] == pytest.approx(40.0)
+    assert worst["cat"]["worst other / own %"] == pytest.approx(20.0)
+    assert len(out["tables"]["drops"]) == 100
+    assert out["layers"][0]["kept control"] == 800 and out["layers"][0]["kept without truck"] == 790
+    with pytest.raises(experiments.RunError, match="no exported class_removal"):
+        convert.convert("cifar10", 0, flags, {**data, "confusion": None}, "cnn")
+
+
+def test_two_phases_share_the_flags_and_chain_through_restore_pretrained(tmp_path):
+    flags = experiments.build_flags("cifar10", 1, smoke=False)
+    (base_name, base, _), (mask_name, masks, copy_base) = experiments._cifar10_phases(flags, tmp_path)
+    assert (base_name, mask_name) == ("base", "masks")
+    assert experiments.flag(base, "-analysis.enable") == "0" and experiments.flag(base, "-name").endswith("_base")
+    assert experiments.flag(masks, "-restore_pretrained") == str(tmp_path / "pretrained")
+    assert base[:base.index("-name")] == masks[:masks.index("-name")]
+    for f in ("-stop_after", "-step_per_mask", "-mask_lr", "-mask_batch_size", "-mask_loss_weight", "-seed"):
+        assert experiments.flag(base, f) == experiments.flag(masks, f) == experiments.flag(flags, f)
+    with pytest.raises(experiments.RunError, match="left no"):
+        copy_base(tmp_path)
+    src = tmp_path / "save" / "cifar10_cnn_s1_base" / "model_weights"
+    src.mkdir(parents=True)
+    (src / "model.pth").write_bytes(b"weights")
+    copy_base(tmp_path)
+    assert (tmp_path / "pretrained" / "0" / "model.pth").read_bytes() == b"weights"
+
+
+def test_flags_are_our_cpu_preset():
+    from wmask.tasks import cifar10
+    cfg = cifar10.PRESETS["cnn"]["cpu"]
+    flags = experiments.build_flags("cifar10", 0, smoke=False)
+    assert int(experiments.flag(flags, "-stop_after")) == cfg["base"]["steps"]
+    assert int(experiments.flag(flags, "-step_per_mask")) == cfg["mask"]["steps"]
+    assert float(experiments.flag(flags, "-mask_lr")) == cfg["mask"]["lr"]
+    assert int(experiments.flag(flags, "-mask_batch_size")) == cfg["mask"]["batch_size"]
+    # their regulariser divides by -batch_size (128), ours by the mask batch: the same weight per logit
+    assert float(experiments.flag(flags, "-mask_loss_weight")) / 128 == pytest.approx(
+        cfg["mask"]["alpha"] / cfg["mask"]["batch_size"])
+    assert convert.CIFAR_TARGET == cifar10.CifarConfig.target
