@@ -161,14 +161,14 @@ pd.DataFrame([{"seed": r["seed"], "IoU of two control masks": r["stability_iou"]
 # trained 10,000 steps (the paper: 20,000) on 80 % of the training images; the control mask and the ten
 # class-removal masks at mask lr 1e-2 (the paper's 1e-3 would barely move a logit in this many steps) on 64 images a
 # step, with α halved so that the regulariser per logit stays the paper's 3e-4 / 128, each stopped once settled
-# (after 1,000–2,000 steps; at lr 1e-2 a logit can travel as far in 2,000 steps as at the
-# paper's 1e-3 in its 20,000). The images are the JPEG re-encoding of CIFAR-10 this machine has, not the canonical files.
+# (after 1,000–2,000 steps; at lr 1e-2 a logit can travel as far in 2,000 steps as at the paper's 1e-3 in its
+# 20,000). The images are the JPEG re-encoding of CIFAR-10 this machine has, not the canonical files.
 #
 # Beside it, the authors' released code (RobertCsordas/modules; `results/authors/cifar10/cpu`, made by
 # `benchmarks/authors/run.py`) at the same network, base steps, batch sizes, mask lr and regulariser on the same
-# images, where it was run. Two differences remain that their code fixes: its masks run a fixed 2,000 steps each
-# (ours stop once settled), and its class-removal masks start from fresh logits (ours from the control mask's, the
-# paper's §2.5 reading); its held-out split is its own seeded 20 % of the same images.
+# images, where it was run. Three differences are built into their code and remain: its masks run a fixed 2,000
+# steps each (ours stop once settled), its class-removal masks start from fresh logits (ours from the control
+# mask's, the paper's §2.5 reading), and its held-out split is its own seeded 20 % of the same images.
 
 # %%
 cpu = committed_run("cifar10", "cpu")
