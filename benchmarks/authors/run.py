@@ -11,9 +11,12 @@ What it does, per experiment:
    ``benchmarks/authors/patches/`` (skipping those already applied; see README.md for why each is needed);
 2. runs ``main.py`` once per seed, on CPU (``-gpu none -log tb``), with ``OMP_NUM_THREADS`` = ``--threads``, in
    ``<work-dir>/<experiment>/seed<N>/`` (their code writes ``save/<name>/`` under its working directory), stdout and
-   stderr to ``run.log`` there; a seed with a ``done.json`` is not rerun (resumable per seed);
+   stderr to ``run.log`` there; a seed with a ``done.json`` is not rerun (resumable per seed). CIFAR-10 runs in two
+   phases (the base network, then the mask stages on it), each with its own ``run-<phase>.log`` and
+   ``done-<phase>.json``;
 3. reads their TensorBoard event file and exported mask logits back (with ``--python``, which has tensorboard and
-   torch), and writes ``<results>/<experiment>/cpu/{summary.json,accuracy.csv,layers.csv[,sharing.csv]}`` with our
+   torch), and writes ``<results>/<experiment>/cpu/{summary.json,accuracy.csv,layers.csv[,sharing.csv]}`` (CIFAR-10:
+   ``base.csv``, ``drops.csv``, ``worst.csv``, ``kept.csv``) with our
    column names and mask names.
 
 This script itself needs only the standard library (``experiments.py``: the flags and tag mapping; ``convert.py``:
