@@ -145,14 +145,12 @@ def convert_scan(seed: int, flags: list[str], data: dict, model: str) -> dict:
             "their_logged_mask_stat": {k: v[-1][1] for k, v in sc.items() if k.startswith("mask_stat/all/")}}
 
 
-CIFAR_TARGET = 0.75     # as our CifarConfig.target: the base network's held-out accuracy a claim needs
-
-
 def convert_cifar10(seed: int, flags: list[str], data: dict) -> dict:
     """Their CIFAR-10 class removal -> our results/cifar10/cpu tables: ``base`` (the base network's validation
-    accuracy at its last step against the target), ``drops`` (seed, removed, evaluated, relative drop %) and
-    ``worst`` (seed, class, own drop %, worst other / own %), from their exported confusion matrices (the drops are
-    computed by extract.py with our metrics); ``layers``: kept weights per tensor and stage."""
+    accuracy at its last step; ``wmask.reference.authors_tables`` holds it to our preset's target), ``drops`` (seed,
+    removed, evaluated, relative drop %) and ``worst`` (seed, class, own drop %, worst other / own %), from their
+    exported confusion matrices (the drops are computed by extract.py with our metrics); ``layers``: kept weights
+    per tensor and stage."""
     sc, conf = data["scalars"], data.get("confusion")
     if not conf:
         raise RunError("no exported class_removal confusion matrices (export/class_removal/) in the run")
@@ -161,7 +159,7 @@ def convert_cifar10(seed: int, flags: list[str], data: dict) -> dict:
     else:
         tag, at = "validation/iid/accuracy", int(flag(flags, "-stop_after"))
     step, acc = _last(sc, tag, at)
-    base = [{"seed": seed, "subtask": "all classes", "accuracy": acc, "target": CIFAR_TARGET}]
+    base = [{"seed": seed, "subtask": "all classes", "accuracy": acc}]
     sources = [{"table": "base", "tag": tag, "step": step},
                {"table": "drops, worst", "file": "export/class_removal/confusion_{reference,difference/<class>}.pth"}]
     names, drops, worst = conf["classes"], conf["relative_drop"], conf["worst_other_ratio"]
@@ -178,7 +176,7 @@ def convert_cifar10(seed: int, flags: list[str], data: dict) -> dict:
             "their_logged_mask_stat": {k: v[-1][1] for k, v in sc.items() if k.startswith("mask_stat/all/")}}
 
 
-TABLE_COLS = {"base": ["seed", "subtask", "accuracy", "target"],
+TABLE_COLS = {"base": ["seed", "subtask", "accuracy"],
               "drops": ["seed", "removed", "evaluated", "relative drop %"],
               "worst": ["seed", "class", "own drop %", "worst other / own %"]}
 ACC_COLS = ["seed", "network", "mask", "evaluated on", "accuracy"]

@@ -156,6 +156,19 @@ def _run_phase(args, experiment: str, seed: int, seed_dir: Path, phase: str, fla
     return {**info, "save_dir": str(save_dir)}
 
 
+def earlier_runs(summary: Path, experiment: str, smoke: bool) -> dict[int, dict]:
+    """The finished seeds of earlier invocations (``summary``, if there) that ran with today's flags, by seed; a
+    seed run with other flags is dropped, with a message, so the tables never mix settings."""
+    runs = {}
+    for r in (json.loads(summary.read_text()).get("runs", []) if summary.exists() else []):
+        want = build_flags(experiment, r["seed"], smoke)
+        if r.get("argv", [])[2:2 + len(want)] == want:
+            runs[r["seed"]] = r
+        else:
+            print(f"authors-run: {summary}: seed {r['seed']} was run with other flags; left out", flush=True)
+    return runs
+
+
 def run_extract(args, save_dir: Path, out: Path) -> dict:
     r = subprocess.run([args.python, str(HERE / "extract.py"), str(save_dir), str(out)],
                        capture_output=True, text=True, env=dict(os.environ, OMP_NUM_THREADS="1"))
@@ -218,11 +231,7 @@ def main(argv=None) -> int:
         out_dir = Path(args.results) / args.experiment / ("smoke" if args.smoke else "cpu")
         out_dir.mkdir(parents=True, exist_ok=True)
         exp = EXPERIMENTS[args.experiment]
-        runs = {}
-        old = out_dir / "summary.json"
-        if old.exists():   # keep finished seeds of earlier invocations in the tables
-            for r in json.loads(old.read_text()).get("runs", []):
-                runs[r["seed"]] = r
+        runs = earlier_runs(out_dir / "summary.json", args.experiment, args.smoke)
         for seed in seeds:
             info = run_seed(args, args.experiment, seed)
             flags = build_flags(args.experiment, seed, args.smoke)

@@ -1,6 +1,6 @@
-"""benchmarks/authors for CIFAR-10: their exported confusion matrices become our drops/worst tables (checked against
-a brute-force loop on planted matrices), their run splits into a base and a mask phase, and the flags match our
-cpu preset's settings."""
+"""benchmarks/authors (the authors' code at our settings): for CIFAR-10 their exported confusion matrices become our
+drops/worst tables (checked against a brute-force loop on planted matrices) and their run splits into a base and a
+mask phase; the flags of SCAN and CIFAR-10 match our cpu presets' settings."""
 import sys
 from pathlib import Path
 
@@ -53,7 +53,7 @@ def test_converter_tables_and_base_from_the_mask_phase():
     data = {"scalars": {"load_validation/iid/accuracy": [[0, 0.78]], "validation/iid/accuracy": [[10000, 0.5]]},
             "masks": masks, "confusion": conf}
     out = convert.convert("cifar10", 0, flags, data, "cnn")
-    assert out["tables"]["base"] == [{"seed": 0, "subtask": "all classes", "accuracy": 0.78, "target": 0.75}]
+    assert out["tables"]["base"] == [{"seed": 0, "subtask": "all classes", "accuracy": 0.78}]
     worst = {r["class"]: r for r in out["tables"]["worst"]}
     assert worst["cat"]["own drop %"] == pytest.approx(40.0)
     assert worst["cat"]["worst other / own %"] == pytest.approx(20.0)
@@ -81,15 +81,35 @@ def test_two_phases_share_the_flags_and_chain_through_restore_pretrained(tmp_pat
     assert (tmp_path / "pretrained" / "0" / "model.pth").read_bytes() == b"weights"
 
 
-def test_flags_are_our_cpu_preset():
-    from wmask.tasks import cifar10
-    cfg = cifar10.PRESETS["cnn"]["cpu"]
-    flags = experiments.build_flags("cifar10", 0, smoke=False)
-    assert int(experiments.flag(flags, "-stop_after")) == cfg["base"]["steps"]
-    assert int(experiments.flag(flags, "-step_per_mask")) == cfg["mask"]["steps"]
-    assert float(experiments.flag(flags, "-mask_lr")) == cfg["mask"]["lr"]
-    assert int(experiments.flag(flags, "-mask_batch_size")) == cfg["mask"]["batch_size"]
-    # their regulariser divides by -batch_size (128), ours by the mask batch: the same weight per logit
-    assert float(experiments.flag(flags, "-mask_loss_weight")) / 128 == pytest.approx(
-        cfg["mask"]["alpha"] / cfg["mask"]["batch_size"])
-    assert convert.CIFAR_TARGET == cifar10.CifarConfig.target
+@pytest.mark.parametrize("experiment, model", [("cifar10", "cnn"), ("scan", "lstm")])
+def test_flags_are_our_cpu_preset(experiment, model):
+    from wmask import runner
+    cfg = runner.EXPERIMENTS[experiment].config("cpu", model=model)
+    argv = experiments.build_flags(experiment, 0, smoke=False)
+    flags = {k: float(experiments.flag(argv, k)) for k in ("-lr", "-batch_size", "-stop_after", "-step_per_mask",
+                                                          "-mask_lr", "-mask_batch_size", "-mask_loss_weight")}
+    assert (flags["-lr"], flags["-batch_size"], flags["-stop_after"]) == (cfg.base.lr, cfg.base.batch_size,
+                                                                         cfg.base.steps)
+    assert (flags["-step_per_mask"], flags["-mask_lr"], flags["-mask_batch_size"]) == (cfg.mask.steps, cfg.mask.lr,
+                                                                                       cfg.mask.batch_size)
+    # their regulariser divides by -batch_size, ours by the mask batch: the same weight per logit
+    assert flags["-mask_loss_weight"] / flags["-batch_size"] == pytest.approx(cfg.mask.alpha / cfg.mask.batch_size)
+    if experiment == "scan":
+        assert float(experiments.flag(argv, "-grad_clip")) == cfg.base.clip == cfg.mask.clip
+        assert int(experiments.flag(argv, "-state_size")) == cfg.net["hidden"]
+
+
+def test_earlier_runs_keep_only_seeds_run_with_todays_flags(tmp_path, capsys):
+    import json
+
+    import run
+    former = experiments.build_flags("scan", 1, smoke=False)
+    former[former.index("-stop_after") + 1] = "3500"       # seed 1 ran at a former preset's base steps
+    summary = tmp_path / "summary.json"
+    summary.write_text(json.dumps({"runs": [
+        {"seed": 0, "argv": ["python", "main.py", *experiments.build_flags("scan", 0, smoke=False)]},
+        {"seed": 1, "argv": ["python", "main.py", *former]},
+        {"seed": 2, "argv": ["python", "main.py", *experiments.build_flags("scan", 2, smoke=False), "-restore", "x"]}]}))
+    assert sorted(run.earlier_runs(summary, "scan", smoke=False)) == [0, 2]
+    assert "seed 1 was run with other flags" in capsys.readouterr().out
+    assert run.earlier_runs(tmp_path / "absent.json", "scan", smoke=False) == {}
