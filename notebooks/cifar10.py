@@ -43,7 +43,7 @@ from myst_nb import glue
 
 from wmask import claims, evidence, reference
 from wmask.data.cifar10 import CLASSES
-from wmask.report import chapter_run, committed_run, evidence_table, plot_curves
+from wmask.report import chapter_run, committed_run, evidence_table, plot_base, plot_curves
 
 summary, tables, where, c, absent = chapter_run("cifar10", preset, seeds, results, device, model=model)
 if absent:
@@ -97,20 +97,6 @@ def fig5(worst, where):
     for ax in axes:
         ax.tick_params(axis="x", rotation=45)
     fig.suptitle(where, fontsize=7)
-    fig.tight_layout()
-
-
-def plot_base(curve, where):
-    """The base network's training loss (every 50 steps) and held-out accuracy (every ``base.eval_every`` steps)."""
-    fig, (ax_l, ax_a) = plt.subplots(1, 2, figsize=(9, 2.8))
-    for seed, c in curve.groupby("seed"):
-        loss, acc = c.dropna(subset=["loss"]), c.dropna(subset=["held-out accuracy"])
-        ax_l.plot(loss.step, loss.loss, lw=1, label=f"seed {seed}")
-        ax_a.plot(acc.step, acc["held-out accuracy"], marker="o", ms=3, lw=1, label=f"seed {seed}")
-    ax_l.set(xlabel="step", ylabel="training loss (mean of 50 steps)")
-    ax_a.set(xlabel="step", ylabel="held-out accuracy")
-    ax_a.legend(fontsize=7)
-    fig.suptitle(f"base network — {where}", fontsize=7)
     fig.tight_layout()
 
 

@@ -143,7 +143,16 @@ def test_runner_end_to_end_at_smoke(model, tmp_path, capsys):
     assert set(run["scratch"]) == set(scan.SPLITS[1:])
     assert set(run["removed_per_token"]["addprim_jump"]) == set(run["out_vocab"])
     assert (out / "accuracy.csv").read_text().startswith("seed,model,variant,test,accuracy")
+    cfg = run["config"]
+    curve = run["base_curve"]      # loss every 50 steps (labelled by the window's last step index, from 0, as the
+    steps = cfg["base"]["steps"]   # mask curves), held out every eval_every steps (labelled by steps done)
+    assert [st for st, _ in curve["loss"]] == [*range(49, steps - 1, 50), steps - 1]
+    every = cfg["base"]["eval_every"]
+    assert [st for st, _ in curve["held_out"]] == ([*range(every, steps, every), steps] if every else [])
+    if every:      # the last point: the same net on the same iid test lines as the run's "full" row
+        assert curve["held_out"][-1][1] == run["accuracy"]["full"]["simple"]
     tables = scan.tables(summary["runs"])
+    assert len(tables["base_curve"]) == len(curve["loss"]) + len(curve["held_out"])
     for key in (f"scan-split-masks-{model}", f"scan-jump-token-{model}"):
         assert claims.check(key, tables, run["config"])     # checks run on real output
     first = (out / "seed0.json").read_text()

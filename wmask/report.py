@@ -290,3 +290,23 @@ def plot_curves(curves, by: str | None = "network", title: str = ""):
     fig.suptitle(title, fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def plot_base(curve, title: str, accuracy: str = "held-out accuracy"):
+    """The base network's training curve per seed: loss (mean of each 50 steps) and the accuracy it was evaluated
+    at every ``base.eval_every`` steps (``accuracy`` names that axis, e.g. "iid test exact match")."""
+    import matplotlib.pyplot as plt
+    import pandas as pd
+    curve = pd.DataFrame(curve)
+    fig, (ax_l, ax_a) = plt.subplots(1, 2, figsize=(9, 2.8))
+    for seed, c in curve.groupby("seed"):
+        loss = c.dropna(subset=["loss"]) if "loss" in c else c.iloc[:0]
+        acc = c.dropna(subset=["held-out accuracy"]) if "held-out accuracy" in c else c.iloc[:0]
+        ax_l.plot(loss.step, loss.get("loss", []), lw=1, label=f"seed {seed}")
+        ax_a.plot(acc.step, acc.get("held-out accuracy", []), marker="o", ms=3, lw=1, label=f"seed {seed}")
+    ax_l.set(xlabel="step", ylabel="training loss (mean of 50 steps)", yscale="log")
+    ax_a.set(xlabel="step", ylabel=accuracy)
+    ax_a.legend(fontsize=7)
+    fig.suptitle(f"base network — {title}", fontsize=7)
+    fig.tight_layout()
+    return fig

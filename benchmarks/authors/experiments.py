@@ -60,16 +60,16 @@ def _double_addition_flags(seed: int) -> list[str]:
 
 def _scan_flags(seed: int) -> list[str]:
     # ours: the SCAN LSTM's cpu preset: encoder-decoder, 2 layers x 128, embedding 16, dropout 0.5, teacher forcing
-    # 0.5, base 8,000 steps (Adam 1e-3, batch 128, clip 5); masks at lr 3e-2 on batches of 64, alpha 3e-5 over 64 per
-    # logit, i.e. 6e-5 over 128 here (their regulariser divides by -batch_size, not -mask_batch_size), K = 4, biases
-    # unmasked, clip over all parameters; ours stop once settled (at most 5,000 steps), theirs run 5,000 in each of
-    # their 4 stages (the full problem, then jump, length, turn left). -test_interval 8000 gives the base validation
-    # at its last step; -test_batch_size only batches evaluation. Runs at the former cpu preset (3,500 base steps,
-    # 900 mask steps, no -mask_batch_size) are in results/authors/scan/former-cpu/.
+    # 0.5, base 20,000 steps (Adam 1e-3, batch 128, clip 5); masks at lr 3e-2 on batches of 64, alpha 7.5e-6 over 64
+    # per logit, i.e. 1.5e-5 over 128 here (their regulariser divides by -batch_size, not -mask_batch_size), K = 4,
+    # biases unmasked, clip over all parameters; ours stop once settled (at most 8,000 steps), theirs run 8,000 in
+    # each of their 4 stages (the full problem, then jump, length, turn left). -test_interval 20000 gives the base
+    # validation at its last step; -test_batch_size only batches evaluation. The former cpu preset's run (3,500 base
+    # steps, 900 mask steps, alpha 3e-5 on batches of 128) is in results/authors/scan/former-cpu/.
     return ["-name", f"scan_lstm_128_s{seed}", "-reset", "1", "-task", "scan", "-n_layers", "2", "-state_size", "128",
             "-encoder_decoder.embedding_size", "16", "-dropout", "0.5", "-batch_size", "128", "-lr", "1e-3",
-            "-grad_clip", "5", "-stop_after", "8000", "-step_per_mask", "5000", "-mask_loss_weight", "6e-5",
-            "-mask_lr", "3e-2", "-mask_batch_size", "64", "-bias_no_mask", "1", "-test_interval", "8000",
+            "-grad_clip", "5", "-stop_after", "20000", "-step_per_mask", "8000", "-mask_loss_weight", "1.5e-5",
+            "-mask_lr", "3e-2", "-mask_batch_size", "64", "-bias_no_mask", "1", "-test_interval", "20000",
             "-test_batch_size", "1024", "-gpu", "none", "-log", "tb", "-seed", str(seed)]
 
 
