@@ -187,7 +187,9 @@ pd.DataFrame([{"model": m, "seed": r["seed"], **{f"kept {scan.LABELS[s]}": v for
 #
 # The LSTM's `cpu` preset, run and committed with the repository (`python -m wmask run scan --preset cpu --seeds
 # 0`), so that a book built at another preset still shows the evidence; its settings are printed below from the
-# run's own record (the preset may have changed since: the caption names the commit that made it). The Transformer
+# run's own record (the preset may have changed since: the caption names the commit that made it). The run made at
+# commit 7c8b1c9 trained its three from-scratch networks in a second one-thread process beside it (56 min, the same
+# stored networks the run would have trained; the wall time in its caption does not include them). The Transformer
 # has no cpu preset (it stays below the iid target on two cores).
 
 # %%
