@@ -26,7 +26,7 @@
 import os
 
 preset = os.environ.get("WMASK_PRESET", "cpu")  # smoke | cpu | paper
-seeds = [0]                  # as the committed cpu run (results/cifar10/cpu): a cpu seed takes ≈ 3 h on one core
+seeds = [0]                  # as the committed cpu run (results/cifar10/cpu): a cpu seed takes ≈ 40 min on 2 threads
 model = "cnn"                # cnn | resnet (ResNet-110 at paper; only smoke and paper presets)
 results = "_build/results"   # relative to the repository root; finished runs there are reused
 device = "auto"
@@ -146,9 +146,9 @@ pd.DataFrame([{"seed": r["seed"], "IoU of two control masks": r["stability_iou"]
 # 0`), so that a book built at another preset still shows the evidence: the paper's CNN (32-64-128-256, dropout)
 # trained 10,000 steps (the paper: 20,000) on 80 % of the training images; the control mask and the ten
 # class-removal masks at mask lr 1e-2 (the paper's 1e-3 would barely move a logit in this many steps) on 64 images a
-# step, with α halved so that the regulariser per logit stays the paper's 3e-4 / 128, each stopped once settled
-# (after 1,000–2,000 steps; at lr 1e-2 a logit can travel as far in 2,000 steps as at the paper's 1e-3 in its
-# 20,000). The images are the JPEG re-encoding of CIFAR-10 this machine has, not the canonical files.
+# step, with α halved so that the regulariser per logit stays the paper's 3e-4 / 128, each stage stopped once all its
+# masks have settled, after at least 1,000 and at most 2,000 steps (at lr 1e-2 a logit can travel as far in 2,000
+# steps as at the paper's 1e-3 in its 20,000). The images are the JPEG re-encoding of CIFAR-10 this machine has, not the canonical files.
 #
 # Beside it, the authors' released code (RobertCsordas/modules; `results/authors/cifar10/cpu`, made by
 # `benchmarks/authors/run.py`) at the same network, base steps, batch sizes, mask lr and regulariser on the same

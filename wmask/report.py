@@ -300,10 +300,9 @@ def plot_base(curve, title: str, accuracy: str = "held-out accuracy"):
     curve = pd.DataFrame(curve)
     fig, (ax_l, ax_a) = plt.subplots(1, 2, figsize=(9, 2.8))
     for seed, c in curve.groupby("seed"):
-        loss = c.dropna(subset=["loss"]) if "loss" in c else c.iloc[:0]
-        acc = c.dropna(subset=["held-out accuracy"]) if "held-out accuracy" in c else c.iloc[:0]
-        ax_l.plot(loss.step, loss.get("loss", []), lw=1, label=f"seed {seed}")
-        ax_a.plot(acc.step, acc.get("held-out accuracy", []), marker="o", ms=3, lw=1, label=f"seed {seed}")
+        for ax, column, style in ((ax_l, "loss", {}), (ax_a, "held-out accuracy", {"marker": "o", "ms": 3})):
+            points = c.dropna(subset=[column]) if column in c else c.iloc[:0]
+            ax.plot(points.step, points.get(column, []), lw=1, label=f"seed {seed}", **style)
     ax_l.set(xlabel="step", ylabel="training loss (mean of 50 steps)", yscale="log")
     ax_a.set(xlabel="step", ylabel=accuracy)
     ax_a.legend(fontsize=7)
