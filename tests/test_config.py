@@ -146,3 +146,18 @@ def test_a_chapter_at_a_preset_its_experiment_lacks_runs_smoke_and_says_why():
     preset, note = preset_to_run("scan", "cpu", "transformer")
     assert preset == "smoke" and note.startswith("scan-transformer has no cpu preset: on two cores the 2+2-layer")
     assert "its numbers mean nothing" in note
+
+
+@pytest.mark.parametrize("experiment, model, preset, expected", [
+    ("cifar10", "cnn", "cpu", "CNN 32-64-128-256, 10000 base / 2000 mask steps at lr 0.01 (at most; stopped when "
+                              "settled)"),
+    ("cifar10", "resnet", "paper", "ResNet-110, width 16, 64000 base / 30000 mask steps at lr 0.03"),
+    ("scan", "lstm", "cpu", "LSTM encoder-decoder, hidden 128, 20000 base / 8000 mask steps at lr 0.03 (at most; "
+                            "stopped when settled)"),
+    ("scan", "transformer", "smoke", "Transformer 1+1 layers, d 32, 60 base / 12 mask steps at lr 0.01"),
+    ("own_model", None, "cpu", "GPT-2 2 layers, d 64, 4 heads, 3000 base / 8000 mask steps at lr 0.01"),
+])
+def test_the_scale_line_names_the_network_and_its_steps(experiment, model, preset, expected):
+    from wmask.report import scale
+    kw = {} if model is None else {"model": model}
+    assert scale(config.to_dict(runner.EXPERIMENTS[experiment].config(preset, **kw))).startswith(expected)

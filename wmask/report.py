@@ -186,10 +186,27 @@ def scale(config: dict) -> str:
         return (f"FNN 784-{'-'.join(map(str, config['hidden']))}-10, {config['tasks']} tasks, <= {config['steps']} "
                 f"joint steps each, new-weight mask inits {config['new_inits']}")
     base, mask = config.get("base", {}), config.get("mask", {})
-    size = config.get("net") or {k: config[k] for k in ("hidden", "layers", "width", "depth") if k in config}
     steps = config.get("base_steps", base.get("steps") if isinstance(base, dict) else None)
     mask_steps = mask.get("steps") if isinstance(mask, dict) else None
-    return f"{size}: {steps} base / {mask_steps} mask steps"
+    settled = " (at most; stopped when settled)" if isinstance(mask, dict) and mask.get("stop_on_plateau") else ""
+    lr = f" at lr {mask['lr']:g}" if isinstance(mask, dict) and "lr" in mask else ""
+    return f"{_network(config)}, {steps} base / {mask_steps} mask steps{lr}{settled}"
+
+
+def _network(config: dict) -> str:
+    """The network of a single-model experiment in words (CIFAR-10, SCAN, your own model)."""
+    model, net = config.get("model"), config.get("net") or {}
+    if model == "cnn":
+        return "CNN " + "-".join(str(config["width"] * f) for f in (1, 2, 4, 8))
+    if model == "resnet":
+        return f"ResNet-{config['depth']}, width {config['width']}"
+    if model == "lstm" and "hidden" in net:
+        return f"LSTM encoder-decoder, hidden {net['hidden']}"
+    if model == "transformer" and "d" in net:
+        return f"Transformer {net.get('enc_layers')}+{net.get('dec_layers')} layers, d {net['d']}"
+    if "n_layer" in config:
+        return f"GPT-2 {config['n_layer']} layers, d {config['n_embd']}, {config['n_head']} heads"
+    return str(net or {k: config[k] for k in ("hidden", "layers", "width", "depth") if k in config})
 
 
 def describe_networks(networks: dict) -> None:
