@@ -113,3 +113,11 @@ def test_earlier_runs_keep_only_seeds_run_with_todays_flags(tmp_path, capsys):
     assert sorted(run.earlier_runs(summary, "scan", smoke=False)) == [0, 2]
     assert "seed 1 was run with other flags" in capsys.readouterr().out
     assert run.earlier_runs(tmp_path / "absent.json", "scan", smoke=False) == {}
+
+
+def test_cifar10_batches_without_wmask_environment_say_what_to_do(tmp_path, monkeypatch):
+    # a clone with no .venv, run by a python that cannot run wmask: the one-line error says which environment to use
+    monkeypatch.setattr(experiments, "REPO", tmp_path)
+    monkeypatch.setattr(experiments.sys, "executable", "/bin/false")
+    with pytest.raises(experiments.UserError, match="make setup"):
+        experiments._prepare_cifar10(tmp_path / "seed0", tmp_path / "data")

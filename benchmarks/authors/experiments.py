@@ -112,8 +112,10 @@ def _prepare_cifar10(seed_dir: Path, data_dir: Path):
     r = subprocess.run([str(py if py.exists() else sys.executable), "-m", "wmask", "data", "cifar10", "--data-dir",
                         str(data_dir), "--write-batches", str(dst)], cwd=REPO, capture_output=True, text=True)
     if r.returncode != 0:
+        hint = (f" (wmask's own environment is needed for this step: `make setup` in {REPO}, or run run.py with "
+                "the python that has wmask installed)" if not py.exists() else "")
         raise UserError(f"writing CIFAR-10 batches for their code failed: "
-                        f"{(r.stderr.strip().splitlines() or ['?'])[-1]}")
+                        f"{(r.stderr.strip().splitlines() or ['?'])[-1]}{hint}")
 
 
 def _cifar10_phases(flags: list[str], seed_dir: Path) -> list[tuple]:
