@@ -114,7 +114,9 @@ def test_a_chapter_compares_with_the_authors_only_at_their_settings(tmp_path):
     table = beside_the_authors("addmul", ours, same, "cpu", root=tmp_path)
     assert table.verdict.tolist() == [ref.OUTSIDE] and table["theirs mean"].iloc[0] == pytest.approx(0.99)
     other = {"base": {"steps": 8000}, "mask": {"steps": 3000, "lr": 0.03}}
-    assert "other settings" in beside_the_authors("addmul", ours, other, "cpu", root=tmp_path)
+    said = beside_the_authors("addmul", ours, other, "cpu", root=tmp_path)
+    assert "other settings (base steps 8000, mask steps 7000, mask lr 3e-2, α ?)" in said
+    assert "(base steps 8000, mask steps 3000, mask lr 0.03)" in said
     assert "No run of the authors' code" in beside_the_authors("addmul", ours, same, "smoke", root=tmp_path)
     # a committed comparison of ours run at their fixed budget is shown when this run's settings differ
     ref.compare_accuracy(ours.assign(accuracy=0.995), pd.read_csv(d / "accuracy.csv")).to_csv(d / "comparison.csv",

@@ -196,7 +196,8 @@ def what_we_see(key: str, tables: dict, cfg: dict, preset: str) -> str:
             at = ("this network at a fixed budget" if folder == "cpu" else "a former cpu preset's settings")
             seeds = len(set((found["accuracy"] if found.get("accuracy") is not None else found["base"])["seed"]))
             out += (f" The authors' code at {at} ({seeds} seed{'s' * (seeds != 1)}, "
-                    f"{reference.authors_settings(found)}): **{tally(theirs)}**.")
+                    f"{reference.settings_text(reference.authors_settings(found))}): **{tally(theirs)}** "
+                    f"(on its numbers alone: {reference.NO_CURVES}, so whether its masks settled is not known).")
     return out
 
 

@@ -28,7 +28,7 @@ from typing import Optional, Sequence
 import pandas as pd
 
 __all__ = ["ACCURACY_KEYS", "WITHIN", "OUTSIDE", "tolerance", "summarize", "compare_tables", "compare_accuracy",
-           "compare_cifar", "DROP_ABS_TOL", "load_authors", "find_authors", "authors_settings", "same_settings", "authors_tables", "NO_CURVES", "DEFAULT_AUTHORS_ROOT"]
+           "compare_cifar", "DROP_ABS_TOL", "load_authors", "find_authors", "authors_settings", "settings_text", "same_settings", "authors_tables", "NO_CURVES", "DEFAULT_AUTHORS_ROOT"]
 
 ACCURACY_KEYS = ("network", "mask", "evaluated on")
 WITHIN = "within the authors' spread"
@@ -139,6 +139,11 @@ def authors_settings(found: dict) -> dict[str, str]:
     flags = {"base steps": "-stop_after", "mask steps": "-step_per_mask", "mask lr": "-mask_lr",
              "α": "-mask_loss_weight"}
     return {k: argv[argv.index(f) + 1] if f in argv else "?" for k, f in flags.items()}
+
+
+def settings_text(settings: dict) -> str:
+    """``{"base steps": "10000", "mask lr": "1e-2"}`` as ``base steps 10000, mask lr 1e-2``, for prose."""
+    return ", ".join(f"{k} {v}" for k, v in settings.items())
 
 
 def same_settings(found: dict, network_cfg: dict) -> bool:

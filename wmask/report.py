@@ -250,11 +250,11 @@ def beside_the_authors(experiment: str, accuracy, network_cfg: dict, preset: str
         ours = {"base steps": network_cfg["base"]["steps"], "mask steps": network_cfg["mask"]["steps"],
                 "mask lr": network_cfg["mask"]["lr"]}
         committed = Path(root or reference.DEFAULT_AUTHORS_ROOT) / experiment / "cpu" / "comparison.csv"
+        theirs, ours = reference.settings_text(reference.authors_settings(found)), reference.settings_text(ours)
         if not committed.is_file():
-            return (f"The authors' code was run at other settings ({reference.authors_settings(found)}) than ours "
-                    f"here ({ours}): not compared.")
-        print(f"The authors' code runs a fixed budget ({reference.authors_settings(found)}); this chapter's run "
-              f"stops at target / when settled ({ours} are maxima). Below: ours run at the authors' fixed budget "
+            return f"The authors' code was run at other settings ({theirs}) than ours here ({ours}): not compared."
+        print(f"The authors' code runs a fixed budget ({theirs}); this chapter's run stops at target / when settled "
+              f"({ours} are maxima). Below: ours run at the authors' fixed budget "
               f"(committed beside their results, results/authors/{experiment}/cpu/) against theirs.")
         return pd.read_csv(committed).reindex(columns=cols).round(3)
     cmp = reference.compare_accuracy(pd.DataFrame(accuracy), found["accuracy"])
