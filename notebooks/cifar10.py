@@ -148,7 +148,8 @@ pd.DataFrame([{"seed": r["seed"], "IoU of two control masks": r["stability_iou"]
 # class-removal masks at mask lr 1e-2 (the paper's 1e-3 would barely move a logit in this many steps) on 64 images a
 # step, with α halved so that the regulariser per logit stays the paper's 3e-4 / 128, each stage stopped once all its
 # masks have settled, after at least 1,000 and at most 2,000 steps (at lr 1e-2 a logit can travel as far in 2,000
-# steps as at the paper's 1e-3 in its 20,000). The images are the JPEG re-encoding of CIFAR-10 this machine has, not the canonical files.
+# steps as at the paper's 1e-3 in its 20,000). The images are the JPEG re-encoding of CIFAR-10 this machine has, not
+# the canonical files.
 #
 # Beside it, the authors' released code (RobertCsordas/modules; `results/authors/cifar10/cpu`, made by
 # `benchmarks/authors/run.py`) at the same network, base steps, batch sizes, mask lr and regulariser on the same

@@ -185,12 +185,11 @@ def scale(config: dict) -> str:
     if "new_inits" in config:     # permuted MNIST
         return (f"FNN 784-{'-'.join(map(str, config['hidden']))}-10, {config['tasks']} tasks, <= {config['steps']} "
                 f"joint steps each, new-weight mask inits {config['new_inits']}")
-    base, mask = config.get("base", {}), config.get("mask", {})
-    steps = config.get("base_steps", base.get("steps") if isinstance(base, dict) else None)
-    mask_steps = mask.get("steps") if isinstance(mask, dict) else None
-    settled = " (at most; stopped when settled)" if isinstance(mask, dict) and mask.get("stop_on_plateau") else ""
-    lr = f" at lr {mask['lr']:g}" if isinstance(mask, dict) and "lr" in mask else ""
-    return f"{_network(config)}, {steps} base / {mask_steps} mask steps{lr}{settled}"
+    base, mask = (c if isinstance(c, dict) else {} for c in (config.get("base", {}), config.get("mask", {})))
+    steps = config.get("base_steps", base.get("steps"))
+    settled = " (at most; stopped when settled)" if mask.get("stop_on_plateau") else ""
+    lr = f" at lr {mask['lr']:g}" if "lr" in mask else ""
+    return f"{_network(config)}, {steps} base / {mask.get('steps')} mask steps{lr}{settled}"
 
 
 def _network(config: dict) -> str:
