@@ -108,7 +108,7 @@ def test_bad_archives_are_named(tmp_path, monkeypatch):
 
 def test_cifar_experiment_end_to_end_on_synthetic_data(tmp_path):
     assert main(["run", "cifar10", "--preset", "smoke", "--results", str(tmp_path), "--quiet",
-                 "base.eval_every=150"]) == 0
+                 "base.eval_every=150", "control_steps=60"]) == 0
     (out,) = (tmp_path / "cifar10").glob("smoke+*")       # an overridden preset gets its own folder
     run = json.loads((out / "summary.json").read_text())["runs"][0]
     # the base network's curves: the loss every 50 steps, the held-out accuracy every 150 steps; the last one is
@@ -117,6 +117,8 @@ def test_cifar_experiment_end_to_end_on_synthetic_data(tmp_path):
     assert [s for s, _ in run["base_curve"]["held_out"]] == [150, 300]
     assert run["base_curve"]["held_out"][-1][1] == run["accuracy_base"]
     assert run["dataset"].startswith("synthetic") and len(run["relative_drop"]) == 10
+    # the control stage runs its own number of steps, the class-removal stage mask.steps (smoke: 40)
+    assert run["history"]["control"]["step"][-1] == 59 and run["history"]["removal"]["step"][-1] == 39
     assert run["timing"]["batched_s"] > 0 and run["timing"]["sequential_s"] > 0
     assert 0 <= run["stability_iou"]["total"] <= 1
     assert (out / "worst.csv").exists() and (out / "base_curve.csv").exists()

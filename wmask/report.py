@@ -189,7 +189,10 @@ def scale(config: dict) -> str:
     steps = config.get("base_steps", base.get("steps"))
     settled = " (at most; stopped when settled)" if mask.get("stop_on_plateau") else ""
     lr = f" at lr {mask['lr']:g}" if "lr" in mask else ""
-    return f"{_network(config)}, {steps} base / {mask.get('steps')} mask steps{lr}{settled}"
+    masks = f"{mask.get('steps')} mask steps"
+    if config.get("control_steps"):          # CIFAR-10's control stage runs its own number of steps
+        masks = f"{config['control_steps']} control / {mask.get('steps')} class-removal mask steps"
+    return f"{_network(config)}, {steps} base / {masks}{lr}{settled}"
 
 
 def _network(config: dict) -> str:
