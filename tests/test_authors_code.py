@@ -121,3 +121,21 @@ def test_cifar10_batches_without_wmask_environment_say_what_to_do(tmp_path, monk
     monkeypatch.setattr(experiments.sys, "executable", "/bin/false")
     with pytest.raises(experiments.UserError, match="make setup"):
         experiments._prepare_cifar10(tmp_path / "seed0", tmp_path / "data")
+
+
+def test_compare_writes_scans_comparison_with_its_own_floors(tmp_path, capsys):
+    import compare
+    import pandas as pd
+    ours, theirs = tmp_path / "ours", tmp_path / "authors" / "scan" / "cpu"
+    ours.mkdir()
+    theirs.mkdir(parents=True)
+    acc = [{"seed": 0, "model": "lstm", "variant": "mask simple", "test": "length", "accuracy": a} for a in (0.50,)]
+    pd.DataFrame(acc).to_csv(ours / "accuracy.csv", index=False)
+    pd.DataFrame([{**acc[0], "accuracy": 0.535}]).to_csv(theirs / "accuracy.csv", index=False)
+    rem = {"seed": 0, "model": "lstm", "mask": "addprim_jump", "token": "I_JUMP", "removed %": 30.0}
+    pd.DataFrame([rem]).to_csv(ours / "removed.csv", index=False)
+    pd.DataFrame([{**rem, "removed %": 18.0}]).to_csv(theirs / "removed.csv", index=False)
+    assert compare.main(["scan", "--ours-dir", str(ours), "--authors", str(tmp_path / "authors")]) == 0
+    got = pd.read_csv(theirs / "comparison.csv")
+    assert got.number.tolist() == ["exact match", "removed %"]
+    assert got.verdict.tolist() == ["within the authors' spread", "outside the authors' spread"]   # 0.035 <= 0.04; 12 > 10

@@ -128,6 +128,17 @@ def test_settling_table_is_convergence_per_mask():
     assert set(s[~s.converged]["mask"]) == {"+"}
 
 
+def test_kept_fall_reads_a_planted_curve_at_the_nearest_logged_steps():
+    steps = list(range(0, 1001, 50))                        # kept falls 1 point per 100 steps, then flat after 600
+    kept = [1 - 0.01 * min(s, 600) / 100 for s in steps]
+    t = pd.DataFrame({"seed": 0, "mask": "a", "step": steps, "loss": 0.1, "kept": kept})
+    t = pd.concat([t, t.assign(mask="b", kept=1.0)])
+    fall = evidence.kept_fall(t, 0.4, 0.5)                  # steps 400 -> 500
+    assert fall[(0, "a")] == pytest.approx(1.0) and fall[(0, "b")] == pytest.approx(0.0)
+    assert evidence.kept_fall(t, 0.9, 1.0)[(0, "a")] == pytest.approx(0.0)
+    assert evidence.kept_fall(t, 0.42, 0.58)[(0, "a")] == pytest.approx(2.0)   # nearest logged: 400 and 600
+
+
 def test_claims_are_checked_on_each_kind_of_networks_main_one_or_on_what_a_partial_run_has():
     """A full preset: its main FNN and its LSTM. A run of some networks (the paper preset on a CPU): the main one of
     each kind where it ran, else every network of that kind (bar clipping variants), so adding the LSTM to a run of

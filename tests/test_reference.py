@@ -156,3 +156,27 @@ def test_compare_cifar_per_class_numbers_against_hand_computed_verdicts(tmp_path
     assert found["accuracy"] is None and len(found["worst"]) == 4
     tables = ref.authors_tables(found, {"cnn": {"iid": 0.8}})
     assert tables["curves"] == ref.NO_CURVES and list(tables["base"].target) == [0.8, 0.8]
+
+
+def test_compare_scan_accuracies_and_jump_row_against_hand_computed_verdicts():
+    acc = lambda rows: pd.DataFrame(rows, columns=["seed", "model", "variant", "test", "accuracy"])  # noqa: E731
+    rem = lambda rows: pd.DataFrame(rows, columns=["seed", "model", "mask", "token", "removed %"])  # noqa: E731
+    ours = {"accuracy": acc([(0, "lstm", "mask simple", "length", 0.50), (0, "lstm", "full", "simple", 0.97),
+                             (0, "lstm", "scratch", "length", 0.10)]),
+            "removed": rem([(0, "lstm", "addprim_jump", "I_JUMP", 30.0), (0, "lstm", "addprim_jump", "I_WALK", 2.0),
+                            (0, "lstm", "length", "I_JUMP", 99.0)])}
+    theirs = {"accuracy": acc([(0, "lstm", "mask simple", "length", 0.535), (0, "lstm", "full", "simple", 0.92)]),
+              "removed": rem([(0, "lstm", "addprim_jump", "I_JUMP", 18.0), (0, "lstm", "addprim_jump", "I_WALK", 0.0),
+                              (0, "lstm", "length", "I_JUMP", 0.0)])}
+    got = ref.compare_scan(ours, theirs)
+    a = got[got.number == "exact match"].set_index(["variant", "test"])
+    # one seed each: only the floors apply; |0.50 - 0.535| = 0.035 <= 0.04, |0.97 - 0.92| = 0.05 > 0.04
+    assert a.loc[("mask simple", "length"), "verdict"] == ref.WITHIN
+    assert a.loc[("full", "simple"), "verdict"] == ref.OUTSIDE
+    assert a.loc[("full", "simple"), "tolerance"] == pytest.approx(ref.SCAN_ABS_TOL)
+    assert ("scratch", "length") not in a.index          # only ours runs from-scratch nets
+    r = got[got.number == "removed %"].set_index("token")
+    # the add-jump mask's rows only: |30 - 18| = 12 > 10, |2 - 0| = 2 <= 10; the length mask's row is not compared
+    assert r.loc["I_JUMP", "verdict"] == ref.OUTSIDE and r.loc["I_WALK", "verdict"] == ref.WITHIN
+    assert r.loc["I_JUMP", "difference"] == pytest.approx(12.0) and len(r) == 2
+    assert list(got.columns[:5]) == ["number", "model", "variant", "test", "token"]

@@ -91,6 +91,20 @@ def settling(curves) -> "pandas.DataFrame":
     return pd.DataFrame(rows, columns=keys + ["kept", "kept_change", "converged", "reason"])
 
 
+def kept_fall(curves, start: float, end: float) -> "pandas.Series":
+    """Per mask of a tidy curves table (as :func:`settling`), how many points its kept fraction fell between the
+    logged steps nearest ``start`` and ``end`` (fractions of the last logged step): how fast a mask still sheds
+    weights, e.g. over the last tenth (0.9, 1.0) against the tenth before half way (0.4, 0.5)."""
+    import pandas as pd
+    curves = pd.DataFrame(curves)
+    keys = [c for c in curves.columns if c not in ("step", "loss", "kept")]
+
+    def fall(c):
+        at = lambda f: c.kept.iloc[(c.step - f * c.step.max()).abs().argmin()]  # noqa: E731
+        return 100 * (at(start) - at(end))
+    return curves.groupby(keys, sort=False)[["step", "kept"]].apply(fall)
+
+
 def untestable_reason(below: list[str], unconverged: dict[str, str]) -> str:
     """The reason a check cannot be made ("" when it can): base network below target first, then masks."""
     if below:

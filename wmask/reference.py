@@ -28,7 +28,9 @@ from typing import Optional, Sequence
 import pandas as pd
 
 __all__ = ["ACCURACY_KEYS", "WITHIN", "OUTSIDE", "tolerance", "summarize", "compare_tables", "compare_accuracy",
-           "compare_cifar", "DROP_ABS_TOL", "load_authors", "find_authors", "authors_settings", "settings_text", "same_settings", "authors_tables", "NO_CURVES", "DEFAULT_AUTHORS_ROOT"]
+           "compare_cifar", "DROP_ABS_TOL", "compare_scan", "SCAN_ABS_TOL", "REMOVED_ABS_TOL", "load_authors",
+           "find_authors", "authors_settings", "settings_text", "same_settings", "authors_tables", "NO_CURVES",
+           "DEFAULT_AUTHORS_ROOT"]
 
 ACCURACY_KEYS = ("network", "mask", "evaluated on")
 WITHIN = "within the authors' spread"
@@ -108,6 +110,35 @@ def compare_cifar(ours: dict, theirs: dict, k: float = DEFAULT_K) -> pd.DataFram
     keys = ["number", "class"]
     return pd.concat([compare_tables(ob, tb, keys, "accuracy", k, DEFAULT_ABS_TOL),
                       compare_tables(ow, tw, keys, "accuracy", k, DROP_ABS_TOL)], ignore_index=True)
+
+
+SCAN_ABS_TOL = 0.04      # exact-match points (SCAN): see compare_scan
+REMOVED_ABS_TOL = 10.0   # % of a token's output weights (SCAN Fig. 4b): see compare_scan
+
+
+def compare_scan(ours: dict, theirs: dict, k: float = DEFAULT_K) -> pd.DataFrame:
+    """SCAN, ours against the authors' code (both as tables: ``accuracy`` with ``seed, model, variant, test`` and
+    ``removed`` with ``seed, model, mask, token, removed %``), per number:
+
+    - ``exact match``: each variant (the unmasked net, each split's mask) on each split's test, within
+      ``max(k sd, 0.04)``: ours decodes 1,000 test lines a split, theirs the whole files (1,208-7,706 lines), so at
+      an accuracy near 0.5 the two measurements alone differ by a binomial sd of up to 0.021, and 2 sd is 0.04;
+    - ``removed %``: per output token, the % of the full-problem mask's output weights the add-jump mask removes
+      (Fig. 4b), within ``max(k sd, 10)`` points: a token's row of the output layer holds one weight per hidden
+      unit (128 at cpu) of which the full-problem mask keeps a few dozen, so one weight moves the % by 2-4 points.
+
+    The variants only ours runs (from scratch) drop out. Columns: ``number``, ``model``, ``variant``, ``test``,
+    ``token`` and those of :func:`compare_tables`."""
+    def removed(t):
+        r = pd.DataFrame(t["removed"])
+        return r[r["mask"] == "addprim_jump"].assign(variant="mask addprim_jump")
+    acc = compare_tables(pd.DataFrame(ours["accuracy"]), pd.DataFrame(theirs["accuracy"]),
+                         ("model", "variant", "test"), "accuracy", k, SCAN_ABS_TOL)
+    rem = compare_tables(removed(ours), removed(theirs), ("model", "variant", "token"), "removed %", k,
+                         REMOVED_ABS_TOL)
+    return pd.concat([acc.assign(number="exact match"), rem.assign(number="removed %")], ignore_index=True)[
+        ["number", "model", "variant", "test", "token", *[c for c in acc.columns if c not in
+                                                          ("model", "variant", "test")]]]
 
 
 def load_authors(experiment: str, root: Optional[Path | str] = None, preset: str = "cpu") -> Optional[dict]:

@@ -186,7 +186,7 @@ MAPPING_NOTES = {
         "mask <split>": "analysis_results/{simple,jump,length,turn_left}/<test>/accuracy/total at the end of each "
                         "stage (dropout set to 0 for mask training and evaluation)",
         "tests": "their whole test files (iid = simple test 4,182, jump 7,706, length 3,920, turn_left 1,208 lines); "
-                 "ours: the first 1,000 lines of each",
+                 "ours: 1,000 lines of each, drawn with the seed",
         "removed": "decoder_output_projection_weight rows, 100 |m_simple & ~m_split| / |m_simple| (Fig. 4b)",
     },
     "cifar10": {
