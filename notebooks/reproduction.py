@@ -78,7 +78,9 @@ for claim in claims.CLAIMS:
     if found is None:
         row["authors' code"] = "not run"
     else:
-        theirs = claims.tally(claims.authors_check(claim.key, found))
+        ours_cpu = stored.get((claim.experiment, "cpu")) if folder == "cpu" else None
+        theirs = claims.tally(claims.authors_check(
+            claim.key, found, runner.experiment_of(claim.experiment).tables(ours_cpu["runs"]) if ours_cpu else None))
         if theirs == "not run":
             theirs = "not checked: the authors' run has no network or sweep for it"
         row["authors' code"] = theirs + ("" if folder == "cpu" else " (at a former cpu preset's settings, below)")
@@ -167,7 +169,7 @@ for experiment in ("addmul", "double_addition", "scan", "cifar10"):
         note = "ours: the committed cpu run (masks stopped once settled; theirs run 2,000 steps each)"
     elif experiment == "scan" and ours is not None and folder == "cpu":       # same network, steps and mask settings
         cmp = reference.compare_scan(runner.experiment_of(experiment).tables(ours["runs"]), found)
-        note = "ours: the committed cpu run (masks stopped once settled; theirs run 8,000 steps each)"
+        note = "ours: the committed cpu run (masks at most 8,000 steps, stopped once settled; theirs run 8,000 each)"
     elif same:
         table = pd.DataFrame(runner.experiment_of(experiment).tables(ours["runs"])["accuracy"])
         cmp, note = reference.compare_accuracy(table, found["accuracy"]), "ours: the committed cpu run"

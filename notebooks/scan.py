@@ -186,7 +186,7 @@ pd.DataFrame([{"model": m, "seed": r["seed"], **{f"kept {scan.LABELS[s]}": v for
 # ## The committed cpu run (LSTM), and the authors' code at the same settings
 #
 # The LSTM's `cpu` preset, run and committed with the repository (`python -m wmask run scan --preset cpu --seeds
-# 0`), so that a book built at another preset still shows the evidence; its settings are printed below from the
+# 0,1`), so that a book built at another preset still shows the evidence; its settings are printed below from the
 # run's own record (the preset may have changed since: the caption names the commit that made it). The Transformer
 # has no cpu preset (it stays below the iid target on two cores).
 #

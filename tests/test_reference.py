@@ -180,3 +180,25 @@ def test_compare_scan_accuracies_and_jump_row_against_hand_computed_verdicts():
     assert r.loc["I_JUMP", "verdict"] == ref.OUTSIDE and r.loc["I_WALK", "verdict"] == ref.WITHIN
     assert r.loc["I_JUMP", "difference"] == pytest.approx(12.0) and len(r) == 2
     assert list(got.columns[:5]) == ["number", "model", "variant", "test", "token"]
+
+
+def test_scan_checks_of_the_authors_code_borrow_our_from_scratch_networks_and_say_so():
+    from wmask import claims
+    acc = lambda rows: pd.DataFrame(rows, columns=["seed", "model", "variant", "test", "accuracy"])  # noqa: E731
+    theirs = acc([(0, "lstm", v, t, a) for v, t, a in [
+        ("full", "simple", 1.0), ("mask simple", "simple", 1.0), ("mask simple", "addprim_jump", 1.0),
+        ("mask simple", "length", 1.0), ("mask simple", "addprim_turn_left", 1.0),
+        ("mask addprim_jump", "addprim_jump", 0.3), ("mask length", "length", 0.9),
+        ("mask addprim_turn_left", "addprim_turn_left", 1.0)]])
+    scratch = acc([(s, "lstm", "scratch", t, a) for s in (0, 1)
+                   for t, a in (("addprim_jump", 0.0), ("length", 0.2), ("addprim_turn_left", 0.4))])
+    tables, borrowed = ref.with_our_scratch({"accuracy": theirs}, {"accuracy": scratch})
+    assert borrowed and len(tables["accuracy"]) == len(theirs) + 6
+    again, twice = ref.with_our_scratch(tables, {"accuracy": scratch})       # theirs has scratch rows: kept as is
+    assert not twice and len(again["accuracy"]) == len(tables["accuracy"])
+    lines = claims.authors_check("scan-split-masks-lstm", {"accuracy": theirs}, {"accuracy": scratch})
+    # add jump: 0.3 <= 0 + 0.5 * 1.0 holds; length: 0.9 > 0.2 + 0.4 does not; turn left 1.0 > 0.4 + 0.3 does not
+    assert [h for h, _ in lines] == [True, True, False, False]
+    assert all(claims.BORROWED in d for _, d in lines[1:]) and claims.BORROWED not in lines[0][1]
+    alone = claims.authors_check("scan-split-masks-lstm", {"accuracy": theirs})
+    assert [h for h, _ in alone] == [True, None, None, None]

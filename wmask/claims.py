@@ -161,10 +161,15 @@ def check(key: str, tables: dict, cfg: dict) -> list[tuple[bool, str]]:
     return claim.check(tables, cfg)
 
 
-def authors_check(key: str, found: dict) -> list[tuple[bool | None, str]]:
+BORROWED = " (from scratch: our networks; the authors' code trains none)"
+
+
+def authors_check(key: str, found: dict, ours: dict | None = None) -> list[tuple[bool | None, str]]:
     """The checks of claim ``key`` on the authors' code's numbers (:func:`wmask.reference.load_authors`), against the
     targets our preset sets for the same networks (the cpu preset's, else the paper's): "the authors' code at this
-    configuration". Their runs log no mask curves we read back, so only the targets gate them."""
+    configuration". Their runs log no mask curves we read back, so only the targets gate them. With ``ours`` (our
+    tables at the same settings), a SCAN check borrows our from-scratch networks, which their code does not train;
+    each line borrowing them says so."""
     from . import reference
     claim = claim_of(key)
     exp = experiment_of(claim.experiment)
@@ -175,8 +180,12 @@ def authors_check(key: str, found: dict) -> list[tuple[bool | None, str]]:
         nets = sorted(set(found["accuracy"]["network"]))
     else:
         target, nets = {model: {"iid": cfg.target}}, []
-    return check(key, reference.authors_tables(found, target),
-                 {"networks": {n: {} for n in nets}, "size_study": [], "sweep_network": None})
+    tables, borrowed = reference.with_our_scratch(reference.authors_tables(found, target), ours or {})
+    lines = check(key, tables, {"networks": {n: {} for n in nets}, "size_study": [], "sweep_network": None})
+    def mark(d):      # before the "[untestable: ...]" tail, which tally reads
+        head, sep, tail = d.partition(" [untestable: ")
+        return head + BORROWED + sep + tail
+    return [(h, mark(d) if borrowed and "from scratch" in d else d) for h, d in lines]
 
 
 def what_we_see(key: str, tables: dict, cfg: dict, preset: str) -> str:
@@ -191,12 +200,13 @@ def what_we_see(key: str, tables: dict, cfg: dict, preset: str) -> str:
     if preset == "cpu":
         from . import reference
         found, folder = reference.find_authors(claim.experiment)
-        theirs = authors_check(key, found) if found is not None else []
+        theirs = authors_check(key, found, tables if folder == "cpu" else None) if found is not None else []
         if theirs:
             at = ("this network at a fixed budget" if folder == "cpu" else "a former cpu preset's settings")
             seeds = len(set((found["accuracy"] if found.get("accuracy") is not None else found["base"])["seed"]))
+            borrowed = " with our from-scratch networks" if any(BORROWED in d for _, d in theirs) else ""
             out += (f" The authors' code at {at} ({seeds} seed{'s' * (seeds != 1)}, "
-                    f"{reference.settings_text(reference.authors_settings(found))}): **{tally(theirs)}** "
+                    f"{reference.settings_text(reference.authors_settings(found))}){borrowed}: **{tally(theirs)}** "
                     f"(on its numbers alone: {reference.NO_CURVES}, so whether its masks settled is not known).")
     return out
 

@@ -29,7 +29,8 @@ import pandas as pd
 
 __all__ = ["ACCURACY_KEYS", "WITHIN", "OUTSIDE", "tolerance", "summarize", "compare_tables", "compare_accuracy",
            "compare_cifar", "DROP_ABS_TOL", "compare_scan", "SCAN_ABS_TOL", "REMOVED_ABS_TOL", "load_authors",
-           "find_authors", "authors_settings", "settings_text", "same_settings", "authors_tables", "NO_CURVES",
+           "find_authors", "authors_settings", "settings_text", "same_settings", "authors_tables", "with_our_scratch",
+           "NO_CURVES",
            "DEFAULT_AUTHORS_ROOT"]
 
 ACCURACY_KEYS = ("network", "mask", "evaluated on")
@@ -208,3 +209,17 @@ def authors_tables(found: dict, target: dict[str, dict[str, float]]) -> dict:
                          "target": [target.get(n, {}).get(t, math.nan) for n, t in zip(net, subtask)]})
     return {"accuracy": acc, "base": base.reset_index(drop=True), "curves": NO_CURVES, "sweep": pd.DataFrame(),
             **{k: found[k] for k in ("layers", "sharing", "removed") if found.get(k) is not None}}
+
+
+def with_our_scratch(theirs: dict, ours: dict) -> tuple[dict, bool]:
+    """SCAN: the authors' code trains no network from scratch on a split, so their split-mask check borrows ours
+    (the same network trained on the same split file). ``theirs`` and ``ours`` are tables as the checks read them;
+    returns ``(theirs with our "scratch" rows added, whether any were borrowed)``."""
+    acc = pd.DataFrame(theirs.get("accuracy"))
+    mine = pd.DataFrame(ours.get("accuracy"))
+    if "variant" not in acc or "variant" not in mine or (acc["variant"] == "scratch").any():
+        return theirs, False
+    mine = mine[mine["variant"] == "scratch"]
+    if mine.empty:
+        return theirs, False
+    return {**theirs, "accuracy": pd.concat([acc, mine], ignore_index=True)}, True
