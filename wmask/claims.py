@@ -182,6 +182,7 @@ def authors_check(key: str, found: dict, ours: dict | None = None) -> list[tuple
         target, nets = {model: {"iid": cfg.target}}, []
     tables, borrowed = reference.with_our_scratch(reference.authors_tables(found, target), ours or {})
     lines = check(key, tables, {"networks": {n: {} for n in nets}, "size_study": [], "sweep_network": None})
+
     def mark(d):      # before the "[untestable: ...]" tail, which tally reads
         head, sep, tail = d.partition(" [untestable: ")
         return head + BORROWED + sep + tail

@@ -30,8 +30,7 @@ import pandas as pd
 __all__ = ["ACCURACY_KEYS", "WITHIN", "OUTSIDE", "tolerance", "summarize", "compare_tables", "compare_accuracy",
            "compare_cifar", "DROP_ABS_TOL", "compare_scan", "SCAN_ABS_TOL", "REMOVED_ABS_TOL", "load_authors",
            "find_authors", "authors_settings", "settings_text", "same_settings", "authors_tables", "with_our_scratch",
-           "NO_CURVES",
-           "DEFAULT_AUTHORS_ROOT"]
+           "NO_CURVES", "DEFAULT_AUTHORS_ROOT"]
 
 ACCURACY_KEYS = ("network", "mask", "evaluated on")
 WITHIN = "within the authors' spread"
