@@ -62,7 +62,7 @@ for path in sorted(root.glob("*/*/summary.json")):
 presets = ["smoke", "cpu", "paper"]
 rows, grid = [], {}
 for claim in claims.CLAIMS:
-    row = {"claim": claim.claim, "where in the paper": claim.evidence}
+    row, tables_at = {"claim": claim.claim, "where in the paper": claim.evidence}, {}
     for preset in presets:
         summary = stored.get((claim.experiment, preset))
         experiment = runner.experiment_of(claim.experiment)
@@ -70,7 +70,8 @@ for claim in claims.CLAIMS:
             why = experiment.absent(preset, runner.model_of(claim.experiment))
             row[preset] = f"no {preset} preset: {why}" if why else "not run"
             continue
-        lines = claims.check(claim.key, experiment.tables(summary["runs"]), summary["runs"][0]["config"])
+        tables_at[preset] = experiment.tables(summary["runs"])
+        lines = claims.check(claim.key, tables_at[preset], summary["runs"][0]["config"])
         row[preset] = claims.tally(lines) + partial(summary)
         made = [h for h, _ in lines if h is not None]
         grid[claim.key, preset] = sum(made) / len(made) if made else float("nan")
@@ -78,9 +79,7 @@ for claim in claims.CLAIMS:
     if found is None:
         row["authors' code"] = "not run"
     else:
-        ours_cpu = stored.get((claim.experiment, "cpu")) if folder == "cpu" else None
-        theirs = claims.tally(claims.authors_check(
-            claim.key, found, runner.experiment_of(claim.experiment).tables(ours_cpu["runs"]) if ours_cpu else None))
+        theirs = claims.tally(claims.authors_check(claim.key, found, tables_at.get("cpu") if folder == "cpu" else None))
         if theirs == "not run":
             theirs = "not checked: the authors' run has no network or sweep for it"
         row["authors' code"] = theirs + ("" if folder == "cpu" else " (at a former cpu preset's settings, below)")
@@ -151,6 +150,9 @@ pd.DataFrame([{"experiment": e, "preset": p, "seeds": s["seeds"], "scale": scale
 
 # %%
 side, outside, settings = [], [], []
+# compared on our committed cpu run itself: the authors' code ran at its network, steps and mask settings
+live = {"cifar10": (reference.compare_cifar, "masks stopped once settled; theirs run 2,000 steps each"),
+        "scan": (reference.compare_scan, "masks at most 8,000 steps, stopped once settled; theirs run 8,000 each")}
 for experiment in ("addmul", "double_addition", "scan", "cifar10"):
     found, folder = reference.find_authors(experiment)
     if found is None:
@@ -164,12 +166,10 @@ for experiment in ("addmul", "double_addition", "scan", "cifar10"):
     net = (ours or {}).get("runs", [{}])[0].get("config", {}).get("networks", {}).get("fnn") if ours else None
     same = net is not None and reference.same_settings(found, net)
     committed = root / "authors" / experiment / folder / "comparison.csv"
-    if experiment == "cifar10" and ours is not None and folder == "cpu":   # same network, steps and mask settings
-        cmp = reference.compare_cifar(runner.experiment_of(experiment).tables(ours["runs"]), found)
-        note = "ours: the committed cpu run (masks stopped once settled; theirs run 2,000 steps each)"
-    elif experiment == "scan" and ours is not None and folder == "cpu":       # same network, steps and mask settings
-        cmp = reference.compare_scan(runner.experiment_of(experiment).tables(ours["runs"]), found)
-        note = "ours: the committed cpu run (masks at most 8,000 steps, stopped once settled; theirs run 8,000 each)"
+    if experiment in live and ours is not None and folder == "cpu":   # same network, steps and mask settings
+        compare, how = live[experiment]
+        cmp = compare(runner.experiment_of(experiment).tables(ours["runs"]), found)
+        note = f"ours: the committed cpu run ({how})"
     elif same:
         table = pd.DataFrame(runner.experiment_of(experiment).tables(ours["runs"])["accuracy"])
         cmp, note = reference.compare_accuracy(table, found["accuracy"]), "ours: the committed cpu run"
