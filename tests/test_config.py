@@ -149,8 +149,8 @@ def test_a_chapter_at_a_preset_its_experiment_lacks_runs_smoke_and_says_why():
 
 
 @pytest.mark.parametrize("experiment, model, preset, expected", [
-    ("cifar10", "cnn", "cpu", "CNN 32-64-128-256, 10000 base / 2000 mask steps at lr 0.01 (at most; stopped when "
-                              "settled)"),
+    ("cifar10", "cnn", "cpu", "CNN 32-64-128-256, 10000 base / 8000 control / 2000 class-removal mask steps at lr "
+                              "0.01 (at most; stopped when settled)"),
     ("cifar10", "cnn", "paper", "CNN 32-64-128-256, 20000 base / 20000 mask steps at lr 0.001"),
     ("cifar10", "resnet", "paper", "ResNet-110, width 16, 64000 base / 30000 mask steps at lr 0.03"),
     ("scan", "lstm", "cpu", "LSTM encoder-decoder, hidden 128, 20000 base / 8000 mask steps at lr 0.03 (at most; "
@@ -166,6 +166,8 @@ def test_the_scale_line_names_the_network_and_its_steps(experiment, model, prese
 
 def test_the_scale_line_names_cifars_own_control_steps():
     from wmask.report import scale
-    cfg = config.to_dict(runner.EXPERIMENTS["cifar10"].config("cpu", overrides={"control_steps": 8000}))
-    assert scale(cfg) == ("CNN 32-64-128-256, 10000 base / 8000 control / 2000 class-removal mask steps at lr 0.01 "
+    cfg = config.to_dict(runner.EXPERIMENTS["cifar10"].config("cpu", overrides={"control_steps": 3000}))
+    assert scale(cfg) == ("CNN 32-64-128-256, 10000 base / 3000 control / 2000 class-removal mask steps at lr 0.01 "
                           "(at most; stopped when settled)")
+    cfg = config.to_dict(runner.EXPERIMENTS["cifar10"].config("cpu", overrides={"control_steps": 0}))
+    assert scale(cfg).startswith("CNN 32-64-128-256, 10000 base / 2000 mask steps")
