@@ -42,7 +42,7 @@ import seaborn as sns
 from IPython.display import display
 
 from wmask import claims, reference, runner
-from wmask.report import repo_root, scale
+from wmask.report import committed_summary, repo_root, scale
 
 root = repo_root() / results
 
@@ -150,8 +150,10 @@ pd.DataFrame([{"experiment": e, "preset": p, "seeds": s["seeds"], "scale": scale
 
 # %%
 side, outside, settings = [], [], []
-# compared on our committed cpu run itself: the authors' code ran at its network, steps and mask settings
-live = {"cifar10": (reference.compare_cifar, "masks stopped once settled; theirs run 2,000 steps each"),
+# compared on our committed cpu run itself (or its run at the authors' budget, reference.SAME_BUDGET): the
+# authors' code ran at its network, steps and mask settings
+live = {"cifar10": (reference.compare_cifar, "its run with every mask stage at most 2,000 steps "
+                    "(control_steps=0), stopped once settled; theirs run 2,000 steps each"),
         "scan": (reference.compare_scan, "masks at most 8,000 steps, stopped once settled; theirs run 8,000 each")}
 for experiment in ("addmul", "double_addition", "scan", "cifar10"):
     found, folder = reference.find_authors(experiment)
@@ -166,9 +168,11 @@ for experiment in ("addmul", "double_addition", "scan", "cifar10"):
     net = (ours or {}).get("runs", [{}])[0].get("config", {}).get("networks", {}).get("fnn") if ours else None
     same = net is not None and reference.same_settings(found, net)
     committed = root / "authors" / experiment / folder / "comparison.csv"
-    if experiment in live and ours is not None and folder == "cpu":   # same network, steps and mask settings
+    budget = reference.SAME_BUDGET.get(experiment, {})
+    at_budget = committed_summary(experiment, runner.folder_name("cpu", budget), root) if budget else ours
+    if experiment in live and at_budget is not None and folder == "cpu":   # same network, steps and mask settings
         compare, how = live[experiment]
-        cmp = compare(runner.experiment_of(experiment).tables(ours["runs"]), found)
+        cmp = compare(runner.experiment_of(experiment).tables(at_budget["runs"]), found)
         note = f"ours: the committed cpu run ({how})"
     elif same:
         table = pd.DataFrame(runner.experiment_of(experiment).tables(ours["runs"])["accuracy"])

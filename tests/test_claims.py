@@ -1,5 +1,6 @@
 """The claim checks on hand-made tables: each inequality can hold, fail, or be untestable with its reason (a base
 network below target, a mask still moving, a summary without the records)."""
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -126,6 +127,23 @@ def test_settling_table_is_convergence_per_mask():
         c = t[(t.seed == r.seed) & (t["mask"] == r["mask"])]
         assert r.converged == evidence.convergence(c.step.tolist(), c.loss.tolist(), c.kept.tolist())["converged"]
     assert set(s[~s.converged]["mask"]) == {"+"}
+
+
+def test_steps_to_settle_matches_a_brute_force_search_on_planted_power_laws():
+    steps = np.arange(0, 8001, 50)
+    t = pd.concat([pd.DataFrame({"seed": 0, "mask": m, "step": steps, "loss": 0.1,
+                                 "kept": np.minimum(1.0, a * np.maximum(steps, 1) ** b)})
+                   for m, a, b in (("slow", 3.0, -0.3), ("fast", 8.0, -0.6))] +
+                  [pd.DataFrame({"seed": 0, "mask": "flat", "step": steps, "loss": 0.1, "kept": 0.4})])
+    got = evidence.steps_to_settle(t).set_index("mask")
+    for m, a, b in (("slow", 3.0, -0.3), ("fast", 8.0, -0.6)):
+        assert got.loc[m, "exponent"] == pytest.approx(b)
+        # brute force: the first T on a fine grid where the kept fraction moves < 2 points over the last 20 %
+        grid = np.arange(100, 10 ** 7, 100, dtype=float)
+        moved = a * (0.8 * grid) ** b - a * grid ** b
+        first = grid[np.argmax(moved < 0.02)]
+        assert got.loc[m, "steps"] == pytest.approx(first, rel=1e-3, abs=100)
+    assert np.isnan(got.loc["flat", "steps"])
 
 
 def test_kept_fall_reads_a_planted_curve_at_the_nearest_logged_steps():

@@ -202,3 +202,14 @@ def test_scan_checks_of_the_authors_code_borrow_our_from_scratch_networks_and_sa
     assert all(claims.BORROWED in d for _, d in lines[1:]) and claims.BORROWED not in lines[0][1]
     alone = claims.authors_check("scan-split-masks-lstm", {"accuracy": theirs})
     assert [h for h, _ in alone] == [True, None, None, None]
+
+
+def test_within_sentence_counts_and_names_the_numbers_outside():
+    cmp = pd.DataFrame({"number": ["own drop %", "own drop %", "base accuracy"], "class": ["cat", "dog", "all"],
+                        "ours mean": [40.0, 60.0, 0.781], "theirs mean": [70.0, 58.0, 0.776],
+                        "verdict": [ref.OUTSIDE, ref.WITHIN, ref.WITHIN]})
+    name = lambda r: f"{r['number']} {r['class']}"  # noqa: E731
+    assert ref.within_sentence(cmp, name) == ("2 of 3 numbers lie within the authors' spread; outside: own drop % cat "
+                                              "(ours 40.00, theirs 70.00)")
+    assert ref.within_sentence(cmp[cmp.verdict == ref.WITHIN], name, digits=3) == (
+        "2 of 2 numbers lie within the authors' spread")

@@ -72,12 +72,14 @@ def _chapter_view(exp, summary: dict, runs: list[dict], dataset: str | None, not
     return ChapterRun(summary, tables, caption(summary, dataset) + where_tail, runs[0]["config"], note)
 
 
-def committed_run(experiment: str, preset: str, model: str | None = None, root=None) -> ChapterRun | None:
-    """The committed run of ``experiment`` at ``preset`` (``results/<experiment>[-<model>]/<preset>``) as a chapter
-    reads it, so that a book built at another preset still shows that preset's evidence; its caption adds the
-    commit and the wall time. None when none is committed."""
-    from .runner import EXPERIMENTS, label
-    summary = committed_summary(label(experiment, model), preset, root)
+def committed_run(experiment: str, preset: str, model: str | None = None, root=None,
+                  overrides: dict | None = None) -> ChapterRun | None:
+    """The committed run of ``experiment`` at ``preset`` (``results/<experiment>[-<model>]/<preset>``; with
+    ``overrides``, the run made with them, ``<preset>+<hash>``) as a chapter reads it, so that a book built at another
+    preset still shows that preset's evidence; its caption adds the commit and the wall time. None when none is
+    committed."""
+    from .runner import EXPERIMENTS, folder_name, label
+    summary = committed_summary(label(experiment, model), folder_name(preset, overrides or {}), root)
     if summary is None:
         return None
     runs, p = summary["runs"], summary["provenance"]
