@@ -277,3 +277,44 @@ else:
 # below its target, or on masks still moving, reads *untestable*, whatever its numbers. {glue:md}`scan-cpu-drift`
 # So at this budget the run can say which way the numbers point, not whether the claim holds; the numbers that the
 # authors' code produces at the same settings, above, say whether our reimplementation points the same way.
+
+# %% [markdown]
+# ## Given more steps: do the masks settle?
+#
+# The projection above says how many steps the masks lacked. The same run with the masks' budget raised to 24,000
+# steps (`python -m wmask run scan --preset cpu --seeds 0 mask.steps=24000`, still stopped once all four have
+# settled; committed as `results/scan/cpu+<hash>`, on the committed cpu run's own base and from-scratch networks)
+# puts that to the test: once its masks settle, the claims can be checked at this scale.
+
+# %%
+LONGER = {"mask.steps": 24_000}
+longer = committed_run("scan", "cpu", overrides=LONGER)
+if longer is None:
+    print("no committed run with longer masks (python -m wmask run scan --preset cpu mask.steps=24000)")
+    for key in ("see-scan-longer-split", "see-scan-longer-jump", "scan-longer-scale"):
+        glue(key, Markdown("there is no committed run with longer masks yet"), display=False)
+else:
+    print(longer.where)
+    display(evidence_table(longer.tables, by="model"))
+    plot_curves(longer.tables["curves"], by=None, title=f"lstm: split-mask training — {longer.where}")
+    runs_ = {f"lstm, masks ≤ {r.cfg['mask']['steps']:,} steps": r for r in (cpu, longer) if r is not None}
+    fig4a({k: r.tables for k, r in runs_.items()}, list(runs_), longer.where)
+    fig4b({k: r.tables for k, r in runs_.items()}, {k: r.summary for k, r in runs_.items()}, list(runs_), longer.where)
+    label = f"cpu with masks at most {longer.cfg['mask']['steps']:,} steps"
+    for claim, key in (("scan-split-masks-lstm", "see-scan-longer-split"),
+                       ("scan-jump-token-lstm", "see-scan-longer-jump")):
+        claims.print_check(claim, longer.tables, longer.cfg)
+        glue(key, Markdown(claims.what_we_see(claim, longer.tables, longer.cfg, label)), display=False)
+    masks = evidence.settling(longer.tables["curves"])
+    glue("scan-longer-scale", Markdown(
+        f"after {longer.tables['curves'].step.max() + 1:,} steps the four masks keep {masks.kept.min():.2f}–"
+        f"{masks.kept.max():.2f} of the weights, {int(masks.converged.sum())} of {len(masks)} settled (their kept "
+        f"fraction moved {100 * masks.kept_change.min():.1f}–{100 * masks.kept_change.max():.1f} points over the "
+        "last 20 % of steps)"), display=False)
+
+# %% [markdown]
+# **With longer masks**, {glue:md}`scan-longer-scale`.
+#
+# **What we see** (Fig. 4a): {glue:md}`see-scan-longer-split`
+#
+# **What we see** (Fig. 4b): {glue:md}`see-scan-longer-jump`
