@@ -201,10 +201,18 @@ pd.DataFrame([{"model": m, "seed": r["seed"], **{f"kept {scan.LABELS[s]}": v for
 # %%
 cpu = committed_run("scan", "cpu")
 theirs = reference.load_authors("scan")
+
+
+def glue_none(keys, why):
+    """Glue ``why`` under each of ``keys``, for a committed run the book cannot show yet."""
+    print(why)
+    for key in keys:
+        glue(key, Markdown(why), display=False)
+
+
 if cpu is None:
-    print("no committed cpu run (results/scan/cpu/summary.json)")
-    for key in ("see-scan-cpu-split", "see-scan-cpu-jump", "scan-cpu-scale"):
-        glue(key, Markdown("there is no committed cpu run yet"), display=False)
+    glue_none(("see-scan-cpu-split", "see-scan-cpu-jump", "scan-cpu-scale"),
+              "there is no committed cpu run yet (results/scan/cpu/summary.json)")
 else:
     print(cpu.where)
     c = cpu.cfg
@@ -290,9 +298,8 @@ else:
 LONGER = {"mask.steps": 24_000}
 longer = committed_run("scan", "cpu", overrides=LONGER)
 if longer is None:
-    print("no committed run with longer masks (python -m wmask run scan --preset cpu mask.steps=24000)")
-    for key in ("see-scan-longer-split", "see-scan-longer-jump", "scan-longer-scale"):
-        glue(key, Markdown("there is no committed run with longer masks yet"), display=False)
+    glue_none(("see-scan-longer-split", "see-scan-longer-jump", "scan-longer-scale"), "there is no committed run "
+              "with longer masks yet (python -m wmask run scan --preset cpu mask.steps=24000)")
 else:
     print(longer.where)
     display(evidence_table(longer.tables, by="model"))
