@@ -26,7 +26,7 @@
 import os
 
 preset = os.environ.get("WMASK_PRESET", "cpu")  # smoke | cpu | paper
-seeds = [0]                  # as the committed cpu run (results/cifar10/cpu): a cpu seed takes ≈ 40 min on 2 threads
+seeds = [0]                  # as the committed cpu run (results/cifar10/cpu): a cpu seed takes ≈ 1 h on one thread
 model = "cnn"                # cnn | resnet (ResNet-110 at paper; only smoke and paper presets)
 results = "_build/results"   # relative to the repository root; finished runs there are reused
 device = "auto"
@@ -84,7 +84,7 @@ def fig5(worst, where):
     """The paper's Fig. 5: per removed class, the relative drop on it and the worst other class's drop as % of it;
     with a ``code`` column (ours / the authors'), side by side."""
     hue = "code" if "code" in worst else None
-    fig, axes = plt.subplots(1, 2, figsize=(9.6, 3.4))
+    fig, axes = plt.subplots(1, 2, figsize=(11.5 if hue else 9.6, 3.4))
     sns.barplot(data=worst, x="class", y="own drop %", hue=hue, errorbar="sd", ax=axes[0],
                 **({} if hue else {"color": "tab:red"}))
     axes[0].set(xlabel="removed class", ylabel="relative accuracy drop on it (%)", title="drop on the removed class")
@@ -93,7 +93,11 @@ def fig5(worst, where):
     axes[1].axhline(10, ls="--", c="k", lw=0.8, label="paper's y-range (10 %)")
     axes[1].set(xlabel="removed class", ylabel="worst other-class drop / own drop (%)",
                 title="largest drop on any other class")
-    axes[1].legend(fontsize=7)
+    if hue:                       # one legend, beside the right panel, for both
+        axes[0].get_legend().remove()
+        axes[1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
+    else:
+        axes[1].legend(fontsize=7)
     for ax in axes:
         ax.tick_params(axis="x", rotation=45)
     fig.suptitle(where, fontsize=7)
@@ -185,7 +189,7 @@ else:
 # three runs side by side.
 
 # %%
-codes = [(cpu, "ours"), (budget, "ours, control ≤ 2,000 steps")]
+codes = [(cpu, "ours, cpu preset"), (budget, "ours, control ≤ 2,000 steps")]
 worst = [run.tables["worst"].assign(code=name) for run, name in codes if run is not None]
 if theirs is not None:
     worst.append(theirs["worst"].assign(code="the authors' code"))
@@ -204,7 +208,7 @@ else:
         f"*{claims.tally(claims.check('class-specific', budget.tables, budget.cfg))}*" + ("" if moving.empty else
             "; falling on as over the second half of their stage, the masks still moving "
             f"({', '.join(moving['mask'])}) would meet the 2-point rule after about {ahead.steps.min():,.0f}–{ahead.steps.max():,.0f} steps "
-            "(`wmask.evidence.steps_to_settle`), which is why the cpu preset gives the control masks 8,000")),
+            "(`wmask.evidence.steps_to_settle`), which is why the cpu preset gives the control masks up to 8,000 steps")),
          display=False)
 if worst:
     fig5(pd.concat(worst), "results/cifar10/cpu and cpu+<hash> (control_steps=0)"

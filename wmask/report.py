@@ -67,7 +67,7 @@ def _chapter_view(exp, summary: dict, runs: list[dict], dataset: str | None, not
     tables = {k: pd.DataFrame(v) for k, v in exp.tables(runs).items()}
     if dataset is None:
         dataset, checksum = str(runs[0].get("dataset", "")), str(runs[0].get("dataset_checksum") or "")
-        if checksum.startswith("md5") or re.fullmatch(r"[0-9a-f]{8,}", checksum):   # files' (generated data: none)
+        if (checksum.startswith("md5") or re.fullmatch(r"[0-9a-f]{8,}", checksum)) and checksum not in dataset:
             dataset += f", {checksum}" if checksum.startswith("md5") else f" (md5 {checksum})"
     return ChapterRun(summary, tables, caption(summary, dataset) + where_tail, runs[0]["config"], note)
 
