@@ -152,9 +152,10 @@ pd.DataFrame([{"experiment": e, "preset": p, "seeds": s["seeds"], "scale": scale
 side, outside, settings = [], [], []
 # compared on our committed cpu run itself (or its run at the authors' budget, reference.SAME_BUDGET): the
 # authors' code ran at its network, steps and mask settings
-live = {"cifar10": (reference.compare_cifar, "its run with every mask stage at most 2,000 steps "
-                    "(control_steps=0), stopped once settled; theirs run 2,000 steps each"),
-        "scan": (reference.compare_scan, "masks at most 8,000 steps, stopped once settled; theirs run 8,000 each")}
+live = {"cifar10": (reference.compare_cifar, "the committed cpu run at their budget (control_steps=0: every mask "
+                    "stage at most 2,000 steps, stopped once settled; theirs run 2,000 steps each)"),
+        "scan": (reference.compare_scan, "the committed cpu run (masks at most 8,000 steps, stopped once settled; "
+                 "theirs run 8,000 each)")}
 for experiment in ("addmul", "double_addition", "scan", "cifar10"):
     found, folder = reference.find_authors(experiment)
     if found is None:
@@ -173,7 +174,7 @@ for experiment in ("addmul", "double_addition", "scan", "cifar10"):
     if experiment in live and at_budget is not None and folder == "cpu":   # same network, steps and mask settings
         compare, how = live[experiment]
         cmp = compare(runner.experiment_of(experiment).tables(at_budget["runs"]), found)
-        note = f"ours: the committed cpu run ({how})"
+        note = f"ours: {how}"
     elif same:
         table = pd.DataFrame(runner.experiment_of(experiment).tables(ours["runs"])["accuracy"])
         cmp, note = reference.compare_accuracy(table, found["accuracy"]), "ours: the committed cpu run"
