@@ -306,9 +306,9 @@ else:
     display(evidence_table(longer.tables, by="model"))
     plot_curves(longer.tables["curves"], by=None, title=f"lstm: split-mask training — {longer.where}")
     runs_ = {f"lstm, masks ≤ {r.cfg['mask']['steps']:,} steps": r for r in (cpu, longer) if r is not None}
-    both = (f"left: results/scan/cpu; right: {longer.where}" if cpu is not None else longer.where)
-    fig4a({k: r.tables for k, r in runs_.items()}, list(runs_), both)
-    fig4b({k: r.tables for k, r in runs_.items()}, {k: r.summary for k, r in runs_.items()}, list(runs_), both)
+    sides = (f"left: results/scan/cpu; right: {longer.where}" if cpu is not None else longer.where)
+    fig4a({k: r.tables for k, r in runs_.items()}, list(runs_), sides)
+    fig4b({k: r.tables for k, r in runs_.items()}, {k: r.summary for k, r in runs_.items()}, list(runs_), sides)
     label = f"cpu with masks at most {longer.cfg['mask']['steps']:,} steps"
     for claim, key in (("scan-split-masks-lstm", "see-scan-longer-split"),
                        ("scan-jump-token-lstm", "see-scan-longer-jump")):
