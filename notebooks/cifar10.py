@@ -207,8 +207,9 @@ else:
         f"{masks.kept.min():.3f}–{masks.kept.max():.3f} of the weights, and the claim reads "
         f"*{claims.tally(claims.check('class-specific', budget.tables, budget.cfg))}*" + ("" if moving.empty else
             "; falling on as over the second half of their stage, the masks still moving "
-            f"({', '.join(moving['mask'])}) would meet the 2-point rule after about {ahead.steps.min():,.0f}–{ahead.steps.max():,.0f} steps "
-            "(`wmask.evidence.steps_to_settle`), which is why the cpu preset gives the control masks up to 8,000 steps")),
+            f"({', '.join(moving['mask'])}) would meet the 2-point rule after about {ahead.steps.min():,.0f}–"
+            f"{ahead.steps.max():,.0f} steps (`wmask.evidence.steps_to_settle`), which is why the cpu preset gives "
+            "the control masks up to 8,000 steps")),
          display=False)
 if worst:
     fig5(pd.concat(worst), "results/cifar10/cpu and cpu+<hash> (control_steps=0)"
