@@ -1,16 +1,19 @@
-# Two commands from a clean clone: `make book` and `make test` (README). Both set up .venv idempotently.
+# From a clean clone: `make book` (render the committed results/, minutes) and `make test`; `make results`
+# regenerates results/ (hours at cpu). Each sets up .venv idempotently.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PRESET ?= cpu
+EXP    ?=
+SEEDS  ?=
 # datasets: the project's machines keep them in ../shared/data (README there); override with WMASK_DATA=...
 WMASK_DATA ?= $(wildcard $(abspath $(CURDIR)/../shared/data))
 export WMASK_DATA
-# the book build, at a preset: always re-execute (--all), warnings are errors, figures need MPLBACKEND unset
+# the book build: every chapter reads results/ (trains nothing), warnings are errors, figures need MPLBACKEND unset
 BUILD_BOOK = env -u MPLBACKEND PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/jupyter-book build . --all -W --keep-going
 
-.PHONY: setup test book bench clean
+.PHONY: setup test book results status bench clean
 
 setup: $(STAMP)
 
@@ -21,18 +24,29 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/python -m pip install -q --no-deps -e .
 	touch $@
 
-# unit tests + papermill runs of every notebook at smoke (tests/), then nbval re-executes the executed copies
-# and compares their verdict cells, then the book builds at smoke with warnings as errors, then every page is
-# opened in headless Chromium (skipped, with the reason, where chromium is absent)
+# unit tests + papermill runs of every notebook at smoke with run=true (they train, into _build/results), then
+# nbval re-executes the executed copies and compares their verdict cells, then the book readers get: built from the
+# committed results/ with warnings as errors, then every page is opened in headless Chromium (skipped, with the
+# reason, where chromium is absent)
 test: setup
 	$(BIN)/python -m pytest -q tests --ignore=tests/browser
 	$(BIN)/python -m pytest -q --nbval-lax _build/papermill
-	WMASK_PRESET=smoke $(BUILD_BOOK)
+	$(MAKE) --no-print-directory book
 	$(BIN)/python -m pytest -q -rs tests/browser
 
+# the book from the committed results/ (never trains): which results are stale is printed first, then the build
 book: setup
-	WMASK_PRESET=$(PRESET) $(BUILD_BOOK)
+	$(BIN)/python -m wmask status
+	WMASK_PRESET=cpu $(BUILD_BOOK)
 	@echo "open _build/html/index.html"
+
+# regenerate results/ at PRESET from a clean tree: `make results PRESET=cpu EXP=addmul,scan SEEDS=0-2`
+results: setup
+	$(BIN)/python -m wmask results --preset $(PRESET) $(if $(EXP),--experiments $(EXP)) $(if $(SEEDS),--seeds $(SEEDS))
+
+# every committed result: current, or stale with the computing files changed since
+status: setup
+	$(BIN)/python -m wmask status
 
 # every model the book trains: plain vs masked step, M sets batched vs one after another (benchmarks/README.md)
 bench: setup

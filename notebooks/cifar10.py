@@ -28,7 +28,8 @@ import os
 preset = os.environ.get("WMASK_PRESET", "cpu")  # smoke | cpu | paper
 seeds = [0]                  # as the committed cpu run (results/cifar10/cpu): a cpu seed takes ≈ 1 h on one thread
 model = "cnn"                # cnn | resnet (ResNet-110 at paper; only smoke and paper presets)
-results = "_build/results"   # relative to the repository root; finished runs there are reused
+run = False                  # False: read the committed results; True: run the experiment first (CI, at smoke)
+results = "results"          # relative to the repository root (CI: _build/results)
 device = "auto"
 
 # %%
@@ -41,11 +42,13 @@ from IPython.display import Markdown, display
 
 from myst_nb import glue
 
-from wmask import claims, evidence, reference
+from wmask import evidence
+from wmask.book import authors as reference, claims, settling
 from wmask.data.cifar10 import CLASSES
-from wmask.report import chapter_run, committed_run, evidence_table, plot_base, plot_curves
+from wmask.book.report import chapter_run, committed_run, evidence_table, plot_base, plot_curves
 
-summary, tables, where, c, absent = chapter_run("cifar10", preset, seeds, results, device, model=model)
+chapter = chapter_run("cifar10", preset, seeds, results, device, run=run, model=model)
+summary, tables, where, c, absent = chapter
 if absent:
     display(Markdown(f"**{absent}**"))
 preset, runs = summary["preset"], summary["runs"]
@@ -71,6 +74,8 @@ print(f"{net} width {c['width']}, {runs[0]['n_train']} training / {runs[0]['n_te
 evidence_table(tables, by=None)
 
 # %% tags=["hide-input"]
+if len(tables.get("base_curve", [])):
+    plot_base(tables["base_curve"], where)
 plot_curves(tables["curves"], by=None, title=f"Control and class-removal mask training — {where}");
 
 # %% [markdown]
@@ -163,7 +168,7 @@ pd.DataFrame([{"seed": r["seed"], "IoU of two control masks": r["stability_iou"]
 # control mask's, the paper's §2.5 reading), and its held-out split is its own seeded 20 % of the same images.
 
 # %%
-cpu = committed_run("cifar10", "cpu")
+cpu = chapter if preset == "cpu" else committed_run("cifar10", "cpu")   # this chapter's own run at cpu
 budget = committed_run("cifar10", "cpu", overrides=reference.SAME_BUDGET["cifar10"])
 theirs = reference.load_authors("cifar10")
 if cpu is None:
@@ -171,11 +176,12 @@ if cpu is None:
     for key in ("see-cifar-cpu", "cifar-cpu-scale"):
         glue(key, Markdown("there is no committed cpu run yet"), display=False)
 else:
-    print(cpu.where)
-    display(evidence_table(cpu.tables, by=None))
-    plot_base(cpu.tables["base_curve"], cpu.where)
-    plot_curves(cpu.tables["curves"], by=None, title=f"control and class-removal masks — {cpu.where}")
-    claims.print_check("class-specific", cpu.tables, cpu.cfg)
+    if cpu is not chapter:       # the chapter above is another preset's run: show the committed cpu run's evidence
+        print(cpu.where)
+        display(evidence_table(cpu.tables, by=None))
+        plot_base(cpu.tables["base_curve"], cpu.where)
+        plot_curves(cpu.tables["curves"], by=None, title=f"control and class-removal masks — {cpu.where}")
+        claims.print_check("class-specific", cpu.tables, cpu.cfg)
     glue("see-cifar-cpu", Markdown(claims.what_we_see("class-specific", cpu.tables, cpu.cfg, "cpu")), display=False)
     base, masks = cpu.tables["base"].accuracy.mean(), evidence.settling(cpu.tables["curves"])
     glue("cifar-cpu-scale", Markdown(
@@ -201,14 +207,14 @@ else:
     display(evidence_table(budget.tables, by=None))
     masks = evidence.settling(budget.tables["curves"])
     moving = masks[~masks.converged]
-    ahead = evidence.steps_to_settle(budget.tables["curves"]).loc[moving.index]
+    ahead = settling.steps_to_settle(budget.tables["curves"]).loc[moving.index]
     glue("cifar-budget", Markdown(
         f"{int(masks.converged.sum())} of its {len(masks)} masks settled, keeping "
         f"{masks.kept.min():.3f}–{masks.kept.max():.3f} of the weights, and the claim reads "
         f"*{claims.tally(claims.check('class-specific', budget.tables, budget.cfg))}*" + ("" if moving.empty else
             "; falling on as over the second half of their stage, the masks still moving "
             f"({', '.join(moving['mask'])}) would meet the 2-point rule after about {ahead.steps.min():,.0f}–"
-            f"{ahead.steps.max():,.0f} steps (`wmask.evidence.steps_to_settle`), which is why the cpu preset gives "
+            f"{ahead.steps.max():,.0f} steps (`wmask.book.settling.steps_to_settle`), which is why the cpu preset gives "
             "the control masks up to 8,000 steps")),
          display=False)
 if worst:
@@ -217,7 +223,7 @@ if worst:
 
 # %% [markdown]
 # Number by number: ours lies *within the authors' spread* when |ours − theirs| ≤ max(2 × their sd, tolerance), the
-# tolerance 0.02 for the base accuracy and 10 points for the relative drops (`wmask.reference.compare_cifar` says
+# tolerance 0.02 for the base accuracy and 10 points for the relative drops (`wmask.book.authors.compare_cifar` says
 # why: a class's held-out accuracy rests on about 1,000 images). Compared: our run at their budget.
 
 # %%

@@ -34,7 +34,8 @@ import os
 
 preset = os.environ.get("WMASK_PRESET", "cpu")  # smoke | cpu | paper
 seeds = [0, 1, 2]
-results = "_build/results"   # relative to the repository root; finished runs there are reused
+run = False                  # False: read the committed results; True: run the experiment first (CI, at smoke)
+results = "results"          # relative to the repository root (CI: _build/results)
 device = "auto"
 
 # %%
@@ -46,11 +47,11 @@ import seaborn as sns
 from IPython.display import Markdown
 from myst_nb import glue
 
-from wmask import claims
-from wmask.report import chapter_run
+from wmask.book import claims
+from wmask.book.report import chapter_run
 from wmask.tasks import clusterability
 
-summary, tables, where, run_cfg, _ = chapter_run("clusterability", preset, seeds, results, device)
+summary, tables, where, run_cfg, _ = chapter_run("clusterability", preset, seeds, results, device, run=run)
 mlp = run_cfg["mlp"]
 print(where)
 print(f"MLP 784-{'-'.join(map(str, mlp['hidden']))}-10: {mlp['epochs']} epochs, then {mlp['prune_epochs']} pruning "

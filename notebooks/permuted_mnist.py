@@ -32,7 +32,8 @@ import os
 
 preset = os.environ.get("WMASK_PRESET", "cpu")  # smoke | cpu | paper
 seeds = [0]   # as the committed cpu run (results/permuted_mnist/cpu, one seed)
-results = "_build/results"   # relative to the repository root; finished runs there are reused
+run = False                  # False: read the committed results; True: run the experiment first (CI, at smoke)
+results = "results"          # relative to the repository root (CI: _build/results)
 device = "auto"
 
 # %%
@@ -45,11 +46,12 @@ from myst_nb import glue
 
 import pandas as pd
 
-from wmask import claims
-from wmask.report import chapter_run, committed_variants
+from wmask.book import claims
+from wmask.book.checks import later_reuse
+from wmask.book.report import chapter_run, committed_variants, reuse_by_width
 from wmask.tasks import permuted_mnist
 
-summary, tables, where, run_cfg, _ = chapter_run("permuted_mnist", preset, seeds, results, device)
+summary, tables, where, run_cfg, _ = chapter_run("permuted_mnist", preset, seeds, results, device, run=run)
 print(where)
 print(f"FNN 784-{'-'.join(map(str, run_cfg['hidden']))}-10, {run_cfg['tasks']} tasks, at most {run_cfg['steps']} "
       f"joint steps each (K = {run_cfg['k']}, α = {run_cfg['alpha']:g}, lr {run_cfg['lr']:g}); new-weight mask "
@@ -85,7 +87,7 @@ fig.tight_layout()
 
 # %% tags=["hide-input"]
 reuse = tables["reuse"]
-later = permuted_mnist.later_reuse(reuse)
+later = later_reuse(reuse)
 fig, axes = plt.subplots(1, later.layer.nunique(), figsize=(11, 3.2), sharey=True, squeeze=False)
 for ax, (layer, sub) in zip(axes[0], later.groupby("layer")):
     sns.barplot(data=sub, x="task", y="reused", hue="new init", errorbar="sd", ax=ax)
@@ -144,7 +146,7 @@ glue("see-permuted-no-reuse", Markdown(claims.what_we_see("permuted-no-reuse", t
 # mask inits).
 
 # %%
-widths = pd.DataFrame([permuted_mnist.reuse_by_width(s) for s in committed_variants("permuted_mnist", "cpu")])
+widths = pd.DataFrame([reuse_by_width(s) for s in committed_variants("permuted_mnist", "cpu")])
 if len(widths):     # narrowest first
     widths = widths.sort_values("hidden", key=lambda h: h.str.split("-").str[0].astype(int), kind="stable")
 widths

@@ -24,24 +24,23 @@ import os
 
 preset = os.environ.get("WMASK_PRESET", "cpu")  # smoke | cpu | paper
 seeds = [0, 1, 2]
+run = False                  # False: read the committed results; True: run the experiment first (CI, at smoke)
+results = "results"          # relative to the repository root (CI: _build/results)
 
 # %%
 # %matplotlib inline
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 import seaborn as sns
-import torch
 
-import wmask
-from wmask import runner
-from wmask.tasks import planted
+from wmask.book.report import chapter_run
 
-wmask.set_threads()
-runs = [planted.run(runner.resolve("planted", preset, s), progress=False) for s in seeds]
-cfg = runs[0]["config"]
-where = f"preset {preset}, seeds {seeds}, {wmask.utils.device_name(torch.device('cpu'))}, synthetic teacher data"
-print(f"preset {preset}: hidden {cfg['hidden']} x {cfg['layers']} per sub-network, {cfg['base_steps']} base steps, "
-      f"{cfg['mask']['steps']} mask steps, seeds {seeds}")
+summary, _, where, cfg, _ = chapter_run("planted", preset, seeds, results, run=run, dataset="synthetic teacher data")
+runs, seeds = summary["runs"], summary["seeds"]
+print(where)
+print(f"preset {summary['preset']}: hidden {cfg['hidden']} x {cfg['layers']} per sub-network, {cfg['base_steps']} "
+      f"base steps, {cfg['mask']['steps']} mask steps, seeds {seeds}")
 
 # %% [markdown]
 # ## How well does each mask match its planted block?
@@ -60,10 +59,9 @@ table
 
 # %% tags=["hide-input"]
 fig, axes = plt.subplots(1, 3, figsize=(9, 3.2))
-masks = runs[0]["masks"]
-for ax, (title, m) in zip(axes, [("mask A", masks["A"]["2.weight"]), ("mask B", masks["B"]["2.weight"]),
-                                 ("A and B", masks["A"]["2.weight"] & masks["B"]["2.weight"])]):
-    ax.imshow(m.numpy(), cmap="Greys", interpolation="nearest")
+a, b = (np.array(runs[0]["hidden_masks"][name], dtype=bool) for name in ("A", "B"))
+for ax, (title, m) in zip(axes, [("mask A", a), ("mask B", b), ("A and B", a & b)]):
+    ax.imshow(m, cmap="Greys", interpolation="nearest")
     ax.set(title=title, xlabel="input unit", ylabel="output unit")
 fig.suptitle(f"Hidden-layer masks (black = kept), seed {seeds[0]} — {where}", fontsize=8)
 fig.tight_layout()

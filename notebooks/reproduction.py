@@ -41,8 +41,9 @@ import pandas as pd
 import seaborn as sns
 from IPython.display import display
 
-from wmask import claims, reference, runner
-from wmask.report import committed_summary, repo_root, scale
+from wmask import runner
+from wmask.book import claims, authors as reference
+from wmask.book.report import committed_summary, repo_root, scale
 
 root = repo_root() / results
 
@@ -140,13 +141,13 @@ pd.DataFrame([{"experiment": e, "preset": p, "seeds": s["seeds"], "scale": scale
 # ## Ours beside the authors' code, number by number
 #
 # Every accuracy both codes produce at the same settings: our mean over seeds, theirs, and whether ours lies within
-# the authors' spread, $|\bar{x}_{ours} - \bar{x}_{theirs}| \le \max(2\,sd_{theirs}, 0.02)$ (`wmask.reference`
+# the authors' spread, $|\bar{x}_{ours} - \bar{x}_{theirs}| \le \max(2\,sd_{theirs}, 0.02)$ (`wmask.book.authors`
 # says why: their seed-to-seed spread is the yardstick, and the 0.02 floor covers test-set noise and sd estimates
 # from two seeds). CIFAR-10 compares its base accuracy that way and, per class, the relative drops with a floor of
-# 10 points instead (`wmask.reference.compare_cifar`: a class's held-out accuracy rests on about 1,000 images).
+# 10 points instead (`wmask.book.authors.compare_cifar`: a class's held-out accuracy rests on about 1,000 images).
 # SCAN (at today's cpu settings) uses a floor of 0.04 for exact match, since ours decodes 1,000 test lines a split
 # and theirs the whole files, and of 10 points for the % of a token's output weights removed
-# (`wmask.reference.compare_scan`).
+# (`wmask.book.authors.compare_scan`).
 
 # %%
 side, outside, settings = [], [], []

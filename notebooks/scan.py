@@ -30,7 +30,8 @@ import os
 preset = os.environ.get("WMASK_PRESET", "cpu")  # smoke | cpu | paper
 seeds = [0]
 model = "both"               # lstm | transformer | both
-results = "_build/results"   # relative to the repository root; finished runs there are reused
+run = False                  # False: read the committed results; True: run the experiment first (CI, at smoke)
+results = "results"          # relative to the repository root (CI: _build/results)
 device = "auto"
 
 # %%
@@ -42,15 +43,22 @@ from IPython.display import Markdown, display
 
 from myst_nb import glue
 
-from wmask import claims, evidence, reference
-from wmask.report import chapter_run, committed_run, evidence_table, plot_base, plot_curves
+from wmask import evidence
+from wmask.book import authors as reference, claims, settling
+from wmask.book.report import chapter_run, committed_run, evidence_table, plot_base, plot_curves
+from wmask import runner
 from wmask.tasks import scan
 
-models = list(scan.MODELS) if model == "both" else [model]
-chapter = {m: chapter_run("scan", preset, seeds, results, device, model=m) for m in models}
-for run in chapter.values():
-    if run.note:
-        display(Markdown(f"**{run.note}**"))
+asked = list(scan.MODELS) if model == "both" else [model]
+chapter = {m: chapter_run("scan", preset, seeds, results, device, run=run, model=m) for m in asked}
+absent = {m: runner.EXPERIMENTS["scan"].absent(preset, m) for m, r in chapter.items() if r is None}
+chapter = {m: r for m, r in chapter.items() if r is not None}
+models = list(chapter)
+for m, why in absent.items():
+    display(Markdown(f"**The {m} has no {preset} preset**: {why}."))
+for r in chapter.values():
+    if r.note:
+        display(Markdown(f"**{r.note}**"))
 summaries = {m: run.summary for m, run in chapter.items()}
 tables = {m: run.tables for m, run in chapter.items()}
 where = chapter[models[0]].where
@@ -121,6 +129,8 @@ for m in models:
 # %% tags=["remove-cell"]
 for m in models:
     glue(f"see-split-masks-{m}", Markdown(claims.what_we_see(f"scan-split-masks-{m}", tables[m], summaries[m]["runs"][0]["config"], summaries[m]["preset"])), display=False)
+for m, why in absent.items():
+    glue(f"see-split-masks-{m}", Markdown(f"untestable: no {preset} run ({why})"), display=False)
 
 # %% [markdown]
 # **What we see** (LSTM): {glue:md}`see-split-masks-lstm`
@@ -160,6 +170,8 @@ for m in models:
 # %% tags=["remove-cell"]
 for m in models:
     glue(f"see-jump-token-{m}", Markdown(claims.what_we_see(f"scan-jump-token-{m}", tables[m], summaries[m]["runs"][0]["config"], summaries[m]["preset"])), display=False)
+for m, why in absent.items():
+    glue(f"see-jump-token-{m}", Markdown(f"untestable: no {preset} run ({why})"), display=False)
 
 # %% [markdown]
 # **What we see** (LSTM): {glue:md}`see-jump-token-lstm`
@@ -199,7 +211,7 @@ pd.DataFrame([{"model": m, "seed": r["seed"], **{f"kept {scan.LABELS[s]}": v for
 # so the from-scratch bars are ours alone.
 
 # %%
-cpu = committed_run("scan", "cpu")
+cpu = chapter["lstm"] if preset == "cpu" and "lstm" in chapter else committed_run("scan", "cpu")
 theirs = reference.load_authors("scan")
 
 
@@ -214,17 +226,18 @@ if cpu is None:
     glue_none(("see-scan-cpu-split", "see-scan-cpu-jump", "scan-cpu-scale"),
               "there is no committed cpu run yet (results/scan/cpu/summary.json)")
 else:
-    print(cpu.where)
-    c = cpu.cfg
-    print(f"{c['net']}, base {c['base']['steps']:,} steps (batch {c['base']['batch_size']}, {c['buckets']} length "
-          f"buckets), masks at most {c['mask']['steps']:,} steps (lr {c['mask']['lr']}, batch "
-          f"{c['mask']['batch_size']}, alpha {c['mask']['alpha']}, stopped once settled: "
-          f"{c['mask'].get('stop_on_plateau', False)}), from scratch {c['scratch_steps']:,} steps, "
-          f"{c['n_test']:,} test lines a split")
-    display(evidence_table(cpu.tables, by="model"))
-    if len(cpu.tables.get("base_curve", [])):
-        plot_base(cpu.tables["base_curve"], cpu.where, accuracy="iid test exact match")
-    plot_curves(cpu.tables["curves"], by=None, title=f"lstm: split-mask training — {cpu.where}")
+    if cpu is not chapter.get("lstm"):      # the chapter above is another preset's run: show the cpu run's evidence
+        print(cpu.where)
+        c = cpu.cfg
+        print(f"{c['net']}, base {c['base']['steps']:,} steps (batch {c['base']['batch_size']}, {c['buckets']} "
+              f"length buckets), masks at most {c['mask']['steps']:,} steps (lr {c['mask']['lr']}, batch "
+              f"{c['mask']['batch_size']}, alpha {c['mask']['alpha']}, stopped once settled: "
+              f"{c['mask'].get('stop_on_plateau', False)}), from scratch {c['scratch_steps']:,} steps, "
+              f"{c['n_test']:,} test lines a split")
+        display(evidence_table(cpu.tables, by="model"))
+        if len(cpu.tables.get("base_curve", [])):
+            plot_base(cpu.tables["base_curve"], cpu.where, accuracy="iid test exact match")
+        plot_curves(cpu.tables["curves"], by=None, title=f"lstm: split-mask training — {cpu.where}")
     codes = {"lstm (ours)": cpu.tables, **({} if theirs is None else {"lstm (the authors' code)": theirs})}
     beside = cpu.where + ("" if theirs is None else "; the authors' code: results/authors/scan/cpu")
     fig4a(codes, list(codes), beside)
@@ -240,15 +253,15 @@ else:
         f"{masks.kept.min():.2f}–{masks.kept.max():.2f} of the weights, {int(masks.converged.sum())} of "
         f"{len(masks)} settled (their kept fraction moved {100 * masks.kept_change.min():.1f}–"
         f"{100 * masks.kept_change.max():.1f} points over the last 20 % of steps)"), display=False)
-    late, mid = evidence.kept_fall(cpu.tables["curves"], 0.9, 1.0), evidence.kept_fall(cpu.tables["curves"], 0.4, 0.5)
-    ahead = evidence.steps_to_settle(cpu.tables["curves"])
+    late, mid = settling.kept_fall(cpu.tables["curves"], 0.9, 1.0), settling.kept_fall(cpu.tables["curves"], 0.4, 0.5)
+    ahead = settling.steps_to_settle(cpu.tables["curves"])
     glue("scan-cpu-drift", Markdown(
         f"Here every mask was still shedding weights when its stage ended: over the last tenth of its steps its kept "
         f"fraction fell {late.min():.1f}–{late.max():.1f} points, over the tenth before half way {mid.min():.1f}–"
         f"{mid.max():.1f}: slower, not stopped (the regulariser pushes every logit down for as long as a mask "
         f"trains). Falling on as over the second half of the stage (kept ∝ steps^b, b {ahead.exponent.min():.2f} to "
         f"{ahead.exponent.max():.2f}), they would meet the 2-point rule after about {ahead.steps.min():,.0f}–"
-        f"{ahead.steps.max():,.0f} steps (`wmask.evidence.steps_to_settle`; a projection, not a run)."
+        f"{ahead.steps.max():,.0f} steps (`wmask.book.settling.steps_to_settle`; a projection, not a run)."
         if len(masks) and not masks.converged.any() else
         f"{int((~masks.converged).sum())} of {len(masks)} masks had not settled."), display=False)
 
@@ -262,7 +275,7 @@ else:
 # max(2 × their sd, tolerance), the tolerance 0.04 for exact match (ours decodes 1,000 test lines a split, theirs
 # the whole files: the two measurements alone differ by a binomial sd of up to 0.021) and 10 points for the % of a
 # token's output weights removed (a few dozen kept weights a row, so one weight moves it 2–4 points);
-# `wmask.reference.compare_scan` says so. Their "full" row is the unmasked network as their code logs it, decoded
+# `wmask.book.authors.compare_scan` says so. Their "full" row is the unmasked network as their code logs it, decoded
 # with its embedding dropout still on; their masks are evaluated without dropout, as ours.
 
 # %%

@@ -4,7 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from wmask import claims, evidence, reference
+from wmask import evidence
+from wmask.book import authors as reference, claims, settling
 
 
 def _curve(kept_end=0.4, moving=False, steps=range(0, 3000, 100)):
@@ -135,7 +136,7 @@ def test_steps_to_settle_matches_a_brute_force_search_on_planted_power_laws():
                                  "kept": np.minimum(1.0, a * np.maximum(steps, 1) ** b)})
                    for m, a, b in (("slow", 3.0, -0.3), ("fast", 8.0, -0.6))] +
                   [pd.DataFrame({"seed": 0, "mask": "flat", "step": steps, "loss": 0.1, "kept": 0.4})])
-    got = evidence.steps_to_settle(t).set_index("mask")
+    got = settling.steps_to_settle(t).set_index("mask")
     for m, a, b in (("slow", 3.0, -0.3), ("fast", 8.0, -0.6)):
         assert got.loc[m, "exponent"] == pytest.approx(b)
         # brute force: the first T on a fine grid where the kept fraction moves < 2 points over the last 20 %
@@ -151,17 +152,17 @@ def test_kept_fall_reads_a_planted_curve_at_the_nearest_logged_steps():
     kept = [1 - 0.01 * min(s, 600) / 100 for s in steps]
     t = pd.DataFrame({"seed": 0, "mask": "a", "step": steps, "loss": 0.1, "kept": kept})
     t = pd.concat([t, t.assign(mask="b", kept=1.0)])
-    fall = evidence.kept_fall(t, 0.4, 0.5)                  # steps 400 -> 500
+    fall = settling.kept_fall(t, 0.4, 0.5)                  # steps 400 -> 500
     assert fall[(0, "a")] == pytest.approx(1.0) and fall[(0, "b")] == pytest.approx(0.0)
-    assert evidence.kept_fall(t, 0.9, 1.0)[(0, "a")] == pytest.approx(0.0)
-    assert evidence.kept_fall(t, 0.42, 0.58)[(0, "a")] == pytest.approx(2.0)   # nearest logged: 400 and 600
+    assert settling.kept_fall(t, 0.9, 1.0)[(0, "a")] == pytest.approx(0.0)
+    assert settling.kept_fall(t, 0.42, 0.58)[(0, "a")] == pytest.approx(2.0)   # nearest logged: 400 and 600
 
 
 def test_claims_are_checked_on_each_kind_of_networks_main_one_or_on_what_a_partial_run_has():
     """A full preset: its main FNN and its LSTM. A run of some networks (the paper preset on a CPU): the main one of
     each kind where it ran, else every network of that kind (bar clipping variants), so adding the LSTM to a run of
     the smaller FNNs does not drop the FNNs from the checks."""
-    from wmask.checks import _main_nets
+    from wmask.book.checks import _main_nets
     nets = {"fnn_small": "fnn", "fnn_medium": "fnn", "fnn_big": "fnn", "fnn_big_masks_clip": "fnn", "lstm": "lstm"}
     cfg = lambda *names: {"networks": {n: {"model": nets[n]} for n in names}}   # noqa: E731
     assert _main_nets(cfg(*nets)) == ["fnn_big", "lstm"]

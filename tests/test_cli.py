@@ -42,7 +42,7 @@ def test_run_writes_results_with_provenance_and_reuses_them(tmp_path, capsys):
 def test_networks_selects_part_of_a_preset_and_the_summary_merges_selections(tmp_path, capsys):
     """--networks runs some of a preset's networks (how a CPU runs the paper preset's smallest FNN); selections
     of one seed land in their own files, and the summary merges them into one run per seed."""
-    from wmask.checks import _main_nets
+    from wmask.book.checks import _main_nets
     args = ["run", "addmul", "--preset", "smoke", "--results", str(tmp_path), "--quiet", "--threads", "1"]
     assert main([*args, "--networks", "nope"]) == 2
     assert "unknown network 'nope' for addmul at smoke; known: fnn, fnn_xs" in capsys.readouterr().err
@@ -67,7 +67,7 @@ def test_networks_selects_part_of_a_preset_and_the_summary_merges_selections(tmp
     # a chapter shows such a run, committed as the paper preset's, with what it is and its checks
     import shutil
 
-    from wmask.report import show_paper_scale
+    from wmask.book.report import show_paper_scale
     shutil.copytree(folder, tmp_path / "committed/addmul/paper")
     assert show_paper_scale("addmul", ["full", "+"], ["specialise"], tmp_path / "nothing").startswith("No run")
     seen = show_paper_scale("addmul", ["full", "+"], ["specialise"], tmp_path / "committed")
@@ -75,9 +75,10 @@ def test_networks_selects_part_of_a_preset_and_the_summary_merges_selections(tmp
     assert "preset smoke, networks fnn_masks_clip, fnn_xs only (partial: the rest needs a GPU), seeds [0]" in out
     assert seen.startswith("*specialise*: at preset paper") and "fnn_xs" in seen
     # a selection made by another version of the code joins the summary only with --stale reuse, named by its commit
-    from wmask.report import partial_caption
+    from wmask.book.report import partial_caption
     old = json.loads((folder / "seed0@fnn_xs.json").read_text())
     old["store"]["code"], old["commit"] = "0" * 16, "f" * 40
+    old["store"]["code_files"]["wmask/train.py"] = "0" * 32
     (folder / "seed0@fnn_xs.json").write_text(json.dumps(old))
     assert main([*args, "--networks", "fnn_masks_clip"]) == 0
     assert set(json.loads((folder / "summary.json").read_text())["runs"][0]["networks"]) == {"fnn_masks_clip"}
@@ -105,6 +106,8 @@ def test_a_selection_held_by_a_larger_finished_one_is_not_run_again(tmp_path):
     for field, value in (("seed", 2), ("code", "0" * 16)):   # another seed's key, another code version: run again
         changed = json.loads(json.dumps(made))
         (changed["store"]["key"] if field == "seed" else changed["store"])[field] = value
+        if field == "code":       # what tells code versions apart: the md5 of each computing file
+            changed["store"]["code_files"]["wmask/train.py"] = "0" * 32
         larger.write_text(json.dumps(changed))
         assert runner.run("addmul", "smoke", [1], root, progress=False, threads=1,
                           networks=["fnn_xs"])["computed"] == [1], field

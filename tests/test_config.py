@@ -141,7 +141,7 @@ def test_interrupt_and_full_disk_say_what_to_do(tmp_path, monkeypatch, capsys):
 
 
 def test_a_chapter_at_a_preset_its_experiment_lacks_runs_smoke_and_says_why():
-    from wmask.report import preset_to_run
+    from wmask.book.report import preset_to_run
     assert preset_to_run("addmul", "cpu") == ("cpu", "")
     preset, note = preset_to_run("scan", "cpu", "transformer")
     assert preset == "smoke" and note.startswith("scan-transformer has no cpu preset: on two cores the 2+2-layer")
@@ -159,13 +159,13 @@ def test_a_chapter_at_a_preset_its_experiment_lacks_runs_smoke_and_says_why():
     ("own_model", None, "cpu", "GPT-2 2 layers, d 64, 4 heads, 3000 base / 8000 mask steps at lr 0.01"),
 ])
 def test_the_scale_line_names_the_network_and_its_steps(experiment, model, preset, expected):
-    from wmask.report import scale
+    from wmask.book.report import scale
     kw = {} if model is None else {"model": model}
     assert scale(config.to_dict(runner.EXPERIMENTS[experiment].config(preset, **kw))).startswith(expected)
 
 
 def test_the_scale_line_names_cifars_own_control_steps():
-    from wmask.report import scale
+    from wmask.book.report import scale
     cfg = config.to_dict(runner.EXPERIMENTS["cifar10"].config("cpu", overrides={"control_steps": 3000}))
     assert scale(cfg) == ("CNN 32-64-128-256, 10000 base / 3000 control / 2000 class-removal mask steps at lr 0.01 "
                           "(at most; stopped when settled)")

@@ -70,7 +70,7 @@ def test_reuse_by_width_is_the_mean_share_of_later_tasks_and_the_claims_verdict(
     whose tasks 0 and 1 are at target, is made)."""
     import random
 
-    from wmask.tasks.permuted_mnist import reuse_by_width
+    from wmask.book.report import reuse_by_width
     rng = random.Random(0)
     reuse = [{"task": t, "layer": la, "reused": (rng.random() if t else float("nan")), "kept": 1, "size": 2}
              for t in range(3) for la in (1, 2, 3)]

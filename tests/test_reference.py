@@ -1,10 +1,10 @@
-"""wmask.reference: comparing our tidy accuracy tables with the authors' code's."""
+"""wmask.book.authors: comparing our tidy accuracy tables with the authors' code's."""
 import math
 
 import pandas as pd
 import pytest
 
-from wmask import reference as ref
+from wmask.book import authors as ref
 
 
 def table(rows):
@@ -101,7 +101,7 @@ def test_module_needs_no_torch():
 
 
 def test_a_chapter_compares_with_the_authors_only_at_their_settings(tmp_path):
-    from wmask.report import beside_the_authors
+    from wmask.book.report import beside_the_authors
     d = tmp_path / "addmul" / "cpu"
     d.mkdir(parents=True)
     rows = [{"seed": s, "network": "fnn", "mask": "+", "evaluated on": "+", "accuracy": a}
@@ -183,7 +183,7 @@ def test_compare_scan_accuracies_and_jump_row_against_hand_computed_verdicts():
 
 
 def test_scan_checks_of_the_authors_code_borrow_our_from_scratch_networks_and_say_so():
-    from wmask import claims
+    from wmask.book import claims
     acc = lambda rows: pd.DataFrame(rows, columns=["seed", "model", "variant", "test", "accuracy"])  # noqa: E731
     theirs = acc([(0, "lstm", v, t, a) for v, t, a in [
         ("full", "simple", 1.0), ("mask simple", "simple", 1.0), ("mask simple", "addprim_jump", 1.0),

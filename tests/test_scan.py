@@ -7,10 +7,11 @@ import pandas as pd
 import pytest
 import torch
 
-from wmask import claims, runner, seq2seq
+from wmask import runner, seq2seq
+from wmask.book import claims
 from wmask.__main__ import main
 from wmask.masks import MaskFilter, MaskSet, materialize
-from wmask.report import committed_run
+from wmask.book.report import committed_run
 from wmask.tasks import scan
 
 PAIRS = [("jump twice".split(), ["I_JUMP", "I_JUMP"]), ("walk left".split(), ["I_TURN_LEFT", "I_WALK"]),

@@ -61,7 +61,7 @@ def test_stale_code_is_refused_unless_asked(tmp_path, monkeypatch):
     files["wmask/train.py"] = "0" * 32
     monkeypatch.setattr(store, "code_files", lambda: files)
     with pytest.raises(ValueError, match=r"another version of wmask \(changed since: wmask/train.py\).*--stale"):
-        s.json(tmp_path / "r.json", {"a": 1}, lambda: {"x": 2})
+        store.Store(tmp_path).json(tmp_path / "r.json", {"a": 1}, lambda: {"x": 2})
     assert store.Store(tmp_path, "reuse").json(tmp_path / "r.json", {"a": 1}, lambda: {"x": 2})["x"] == 1
     assert store.Store(tmp_path, "recompute").json(tmp_path / "r.json", {"a": 1}, lambda: {"x": 2})["x"] == 2
     files["wmask/tasks/addmul.py"] = "1" * 32                    # a preset changed: other code, other config

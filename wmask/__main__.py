@@ -62,6 +62,21 @@ def parser() -> argparse.ArgumentParser:
     w.add_argument("--device", default="auto", help="as for 'run' (a task sees only the GPUs Ray gives it)")
     w.add_argument("--stale", default="error", choices=["error", "reuse", "recompute"], help="as for 'run'")
     w.add_argument("--quiet", action="store_true", help="no progress bar")
+    st = sub.add_parser("status", help="every committed result: what ran, and whether it is still what this code "
+                        "computes (current) or stale (with the files changed since)")
+    st.add_argument("--results", default="results", help="results folder (default: results)")
+    g = sub.add_parser("results", help="regenerate results at a preset (every experiment, or --experiments), "
+                       "from a clean tree; prints what ran, was reused or failed")
+    g.add_argument("--preset", default="cpu", help="smoke, cpu, paper (default cpu)")
+    g.add_argument("--experiments", default=None, metavar="EXP[,EXP...]",
+                   help=f"of: {', '.join(sorted(runner.EXPERIMENTS))}, or a model's label as scan-transformer "
+                        "(default: every experiment that has the preset)")
+    g.add_argument("--seeds", default=None, help="e.g. 0-2 (default: the seeds committed, else 0,1,2)")
+    g.add_argument("--results", default="results", help="results folder (default: results)")
+    g.add_argument("--threads", default=None, help="torch CPU threads (default: WMASK_THREADS or cores)")
+    g.add_argument("--allow-dirty", action="store_true", help="run even with uncommitted changes to wmask/ "
+                   "(the results then name a +dirty commit)")
+    g.add_argument("--quiet", action="store_true", help="no progress bars")
     d = sub.add_parser("data", help="datasets: generate SCAN from its grammar; write CIFAR-10 as pickled batches")
     d.add_argument("dataset", choices=["scan", "cifar10"])
     d.add_argument("--generate", metavar="OUT_DIR",
@@ -90,6 +105,37 @@ def _data(a) -> int:
     return 0
 
 
+def _status(a) -> int:
+    from . import status
+    found = status.summaries(a.results)
+    if not found:
+        raise ValueError(f"no results under {a.results}/ (expected <experiment>/<preset>/summary.json)")
+    rows = [status.row(p) for p in found]
+    print(status.table(rows))
+    stale = sum(r["status"] != "current" for r in rows)
+    print(f"\n{len(rows) - stale} current, {stale} stale" + (": regenerate with make results PRESET=<preset> "
+                                                            "EXP=<experiment>" if stale else ""))
+    theirs = status.authors_rows(a.results)
+    if theirs:
+        print(f"\nthe authors' code, run beside ours ({a.results}/authors/):\n" + status.table(theirs))
+    return 0
+
+
+def _results(a) -> int:
+    from pathlib import Path
+
+    from . import regenerate, runner
+    from .utils import parse_threads
+    dirty = regenerate.dirty_files(Path.cwd())
+    if dirty and not a.allow_dirty:
+        raise ValueError(f"uncommitted changes in {', '.join(dirty[:4])}: commit them first so every result names "
+                         "the commit that made it (or pass --allow-dirty)")
+    names = None if a.experiments is None else [n.strip() for n in a.experiments.split(",") if n.strip()]
+    seeds = None if a.seeds is None else runner.parse_seeds(a.seeds)
+    rows = regenerate.regenerate(a.preset, names, seeds, a.results, parse_threads(a.threads), not a.quiet)
+    return 1 if any(r["status"] != "ok" for r in rows) else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     from . import config, runner
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -111,6 +157,10 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if a.command == "data":
             return _data(a)
+        if a.command == "status":
+            return _status(a)
+        if a.command == "results":
+            return _results(a)
         overrides = config.parse_overrides(a.overrides)
         if a.command == "show":
             print(config.to_yaml(runner.resolve(a.experiment, a.preset, 0, a.model, overrides)), end="")
@@ -130,8 +180,11 @@ def main(argv: list[str] | None = None) -> int:
                              parse_threads(a.threads), progress=not a.quiet, model=a.model, overrides=overrides,
                              stale=a.stale, networks=runner.parse_networks(a.networks))
         folder = runner.folder_name(a.preset, overrides)
-        print(f"wrote {a.results}/{summary['experiment']}/{folder}/summary.json ({len(summary['runs'])} seeds run or "
-              f"reused, {summary['provenance']['wall_time_s']:.0f} s)")
+        computed = summary["computed"]
+        reused = [r["seed"] for r in summary["runs"] if r["seed"] not in computed]
+        print(f"wrote {a.results}/{summary['experiment']}/{folder}/summary.json (seeds computed: "
+              f"{','.join(map(str, computed)) or 'none'}; reused: {','.join(map(str, reused)) or 'none'}; "
+              f"{summary['provenance']['wall_time_s']:.0f} s)")
         return 0
     except ValueError as err:
         print(f"wmask: error: {err}", file=sys.stderr)

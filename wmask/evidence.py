@@ -91,40 +91,6 @@ def settling(curves) -> "pandas.DataFrame":
     return pd.DataFrame(rows, columns=keys + ["kept", "kept_change", "converged", "reason"])
 
 
-def kept_fall(curves, start: float, end: float) -> "pandas.Series":
-    """Per mask of a tidy curves table (as :func:`settling`), how many points its kept fraction fell between the
-    logged steps nearest ``start`` and ``end`` (fractions of the last logged step): how fast a mask still sheds
-    weights, e.g. over the last tenth (0.9, 1.0) against the tenth before half way (0.4, 0.5)."""
-    import pandas as pd
-    curves = pd.DataFrame(curves)
-    keys = [c for c in curves.columns if c not in ("step", "loss", "kept")]
-
-    def fall(c):
-        at = lambda f: c.kept.iloc[(c.step - f * c.step.max()).abs().argmin()]  # noqa: E731
-        return 100 * (at(start) - at(end))
-    return curves.groupby(keys, sort=False)[["step", "kept"]].apply(fall)
-
-
-def steps_to_settle(curves, fit_from: float = 0.5, window: float = 0.2, kept_tol: float = 0.02) -> "pandas.DataFrame":
-    """Per mask of a tidy curves table (as :func:`settling`), the step by which its kept fraction would meet the
-    settling rule (moving less than ``kept_tol`` over the last ``window`` of the steps) if it went on falling as it
-    did from ``fit_from`` of the way on: a power law ``kept = a * step ** b`` fitted there (least squares on logs),
-    which meets the rule once ``a * T ** b * ((1 - window) ** b - 1) < kept_tol``. A projection, not a measurement:
-    how far a run was from settling. Columns: the mask's keys, ``exponent`` (b) and ``steps`` (NaN where the kept
-    fraction is not falling)."""
-    import numpy as np
-    import pandas as pd
-    curves = pd.DataFrame(curves)
-    keys = [c for c in curves.columns if c not in ("step", "loss", "kept")]
-    rows = []
-    for key, c in curves.groupby(keys, sort=False):
-        c = c[(c.step >= fit_from * c.step.max()) & (c.step > 0) & (c.kept > 0)]
-        b, log_a = np.polyfit(np.log(c.step), np.log(c.kept), 1) if len(c) >= 2 else (math.nan, math.nan)
-        steps = (math.exp((math.log(kept_tol / ((1 - window) ** b - 1)) - log_a) / b) if b < -1e-6 else math.nan)
-        rows.append({**dict(zip(keys, key if isinstance(key, tuple) else (key,))), "exponent": b, "steps": steps})
-    return pd.DataFrame(rows, columns=keys + ["exponent", "steps"])
-
-
 def untestable_reason(below: list[str], unconverged: dict[str, str]) -> str:
     """The reason a check cannot be made ("" when it can): base network below target first, then masks."""
     if below:

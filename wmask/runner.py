@@ -32,7 +32,8 @@ from typing import Callable
 
 from . import config as _config
 from .experiment import Experiment
-from .store import Store, code_fingerprint, read_json, wall_clock
+from .fingerprint import computing_files, fingerprint
+from .store import Store, read_json, wall_clock
 from .tasks import (addmul, cifar10, clusterability, dm_math, double_addition, own_model, permuted_mnist, planted,
                     scan)
 from .utils import atomic_write_text, dumps, get_device, provenance, set_threads
@@ -41,6 +42,11 @@ EXPERIMENTS: dict[str, Experiment] = {m.EXPERIMENT.name: m.EXPERIMENT
                                       for m in (planted, addmul, double_addition, cifar10, scan, clusterability,
                                                 permuted_mnist, dm_math, own_model)}
 GENERATED = "generated on the fly (no files)"
+
+
+def code_of(exp: Experiment) -> dict[str, str]:
+    """The source files that compute ``exp``'s numbers (:mod:`wmask.fingerprint`): its store key's code part."""
+    return computing_files(exp.run.__module__)
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -163,7 +169,7 @@ def run(experiment: str, preset: str, seeds: list[int], results: str | Path = "r
         def compute(seed=seed, cfg_obj=cfgs[seed], key=key, ledger=ledger):
             computed.append(seed)
             with wall_clock(ledger, key) as clock:
-                result = exp.run(cfg_obj, Store(out_dir / f"seed{seed}", stale), dev, progress)
+                result = exp.run(cfg_obj, Store(out_dir / f"seed{seed}", stale, code_of(exp)), dev, progress)
             seconds, periods = clock()
             made = provenance(dev)
             return {"experiment": name, "preset": preset, "overrides": overrides, "seed": seed,
@@ -175,23 +181,22 @@ def run(experiment: str, preset: str, seeds: list[int], results: str | Path = "r
         path = out_dir / f"seed{seed}{picked}.json"
         with locked(out_dir / f".seed{seed}{picked}.lock", f"seed {seed} of {name} in {out_dir}", wait=False):
             held = None if not picked or path.exists() else covering_run(
-                out_dir, seed, cfgs[seed].networks, stale,
+                out_dir, seed, cfgs[seed].networks, Store(out_dir, stale, code_of(exp)),
                 lambda nets, seed=seed: key_of(seed, exp.config(preset, seed, model, overrides, nets), nets is not None))
-            runs.append(held or Store(out_dir, stale).json(path, key, compute))
+            runs.append(held or Store(out_dir, stale, code_of(exp)).json(path, key, compute))
             ledger.unlink(missing_ok=True)
     with locked(out_dir / ".summary.lock", f"the summary of {out_dir}", wait=True):
-        everything = finished_runs(out_dir, runs, other_code=stale == "reuse")
+        everything = finished_runs(out_dir, runs, Store(out_dir, stale, code_of(exp)))
         merged = [merge_runs(exp, preset, model, overrides, rs) for rs in everything]
         summary = write_summary(exp, out_dir, name, preset, overrides, merged, dev, time.time() - start)
     return {**summary, "seeds": seeds, "runs": runs, "computed": computed}
 
 
-def covering_run(out_dir: Path, seed: int, networks, stale: str, key_of: Callable) -> dict | None:
+def covering_run(out_dir: Path, seed: int, networks, store: Store, key_of: Callable) -> dict | None:
     """A finished result of ``seed`` in ``out_dir`` that already holds every one of ``networks`` at the settings
     asked for (a larger selection, or a full run: its stored key is what ``key_of(its selection)`` gives now, so
     each network's config is the same), made by this code or, with ``stale="reuse"``, by any. Reused instead of
     running those networks again; None when there is none."""
-    store = Store(out_dir, stale)
     for path in [out_dir / f"seed{seed}.json", *sorted(out_dir.glob(f"seed{seed}@*.json"))]:
         if not path.is_file():
             continue
@@ -208,14 +213,14 @@ def covering_run(out_dir: Path, seed: int, networks, stale: str, key_of: Callabl
     return None
 
 
-def finished_runs(out_dir: Path, runs: list[dict], other_code: bool = False) -> list[list[dict]]:
+def finished_runs(out_dir: Path, runs: list[dict], store: Store) -> list[list[dict]]:
     """Per seed (sorted), this run's result for it plus every other finished result of that seed in ``out_dir``
-    made by the same code (other network selections), or by any code with ``other_code``."""
+    made by the same code as ``store``'s (other network selections), or by any code when it reuses stale work."""
     by_file = {(r["seed"], tuple(r.get("selected", ()))): r for r in runs}
     for path in out_dir.glob("seed*.json"):
         other = read_json(path)
         key = (other.get("seed"), tuple(other.get("selected", ())))
-        if key not in by_file and (other_code or other.get("store", {}).get("code") == code_fingerprint()):
+        if key not in by_file and (store.stale == "reuse" or store.same_code(other.get("store", {}))):
             by_file[key] = other
     seeds = sorted({s for s, _ in by_file})
     return [[r for (s, _), r in sorted(by_file.items(), key=lambda kv: kv[0][1]) if s == seed] for seed in seeds]
@@ -250,7 +255,7 @@ def write_summary(exp: Experiment, out_dir: Path, name: str, preset: str, overri
     summary = {"experiment": name, "preset": preset, "overrides": overrides, "seeds": seeds,
                **({"selected": selected} if selected else {}),
                "provenance": provenance(dev, wall_time_s=wall, preset=preset, overrides=overrides, seeds=seeds,
-                                        code=code_fingerprint(), made_by=sorted({c for r in runs for c in (
+                                        code=fingerprint(code_of(exp)), made_by=sorted({c for r in runs for c in (
                                             r.get("made_by") or {"": r.get("commit", "")}).values()}),
                                         dataset=sorted({r.get("dataset", GENERATED) for r in runs}),
                                         dataset_checksum=sorted({r.get("dataset_checksum", "") for r in runs})),

@@ -1,7 +1,8 @@
 """One store for every reusable artefact of a run: trained networks, mask stages, other stage states, seed results.
 
-Each artefact is keyed by the resolved configuration that made it **and** by a fingerprint of the code (the
-``wmask`` package's source files). Asked for again, it is reused when both match; a different configuration is an
+Each artefact is keyed by the resolved configuration that made it **and** by a fingerprint of the code that
+computes it (the experiment's own source files, :mod:`wmask.fingerprint`; the whole package's when no experiment is
+named). Asked for again, it is reused when both match; a different configuration is an
 error naming the keys that differ; a different code version is refused with the files that changed, unless the
 store was opened with ``stale="reuse"`` (reuse anyway) or ``stale="recompute"`` (compute it again and overwrite;
 also when its configuration differs because the code that defines a preset changed; with the same code, an artefact
@@ -29,6 +30,7 @@ from typing import Callable
 import torch
 
 from . import config as _config
+from .fingerprint import changed, fingerprint
 from .masks import MaskFilter, load_masks, save_masks
 from .utils import atomic_torch_save, atomic_write_text, dumps, read_torch, rng_state, set_rng_state
 
@@ -44,17 +46,18 @@ def code_files() -> dict[str, str]:
 
 
 def code_fingerprint(files: dict[str, str] | None = None) -> str:
-    files = code_files() if files is None else files
-    return hashlib.md5(json.dumps(files, sort_keys=True).encode()).hexdigest()[:16]
+    return fingerprint(code_files() if files is None else files)
 
 
 class Store:
-    """The artefacts of one run (one experiment, preset and seed) in the folder ``root``."""
+    """The artefacts of one run (one experiment, preset and seed) in the folder ``root``. ``code``: the source
+    files (path -> md5) that compute them (:func:`wmask.fingerprint.computing_files`; default: the whole package)."""
 
-    def __init__(self, root: str | os.PathLike, stale: str = "error"):
+    def __init__(self, root: str | os.PathLike, stale: str = "error", code: dict[str, str] | None = None):
         if stale not in STALE:
             raise ValueError(f"unknown stale policy {stale!r}; expected one of {STALE}")
         self.root, self.stale = Path(root), stale
+        self.code = dict(code_files() if code is None else code)
         self.root.mkdir(parents=True, exist_ok=True)
 
     def checkpoint(self, name: str) -> Path:
@@ -63,13 +66,16 @@ class Store:
 
     # -- the key check shared by every kind of artefact -------------------------------------------------------------
     def _meta(self, key: dict) -> dict:
-        return {"key": json.loads(dumps(key)), "code": code_fingerprint(), "code_files": code_files()}
+        return {"key": json.loads(dumps(key)), "code": fingerprint(self.code), "code_files": self.code}
+
+    def same_code(self, stored: dict) -> bool:
+        """True when an artefact's ``store`` entry was made by this version of the files that compute it."""
+        return "code_files" in stored and not changed(stored["code_files"], self.code)
 
     def holds(self, stored: dict, key: dict) -> bool:
         """True when an artefact's stored ``key`` and ``code`` (its ``store`` entry) let it be reused as it is: the
         same configuration, made by this code (or by any, with ``stale="reuse"``). Never raises."""
-        return stored.get("key") == json.loads(dumps(key)) and (
-            stored.get("code") == code_fingerprint() or self.stale == "reuse")
+        return stored.get("key") == json.loads(dumps(key)) and (self.same_code(stored) or self.stale == "reuse")
 
     def _reusable(self, path: Path, stored: dict, key: dict) -> bool:
         """True to reuse ``path``; False to recompute it; an error when the key differs or the code is stale."""
@@ -82,17 +88,16 @@ class Store:
             raise ValueError(f"{path} was written by an older wmask that recorded neither its configuration nor its "
                              "code version; rerun with --stale recompute to redo it, or move it away")
         if stored["key"] != expected:
-            if self.stale == "recompute" and stored.get("code") != code_fingerprint():
+            if self.stale == "recompute" and not self.same_code(stored):
                 return False    # a preset's definition is code: made by other code with another config, redo it
             lines = _config.diff(stored["key"], expected)
             raise ValueError(f"{path} was made by a different configuration ({'; '.join(lines[:8])}"
                              f"{' …' if len(lines) > 8 else ''}); move it away or use another --results folder")
         if self.stale == "recompute":
             return False
-        old, new = stored.get("code_files", {}), code_files()
-        changed = sorted(f for f in set(old) | set(new) if old.get(f) != new.get(f))
+        files = changed(stored.get("code_files"), self.code)
         raise ValueError(f"{path} was made by another version of wmask (changed since: "
-                         f"{', '.join(changed[:6]) or 'unknown'}{' …' if len(changed) > 6 else ''}); rerun with "
+                         f"{', '.join(files[:6]) or 'unknown'}{' …' if len(files) > 6 else ''}); rerun with "
                          "--stale recompute to redo it, --stale reuse to use it anyway, or move it away")
 
     # -- artefacts ----------------------------------------------------------------------------------------------

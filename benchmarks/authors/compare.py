@@ -5,7 +5,7 @@
 
 Writes ``results/authors/<experiment>/cpu/comparison.csv`` (accuracy, per network/mask/evaluated on; SCAN: exact
 match per variant/test and the add-jump mask's removed % per output token) and ``comparison_layers.csv`` (IoU and
-IoMin per tensor) with ``wmask.reference`` and prints them. The rule: |ours − theirs| ≤ max(2 × their sd, floor),
+IoMin per tensor) with ``wmask.book.authors`` and prints them. The rule: |ours − theirs| ≤ max(2 × their sd, floor),
 the floor 0.02 for accuracies, 0.04 for SCAN's exact match, 10 points for SCAN's removed % (see
 ``wmask/reference.py``).
 """

@@ -1,5 +1,5 @@
 """Turn what ``extract.py`` read from one authors' run into our tidy tables (our column and mask names), so that
-``wmask.reference`` can join them with ours. Standard library only."""
+``wmask.book.authors`` can join them with ours. Standard library only."""
 from __future__ import annotations
 
 import csv
@@ -147,7 +147,7 @@ def convert_scan(seed: int, flags: list[str], data: dict, model: str) -> dict:
 
 def convert_cifar10(seed: int, flags: list[str], data: dict) -> dict:
     """Their CIFAR-10 class removal -> our results/cifar10/cpu tables: ``base`` (the base network's validation
-    accuracy at its last step; ``wmask.reference.authors_tables`` holds it to our preset's target), ``drops`` (seed,
+    accuracy at its last step; ``wmask.book.authors.authors_tables`` holds it to our preset's target), ``drops`` (seed,
     removed, evaluated, relative drop %) and ``worst`` (seed, class, own drop %, worst other / own %), from their
     exported confusion matrices (the drops are computed by extract.py with our metrics); ``layers``: kept weights
     per tensor and stage."""

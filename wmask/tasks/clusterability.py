@@ -24,6 +24,7 @@ import torch
 from .. import clusterability as cl
 from .. import evidence
 from ..experiment import Experiment
+from ..fingerprint import computing_files
 from ..store import Store
 from . import mnist_mlp
 from .mnist_mlp import MLPConfig
@@ -119,7 +120,8 @@ def _arithmetic(which: str, cfg: ClusterabilityConfig, store: Store, device, pro
     name = next(n for n, c in net_cfg_all.items() if c.model == "fnn")
     net = net_cfg_all[name]
     task = arithmetic.AddMul() if which == "addmul" else arithmetic.DoubleAdd(separate_pairs=True)
-    shared = Store(store.root.parent.parent.parent / which / cfg.align_preset / f"seed{cfg.seed}", store.stale)
+    shared = Store(store.root.parent.parent.parent / which / cfg.align_preset / f"seed{cfg.seed}", store.stale,
+                   computing_files(exp.__name__))      # the other chapter's artefacts, keyed as it keys them
     model, info = arithmetic.train_base(task, net, cfg.seed, shared, arithmetic.base_tag(net_cfg_all, name), device,
                                         progress)
     binary, history = arithmetic.train_mask_sets(task, model, [None, *task.subtasks], net, cfg.seed, shared, name,

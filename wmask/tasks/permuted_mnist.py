@@ -232,34 +232,3 @@ PRESETS = {
 }
 
 EXPERIMENT = Experiment("permuted_mnist", PermutedConfig, PRESETS, run, tables)
-
-
-def later_reuse(reuse):
-    """The rows of the ``reuse`` table the claim is about: later tasks (1 on) in layers 2 on (the first layer is
-    relearned for every task, so its reuse says nothing)."""
-    return reuse[(reuse.task > 0) & (reuse.layer > 1)]
-
-
-def reuse_by_width(summary: dict) -> dict:
-    """A committed run (a summary) as one row of the chapter's width comparison: the hidden widths, the overrides of
-    the preset it ran with, the seeds, the tasks at the target with a settled mask, the mean share of a later task's
-    kept weights (tasks 1 on) that earlier tasks use in each layer from 2 on, for the first new-weight init, the
-    verdict of its "little reuse" check alone (the claim's other checks are on the first layer), and the claim's."""
-    import pandas as pd
-
-    from .. import claims
-    tb = {k: pd.DataFrame(v) for k, v in tables(summary["runs"]).items()}
-    cfg = summary["runs"][0]["config"]
-    t, reuse = tb["tasks"], tb["reuse"]
-    init = cfg["new_inits"][0]
-    later = later_reuse(reuse[reuse["new init"] == init]).groupby("layer").reused.mean()
-    t = t[t["new init"] == init]
-    ok = (t.accuracy >= cfg["target"]) & t.settled.astype(bool)
-    changed = ", ".join(f"{k}={v}" for k, v in (summary.get("overrides") or {}).items()) or "none"
-    lines = claims.check("permuted-no-reuse", tb, cfg)
-    return {"hidden": "-".join(map(str, cfg["hidden"])), "overrides": changed, "seeds": len(summary["seeds"]),
-            "new init": init,
-            "tasks at target, settled": f"{int(ok.sum())}/{len(t)}",
-            **{f"layer {layer} reused": round(float(x), 3) for layer, x in later.items()},
-            "little reuse": claims.tally([line for line in lines if line[1].startswith(f"init {init:g}: share")]),
-            "verdict": claims.tally(lines)}

@@ -146,9 +146,10 @@ PRESETS = {
 
 
 def summarize(result: dict) -> dict:
-    """The JSON-able part of :func:`run`'s result (no tensors)."""
+    """The JSON-able part of :func:`run`'s result: the numbers and the hidden layer's two masks (1 = kept)."""
     keep = ("base_accuracy", "masked_accuracy", "iou_a_block_a", "iou_b_block_b", "iou_a_b", "kept_fraction")
-    return {k: result[k] for k in keep}
+    hidden = {name: result["masks"][name]["2.weight"].int().tolist() for name in ("A", "B")}  # 1 = kept
+    return {**{k: result[k] for k in keep}, "hidden_masks": hidden}
 
 
 def run_stored(cfg: PlantedConfig, store=None, device=None, progress: bool = True) -> dict:

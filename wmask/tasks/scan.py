@@ -73,7 +73,7 @@ def _preset(model, net, base_steps, scratch_steps, mask_steps, batch, n_test, bu
 # iid accuracy, still moving 2.1-2.5 points over their last 1,000 steps (seed 0, commit 7c8b1c9). This preset
 # (seed 0, commit be3e406): iid 1.000, but no mask settled by 8,000 steps (kept 0.19-0.25, still falling 2.3-3.6
 # points over the last 20 %; seeds 0-1: kept ~ steps^-0.53 to -0.64 over the second half, which would meet the 2-point
-# rule after about 10,700-20,200 steps, `wmask.evidence.steps_to_settle`; given up to 24,000 steps, seed 0's four
+# rule after about 10,700-20,200 steps, `wmask.book.settling.steps_to_settle`; given up to 24,000 steps, seed 0's four
 # masks settled at 17,451, commit 458ad7a, `mask.steps=24000`). No Transformer cpu preset: on two cores it does not
 # reach the target (measured, 1 seed, canonical files).
 CPU_ABSENT = {

@@ -200,7 +200,7 @@ def same_settings(found: dict, network_cfg: dict) -> bool:
 
 
 def authors_tables(found: dict, target: dict[str, dict[str, float]]) -> dict:
-    """The authors' results (:func:`load_authors`) as the tables :mod:`wmask.claims` checks read, so their code's
+    """The authors' results (:func:`load_authors`) as the tables :mod:`wmask.book.claims` checks read, so their code's
     numbers get the same verdicts as ours: ``accuracy``, ``layers``, ``sharing``, an empty ``sweep``, and ``base``:
     their unmasked network's accuracy per seed against ``target`` (``{network: {subtask: accuracy}}``, ours for the
     same configuration; SCAN: ``{model: {"iid": accuracy}}``). Their runs log no mask training curves we read back,

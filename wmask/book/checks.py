@@ -1,4 +1,4 @@
-"""The inequalities behind each claim of :mod:`wmask.claims`: pure functions ``(tables, config) -> [(holds, detail)]``
+"""The inequalities behind each claim of :mod:`wmask.book.claims`: pure functions ``(tables, config) -> [(holds, detail)]``
 on an experiment's tidy tables (DataFrames). ``holds`` is ``None`` (**untestable**) when the check cannot be made,
 and the detail then ends with ``[untestable: reason]``: a base network below its target, a mask that had not
 converged (:mod:`wmask.evidence`), or numbers that cannot show the effect.
@@ -7,9 +7,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from . import evidence
-from .tasks import scan
-from .tasks.permuted_mnist import later_reuse
+from .. import evidence
+from ..tasks import scan
 
 
 def _mean_acc(tables):
@@ -20,7 +19,7 @@ def gate(tables: dict, network: str | None = None, masks: list[str] | None = Non
     """Why checks on ``network`` (its ``masks``; ``None`` = all) cannot be made, "" when they can: every seed's base
     network at its target (table ``base``: seed, [network,] subtask, accuracy, target) and every seed's masks
     converged (table ``curves``: seed, [network,] mask, step, loss, kept). ``curves`` may instead be a string saying
-    why no curves exist (the authors' code, :func:`wmask.reference.authors_tables`): then only the targets gate."""
+    why no curves exist (the authors' code, :func:`wmask.book.authors.authors_tables`): then only the targets gate."""
     base, curves = tables.get("base"), tables.get("curves")
     if base is None or not len(base):
         return "no base accuracy against a target recorded (a summary from an older wmask)"
@@ -283,3 +282,9 @@ def easy_mask_loses_hard(tables, cfg):
                            f"{easy_h:.3f} (<= 0.5 x network); easy test: easy mask {easy_e:.3f} (>= 0.8 x network "
                            f"{full_e:.3f})"))
     return lines
+
+
+def later_reuse(reuse):
+    """The rows of the ``reuse`` table the claim is about: later tasks (1 on) in layers 2 on (the first layer is
+    relearned for every task, so its reuse says nothing)."""
+    return reuse[(reuse.task > 0) & (reuse.layer > 1)]

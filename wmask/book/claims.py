@@ -1,5 +1,5 @@
 """The paper's claims as explicit inequalities on our numbers, shared by the notebooks' verdict cells and the
-reproduction report. Each check (:mod:`wmask.checks`) reads the tidy tables of an experiment (``<experiment>.tables(runs)`` as DataFrames)
+reproduction report. Each check (:mod:`wmask.book.checks`) reads the tidy tables of an experiment (``<experiment>.tables(runs)`` as DataFrames)
 and returns lines ``(holds, detail)``. ``holds`` is ``None`` (**untestable**) when the check cannot be made, and the
 detail then ends with ``[untestable: reason]``: a base network below its target, a mask that had not converged
 (:mod:`wmask.evidence`), or numbers that cannot show the effect. Nothing here trains anything.
@@ -14,7 +14,7 @@ import pandas as pd
 from .checks import (aligned, beats_shuffles, class_specific, easy_mask_loses_hard, gate,  # noqa: F401
                      inverted_keeps_other, jump_token, low_overlap, ncut_below, no_reuse, partial_overlap,
                      sharing_falls, specialised, split_masks, sweep)
-from .runner import experiment_of, label, model_of
+from ..runner import experiment_of, label, model_of
 
 
 @dataclass
@@ -165,12 +165,12 @@ BORROWED = " (from scratch: our networks; the authors' code trains none)"
 
 
 def authors_check(key: str, found: dict, ours: dict | None = None) -> list[tuple[bool | None, str]]:
-    """The checks of claim ``key`` on the authors' code's numbers (:func:`wmask.reference.load_authors`), against the
+    """The checks of claim ``key`` on the authors' code's numbers (:func:`wmask.book.authors.load_authors`), against the
     targets our preset sets for the same networks (the cpu preset's, else the paper's): "the authors' code at this
     configuration". Their runs log no mask curves we read back, so only the targets gate them. With ``ours`` (our
     tables at the same settings), a SCAN check borrows our from-scratch networks, which their code does not train;
     each line borrowing them says so."""
-    from . import reference
+    from . import authors as reference
     claim = claim_of(key)
     exp = experiment_of(claim.experiment)
     model = exp.model_or_default(model_of(claim.experiment))
@@ -199,7 +199,7 @@ def what_we_see(key: str, tables: dict, cfg: dict, preset: str) -> str:
     out = f"at preset {preset}, **{tally(lines)}**; the numbers checked: {numbers}."
     claim = claim_of(key)
     if preset == "cpu":
-        from . import reference
+        from . import authors as reference
         found, folder = reference.find_authors(claim.experiment)
         theirs = authors_check(key, found, tables if folder == "cpu" else None) if found is not None else []
         if theirs:

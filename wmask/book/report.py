@@ -1,5 +1,5 @@
 """Small helpers the notebooks share: where the repository is, captions, mean ± sd tables, common figures.
-The printed verdicts live in :mod:`wmask.claims`."""
+The printed verdicts live in :mod:`wmask.book.claims`."""
 from __future__ import annotations
 
 import re
@@ -21,7 +21,7 @@ def preset_to_run(experiment: str, preset: str, model: str | None = None) -> tup
     """``(preset, "")`` when ``experiment`` has ``preset``; ``("smoke", note)`` when it deliberately lacks it (e.g.
     no cpu preset where two cores cannot train its networks to target), ``note`` saying why, so a chapter built at
     that preset still shows every step of the method, at smoke, and says that its numbers mean nothing."""
-    from .runner import EXPERIMENTS, label
+    from ..runner import EXPERIMENTS, label
     why = EXPERIMENTS[experiment].absent(preset, model)
     if not why:
         return preset, ""
@@ -45,18 +45,35 @@ class ChapterRun(NamedTuple):
     note: str       # why the smoke preset stands in for the one asked ("" when it does not)
 
 
-def chapter_run(experiment: str, preset: str, seeds: list[int], results: str = "_build/results",
-                device: str = "auto", model: str | None = None, dataset: str | None = None) -> ChapterRun:
-    """Run (or reuse, under ``results`` relative to the repository root) ``experiment`` at ``preset`` for a chapter:
+def chapter_run(experiment: str, preset: str, seeds: list[int] | None = None, results: str = "results",
+                device: str = "auto", model: str | None = None, dataset: str | None = None,
+                run: bool = False) -> ChapterRun | None:
+    """The run a chapter shows. By default it **reads** the committed summary ``<results>/<label>/<preset>/`` (relative
+    to the repository root) and trains nothing; its caption names the commit that made it, the wall time and whether
+    it is still what this code computes (:mod:`wmask.status`). None when the experiment deliberately lacks the
+    preset (the Transformer at cpu); a missing summary is an error saying how to make it.
+
+    With ``run=True`` it runs the experiment first (or reuses finished work under ``results``), as CI does at smoke:
     threads set for this machine, stale artefacts recomputed, smoke in place of a preset the experiment lacks (with
     the note saying why). ``dataset`` names the data in the caption (default: the run's own dataset and checksum)."""
-    from .runner import EXPERIMENTS, run
-    from .utils import set_threads
+    from ..runner import EXPERIMENTS, label
+    if not run:
+        if EXPERIMENTS[experiment].absent(preset, model):
+            return None
+        view = committed_run(experiment, preset, model, repo_root() / results, dataset=dataset)
+        if view is None:
+            where = repo_root() / results / label(experiment, model) / preset
+            raise FileNotFoundError(f"no committed run in {where}: make it with `make results PRESET={preset} "
+                                    f"EXP={label(experiment, model)}`, or execute this chapter with run=True")
+        return view
+    from ..runner import run as run_experiment
+    from ..utils import set_threads
     set_threads()
     preset, note = preset_to_run(experiment, preset, model)
-    summary = run(experiment, preset, seeds, repo_root() / results, device=device, progress=False,
-                  stale="recompute", model=model)
-    return _chapter_view(EXPERIMENTS[experiment], summary, summary["runs"], dataset, note)
+    summary = run_experiment(experiment, preset, seeds or [0], repo_root() / results, device=device, progress=False,
+                             stale="recompute", model=model)
+    return _chapter_view(EXPERIMENTS[experiment], summary, summary["runs"], dataset, note,
+                         where_tail="; run by this build")
 
 
 def _chapter_view(exp, summary: dict, runs: list[dict], dataset: str | None, note: str = "",
@@ -64,7 +81,7 @@ def _chapter_view(exp, summary: dict, runs: list[dict], dataset: str | None, not
     """Tables and caption of ``runs`` (a summary's) for a chapter."""
     import pandas as pd
 
-    tables = {k: pd.DataFrame(v) for k, v in exp.tables(runs).items()}
+    tables = {k: pd.DataFrame(v) for k, v in (exp.tables(runs) if exp.tables else {}).items()}
     if dataset is None:
         dataset, checksum = str(runs[0].get("dataset", "")), str(runs[0].get("dataset_checksum") or "")
         if (checksum.startswith("md5") or re.fullmatch(r"[0-9a-f]{8,}", checksum)) and checksum not in dataset:
@@ -73,18 +90,20 @@ def _chapter_view(exp, summary: dict, runs: list[dict], dataset: str | None, not
 
 
 def committed_run(experiment: str, preset: str, model: str | None = None, root=None,
-                  overrides: dict | None = None) -> ChapterRun | None:
+                  overrides: dict | None = None, dataset: str | None = None) -> ChapterRun | None:
     """The committed run of ``experiment`` at ``preset`` (``results/<experiment>[-<model>]/<preset>``; with
-    ``overrides``, the run made with them, ``<preset>+<hash>``) as a chapter reads it, so that a book built at another
-    preset still shows that preset's evidence; its caption adds the commit and the wall time. None when none is
+    ``overrides``, the run made with them, ``<preset>+<hash>``) as a chapter reads it; its caption adds the commit,
+    the wall time and whether the run is *current* or *stale* (:func:`wmask.status.word`). None when none is
     committed."""
-    from .runner import EXPERIMENTS, folder_name, label
+    from ..runner import EXPERIMENTS, folder_name, label
+    from ..status import word
     summary = committed_summary(label(experiment, model), folder_name(preset, overrides or {}), root)
     if summary is None:
         return None
     runs, p = summary["runs"], summary["provenance"]
-    return _chapter_view(EXPERIMENTS[experiment], summary, runs, None,
-                         where_tail=f"; commit {p['commit'][:7]}, torch {p['torch']}, wall time {_seed_minutes(runs)}")
+    return _chapter_view(EXPERIMENTS[experiment], summary, runs, dataset,
+                         where_tail=f"; commit {p['commit'][:7]}, torch {p['torch']}, wall time {_seed_minutes(runs)}"
+                                    f"; {word(summary)}")
 
 
 def _results(experiment: str, root=None) -> Path:
@@ -142,7 +161,7 @@ def show_paper_scale(experiment: str, order: list[str], claim_keys: list[str], r
     import pandas as pd
 
     from . import claims
-    from .runner import EXPERIMENTS
+    from ..runner import EXPERIMENTS
     summary = committed_summary(experiment, "paper", root)
     if summary is None:
         return f"No run of the paper preset is committed for {experiment} (results/{experiment}/paper/)."
@@ -237,13 +256,13 @@ def plot_layer_overlap(layers, nets: list[str], ylabel: str, title: str):
 
 
 def beside_the_authors(experiment: str, accuracy, network_cfg: dict, preset: str, root=None):
-    """Our accuracies beside the authors' code's at the same settings (:mod:`wmask.reference`: per number, both means,
+    """Our accuracies beside the authors' code's at the same settings (:mod:`wmask.book.authors`: per number, both means,
     their sd, and whether ours lies within their spread), or a sentence saying why there is no such comparison.
     ``network_cfg`` is our config of the compared network (its base and mask steps and mask lr must be theirs);
     ``root``: where the authors' results are (default ``results/authors``)."""
     import pandas as pd
 
-    from . import reference
+    from . import authors as reference
     found = reference.load_authors(experiment, root) if preset == "cpu" else None
     if found is None:
         return (f"No run of the authors' code is committed for {experiment} at preset {preset}'s settings "
@@ -270,7 +289,7 @@ def evidence_table(tables: dict, by: str | None = "network"):
     target and, per mask, whether its training curve settled (:mod:`wmask.evidence`), with the final kept fraction."""
     import pandas as pd
 
-    from . import evidence
+    from .. import evidence
     base, settled = pd.DataFrame(tables["base"]), evidence.settling(tables["curves"])
     keys = [by] if by else []
     rows = []
@@ -330,3 +349,30 @@ def plot_base(curve, title: str, accuracy: str = "held-out accuracy"):
     fig.suptitle(f"base network — {title}", fontsize=7)
     fig.tight_layout()
     return fig
+
+
+def reuse_by_width(summary: dict) -> dict:
+    """A committed run (a summary) as one row of the chapter's width comparison: the hidden widths, the overrides of
+    the preset it ran with, the seeds, the tasks at the target with a settled mask, the mean share of a later task's
+    kept weights (tasks 1 on) that earlier tasks use in each layer from 2 on, for the first new-weight init, the
+    verdict of its "little reuse" check alone (the claim's other checks are on the first layer), and the claim's."""
+    import pandas as pd
+
+    from ..runner import EXPERIMENTS
+    from . import claims
+    from .checks import later_reuse
+    tb = {k: pd.DataFrame(v) for k, v in EXPERIMENTS["permuted_mnist"].tables(summary["runs"]).items()}
+    cfg = summary["runs"][0]["config"]
+    t, reuse = tb["tasks"], tb["reuse"]
+    init = cfg["new_inits"][0]
+    later = later_reuse(reuse[reuse["new init"] == init]).groupby("layer").reused.mean()
+    t = t[t["new init"] == init]
+    ok = (t.accuracy >= cfg["target"]) & t.settled.astype(bool)
+    changed = ", ".join(f"{k}={v}" for k, v in (summary.get("overrides") or {}).items()) or "none"
+    lines = claims.check("permuted-no-reuse", tb, cfg)
+    return {"hidden": "-".join(map(str, cfg["hidden"])), "overrides": changed, "seeds": len(summary["seeds"]),
+            "new init": init,
+            "tasks at target, settled": f"{int(ok.sum())}/{len(t)}",
+            **{f"layer {layer} reused": round(float(x), 3) for layer, x in later.items()},
+            "little reuse": claims.tally([line for line in lines if line[1].startswith(f"init {init:g}: share")]),
+            "verdict": claims.tally(lines)}
