@@ -59,7 +59,7 @@ table
 
 # %% tags=["hide-input"]
 fig, axes = plt.subplots(1, 3, figsize=(9, 3.2))
-a, b = (np.array(runs[0]["hidden_masks"][name], dtype=bool) for name in ("A", "B"))
+a, b = (np.array([[c == "1" for c in row] for row in runs[0]["hidden_masks"][name]]) for name in ("A", "B"))
 for ax, (title, m) in zip(axes, [("mask A", a), ("mask B", b), ("A and B", a & b)]):
     ax.imshow(m, cmap="Greys", interpolation="nearest")
     ax.set(title=title, xlabel="input unit", ylabel="output unit")
