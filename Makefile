@@ -13,7 +13,7 @@ export WMASK_DATA
 # the book build: every chapter reads results/ (trains nothing), warnings are errors, figures need MPLBACKEND unset
 BUILD_BOOK = env -u MPLBACKEND PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/jupyter-book build . --all -W --keep-going
 
-.PHONY: setup test book results status bench clean
+.PHONY: setup test book results status figures bench clean
 
 setup: $(STAMP)
 
@@ -47,6 +47,10 @@ results: setup
 # every committed result: current, or stale with the computing files changed since
 status: setup
 	$(BIN)/python -m wmask status
+
+# the README's figure, from the committed results/
+figures: setup
+	env -u MPLBACKEND $(BIN)/python -m wmask.book.figures book/figures/overview.png
 
 # every model the book trains: plain vs masked step, M sets batched vs one after another (benchmarks/README.md)
 bench: setup
