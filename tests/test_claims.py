@@ -36,29 +36,29 @@ CFG = {"networks": {"fnn": {}}, "size_study": [], "sweep_network": "fnn"}
 
 
 def test_specialisation_check_holds_fails_and_is_untestable():
-    assert [h for h, _ in claims.check("specialise", addmul_tables(), CFG)] == [True, True]
-    assert [h for h, _ in claims.check("specialise", addmul_tables(plus_on_times=0.3), CFG)] == [False, True]
-    assert [h for h, _ in claims.check("specialise", addmul_tables(plus_on_plus=0.5), CFG)] == [False, True]
+    assert [ln.holds for ln in claims.check("specialise", addmul_tables(), CFG)] == [True, True]
+    assert [ln.holds for ln in claims.check("specialise", addmul_tables(plus_on_times=0.3), CFG)] == [False, True]
+    assert [ln.holds for ln in claims.check("specialise", addmul_tables(plus_on_plus=0.5), CFG)] == [False, True]
 
 
 def test_a_base_network_below_target_makes_every_check_untestable():
     lines = claims.check("specialise", addmul_tables(base=0.97), CFG)
-    assert [h for h, _ in lines] == [None, None]
-    assert "[untestable: base network below target: seed 0: + 0.970 < 0.99" in lines[0][1]
-    assert claims.tally(lines).startswith("untestable: base network below target")
+    assert [ln.holds for ln in lines] == [None, None]
+    assert lines[0].reason.startswith("base network below target: seed 0: + 0.970 < 0.99")
+    assert str(claims.tally(lines)).startswith("untestable: base network below target")
 
 
 def test_an_unconverged_mask_makes_its_checks_untestable():
     lines = claims.check("specialise", addmul_tables(moving=("+",)), CFG)
-    assert lines[0][0] is None and "mask not converged: +, seed 0 (kept fraction moved" in lines[0][1]
-    assert lines[1][0] is True                      # the × line needs only the × mask
+    assert lines[0].holds is None and "mask not converged: +, seed 0 (kept fraction moved" in lines[0].reason
+    assert lines[1].holds is True                      # the × line needs only the × mask
     old = {k: v for k, v in addmul_tables().items() if k not in ("base", "curves")}
-    assert "older wmask" in claims.check("specialise", old, CFG)[0][1]
+    assert "older wmask" in claims.check("specialise", old, CFG)[0].reason
 
 
 def test_overlap_and_inversion_checks():
-    assert [h for h, _ in claims.check("partial-overlap", addmul_tables(), CFG)] == [True, True]
-    assert [h for h, _ in claims.check("inverted-addmul", addmul_tables(), CFG)] == [True, False]
+    assert [ln.holds for ln in claims.check("partial-overlap", addmul_tables(), CFG)] == [True, True]
+    assert [ln.holds for ln in claims.check("inverted-addmul", addmul_tables(), CFG)] == [True, False]
 
 
 def test_convergence_rule():
@@ -80,12 +80,33 @@ def test_convergence_rule():
 
 
 def test_tally_words():
-    assert claims.tally([]) == "not run"
-    assert claims.tally([(True, ""), (True, "")]) == "holds (2/2 checks)"
-    assert claims.tally([(True, ""), (False, ""), (None, "x [untestable: why]")]) == "partly (1/2 checks; 1 untestable)"
-    assert claims.tally([(None, "x [untestable: base network below target]")]) == \
-        "untestable: base network below target"
-    assert claims.tally([(False, "")]) == "does not hold (0/1 checks)"
+    L = claims.Line
+    assert str(claims.tally([])) == "not run"
+    assert str(claims.tally([L(True, ""), L(True, "")])) == "holds (2/2 checks)"
+    assert str(claims.tally([L(True, ""), L(False, ""), L(None, "x", "why")])) == "partly (1/2 checks; 1 untestable)"
+    assert str(claims.tally([L(None, "x", "base network below target")])) == "untestable: base network below target"
+    assert str(claims.tally([L(False, "")])) == "does not hold (0/1 checks)"
+
+
+def test_a_claim_whose_checks_hold_but_one_is_untestable_never_reads_holds():
+    """A hand-made table: the + line holds, the × mask is still moving, so the claim is untestable, not holds."""
+    lines = claims.check("specialise", addmul_tables(moving=("×",)), CFG)
+    assert [ln.holds for ln in lines] == [True, None]
+    v = claims.tally(lines)
+    assert v.word == "untestable" and v.held == v.checked == 1 and v.untestable == 1
+    assert str(v).startswith("untestable: mask not converged: ×") and str(v).endswith("(the 1 other check holds)")
+    four = claims.tally([claims.Line(True, "")] * 4 + [claims.Line(None, "", "below target")] * 4)
+    assert four.word == "untestable" and "holds" not in str(four)
+
+
+def test_each_threshold_is_written_once_and_printed_from_the_same_value():
+    import dataclasses
+    claim = claims.claim_of("specialise")
+    assert "0.8 x" in claim.how and "<= 0.1" in claim.how
+    stricter = dataclasses.replace(claim, thresholds={**claim.thresholds, "keep": 0.99})
+    assert "0.99 x" in stricter.how
+    line = stricter.lines(addmul_tables(), CFG)[0]
+    assert "(>= 0.99 x full" in line.detail
     for use in (lambda: claims.check("x", {}, CFG), lambda: claims.print_check("x", {}, CFG),
                 lambda: claims.what_we_see("x", {}, CFG, "cpu"), lambda: claims.authors_check("x", {})):
         with pytest.raises(ValueError, match="unknown claim 'x'; known: "):
@@ -111,13 +132,13 @@ def test_the_authors_numbers_get_the_same_checks_gated_by_targets_only():
     found = {"accuracy": pd.DataFrame(t["accuracy"]), "layers": pd.DataFrame(t["layers"]), "sharing": None}
     theirs = reference.authors_tables(found, {"fnn": {"+": 0.99, "×": 0.95}})
     assert theirs["curves"] == reference.NO_CURVES and set(theirs["base"].subtask) == {"+", "×"}
-    assert [h for h, _ in claims.check("specialise", theirs, CFG)] == [True, True]      # no curves needed
-    assert [h for h, _ in claims.check("inverted-addmul", theirs, CFG)] == [True, False]
+    assert [ln.holds for ln in claims.check("specialise", theirs, CFG)] == [True, True]      # no curves needed
+    assert [ln.holds for ln in claims.check("inverted-addmul", theirs, CFG)] == [True, False]
     low = reference.authors_tables(found, {"fnn": {"+": 0.995, "×": 0.95}})          # their full net: 0.99 on +
     lines = claims.check("specialise", low, CFG)
-    assert lines[0][0] is None and "base network below target: seed 0: + 0.990 < 0.995" in lines[0][1]
+    assert lines[0].holds is None and "base network below target: seed 0: + 0.990 < 0.995" in lines[0].reason
     untargeted = reference.authors_tables(found, {})
-    assert "no target recorded" in claims.check("specialise", untargeted, CFG)[0][1]
+    assert "no target recorded" in claims.check("specialise", untargeted, CFG)[0].reason
 
 
 def test_settling_table_is_convergence_per_mask():

@@ -198,10 +198,10 @@ def test_scan_checks_of_the_authors_code_borrow_our_from_scratch_networks_and_sa
     assert not twice and len(again["accuracy"]) == len(tables["accuracy"])
     lines = claims.authors_check("scan-split-masks-lstm", {"accuracy": theirs}, {"accuracy": scratch})
     # add jump: 0.3 <= 0 + 0.5 * 1.0 holds; length: 0.9 > 0.2 + 0.4 does not; turn left 1.0 > 0.4 + 0.3 does not
-    assert [h for h, _ in lines] == [True, True, False, False]
-    assert all(claims.BORROWED in d for _, d in lines[1:]) and claims.BORROWED not in lines[0][1]
+    assert [ln.holds for ln in lines] == [True, True, False, False]
+    assert all(claims.BORROWED in ln.detail for ln in lines[1:]) and claims.BORROWED not in lines[0].detail
     alone = claims.authors_check("scan-split-masks-lstm", {"accuracy": theirs})
-    assert [h for h, _ in alone] == [True, None, None, None]
+    assert [ln.holds for ln in alone] == [True, None, None, None]
 
 
 def test_within_sentence_counts_and_names_the_numbers_outside():

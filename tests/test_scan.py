@@ -186,12 +186,13 @@ def test_scan_claims_on_hand_made_tables():
                 "removed": [{"mask": "addprim_jump", "token": t, "removed %": p}
                             for t, p in (("I_JUMP", 80.0), ("I_WALK", 5.0))],
                 "base": [{"seed": 0, "subtask": "iid", "accuracy": iid, "target": 0.95}], "curves": settled}
-    holds = [h for h, _ in claims.check("scan-split-masks-lstm", acc(0.05), {})]
+    holds = [ln.holds for ln in claims.check("scan-split-masks-lstm", acc(0.05), {})]
     assert holds == [True, True, True, True]
     below = claims.check("scan-split-masks-lstm", acc(0.05, iid=0.914), {})
-    assert [h for h, _ in below] == [None] * 4 and "base network below target: seed 0: iid 0.914 < 0.95" in below[0][1]
-    assert [h for h, _ in claims.check("scan-split-masks-lstm", acc(0.9), {})][1] is False
-    assert [h for h, _ in claims.check("scan-split-masks-lstm", acc(0.9, scratch_jump=0.95), {})][1] is None
-    assert claims.check("scan-jump-token-lstm", acc(0.0), {})[0][0] is True
+    assert [ln.holds for ln in below] == [None] * 4
+    assert "base network below target: seed 0: iid 0.914 < 0.95" in below[0].reason
+    assert [ln.holds for ln in claims.check("scan-split-masks-lstm", acc(0.9), {})][1] is False
+    assert [ln.holds for ln in claims.check("scan-split-masks-lstm", acc(0.9, scratch_jump=0.95), {})][1] is None
+    assert claims.check("scan-jump-token-lstm", acc(0.0), {})[0].holds is True
     nothing = acc(0.0) | {"removed": [{"mask": "addprim_jump", "token": t, "removed %": 0.0} for t in ("A", "B")]}
-    assert claims.check("scan-jump-token-lstm", nothing, {})[0][0] is None
+    assert claims.check("scan-jump-token-lstm", nothing, {})[0].holds is None

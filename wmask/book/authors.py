@@ -37,7 +37,7 @@ WITHIN = "within the authors' spread"
 OUTSIDE = "outside the authors' spread"
 DEFAULT_K = 2.0
 DEFAULT_ABS_TOL = 0.02
-DEFAULT_AUTHORS_ROOT = Path(__file__).resolve().parent.parent / "results" / "authors"
+DEFAULT_AUTHORS_ROOT = Path(__file__).resolve().parents[2] / "results" / "authors"   # the checkout's
 NO_CURVES = "the authors' code logs no mask training curves that we read back"
 # Where our cpu preset gives a stage more steps than the authors' code can (its one -step_per_mask flag sets every
 # mask stage), the overrides of our committed run at their budget (results/<experiment>/cpu+<hash>), the one

@@ -1,7 +1,8 @@
-"""The inequalities behind each claim of :mod:`wmask.book.claims`: pure functions ``(tables, config) -> [(holds, detail)]``
-on an experiment's tidy tables (DataFrames). ``holds`` is ``None`` (**untestable**) when the check cannot be made,
-and the detail then ends with ``[untestable: reason]``: a base network below its target, a mask that had not
-converged (:mod:`wmask.evidence`), or numbers that cannot show the effect.
+"""The inequalities behind each claim of :mod:`wmask.book.claims`: pure functions ``(tables, config, **thresholds)
+-> [Line]`` on an experiment's tidy tables (DataFrames). A :class:`~wmask.book.verdict.Line` is untestable, with its
+reason, when the check cannot be made: a base network below its target, a mask that had not converged
+(:mod:`wmask.evidence`), or numbers that cannot show the effect. The thresholds come from the claim
+(:data:`wmask.book.claims.CLAIMS`), which prints them from the same values.
 """
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import pandas as pd
 
 from .. import evidence
 from ..tasks import scan
+from .verdict import Line, line as _line
 
 
 def _mean_acc(tables):
@@ -39,11 +41,6 @@ def gate(tables: dict, network: str | None = None, masks: list[str] | None = Non
     return evidence.untestable_reason(below, unconverged)
 
 
-def _line(reason: str, holds, detail: str) -> tuple[bool | None, str]:
-    """One check's line: untestable with ``reason`` when there is one."""
-    return (None, f"{detail} [untestable: {reason}]") if reason else (bool(holds), detail)
-
-
 MAIN_NETS = ("fnn", "fnn_big", "lstm")
 
 
@@ -58,14 +55,14 @@ def _main_nets(cfg: dict, subtasks=None) -> list[str]:
     return picked
 
 
-def specialised(tables, cfg, subtasks):
+def specialised(tables, cfg, *, subtasks, keep, other_at_most) -> list[Line]:
     acc, lines = _mean_acc(tables), []
     for net in _main_nets(cfg):
         for me, other in (subtasks, subtasks[::-1]):
             own, full, cross = acc[net, me, me], acc[net, "full", me], acc[net, me, other]
-            lines.append(_line(gate(tables, net, [me]), own >= 0.8 * full and cross <= 0.1,
-                               f"{net}: {me} mask on {me} {own:.3f} (>= 0.8 x full {full:.3f}), "
-                               f"on {other} {cross:.3f} (<= 0.1)"))
+            lines.append(_line(gate(tables, net, [me]), own >= keep * full and cross <= other_at_most,
+                               f"{net}: {me} mask on {me} {own:.3f} (>= {keep} x full {full:.3f}), "
+                               f"on {other} {cross:.3f} (<= {other_at_most})"))
     return lines
 
 
@@ -76,20 +73,21 @@ def _hidden(tables, net):
     return per.iloc[[0, -1]], per.iloc[1:-1]
 
 
-def partial_overlap(tables, cfg):
-    lines = []
+def partial_overlap(tables, cfg, *, iou, iomin) -> list[Line]:
+    lines, (low, high) = [], iou
     for net in _main_nets(cfg):
         io, hidden = _hidden(tables, net)
         why = gate(tables, net, ["+", "×"])
-        lines.append(_line(why, (hidden.IoU >= 0.2).all() and (hidden.IoU <= 0.9).all() and (hidden.IoMin >= 0.5).all(),
-                           f"{net}: hidden IoU {hidden.IoU.round(2).tolist()} in [0.2, 0.9], "
-                           f"IoMin {hidden.IoMin.round(2).tolist()} >= 0.5"))
+        lines.append(_line(why, (hidden.IoU >= low).all() and (hidden.IoU <= high).all()
+                           and (hidden.IoMin >= iomin).all(),
+                           f"{net}: hidden IoU {hidden.IoU.round(2).tolist()} in [{low}, {high}], "
+                           f"IoMin {hidden.IoMin.round(2).tolist()} >= {iomin}"))
         lines.append(_line(why, io.IoU.min() > hidden.IoU.max(),
                            f"{net}: input/output IoU {io.IoU.round(2).tolist()} > hidden max {hidden.IoU.max():.2f}"))
     return lines
 
 
-def sharing_falls(tables, cfg):
+def sharing_falls(tables, cfg) -> list[Line]:
     sizes = list(cfg["size_study"])
     if len(sizes) < 2:
         return []
@@ -100,7 +98,7 @@ def sharing_falls(tables, cfg):
                   + " -> ".join(f"{n} {v:.1f}%" for n, v in by.items()) + " (largest < smallest)")]
 
 
-def sweep(tables, cfg):
+def sweep(tables, cfg, *, other_at_most, own_share) -> list[Line]:
     sweep = tables["sweep"]
     if not len(sweep):
         return []
@@ -108,53 +106,58 @@ def sweep(tables, cfg):
     full = _mean_acc(tables)
     f = {op: full[cfg["sweep_network"], "full", op] for op in ("+", "×")}
     why = gate(tables, cfg["sweep_network"], [])     # the base network; the sweep's masks log no curves
-    return [_line(why, (spec["+ mask on ×"] <= 0.1).all() and (spec["× mask on +"] <= 0.1).all(),
+    return [_line(why, (spec["+ mask on ×"] <= other_at_most).all() and (spec["× mask on +"] <= other_at_most).all(),
                   "each mask on the other operation: " + "; ".join(
                       f"α={a:g}: +→× {r['+ mask on ×']:.3f}, ×→+ {r['× mask on +']:.3f}" for a, r in spec.iterrows())
-                  + " (<= 0.1)"),
-            _line(why, (spec["+ mask on +"] >= 0.5 * f["+"]).all() and (spec["× mask on ×"] >= 0.5 * f["×"]).all(),
+                  + f" (<= {other_at_most})"),
+            _line(why, (spec["+ mask on +"] >= own_share * f["+"]).all()
+                  and (spec["× mask on ×"] >= own_share * f["×"]).all(),
                   "each mask on its own operation: " + "; ".join(
                       f"α={a:g}: +→+ {r['+ mask on +']:.3f}, ×→× {r['× mask on ×']:.3f}" for a, r in spec.iterrows())
-                  + f" (>= half the full net's + {f['+']:.3f}, × {f['×']:.3f})")]
+                  + f" (>= {own_share} x the full net's + {f['+']:.3f}, × {f['×']:.3f})")]
 
 
-def inverted_keeps_other(tables, cfg, subtasks, variants=("",)):
+def inverted_keeps_other(tables, cfg, *, subtasks, share, variants=("",)) -> list[Line]:
     acc, lines = _mean_acc(tables), []
     for net in _main_nets(cfg):
         for me, other in (subtasks, subtasks[::-1]):
             for suffix in (v for v in variants if (net, f"¬{me}{v}", other) in acc.index):
                 kept, full = acc[net, f"¬{me}{suffix}", other], acc[net, "full", other]
-                lines.append(_line(gate(tables, net, [me, "control"] if suffix else [me]), kept > 0.5 * full,
-                                   f"{net}: ¬{me}{suffix} on {other} {kept:.3f} (> half the full net's {full:.3f}), "
+                lines.append(_line(gate(tables, net, [me, "control"] if suffix else [me]), kept > share * full,
+                                   f"{net}: ¬{me}{suffix} on {other} {kept:.3f} (> {share} x the full net's "
+                                   f"{full:.3f}), "
                                    f"on {me} {acc[net, f'¬{me}{suffix}', me]:.3f}"))
     return lines
 
 
-def low_overlap(tables, cfg):
+def low_overlap(tables, cfg, *, iou) -> list[Line]:
     lines = []
     for net in _main_nets(cfg):
         _, hidden = _hidden(tables, net)
-        lines.append(_line(gate(tables, net, ["pair 1", "pair 2"]), (hidden.IoU <= 0.3).all(),
-                           f"{net}: hidden IoU of the pair masks {hidden.IoU.round(2).tolist()} (<= 0.3), "
+        lines.append(_line(gate(tables, net, ["pair 1", "pair 2"]), (hidden.IoU <= iou).all(),
+                           f"{net}: hidden IoU of the pair masks {hidden.IoU.round(2).tolist()} (<= {iou}), "
                            f"IoMin {hidden.IoMin.round(2).tolist()}"))
     return lines
 
 
-def class_specific(tables, cfg):
+def class_specific(tables, cfg, *, own_drop, other_share) -> list[Line]:
     worst = tables["worst"].groupby("class", sort=False)[["own drop %", "worst other / own %"]].mean()
     why = gate(tables)
-    return [_line(why, (worst["own drop %"] >= 20).all(), "own-class relative drop per class: "
-                  + ", ".join(f"{c} {v:.0f}%" for c, v in worst["own drop %"].items()) + " (>= 20% for every class)"),
-            _line(why, (worst["worst other / own %"] <= 10).all(), "worst other-class drop as % of the own drop: "
-                  + ", ".join(f"{c} {v:.0f}%" for c, v in worst["worst other / own %"].items()) + " (<= 10%)")]
+    return [_line(why, (worst["own drop %"] >= own_drop).all(), "own-class relative drop per class: "
+                  + ", ".join(f"{c} {v:.0f}%" for c, v in worst["own drop %"].items())
+                  + f" (>= {own_drop}% for every class)"),
+            _line(why, (worst["worst other / own %"] <= other_share).all(),
+                  "worst other-class drop as % of the own drop: "
+                  + ", ".join(f"{c} {v:.0f}%" for c, v in worst["worst other / own %"].items())
+                  + f" (<= {other_share}%)")]
 
 
-def split_masks(tables, cfg):
+def split_masks(tables, cfg, *, keep, closer, min_gap) -> list[Line]:
     """Full-problem mask keeps the iid accuracy; each split's own mask falls towards the from-scratch level."""
     acc = tables["accuracy"].groupby(["variant", "test"]).accuracy.mean()
     full, kept = acc["full", "simple"], acc["mask simple", "simple"]
-    lines = [_line(gate(tables, None, ["simple"]), kept >= 0.9 * full,
-                   f"full-problem mask on the iid test {kept:.3f} (>= 0.9 x the unmasked net's {full:.3f})")]
+    lines = [_line(gate(tables, None, ["simple"]), kept >= keep * full,
+                   f"full-problem mask on the iid test {kept:.3f} (>= {keep} x the unmasked net's {full:.3f})")]
     for split in scan.SPLITS[1:]:
         name = scan.LABELS[split]
         if ("scratch", split) not in acc.index:
@@ -165,14 +168,15 @@ def split_masks(tables, cfg):
         whole, own, scratch = acc["mask simple", split], acc[f"mask {split}", split], acc["scratch", split]
         gap = whole - scratch
         why = gate(tables, None, ["simple", split]) or (
-            f"from scratch ({scratch:.3f}) is within 0.1 of the full-problem mask ({whole:.3f})" if gap < 0.1 else "")
-        lines.append(_line(why, own <= scratch + 0.5 * gap,
+            f"from scratch ({scratch:.3f}) is within {min_gap} of the full-problem mask ({whole:.3f})"
+            if gap < min_gap else "")
+        lines.append(_line(why, own <= scratch + closer * gap,
                            f"{name} test: own mask {own:.3f}, full-problem mask {whole:.3f}, from scratch "
-                           f"{scratch:.3f} (own mask closer to from-scratch than to the full-problem mask)"))
+                           f"{scratch:.3f} (own <= from scratch + {closer} x the gap)"))
     return lines
 
 
-def jump_token(tables, cfg):
+def jump_token(tables, cfg) -> list[Line]:
     r = tables["removed"]
     per = r[r["mask"] == "addprim_jump"].groupby("token")["removed %"].mean().sort_values(ascending=False)
     why = gate(tables, None, ["simple", "addprim_jump"]) or (
@@ -195,7 +199,7 @@ def _ncut_mean(tables, k, network, null="layer"):
     return n[(n.k == k) & (n.network == network) & (n.null == null)].ncut.mean()
 
 
-def ncut_below(tables, cfg, low, high):
+def ncut_below(tables, cfg, *, low, high) -> list[Line]:
     lines = []
     for k in sorted(set(tables["ncut"].k)):
         a, b = _ncut_mean(tables, k, low), _ncut_mean(tables, k, high)
@@ -204,7 +208,7 @@ def ncut_below(tables, cfg, low, high):
     return lines
 
 
-def beats_shuffles(tables, cfg):
+def beats_shuffles(tables, cfg) -> list[Line]:
     n, lines, first = tables["ncut"], [], 1 / (cfg["n_shuffles"] + 1)
 
     def count(rows):
@@ -227,25 +231,25 @@ def _gate_rows(rows, label, target) -> str:
                                       {label(r): r["reason"] for r in rows if not r["settled"]})
 
 
-def aligned(tables, cfg, which):
+def aligned(tables, cfg, *, which, sds) -> list[Line]:
     a, g, lines = tables["alignment"], tables["gates"], []
     for net in [n for n in dict.fromkeys(a.network) if (n == "planted") == (which == "planted")]:
         why = _gate_rows(g[g.network == net], lambda r: f"{r['subtask']}, seed {r['seed']}", "target")
         for k, rows in a[a.network == net].groupby("k"):
             within, sep = rows.dropna(subset=["within"]), rows.dropna(subset=["separation"])
-            over = lambda v, r, sd: bool((v > r + 2 * sd).all())  # noqa: E731
+            over = lambda v, r, sd: bool((v > r + sds * sd).all())  # noqa: E731
             lines.append(_line(why, over(within.within, within["random within"], within["random within sd"]),
                                f"{net}, K={k}: kept weights within one cluster " + ", ".join(
                                    f"{r['mask']} {r['within']:.2f} (random {r['random within']:.2f} ± "
-                                   f"{r['random within sd']:.2f})" for _, r in within.iterrows()) + " (> random + 2 sd)"))
+                                   f"{r['random within sd']:.2f})" for _, r in within.iterrows()) + f" (> random + {sds} sd)"))
             lines.append(_line(why, over(sep.separation, sep["random separation"], sep["random separation sd"]),
                                f"{net}, K={k}: separation " + ", ".join(
                                    f"{r['mask']} {r['separation']:.2f} (random {r['random separation']:.2f} ± "
-                                   f"{r['random separation sd']:.2f})" for _, r in sep.iterrows()) + " (> random + 2 sd)"))
+                                   f"{r['random separation sd']:.2f})" for _, r in sep.iterrows()) + f" (> random + {sds} sd)"))
     return lines
 
 
-def no_reuse(tables, cfg):
+def no_reuse(tables, cfg, *, share_at_most, relearn) -> list[Line]:
     t, reuse, control = tables["tasks"], tables["reuse"], tables["control"]
 
     def why(rows):        # every task of these rows at target, and its mask settled
@@ -254,20 +258,20 @@ def no_reuse(tables, cfg):
     lines = []
     for v in dict.fromkeys(t["new init"]):
         share = later[v]
-        lines.append(_line(why(t[t["new init"] == v]), bool((share <= 0.5).all()),
+        lines.append(_line(why(t[t["new init"] == v]), bool((share <= share_at_most).all()),
                            f"init {v:g}: share of a later task's kept weights that earlier tasks used, "
-                           + ", ".join(f"layer {la} {x:.2f}" for la, x in share.items()) + " (<= 0.5)"))
+                           + ", ".join(f"layer {la} {x:.2f}" for la, x in share.items()) + f" (<= {share_at_most})"))
     first = t[t["new init"] == t["new init"].iloc[0]]
     joint = first.groupby("task").accuracy.mean()
     for (task, what), a in control.groupby(["task", "what"]).accuracy.mean().items():
         if what == "first layer only":
-            lines.append(_line(why(first[first.task.isin([0, task])]), a >= 0.95 * joint[task],
-                               f"T{task}: relearning only the first layer {a:.3f} (>= 0.95 x the jointly trained "
+            lines.append(_line(why(first[first.task.isin([0, task])]), a >= relearn * joint[task],
+                               f"T{task}: relearning only the first layer {a:.3f} (>= {relearn} x the jointly trained "
                                f"task's {joint[task]:.3f}, init {first['new init'].iloc[0]:g})"))
     return lines
 
 
-def easy_mask_loses_hard(tables, cfg):
+def easy_mask_loses_hard(tables, cfg, *, keep, lose) -> list[Line]:
     """Per module (§2.7): the control mask keeps the network's hard accuracy, the easy-trained mask keeps the easy
     accuracy it was trained for and loses much of the hard one."""
     acc = tables["accuracy"].groupby(["network", "weights", "test"]).accuracy.mean()
@@ -276,11 +280,11 @@ def easy_mask_loses_hard(tables, cfg):
         full_h, full_e = acc[net, "network", "hard"], acc[net, "network", "easy"]
         ctrl_h, easy_h, easy_e = (acc[net, "control mask", "hard"], acc[net, "easy mask", "hard"],
                                   acc[net, "easy mask", "easy"])
-        holds = ctrl_h >= 0.8 * full_h and easy_e >= 0.8 * full_e and easy_h <= 0.5 * full_h
+        holds = ctrl_h >= keep * full_h and easy_e >= keep * full_e and easy_h <= lose * full_h
         lines.append(_line(gate(tables, net), holds,
-                           f"{net}: hard test: control mask {ctrl_h:.3f} (>= 0.8 x network {full_h:.3f}), easy mask "
-                           f"{easy_h:.3f} (<= 0.5 x network); easy test: easy mask {easy_e:.3f} (>= 0.8 x network "
-                           f"{full_e:.3f})"))
+                           f"{net}: hard test: control mask {ctrl_h:.3f} (>= {keep} x network {full_h:.3f}), easy mask "
+                           f"{easy_h:.3f} (<= {lose} x network); easy test: easy mask {easy_e:.3f} (>= {keep} x "
+                           f"network {full_e:.3f})"))
     return lines
 
 
@@ -288,3 +292,27 @@ def later_reuse(reuse):
     """The rows of the ``reuse`` table the claim is about: later tasks (1 on) in layers 2 on (the first layer is
     relearned for every task, so its reuse says nothing)."""
     return reuse[(reuse.task > 0) & (reuse.layer > 1)]
+
+
+def planted_blocks(tables, cfg, *, own, cross) -> list[Line]:
+    """Each mask recovers its planted block in the hidden layers, and the two masks are disjoint there."""
+    iou = tables["iou"]
+    layers = [la for la in dict.fromkeys(iou.layer) if la != "total"]
+    hidden = iou[iou.layer.isin(layers[1:-1])]          # the input and output layers hold no block structure
+    mine = hidden[hidden.pair != "mask A vs mask B"].groupby("pair").IoU.min()
+    both = hidden[hidden.pair == "mask A vs mask B"].IoU.max()
+    why = gate(tables)
+    return [_line(why, (mine >= own).all(), "hidden-layer IoU with the planted block, lowest over seeds and layers: "
+                  + ", ".join(f"{p.split(' vs ')[0]} {v:.3f}" for p, v in mine.items()) + f" (>= {own})"),
+            _line(why, both <= cross, f"hidden-layer IoU of mask A with mask B, highest: {both:.3f} (<= {cross})")]
+
+
+def own_operations(tables, cfg, *, subtasks, keep, lose) -> list[Line]:
+    """Each operation's mask keeps its own operation and loses the other (a model of your own, no paper claim)."""
+    acc = tables["accuracy"].groupby(["weights", "evaluated on"]).accuracy.mean()
+    lines = []
+    for me, other in (subtasks, subtasks[::-1]):
+        own, cross = acc[f"mask {me}", me], acc[f"mask {me}", other]
+        lines.append(_line(gate(tables, None, [f"mask {me}"]), own >= keep and cross < lose,
+                           f"{me} mask on {me} {own:.3f} (>= {keep}), on {other} {cross:.3f} (< {lose})"))
+    return lines

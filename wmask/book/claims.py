@@ -1,36 +1,51 @@
-"""The paper's claims as explicit inequalities on our numbers, shared by the notebooks' verdict cells and the
-reproduction report. Each check (:mod:`wmask.book.checks`) reads the tidy tables of an experiment (``<experiment>.tables(runs)`` as DataFrames)
-and returns lines ``(holds, detail)``. ``holds`` is ``None`` (**untestable**) when the check cannot be made, and the
-detail then ends with ``[untestable: reason]``: a base network below its target, a mask that had not converged
-(:mod:`wmask.evidence`), or numbers that cannot show the effect. Nothing here trains anything.
+"""The claims, as data: each one's sentence, where the paper shows it, its check (:mod:`wmask.book.checks`) and
+the check's thresholds, printed from the same values the check uses. A check reads the tidy tables of an experiment
+(``<experiment>.tables(runs)`` as DataFrames) and returns :class:`~wmask.book.verdict.Line` s; a claim's word is
+their :func:`~wmask.book.verdict.tally`. The paper's claims, Filan et al.'s, and our own questions (the planted
+control, your own model, masks against clusters) share the registry, so the reproduction report lists them all.
+Nothing here trains anything.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import pandas as pd
 
-from .checks import (aligned, beats_shuffles, class_specific, easy_mask_loses_hard, gate,  # noqa: F401
-                     inverted_keeps_other, jump_token, low_overlap, ncut_below, no_reuse, partial_overlap,
-                     sharing_falls, specialised, split_masks, sweep)
+from . import checks
+from .verdict import Line, Verdict, tally  # noqa: F401  (re-exported: claims.tally, claims.Line)
 from ..runner import experiment_of, label, model_of
 
 
-@dataclass
+@dataclass(frozen=True)
 class Claim:
     key: str
-    experiment: str
-    claim: str          # the paper's claim, in words
+    experiment: str     # the results label it is checked on (addmul, scan-transformer, ...)
+    claim: str          # the claim, in words
     evidence: str       # where the paper shows it
-    check: Callable     # (tables, config) -> list[(holds, detail)]
-    why: str = ""       # the check's thresholds, and why those
+    check: Callable     # (tables, config, **thresholds) -> list[Line]
+    thresholds: dict = field(default_factory=dict)
+    why: str = ""       # the check in words, with {threshold} fields filled from ``thresholds``
+    family: str = "paper"   # paper | filan | ours
+
+    def lines(self, tables: dict, cfg: dict) -> list[Line]:
+        """The check's lines on ``tables`` (DataFrames or rows) of a run made with ``cfg``."""
+        tables = {k: v if isinstance(v, (pd.DataFrame, str)) else pd.DataFrame(v) for k, v in tables.items()}
+        return self.check(tables, cfg, **self.thresholds)
+
+    @property
+    def how(self) -> str:
+        """How it is checked, with this claim's thresholds."""
+        return self.why.format(**{k: v for k, v in self.thresholds.items() if not isinstance(v, tuple)},
+                               **{f"{k}_{i}": x for k, v in self.thresholds.items() if isinstance(v, tuple)
+                                  for i, x in enumerate(v)})
 
 
-SPECIALISED_WHY = ("A mask keeps >= 0.8 x the full network's accuracy on its own subtask (it may lose a little; a "
-                   "mask that lost most would show nothing) and <= 0.1 on the other: 10 x the 1 % of a guessed "
-                   "two-digit answer, far below any working network.")
-INVERTED_WHY = ("The inverted mask keeps > half the full network's accuracy on the other subtask ('for most "
+SPECIALISED = {"keep": 0.8, "other_at_most": 0.1}
+SPECIALISED_WHY = ("A mask keeps >= {keep} x the full network's accuracy on its own subtask (it may lose a little; "
+                   "a mask that lost most would show nothing) and <= {other_at_most} on the other: far above the 1 % "
+                   "of a guessed two-digit answer, far below any working network.")
+INVERTED_WHY = ("The inverted mask keeps > {share} x the full network's accuracy on the other subtask ('for most "
                 "inputs'; chance is 1 %).")
 
 
@@ -38,13 +53,14 @@ def _scan_claims(model: str) -> list[Claim]:
     return [Claim(f"scan-split-masks-{model}", label("scan", model),
                   f"SCAN {model}: the full-problem mask keeps the iid accuracy; a split's own mask drops that "
                   "split's test accuracy to about the level of a network trained from scratch on the split.",
-                  "SCAN section, Fig. 4a", split_masks,
-                  why="The full-problem mask keeps >= 0.9 x the unmasked net's iid accuracy; a split's own mask is "
-                      "closer to the from-scratch accuracy than to the full-problem mask's (own <= scratch + half the "
-                      "gap). Untestable when from scratch is within 0.1 of the full-problem mask (no gap to fall)."),
+                  "§3.5, Fig. 4a", checks.split_masks, {"keep": 0.9, "closer": 0.5, "min_gap": 0.1},
+                  why="The full-problem mask keeps >= {keep} x the unmasked net's iid accuracy; a split's own mask is "
+                      "closer to the from-scratch accuracy than to the full-problem mask's (own <= scratch + {closer} "
+                      "x the gap). Untestable when from scratch is within {min_gap} of the full-problem mask (no gap "
+                      "to fall)."),
             Claim(f"scan-jump-token-{model}", label("scan", model),
                   f"SCAN {model}: the add-jump mask removes most output weights from the JUMP token.",
-                  "SCAN section, Fig. 4b", jump_token,
+                  "§3.5, Fig. 4b", checks.jump_token,
                   why="I_JUMP is the output token with the largest % of its output weights removed by the add-jump "
                       "mask (the paper's Fig. 4b shows it far ahead of every other token).")]
 
@@ -52,99 +68,97 @@ def _scan_claims(model: str) -> list[Claim]:
 ADD, PAIRS = ("+", "×"), ("pair 1", "pair 2")
 CLAIMS = [
     Claim("specialise", "addmul", "The + mask solves addition and fails multiplication; the × mask the reverse.",
-          "§3.1, Table 1 (FNN and LSTM)", lambda t, c: specialised(t, c, ADD),
-          why=SPECIALISED_WHY),
+          "§3.1, Table 1 (FNN and LSTM)", checks.specialised, {"subtasks": ADD, **SPECIALISED}, SPECIALISED_WHY),
     Claim("partial-overlap", "addmul", "The + and × masks share weights substantially but partially in the hidden "
           "layers, and strongly in the input/output layers.", "§3.1, Fig. 2 (per-layer IoU / IoMin)",
-          partial_overlap,
-          why="Hidden IoU in [0.2, 0.9]: 'substantial but partial' (neither near-disjoint nor near-identical); "
-              "IoMin >= 0.5: the smaller mask lies mostly inside the larger (the paper's Fig. 2); input/output IoU above "
-              "every hidden layer's: 'strongly in the input/output layers'."),
+          checks.partial_overlap, {"iou": (0.2, 0.9), "iomin": 0.5},
+          why="Hidden IoU in [{iou_0}, {iou_1}]: 'substantial but partial' (neither near-disjoint nor near-identical); "
+              "IoMin >= {iomin}: the smaller mask lies mostly inside the larger (the paper's Fig. 2); input/output IoU "
+              "above every hidden layer's: 'strongly in the input/output layers'."),
     Claim("inverted-addmul", "addmul", "At the paper's width, the inverted + mask still multiplies and the inverted × "
           "mask still adds (at small widths both break, the paper's §3.1).", "§3.1, Table 1 (¬+, ¬× columns)",
-          lambda t, c: inverted_keeps_other(t, c, ADD),
-          why=INVERTED_WHY + " The paper and the authors' code at reduced scale: at small widths both operations break, "
-              "so a 400-wide net failing this is expected (a scale effect)."),
+          checks.inverted_keeps_other, {"subtasks": ADD, "share": 0.5},
+          why=INVERTED_WHY + " The paper and the authors' code at reduced scale: at small widths both operations "
+              "break, so a 400-wide net failing this is expected (a scale effect)."),
     Claim("sharing-vs-size", "addmul", "The share of weights the two operations have in common falls as the "
-          "network grows.", "§3.1, Fig. 3 (% shared vs size)", sharing_falls,
+          "network grows.", "§3.1, Fig. 3 (% shared vs size)", checks.sharing_falls,
           why="The largest network of the size study shares a smaller % of its + weights with × than the smallest: "
               "the direction of the paper's Fig. 3, with no threshold on the size of the fall."),
     Claim("alpha-sweep", "addmul", "Specialisation does not depend on the regulariser strength α.",
-          "Appendix, accuracy vs α", sweep,
-          why="At every α of the sweep: each mask on the other operation <= 0.1 (as for the specialisation check) "
-              "and on its own >= half the full net's (a strong α may cost accuracy; the claim is about specialisation)."),
+          "Appendix, accuracy vs α", checks.sweep, {"other_at_most": 0.1, "own_share": 0.5},
+          why="At every α of the sweep: each mask on the other operation <= {other_at_most} (as for the "
+              "specialisation check) and on its own >= {own_share} x the full net's (a strong α may cost accuracy; "
+              "the claim is about specialisation)."),
     Claim("pairs-separate", "double_addition", "Each pair's mask solves its own pair and fails the other.",
-          "§3.2, Table 2", lambda t, c: specialised(t, c, PAIRS),
-          why=SPECIALISED_WHY),
+          "§3.2, Table 2", checks.specialised, {"subtasks": PAIRS, **SPECIALISED}, SPECIALISED_WHY),
     Claim("inverted-pairs", "double_addition", "Removing one pair's weights (¬pair i) leaves the other pair working "
           "for most inputs: the two identical additions are not computed by shared weights.", "§3.2, Table 2",
-          lambda t, c: inverted_keeps_other(t, c, PAIRS, ("", " (I/O kept)")),
-          why=INVERTED_WHY),
+          checks.inverted_keeps_other, {"subtasks": PAIRS, "share": 0.5, "variants": ("", " (I/O kept)")},
+          INVERTED_WHY),
     Claim("class-specific", "cifar10", "Removing the weights a class needs alone causes a large accuracy drop on that "
           "class and small drops on the others: classification relies on class-specific weights.",
-          "§3.4, Fig. 5 (relative drop; worst other class 0–10 %)", class_specific,
-          why="Own-class relative drop >= 20 % for every class ('large'), and the worst other class's drop <= 10 % "
-              "of it: the y range of the paper's Fig. 5."),
+          "§3.4, Fig. 5 (relative drop; worst other class 0–10 %)", checks.class_specific,
+          {"own_drop": 20, "other_share": 10},
+          why="Own-class relative drop >= {own_drop} % for every class ('large'), and the worst other class's drop "
+              "<= {other_share} % of it: the y range of the paper's Fig. 5."),
     Claim("pairs-low-overlap", "double_addition", "The pair-1 and pair-2 masks overlap little in the hidden layers.",
-          "§3.2, Fig. 4 (per-layer IoU)", low_overlap,
-          why="Hidden-layer IoU <= 0.3 in every hidden layer: 'low'. Input/output IoU is 0 by construction (each "
+          "§3.2, Fig. 4 (per-layer IoU)", checks.low_overlap, {"iou": 0.3},
+          why="Hidden-layer IoU <= {iou} in every hidden layer: 'low'. Input/output IoU is 0 by construction (each "
               "pair has its own inputs and outputs) and is not checked."),
     *_scan_claims("lstm"), *_scan_claims("transformer"),
     Claim("permuted-no-reuse", "permuted_mnist", "Tasks learned one after another (permuted MNIST) reuse few of "
           "the earlier tasks' weights beyond the first layer, although relearning only the first layer would "
-          "suffice.", "the paper's permuted-MNIST experiment (reuse per layer and task)", no_reuse,
-          why="Mean over later tasks of the share of mask t's kept weights in layers 2+ that earlier masks use <= 0.5 "
-              "per layer and variant ('little'); and relearning only the first layer on task 0's network reaches "
-              ">= 0.95 x the jointly trained task's accuracy ('would suffice')."),
+          "suffice.", "§3.3 (reuse per layer and task)", checks.no_reuse, {"share_at_most": 0.5, "relearn": 0.95},
+          why="Mean over later tasks of the share of mask t's kept weights in layers 2+ that earlier masks use <= "
+              "{share_at_most} per layer and variant ('little'); and relearning only the first layer on task 0's "
+              "network reaches >= {relearn} x the jointly trained task's accuracy ('would suffice')."),
     Claim("math-easy-mask", "dm_math", "Mathematics dataset: a mask trained on a module's easy problems loses much "
           "of the network's accuracy on the hard ones, while a control mask trained on every difficulty keeps it: "
-          "hard problems use weights the easy ones do not need.", "§2.7 Mathematics dataset ('similar results': "
-          "task-specific weights solve different splits)", easy_mask_loses_hard,
-          why="Per module, on the held-out hard test: the control mask keeps >= 0.8 x the network's accuracy "
-              "('keeps'; as for the specialisation checks) and the easy mask <= 0.5 x ('much of' it lost); the easy "
-              "mask keeps >= 0.8 x the network's easy accuracy, so its loss on hard is not a broken mask. The "
+          "hard problems use weights the easy ones do not need.", "§3.6 (the Mathematics dataset: task-specific "
+          "weights solve different splits)", checks.easy_mask_loses_hard, {"keep": 0.8, "lose": 0.5},
+          why="Per module, on the held-out hard test: the control mask keeps >= {keep} x the network's accuracy "
+              "('keeps'; as for the specialisation checks) and the easy mask <= {lose} x ('much of' it lost); the "
+              "easy mask keeps >= {keep} x the network's easy accuracy, so its loss on hard is not a broken mask. The "
               "network must reach the preset's hard-accuracy target: there is no hard accuracy to lose otherwise."),
     Claim("filan-pruned-below-init", "clusterability", "Trained and pruned MLPs are more clusterable (lower n-cut) "
-          "than randomly initialised ones.", "Filan et al., Clusterability, §4 (MNIST MLPs at K=12: pruned 8.9–9.0, random init 10.3)",
-          lambda t, c: ncut_below(t, c, "pruned", "init"),
+          "than randomly initialised ones.", "Filan et al., Clusterability, §4 (MNIST MLPs at K=12: pruned 8.9–9.0, "
+          "random init 10.3)", checks.ncut_below, {"low": "pruned", "high": "init"},
           why="Mean n-cut over seeds of the trained + pruned network below the untrained initialisation's, at each K "
-              "(both networks' test accuracy gates: the trained one must reach the target)."),
+              "(both networks' test accuracy gates: the trained one must reach the target).", family="filan"),
     Claim("filan-dropout-lower", "clusterability", "Trained with dropout, pruned MLPs are more clusterable still.",
-          "Filan et al., Clusterability, §4 (K=12: 8.35–8.36 vs 8.88–9.01)",
-          lambda t, c: ncut_below(t, c, "pruned+dropout", "pruned"),
-          why="Mean n-cut of the pruned dropout network below the pruned one's, at each K."),
+          "Filan et al., Clusterability, §4 (K=12: 8.35–8.36 vs 8.88–9.01)", checks.ncut_below,
+          {"low": "pruned+dropout", "high": "pruned"},
+          why="Mean n-cut of the pruned dropout network below the pruned one's, at each K.", family="filan"),
     Claim("filan-beats-shuffles", "clusterability", "Trained and pruned MLPs are more clusterable than every "
           "network with the same weights shuffled within layers.", "Filan et al., Pruned NNs are Surprisingly "
-          "Modular, Table 1; Clusterability, §4 (5/5 nets at K=12)", beats_shuffles,
+          "Modular, Table 1; Clusterability, §4 (5/5 nets at K=12)", checks.beats_shuffles,
           why="In every seed, the n-cut below all 'layer' shuffles (percentile 1/(n+1), the papers' 'significant'); "
               "the topology-keeping 'layer_nonzero' null is shown, not checked (the papers find it much harder to "
-              "beat)."),
+              "beat).", family="filan"),
     Claim("alignment-planted", "clusterability", "(Our positive control, no paper claims it.) Masks of a planted "
           "two-module network lie within clusters, and the two masks in different clusters.",
-          "this book's clusterability chapter", lambda t, c: aligned(t, c, "planted"),
+          "this book's clusterability chapter", checks.aligned, {"which": "planted", "sds": 2},
           why="Within-cluster fraction of each mask's kept weights above random masks of the same size per layer "
-              "(mean + 2 sd), and the total-variation distance of the two masks' cluster shares above that of "
-              "random pairs (mean + 2 sd)."),
+              "(mean + {sds} sd), and the total-variation distance of the two masks' cluster shares above that of "
+              "random pairs (mean + {sds} sd).", family="ours"),
     Claim("alignment-arithmetic", "clusterability", "(Our question, no paper claims it.) Do the functional masks "
           "of the arithmetic networks (+ and ×; pair 1 and pair 2) line up with the weight graph's clusters?",
-          "this book's clusterability chapter", lambda t, c: aligned(t, c, "arithmetic"),
-          why="As the planted control: within-cluster fraction and separation above random masks (mean + 2 sd). "
-              "'Does not hold' means the masks cut across the clusters like random masks of their size."),
+          "this book's clusterability chapter", checks.aligned, {"which": "arithmetic", "sds": 2},
+          why="As the planted control: within-cluster fraction and separation above random masks (mean + {sds} sd). "
+              "'Does not hold' means the masks cut across the clusters like random masks of their size.",
+          family="ours"),
+    Claim("planted-blocks", "planted", "(Our positive control of the method.) On a network made of two planted "
+          "sub-networks, each subtask's mask recovers its own block and the two masks share nothing.",
+          "this book's planted chapter", checks.planted_blocks, {"own": 0.9, "cross": 0.1},
+          why="In the hidden layers, each mask's IoU with its planted block >= {own} in every seed, and the two "
+              "masks' IoU <= {cross}.", family="ours"),
+    Claim("own-model-operations", "own_model", "(Our question, asked of a model the paper never used: a GPT-2 on + "
+          "and − mod p.) Each operation has weights of its own: its mask keeps it and loses the other.",
+          "this book's chapter Bring your own model", checks.own_operations,
+          {"subtasks": ("+", "-"), "keep": 0.9, "lose": 0.5},
+          why="Each operation's mask keeps its own operation at >= {keep} and the other below {lose}.",
+          family="ours"),
 ]
-
-
-def tally(lines: list[tuple[bool | None, str]]) -> str:
-    """One word for a claim at one preset: holds / partly / does not hold / untestable (with the first reason)."""
-    made = [h for h, _ in lines if h is not None]
-    if not lines:
-        return "not run"
-    reasons = [d.rsplit("[untestable: ", 1)[1].rstrip("]") for h, d in lines if h is None and "[untestable: " in d]
-    if not made:
-        return f"untestable: {reasons[0] if reasons else 'no check could be made'}"
-    held = sum(made)
-    word = "holds" if held == len(made) else "does not hold" if held == 0 else "partly"
-    untestable = len(lines) - len(made)
-    return f"{word} ({held}/{len(made)} checks" + (f"; {untestable} untestable)" if untestable else ")")
 
 
 def claim_of(key: str) -> Claim:
@@ -155,16 +169,20 @@ def claim_of(key: str) -> Claim:
     return claim
 
 
-def check(key: str, tables: dict, cfg: dict) -> list[tuple[bool, str]]:
-    claim = claim_of(key)
-    tables = {k: v if isinstance(v, (pd.DataFrame, str)) else pd.DataFrame(v) for k, v in tables.items()}
-    return claim.check(tables, cfg)
+def check(key: str, tables: dict, cfg: dict) -> list[Line]:
+    """The lines of claim ``key`` on ``tables`` (DataFrames or rows) of a run made with ``cfg``."""
+    return claim_of(key).lines(tables, cfg)
+
+
+def verdict(key: str, tables: dict, cfg: dict) -> Verdict:
+    """Claim ``key``'s :class:`~wmask.book.verdict.Verdict` on ``tables``."""
+    return tally(check(key, tables, cfg))
 
 
 BORROWED = " (from scratch: our networks; the authors' code trains none)"
 
 
-def authors_check(key: str, found: dict, ours: dict | None = None) -> list[tuple[bool | None, str]]:
+def authors_check(key: str, found: dict, ours: dict | None = None) -> list[Line]:
     """The checks of claim ``key`` on the authors' code's numbers (:func:`wmask.book.authors.load_authors`), against the
     targets our preset sets for the same networks (the cpu preset's, else the paper's): "the authors' code at this
     configuration". Their runs log no mask curves we read back, so only the targets gate them. With ``ours`` (our
@@ -183,10 +201,8 @@ def authors_check(key: str, found: dict, ours: dict | None = None) -> list[tuple
     tables, borrowed = reference.with_our_scratch(reference.authors_tables(found, target), ours or {})
     lines = check(key, tables, {"networks": {n: {} for n in nets}, "size_study": [], "sweep_network": None})
 
-    def mark(d):      # before the "[untestable: ...]" tail, which tally reads
-        head, sep, tail = d.partition(" [untestable: ")
-        return head + BORROWED + sep + tail
-    return [(h, mark(d) if borrowed and "from scratch" in d else d) for h, d in lines]
+    return [Line(ln.holds, ln.detail + BORROWED, ln.reason) if borrowed and "from scratch" in ln.detail else ln
+            for ln in lines]
 
 
 def what_we_see(key: str, tables: dict, cfg: dict, preset: str) -> str:
@@ -195,7 +211,7 @@ def what_we_see(key: str, tables: dict, cfg: dict, preset: str) -> str:
     lines = check(key, tables, cfg)
     if not lines:
         return f"Not run at preset {preset}."
-    numbers = "; ".join(d.split(" [untestable: ")[0] for _, d in lines)
+    numbers = "; ".join(ln.detail for ln in lines)
     out = f"at preset {preset}, **{tally(lines)}**; the numbers checked: {numbers}."
     claim = claim_of(key)
     if preset == "cpu":
@@ -205,7 +221,7 @@ def what_we_see(key: str, tables: dict, cfg: dict, preset: str) -> str:
         if theirs:
             at = ("this network at a fixed budget" if folder == "cpu" else "a former cpu preset's settings")
             seeds = len(set((found["accuracy"] if found.get("accuracy") is not None else found["base"])["seed"]))
-            borrowed = " with our from-scratch networks" if any(BORROWED in d for _, d in theirs) else ""
+            borrowed = " with our from-scratch networks" if any(BORROWED in ln.detail for ln in theirs) else ""
             out += (f" The authors' code at {at} ({seeds} seed{'s' * (seeds != 1)}, "
                     f"{reference.settings_text(reference.authors_settings(found))}){borrowed}: **{tally(theirs)}** "
                     f"(on its numbers alone: {reference.NO_CURVES}, so whether its masks settled is not known).")
@@ -217,9 +233,9 @@ def print_check(key: str, tables: dict, cfg: dict) -> None:
     claim = claim_of(key)
     print(f"Paper ({claim.evidence}): {claim.claim}")
     if claim.why:
-        print(f"  checked as: {claim.why}")
+        print(f"  checked as: {claim.how}")
     lines = check(key, tables, cfg)
-    for holds, detail in lines:
-        print(f"  [{'untestable' if holds is None else 'holds' if holds else 'does not hold'}] {detail}")
+    for ln in lines:
+        print(f"  {ln}")
     if not lines:
         print("  (not run at this preset)")

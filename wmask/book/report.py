@@ -374,5 +374,5 @@ def reuse_by_width(summary: dict) -> dict:
             "new init": init,
             "tasks at target, settled": f"{int(ok.sum())}/{len(t)}",
             **{f"layer {layer} reused": round(float(x), 3) for layer, x in later.items()},
-            "little reuse": claims.tally([line for line in lines if line[1].startswith(f"init {init:g}: share")]),
-            "verdict": claims.tally(lines)}
+            "little reuse": str(claims.tally([ln for ln in lines if ln.detail.startswith(f"init {init:g}: share")])),
+            "verdict": str(claims.tally(lines))}

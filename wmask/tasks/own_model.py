@@ -175,4 +175,18 @@ def run_stored(cfg: OwnModelConfig, store=None, device=None, progress: bool = Tr
     return run(cfg, progress)
 
 
-EXPERIMENT = Experiment("own_model", OwnModelConfig, PRESETS, run_stored)
+def tables(runs: list[dict]) -> dict[str, list[dict]]:
+    """Tidy rows over seeds: ``accuracy`` (the network and each mask on each operation), ``base`` (the network's
+    accuracy per operation against its target) and ``curves`` (each mask's training curve)."""
+    accuracy = [{"seed": r["seed"], "weights": w, "evaluated on": op, "accuracy": a}
+                for r in runs for w, by_op in r["accuracy"].items() for op, a in by_op.items()]
+    base = [{"seed": r["seed"], "subtask": op, "accuracy": a, "target": r["config"]["target"]}
+            for r in runs for op, a in r["base_accuracy"].items()]
+    h = [(r["seed"], r["history"]) for r in runs]
+    curves = [{"seed": seed, "mask": f"mask {op}", "step": step, "loss": loss[i], "kept": kept[i]}
+              for seed, hist in h for step, loss, kept in zip(hist["step"], hist["loss"], hist["kept"])
+              for i, op in enumerate(OPS)]
+    return {"accuracy": accuracy, "base": base, "curves": curves}
+
+
+EXPERIMENT = Experiment("own_model", OwnModelConfig, PRESETS, run_stored, tables)

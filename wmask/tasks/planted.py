@@ -26,6 +26,7 @@ class PlantedConfig:
     layers: int = 2           # hidden layers
     n_out: int = 4            # classes per task
     base_steps: int = 1500
+    target: float = 0.95      # held-out accuracy each sub-network must reach for the check to be made
     mask: MaskTrainConfig = field(default_factory=lambda: MaskTrainConfig(steps=800, lr=1e-2, alpha=1e-4, k=4,
                                                                           batch_size=128, clip=1.0, log_every=20))
     seed: int = 0
@@ -150,7 +151,24 @@ def summarize(result: dict) -> dict:
     keep = ("base_accuracy", "masked_accuracy", "iou_a_block_a", "iou_b_block_b", "iou_a_b", "kept_fraction")
     hidden = {name: ["".join(map(str, row)) for row in result["masks"][name]["2.weight"].int().tolist()]
               for name in ("A", "B")}           # one string of 0/1 a row, 1 = kept
-    return {**{k: result[k] for k in keep}, "hidden_masks": hidden}
+    h = result["history"]
+    return {**{k: result[k] for k in keep}, "hidden_masks": hidden,
+            "history": {"step": h.step, "loss": h.loss, "kept": h.kept}}
+
+
+def tables(runs: list[dict]) -> dict[str, list[dict]]:
+    """Tidy rows over seeds: ``iou`` (each mask against its planted block and against the other mask, per layer),
+    ``base`` (each sub-network's held-out accuracy and target) and ``curves`` (each mask's training curve)."""
+    pairs = {"iou_a_block_a": "mask A vs block A", "iou_b_block_b": "mask B vs block B", "iou_a_b": "mask A vs mask B"}
+    iou = [{"seed": r["seed"], "pair": name, "layer": layer, "IoU": v}
+           for r in runs for key, name in pairs.items() for layer, v in r[key].items()]
+    base = [{"seed": r["seed"], "subtask": t, "accuracy": a, "target": r["config"].get("target", float("nan"))}
+            for r in runs for t, a in r["base_accuracy"].items()]
+    curves = [{"seed": r["seed"], "mask": name, "step": step, "loss": loss[i], "kept": kept[i]}
+              for r in runs if "history" in r
+              for step, loss, kept in zip(r["history"]["step"], r["history"]["loss"], r["history"]["kept"])
+              for i, name in enumerate("AB")]
+    return {"iou": iou, "base": base, "curves": curves}
 
 
 def run_stored(cfg: PlantedConfig, store=None, device=None, progress: bool = True) -> dict:
@@ -158,4 +176,4 @@ def run_stored(cfg: PlantedConfig, store=None, device=None, progress: bool = Tru
     return summarize(run(cfg, progress=progress))
 
 
-EXPERIMENT = Experiment("planted", PlantedConfig, PRESETS, run_stored)
+EXPERIMENT = Experiment("planted", PlantedConfig, PRESETS, run_stored, tables)

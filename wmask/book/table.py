@@ -1,0 +1,134 @@
+"""The table of every claim, drawn from the committed results: the book's first page and the reproduction report
+show the same rows.
+
+For each claim (:data:`wmask.book.claims.CLAIMS`), each committed run of its experiment that can speak to it: the
+cpu preset, the cpu preset with overrides (e.g. SCAN's masks given 24,000 steps), and the part of the paper preset a
+CPU finished. Per run: our verdict, its decisive numbers, how many seeds give the same word on their own, the
+authors' code's verdict where it ran at the same settings, and whether the run is still what this code computes.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from ..runner import EXPERIMENTS, experiment_of, model_of
+from ..status import word as status_word
+from . import claims
+from .verdict import UNTESTABLE
+
+SCALES = ("cpu", "paper")          # the presets whose runs carry evidence (smoke only exercises the code)
+CHAPTERS = {"planted": "notebooks/planted", "addmul": "notebooks/addmul", "double_addition": "notebooks/double_addition",
+            "permuted_mnist": "notebooks/permuted_mnist", "cifar10": "notebooks/cifar10", "scan": "notebooks/scan",
+            "scan-transformer": "notebooks/scan", "dm_math": "notebooks/dm_math",
+            "clusterability": "notebooks/clusterability", "own_model": "notebooks/own_model"}
+
+
+def runs_of(label: str, root: str | Path) -> list[tuple[str, dict]]:
+    """``(scale, summary)`` for every committed run of ``label`` that carries evidence: ``cpu``, ``cpu`` with
+    overrides (``cpu, mask.steps=24000``), ``paper`` (or the networks of it that ran)."""
+    found = []
+    for preset in SCALES:
+        base = Path(root) / label
+        for folder in [base / preset, *sorted(base.glob(f"{preset}+*"))]:
+            path = folder / "summary.json"
+            if not path.is_file():
+                continue
+            s = json.loads(path.read_text())
+            over = ", ".join(f"{k}={v}" for k, v in (s.get("overrides") or {}).items())
+            part = f" (networks {', '.join(s['selected'])})" if s.get("selected") else ""
+            found.append((preset + (f", {over}" if over else "") + part, s))
+    return found
+
+
+def seeds_agreeing(claim: claims.Claim, summary: dict, word: str) -> str:
+    """How many of the run's seeds, checked alone, give the claim the same word: ``"2/3"`` (``"1/1"`` for one);
+    seeds that ran no part of this claim are not counted."""
+    exp = experiment_of(claim.experiment)
+    alone = []
+    for r in summary["runs"]:
+        try:
+            lines = claim.lines(exp.tables([r]), r["config"])
+        except (KeyError, AttributeError, IndexError):    # a part this seed did not run (e.g. seed 0's alignment)
+            continue
+        if lines:
+            alone.append(claims.tally(lines).word)
+    return f"{sum(w == word for w in alone)}/{len(alone)}" if alone else ""
+
+
+def _numbers(lines, limit: int = 240) -> str:
+    text = "; ".join(ln.detail for ln in lines)
+    return text if len(text) <= limit else text[:limit - 1].rsplit(" ", 1)[0] + " …"
+
+
+def _authors(claim: claims.Claim, scale: str, tables: dict) -> str:
+    from . import authors
+    if scale != "cpu":        # the authors' code ran at the cpu preset's own settings
+        return ""
+    found, folder = authors.find_authors(claim.experiment)
+    if found is None:
+        return ""
+    theirs = claims.tally(claims.authors_check(claim.key, found, tables if folder == "cpu" else None))
+    if theirs.word == "not run":
+        return ""
+    return str(theirs) + ("" if folder == "cpu" else " (at a former cpu preset's settings)")
+
+
+def claims_table(root: str | Path = "results") -> pd.DataFrame:
+    """One row per claim and committed run (claims without a run: one row saying so)."""
+    rows = []
+    for claim in claims.CLAIMS:
+        exp = experiment_of(claim.experiment)
+        head = {"claim": claim.key, "family": claim.family, "statement": claim.claim, "where": claim.evidence,
+                "chapter": CHAPTERS.get(claim.experiment, "")}
+        runs = runs_of(claim.experiment, root)
+        if not runs:
+            why = exp.absent("cpu", model_of(claim.experiment)) if claim.experiment in _labels() else ""
+            rows.append({**head, "run": "none", "verdict": UNTESTABLE, "our verdict": f"untestable: no committed run"
+                         + (f" ({why})" if why else ""), "seeds agreeing": "", "numbers": "", "authors' code": "",
+                         "status": ""})
+            continue
+        for scale, summary in runs:
+            tables = exp.tables(summary["runs"])
+            lines = claim.lines(tables, summary["runs"][0]["config"])
+            if not lines:
+                continue
+            v = claims.tally(lines)
+            rows.append({**head, "run": scale, "verdict": v.word, "our verdict": str(v),
+                         "seeds agreeing": seeds_agreeing(claim, summary, v.word), "numbers": _numbers(lines),
+                         "authors' code": _authors(claim, scale, tables),
+                         "status": status_word(summary)})
+    return pd.DataFrame(rows)
+
+
+AUTHORS = "authors' code"
+COLOURS = {"holds": "#d9f2d9", "partly": "#fff2cc", "does not hold": "#f8d7d3", "untestable": "#e8e8e8"}
+
+
+def html(table: pd.DataFrame, link_prefix: str = "../") -> str:
+    """The claims table as the book shows it: the claim with where the paper shows it, the run, our verdict
+    (coloured by its word), seeds agreeing, the decisive numbers, the authors' code's verdict, and the chapter."""
+    rows = []
+    for _, r in table.iterrows():
+        chapter = (f'<a href="{link_prefix}{r["chapter"]}.html">{r["chapter"].split("/")[-1]}</a>'
+                   if r["chapter"] else "")
+        stale = "" if r["status"] in ("", "current") else "<br><small>(stale: regenerate)</small>"
+        rows.append(f'<tr><td>{_esc(r["statement"])}<br><small>{_esc(r["where"])}</small></td>'
+                    f'<td>{_esc(r["run"])}{stale}</td>'
+                    f'<td style="background:{COLOURS.get(r["verdict"], "white")}">{_esc(r["our verdict"])}</td>'
+                    f'<td>{r["seeds agreeing"]}</td><td><small>{_esc(r["numbers"])}</small></td>'
+                    f'<td>{_esc(r[AUTHORS])}</td><td>{chapter}</td></tr>')
+    head = "".join(f"<th>{c}</th>" for c in ("claim", "run", "our verdict", "seeds agreeing", "decisive numbers",
+                                             "the authors' code", "chapter"))
+    return f'<table class="claims-table"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+
+
+def _esc(text) -> str:
+    import html as _html
+    return _html.escape(str(text))
+
+
+def _labels() -> set[str]:
+    return {e if not m or m == exp.models[0] else f"{e}-{m}" for e, exp in EXPERIMENTS.items()
+            for m in (exp.models or (None,))}
