@@ -13,21 +13,16 @@
 # %% [markdown]
 # # Reproduction report
 #
-# One row per claim of the paper: the claim, where the paper shows it, and our result at every preset whose result
-# summaries are committed under `results/` (with their provenance), each checked as the same explicit inequalities
-# the chapters print. This page trains nothing: it is generated from the committed summaries when the book is
-# built. A claim whose experiment has no committed run says so.
+# One row per claim and committed run that carries evidence (the cpu preset, its runs with overrides, and the part
+# of the paper preset a CPU finished), from the committed summaries under `results/`, each checked as the same
+# explicit inequalities the chapters print: the same rows as the table on the book's first page. This page trains
+# nothing.
 #
-# A `paper` entry marked "partial" comes from the paper preset's configuration run for some of its networks only
-# (`python -m wmask run … --preset paper --networks …`, e.g. the smallest FNN on a 2-core CPU); its verdict is about
-# those networks, not the paper's main one.
-#
-# The last column runs the same checks on the **authors' released code** (RobertCsordas/modules), run on this
-# machine (`results/authors/`, made by `benchmarks/authors/run.py`) on our cpu networks at the fixed budget where our
-# cpu masks settled (their code cannot stop at a target or when a mask settles), or, where those runs are not
-# committed yet, at a former cpu preset's settings (listed below, with the folder each comes from). Its runs log no
-# mask training curves that we read back, so only the base targets gate them. Where its verdict at our settings is
-# ours and ours is not "holds", the result is a property of this scale, not of our reimplementation.
+# The authors' code column runs the same checks on the **authors' released code** (RobertCsordas/modules), run on
+# this machine (`results/authors/`, made by `benchmarks/authors/run.py`) at the cpu preset's settings for a fixed
+# budget (their code cannot stop at a target or when a mask settles). Its runs log no mask training curves that we
+# read back, so only the base targets gate them. Where its verdict is ours and ours is not "holds", the result is a
+# property of this scale, not of our reimplementation.
 
 # %% tags=["parameters"]
 results = "results"   # the committed result summaries, relative to the repository root
@@ -38,103 +33,67 @@ import json
 
 import matplotlib.pyplot as plt
 import pandas as pd
-import seaborn as sns
-from IPython.display import display
+from IPython.display import HTML, display
 
 from wmask import runner
-from wmask.book import claims, authors as reference
+from wmask.book import authors as reference, claims
 from wmask.book.report import committed_summary, repo_root, scale
+from wmask.book.table import claims_table, html
 
 root = repo_root() / results
-
-
-def partial(summary):
-    """A run of some of the preset's networks (``--networks``) says which, and where it ran."""
-    if not summary.get("selected"):
-        return ""
-    return f" — partial: networks {', '.join(summary['selected'])} on {summary['provenance']['device']}"
-
-
-stored = {}
-for path in sorted(root.glob("*/*/summary.json")):
-    summary = json.loads(path.read_text())
-    if not summary.get("overrides"):        # runs with command-line overrides are not the preset's
-        stored[summary["experiment"], summary["preset"]] = summary
-presets = ["smoke", "cpu", "paper"]
-rows, grid = [], {}
-for claim in claims.CLAIMS:
-    row, tables_at = {"claim": claim.claim, "where in the paper": claim.evidence}, {}
-    for preset in presets:
-        summary = stored.get((claim.experiment, preset))
-        experiment = runner.experiment_of(claim.experiment)
-        if summary is None:
-            why = experiment.absent(preset, runner.model_of(claim.experiment))
-            row[preset] = f"no {preset} preset: {why}" if why else "not run"
-            continue
-        tables_at[preset] = experiment.tables(summary["runs"])
-        lines = claims.check(claim.key, tables_at[preset], summary["runs"][0]["config"])
-        row[preset] = claims.tally(lines) + partial(summary)
-        made = [h for h, _ in lines if h is not None]
-        grid[claim.key, preset] = sum(made) / len(made) if made else float("nan")
-    found, folder = reference.find_authors(claim.experiment)
-    if found is None:
-        row["authors' code"] = "not run"
-    else:
-        theirs = claims.tally(claims.authors_check(claim.key, found, tables_at.get("cpu") if folder == "cpu" else None))
-        if theirs == "not run":
-            theirs = "not checked: the authors' run has no network or sweep for it"
-        row["authors' code"] = theirs + ("" if folder == "cpu" else " (at a former cpu preset's settings, below)")
-        ours_word, their_word = row["cpu"].split(" (")[0], theirs.split(" (")[0]
-        if folder == "cpu" and ours_word in ("holds", "partly", "does not hold") and ours_word == their_word:
-            row["authors' code"] += (" — same verdict as ours: at this scale, not a reimplementation gap"
-                                     if ours_word != "holds" else " — same verdict as ours")
-    rows.append(row)
-report = pd.DataFrame(rows)
-with pd.option_context("display.max_colwidth", None):
-    display(report.style.format(escape="html").hide(axis="index"))
+table = claims_table(root)
+display(HTML(html(table)))
 
 # %% [markdown]
-# The fraction of a claim's checks that hold, per preset (blank: no committed run, or no check could be made).
+# How many claims each verdict covers, per family (the paper's, Filan et al.'s, and our own questions), over the
+# committed runs.
 
 # %% tags=["hide-input"]
-frac = pd.DataFrame([[grid.get((c.key, p), float("nan")) for p in presets] for c in claims.CLAIMS],
-                    index=[c.key for c in claims.CLAIMS], columns=presets)
-fig, ax = plt.subplots(figsize=(5.2, 0.35 * len(frac) + 1.2))
-sns.heatmap(frac, vmin=0, vmax=1, cmap="RdYlGn", annot=True, fmt=".2f", cbar_kws={"label": "checks that hold"},
-            ax=ax)
-ax.set(xlabel="preset", ylabel="claim")
-fig.tight_layout()
+ran = table[table.run != "none"]
+counts = ran.groupby(["family", "verdict"]).size().unstack("verdict", fill_value=0)
+order = [w for w in ("holds", "partly", "does not hold", "untestable") if w in counts]
+ax = counts[order].plot.barh(stacked=True, figsize=(6.4, 2.4),
+                             color=[{"holds": "tab:green", "partly": "gold", "does not hold": "tab:red",
+                                     "untestable": "0.7"}[w] for w in order])
+ax.set(xlabel="claim × run", ylabel="")
+ax.legend(fontsize=9, ncol=4, loc="upper center", bbox_to_anchor=(0.5, 1.3), frameon=False)
+ax.figure.tight_layout()
 
 # %% [markdown]
 # ## How each claim is checked, and why those thresholds
 
 # %%
 with pd.option_context("display.max_colwidth", None):
-    display(pd.DataFrame([{"claim": c.key, "paper": c.evidence, "checked as": c.why} for c in claims.CLAIMS])
+    display(pd.DataFrame([{"claim": c.key, "paper": c.evidence, "checked as": c.how} for c in claims.CLAIMS])
             .style.format(escape="html").hide(axis="index"))
 
 # %% [markdown]
 # ## Every check, with its numbers
 
 # %% tags=["nbval-check-output"]
+from wmask.book.table import runs_of
+from wmask.status import word
+
+stored = {}       # (label, preset) -> the preset's own run (no overrides), for the comparison below
 for claim in claims.CLAIMS:
-    for preset in presets:
-        summary = stored.get((claim.experiment, preset))
-        if summary is None:
-            continue
-        print(f"--- {claim.key} @ {preset}")
+    for run, summary in runs_of(claim.experiment, root):
+        if not summary.get("overrides"):
+            stored.setdefault((summary["experiment"], summary["preset"]), summary)
+        print(f"--- {claim.key} @ {run}")
         claims.print_check(claim.key, runner.experiment_of(claim.experiment).tables(summary["runs"]),
                            summary["runs"][0]["config"])
 
 # %% [markdown]
 # ## Where the stored results come from
+# *Status*: whether the run is still what today's code computes (`python -m wmask status`).
 
 # %%
 pd.set_option("display.max_colwidth", None)
 pd.DataFrame([{"experiment": e, "preset": p, "seeds": s["seeds"], "scale": scale(s["runs"][0]["config"]),
                "device": s["provenance"]["device"],
                "commit": s["provenance"]["commit"][:12], "torch": s["provenance"]["torch"],
-               "compute (min, sum over seeds)": round(sum(r["wall_time_s"] for r in s["runs"]) / 60, 1)}
+               "compute (min, sum over seeds)": round(sum(r["wall_time_s"] for r in s["runs"]) / 60, 1),
+               "status": word(s)}
               for (e, p), s in stored.items()])
 
 # %% [markdown]
