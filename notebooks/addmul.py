@@ -222,7 +222,7 @@ for ax, col, title in zip(axes, ["own", "other"], ["own operation", "other opera
            title=f"mask evaluated on its {title}")
     ax.legend(fontsize=7)
 fig.colorbar(pts, ax=axes, label="% of + weights shared with ×")
-fig.suptitle(f"Accuracy vs α on {run_cfg['sweep_network']} (one point per seed) — {where}", fontsize=8)
+fig.suptitle(f"Accuracy vs α on {run_cfg['sweep_network']} (one point per seed) — {where}", fontsize=8);
 
 # %% tags=["nbval-check-output"]
 claims.print_check("alpha-sweep", tables, run_cfg)

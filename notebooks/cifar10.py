@@ -42,7 +42,7 @@ from IPython.display import Markdown, display
 
 from myst_nb import glue
 
-from wmask import evidence
+from wmask import evidence, runner
 from wmask.book import authors as reference, claims, settling
 from wmask.data.cifar10 import CLASSES
 from wmask.book.report import chapter_run, committed_run, evidence_table, plot_base, plot_curves
@@ -163,13 +163,14 @@ pd.DataFrame([{"seed": r["seed"], "IoU of two control masks": r["stability_iou"]
 # `benchmarks/authors/run.py`) at the same network, base steps, batch sizes, mask lr and regulariser on the same
 # images. Its one `-step_per_mask` flag sets every mask stage to 2,000 steps, so the number-by-number comparison
 # takes our run at that budget too (`control_steps=0`: the control masks also stop by 2,000 steps;
-# `results/cifar10/cpu+<hash>`). Three differences are built into their code and remain: its masks run their 2,000
+# `results/cifar10/cpu+fef90a65`). Three differences are built into their code and remain: its masks run their 2,000
 # steps whatever they reach (ours stop once settled), its class-removal masks start from fresh logits (ours from the
 # control mask's, the paper's §2.5 reading), and its held-out split is its own seeded 20 % of the same images.
 
 # %%
 cpu = chapter if preset == "cpu" else committed_run("cifar10", "cpu")   # this chapter's own run at cpu
 budget = committed_run("cifar10", "cpu", overrides=reference.SAME_BUDGET["cifar10"])
+budget_folder = runner.folder_name("cpu", reference.SAME_BUDGET["cifar10"])   # cpu+<8 hex digits>
 theirs = reference.load_authors("cifar10")
 if cpu is None:
     print("no committed cpu run (results/cifar10/cpu/summary.json)")
@@ -218,7 +219,7 @@ else:
             "the control masks up to 8,000 steps")),
          display=False)
 if worst:
-    fig5(pd.concat(worst), "results/cifar10/cpu and cpu+<hash> (control_steps=0)"
+    fig5(pd.concat(worst), f"results/cifar10/cpu and {budget_folder} (control_steps=0)"
          + ("" if theirs is None else "; the authors' code: results/authors/cifar10/cpu"))
 
 # %% [markdown]

@@ -138,7 +138,7 @@ glue("see-permuted-no-reuse", Markdown(claims.what_we_see("permuted-no-reuse", t
 # The paper's network is 784-800-800-64-10; the cpu preset's is 784-256-256-64-10, a third as wide, so that four
 # tasks fit two cores. If later tasks reuse earlier weights because a narrow network has few free ones, the share
 # should fall as the network widens. Each row is a committed run with the cpu preset's settings at one width
-# (`python -m wmask run permuted_mnist --preset cpu 'hidden=[512,512,64]'` writes `results/permuted_mnist/cpu+<hash>/`),
+# (`python -m wmask run permuted_mnist --preset cpu 'hidden=[512,512,64]'` writes `results/permuted_mnist/cpu+` and 8 hex digits of the overrides),
 # with the verdict of the claim's "little reuse" check on it (*little reuse*) and of all its checks, the first-layer
 # ones included (*verdict*); the reuse columns are the mean over tasks 1 on. With `stop_on_plateau=False` every
 # task trains its full 3,000 joint steps instead of stopping once its mask has settled. The 800-wide row is the

@@ -304,7 +304,7 @@ else:
 #
 # The projection above says how many steps the masks lacked. The same run with the masks' budget raised to 24,000
 # steps (`python -m wmask run scan --preset cpu --seeds 0 mask.steps=24000`, still stopped once all four have
-# settled; committed as `results/scan/cpu+<hash>`, seed 0 only, on the committed cpu run's own base and from-scratch
+# settled; committed as `results/scan/cpu+55fac1ed`, seed 0 only, on the committed cpu run's own base and from-scratch
 # networks, reused from its store with `--stale reuse`) puts that to the test: once its masks settle, the claims can
 # be checked at this scale. Its numbers are not compared with the authors' code, whose masks ran 8,000 steps.
 
