@@ -30,8 +30,8 @@ import torch.nn.functional as F
 import wmask
 import wmask.memory
 import wmask.recurrent
-from wmask.models import FNN, RepeatLSTM, SimpleCNN
-from wmask.seq2seq import Seq2SeqLSTM, Seq2SeqTransformer
+from wmask.experiments.models import FNN, RepeatLSTM, SimpleCNN
+from wmask.experiments.seq2seq import Seq2SeqLSTM, Seq2SeqTransformer
 
 K, M = 4, 10
 
@@ -185,7 +185,7 @@ def run_model(model: str, a, threads: int) -> dict:
 def paper_stages(model: str) -> list[tuple[str, list[tuple[int, int]]]]:
     """What ``model`` costs in the ``paper`` preset, read from the experiments' configs: rows of (what runs,
     [(steps, sets)]), ``sets`` 0 for a plain training step and M for a mask step of M sets in one batch."""
-    from wmask.runner import EXPERIMENTS
+    from wmask.experiments.runner import EXPERIMENTS
     addmul = EXPERIMENTS["addmul"].config("paper")
 
     def arith(name):
@@ -201,7 +201,7 @@ def paper_stages(model: str) -> list[tuple[str, list[tuple[int, int]]]]:
     if model == "lstm_arith":
         return [arith("lstm")]
     if model in ("scan_lstm", "scan_transformer"):
-        from wmask.tasks.scan import SPLITS
+        from wmask.experiments.tasks.scan import SPLITS
         c = EXPERIMENTS["scan"].config("paper", model=model.split("_")[1])
         return [(f"SCAN {c.model}: base, {len(SPLITS) - 1} from-scratch nets, {len(SPLITS)} masks",
                  [(c.base.steps + (len(SPLITS) - 1) * c.scratch_steps, 0), (c.mask.steps, len(SPLITS))])]

@@ -42,9 +42,10 @@ from IPython.display import Markdown, display
 
 from myst_nb import glue
 
-from wmask import evidence, runner
+from wmask import evidence
+from wmask.experiments import runner
 from wmask.book import authors as reference, claims, settling
-from wmask.data.cifar10 import CLASSES
+from wmask.experiments.data.cifar10 import CLASSES
 from wmask.book.report import chapter_run, committed_run, evidence_table, plot_base, plot_curves
 
 chapter = chapter_run("cifar10", preset, seeds, results, device, run=run, model=model)

@@ -27,7 +27,7 @@
 # against random masks of the same size per layer.
 #
 # Everything below comes from `python -m wmask run clusterability --preset <preset> --seeds ...`; how each piece
-# follows the official code, and where it deviates, is in `wmask.clusterability` and `wmask.tasks.mnist_mlp`.
+# follows the official code, and where it deviates, is in `wmask.experiments.clusterability` and `wmask.experiments.tasks.mnist_mlp`.
 
 # %% tags=["parameters"]
 import os
@@ -49,7 +49,7 @@ from myst_nb import glue
 
 from wmask.book import claims
 from wmask.book.report import chapter_run
-from wmask.tasks import clusterability
+from wmask.experiments.tasks import clusterability
 
 summary, tables, where, run_cfg, _ = chapter_run("clusterability", preset, seeds, results, device, run=run)
 mlp = run_cfg["mlp"]

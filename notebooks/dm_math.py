@@ -49,7 +49,7 @@ from myst_nb import glue
 
 from wmask.book import claims
 from wmask.book.report import chapter_run, committed_run, evidence_table, plot_curves
-from wmask.tasks import dm_math
+from wmask.experiments.tasks import dm_math
 
 chapter = chapter_run("dm_math", preset, seeds, results, device, run=run)
 summary, tables, where, run_cfg, _ = chapter

@@ -20,7 +20,7 @@
 # `a - b mod p`, and asks the paper's add/mul question of it (§3.1): does each operation have weights of its own?
 #
 # The code below is the whole method on your own model, step by step; the numbers and figures under each step are
-# those of the committed run of exactly these steps (`wmask.tasks.own_model`, written with the same public calls;
+# those of the committed run of exactly these steps (`wmask.experiments.tasks.own_model`, written with the same public calls;
 # `make results PRESET=cpu EXP=own_model` makes it again). A mask value of 1 means the weight is **kept**.
 
 # %% tags=["parameters"]
@@ -38,7 +38,7 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from wmask.book.report import chapter_run
-from wmask.tasks import own_model as om
+from wmask.experiments.tasks import own_model as om
 
 summary, _, where, cfg, _ = chapter_run("own_model", preset, seeds, results, run=run,
                                         dataset="all 2p² problems")

@@ -49,7 +49,7 @@ import pandas as pd
 from wmask.book import claims
 from wmask.book.checks import later_reuse
 from wmask.book.report import chapter_run, committed_variants, reuse_by_width
-from wmask.tasks import permuted_mnist
+from wmask.experiments.tasks import permuted_mnist
 
 summary, tables, where, run_cfg, _ = chapter_run("permuted_mnist", preset, seeds, results, device, run=run)
 print(where)

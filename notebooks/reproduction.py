@@ -35,7 +35,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import HTML, display
 
-from wmask import runner
+from wmask.experiments import runner
 from wmask.book import authors as reference, claims
 from wmask.book.report import committed_summary, repo_root, scale
 from wmask.book.table import claims_table, html
@@ -72,7 +72,7 @@ with pd.option_context("display.max_colwidth", None):
 
 # %% tags=["nbval-check-output"]
 from wmask.book.table import runs_of
-from wmask.status import word
+from wmask.experiments.status import word
 
 stored = {}       # (label, preset) -> the preset's own run (no overrides), for the comparison below
 for claim in claims.CLAIMS:

@@ -46,8 +46,8 @@ from myst_nb import glue
 from wmask import evidence
 from wmask.book import authors as reference, claims, settling
 from wmask.book.report import chapter_run, committed_run, evidence_table, plot_base, plot_curves
-from wmask import runner
-from wmask.tasks import scan
+from wmask.experiments import runner
+from wmask.experiments.tasks import scan
 
 asked = list(scan.MODELS) if model == "both" else [model]
 chapter = {m: chapter_run("scan", preset, seeds, results, device, run=run, model=m) for m in asked}

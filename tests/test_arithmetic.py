@@ -5,12 +5,13 @@ import json
 import pytest
 import torch
 
-from wmask import materialize, runner
+from wmask import materialize
+from wmask.experiments import runner
 from wmask.__main__ import main
 from wmask.masks import invert
-from wmask.models import FNN, RepeatLSTM
-from wmask.tasks import addmul, double_addition
-from wmask.tasks.arithmetic import AddMul, DoubleAdd, NetConfig, evaluate, solved, task_loss
+from wmask.experiments.models import FNN, RepeatLSTM
+from wmask.experiments.tasks import addmul, double_addition
+from wmask.experiments.tasks.arithmetic import AddMul, DoubleAdd, NetConfig, evaluate, solved, task_loss
 
 
 def read_number(one_hot: torch.Tensor) -> int:
@@ -117,7 +118,7 @@ def test_runner_end_to_end_at_smoke(experiment, tmp_path, capsys):
 
 def test_interrupted_experiment_resumes_from_its_files(tmp_path, monkeypatch):
     """Kill the run during the second network's mask training; the rerun reuses the first network's files."""
-    import wmask.tasks.arithmetic as arith
+    import wmask.experiments.tasks.arithmetic as arith
     real = arith.train_masks
     calls = []
 

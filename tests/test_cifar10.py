@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from wmask.__main__ import main
-from wmask.data import cifar10 as cf
+from wmask.experiments.data import cifar10 as cf
 
 
 SMALL = {"train": 2, "test": 1}      # images per class in fake()'s default sizes
@@ -126,7 +126,7 @@ def test_cifar_experiment_end_to_end_on_synthetic_data(tmp_path):
 
 def test_resnet110_has_he_et_al_size_and_rejects_bad_depths():
     import torch
-    from wmask.models import CifarResNet
+    from wmask.experiments.models import CifarResNet
     net = CifarResNet(110)
     convs = sum(isinstance(m, torch.nn.Conv2d) for m in net.modules())
     assert convs + 1 == 110                                    # 109 convs + the linear read-out
@@ -138,7 +138,7 @@ def test_resnet110_has_he_et_al_size_and_rejects_bad_depths():
 
 def test_crop_flip_against_a_loop():
     import torch
-    from wmask.tasks.cifar10 import crop_flip
+    from wmask.experiments.tasks.cifar10 import crop_flip
     x = torch.randint(0, 255, (6, 3, 32, 32), dtype=torch.uint8)
     got = crop_flip(x, torch.Generator().manual_seed(3))
     g = torch.Generator().manual_seed(3)

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from wmask import runner
+from wmask.experiments import runner
 from wmask.__main__ import main
 
 

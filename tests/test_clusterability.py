@@ -1,11 +1,11 @@
-"""wmask.clusterability against independent references: networkx's normalised cut, a planted block structure,
+"""wmask.experiments.clusterability against independent references: networkx's normalised cut, a planted block structure,
 the shuffle semantics and the percentile estimator of Filan et al.'s code."""
 import networkx as nx
 import numpy as np
 import pytest
 import torch
 
-from wmask import clusterability as cl
+from wmask.experiments import clusterability as cl
 
 
 def _random_mlp(sizes, rng, density=1.0):
@@ -126,7 +126,7 @@ def test_percentile_estimator_and_reproducible_null():
 
 
 def test_mnist_mlp_pruning_follows_the_schedule_and_keeps_the_largest_weights():
-    from wmask.tasks import mnist_mlp as M
+    from wmask.experiments.tasks import mnist_mlp as M
     cfg = M.MLPConfig(hidden=(16, 16), epochs=1, prune_epochs=2, batch_size=32, prune_every=1)
     assert M.sparsity_at(0, 100, cfg) == pytest.approx(0.5) and M.sparsity_at(100, 100, cfg) == pytest.approx(0.9)
     assert M.sparsity_at(50, 100, cfg) == pytest.approx(0.9 - 0.4 * 0.5 ** 3)

@@ -6,10 +6,10 @@ import stat
 
 import pytest
 
-from wmask import config, runner
+from wmask.experiments import config, runner
 from wmask.__main__ import main
-from wmask.experiment import Experiment
-from wmask.tasks import addmul, planted, scan
+from wmask.experiments.experiment import Experiment
+from wmask.experiments.tasks import addmul, planted, scan
 
 
 def test_presets_are_overrides_of_the_paper_defaults():

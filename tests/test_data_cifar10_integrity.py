@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from wmask.data import cifar10 as cf
+from wmask.experiments.data import cifar10 as cf
 
 SMALL = {"train": 2, "test": 1}          # images per class in the fixtures below
 

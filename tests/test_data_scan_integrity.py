@@ -2,7 +2,7 @@
 (and the line), never a traceback from deeper in the code."""
 import pytest
 
-from wmask.data import scan
+from wmask.experiments.data import scan
 
 TRAIN, TEST = scan.FILES["length"]
 GOOD = "IN: jump twice OUT: I_JUMP I_JUMP\nIN: walk left OUT: I_TURN_LEFT I_WALK\n"

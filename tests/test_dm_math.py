@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from wmask.data import dm_math
-from wmask.data.common import DatasetError
+from wmask.experiments.data import dm_math
+from wmask.experiments.data.common import DatasetError
 
 SHARED = Path(os.environ.get("WMASK_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data") / "dm_math"
 

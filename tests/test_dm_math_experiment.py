@@ -8,14 +8,14 @@ import pytest
 import torch
 from torch import nn
 
-from wmask import seq2seq
+from wmask.experiments import seq2seq
 from wmask.book import claims
 from wmask.__main__ import main
-from wmask.data import dm_math as data
+from wmask.experiments.data import dm_math as data
 from wmask.forward import forward_with, slots
 from wmask.masks import MaskFilter, MaskSet, materialize
 from wmask.book.report import scale
-from wmask.tasks import dm_math
+from wmask.experiments.tasks import dm_math
 
 from test_dm_math import write_folder
 

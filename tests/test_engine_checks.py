@@ -5,7 +5,7 @@ import torch.nn.functional as F
 
 import wmask
 from wmask.masks import MaskSet
-from wmask.models import FNN
+from wmask.experiments.models import FNN
 from wmask.train import MaskTrainConfig, train_masks
 
 

@@ -8,9 +8,9 @@ import torch
 from torch import nn
 
 import wmask
-from wmask import seq2seq
+from wmask.experiments import seq2seq
 from wmask.masks import MaskFilter, MaskSet, forward_mode
-from wmask.models import FNN
+from wmask.experiments.models import FNN
 from wmask.train import MaskTrainConfig
 
 

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import wmask
-from wmask import seq2seq
+from wmask.experiments import seq2seq
 from wmask.masks import MaskSet
 from wmask.train import BaseTrainConfig, MaskTrainConfig, train_masks, train_model
 

@@ -1,4 +1,4 @@
-"""An artefact's key covers only the code that computes it (wmask.fingerprint), and `status` tells current results
+"""An artefact's key covers only the code that computes it (wmask.experiments.fingerprint), and `status` tells current results
 from stale ones."""
 import json
 import os
@@ -7,22 +7,22 @@ import subprocess
 import sys
 from pathlib import Path
 
-from wmask import fingerprint as fp
-from wmask import status
+from wmask.experiments import fingerprint as fp
+from wmask.experiments import status
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_an_experiment_is_computed_by_its_task_its_imports_and_the_engine_only():
-    mods = fp.computing_modules("wmask.tasks.addmul")
-    for needed in ("wmask.train", "wmask.masks", "wmask.sampling", "wmask.models", "wmask.tasks.arithmetic",
-                   "wmask.tasks.addmul", "wmask.metrics"):
+    mods = fp.computing_modules("wmask.experiments.tasks.addmul")
+    for needed in ("wmask.train", "wmask.masks", "wmask.sampling", "wmask.experiments.models", "wmask.experiments.tasks.arithmetic",
+                   "wmask.experiments.tasks.addmul", "wmask.metrics"):
         assert needed in mods
     for reader in ("wmask.book.claims", "wmask.book.report", "wmask.book.checks", "wmask.book.authors",
-                   "wmask.runner", "wmask.__main__", "wmask.sweep", "wmask.tasks.scan", "wmask.data.cifar10"):
+                   "wmask.experiments.runner", "wmask.__main__", "wmask.experiments.sweep", "wmask.experiments.tasks.scan", "wmask.experiments.data.cifar10"):
         assert reader not in mods
-    assert "wmask.data.scan" in fp.computing_modules("wmask.tasks.scan")     # its own data loader counts
-    files = fp.computing_files("wmask.tasks.addmul")
+    assert "wmask.experiments.data.scan" in fp.computing_modules("wmask.experiments.tasks.scan")     # its own data loader counts
+    files = fp.computing_files("wmask.experiments.tasks.addmul")
     assert "wmask/train.py" in files and not any(f.endswith("__init__.py") for f in files)
 
 
@@ -52,7 +52,7 @@ def test_editing_a_claim_or_the_report_reuses_stored_work_editing_the_sampler_do
     assert first.returncode == 0, first.stderr
     assert "seeds computed: 0; reused: none" in first.stdout
     seed0 = (results / "planted/smoke/seed0.json").read_text()
-    for path in ("wmask/book/claims.py", "wmask/book/report.py", "wmask/tasks/scan.py", "wmask/runner.py"):
+    for path in ("wmask/book/claims.py", "wmask/book/report.py", "wmask/experiments/tasks/scan.py", "wmask/experiments/runner.py"):
         with open(copy / path, "a") as f:
             f.write("\nREWORDED = 'a claim read differently'\n")
     again = _run(copy, results)
@@ -67,7 +67,7 @@ def test_editing_a_claim_or_the_report_reuses_stored_work_editing_the_sampler_do
 
 
 def test_status_says_current_or_stale_with_the_changed_files(tmp_path):
-    from wmask import runner
+    from wmask.experiments import runner
     runner.run("planted", "smoke", [0], tmp_path, progress=False, threads=1)
     path = tmp_path / "planted/smoke/summary.json"
     row = status.row(path)

@@ -8,7 +8,7 @@ from torch.func import functional_call
 
 import wmask
 from wmask.masks import MaskFilter, MaskSet, apply_masks, split_samples
-from wmask.models import FNN
+from wmask.experiments.models import FNN
 from wmask.sampling import sampled_uniforms
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from wmask.data import mnist
+from wmask.experiments.data import mnist
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
 

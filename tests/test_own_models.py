@@ -206,7 +206,7 @@ def test_applied_masks_the_real_model_and_restores_it_exactly():
 
 # -- the chapter's task -------------------------------------------------------------------------------------------
 def test_the_chapters_problems_are_every_pair_with_its_answer():
-    from wmask.tasks import own_model as om
+    from wmask.experiments.tasks import own_model as om
     for op, f in enumerate((lambda a, b: (a + b) % 5, lambda a, b: (a - b) % 5)):
         tokens, answers = om.problems(5, op)
         assert len(answers) == 25 and len({tuple(t.tolist()) for t in tokens}) == 25
@@ -215,7 +215,7 @@ def test_the_chapters_problems_are_every_pair_with_its_answer():
 
 
 def test_the_chapters_verdict_needs_a_trained_network_and_settled_masks():
-    from wmask.tasks import own_model as om
+    from wmask.experiments.tasks import own_model as om
     settled = {"mask +": {"converged": True, "reason": ""}, "mask -": {"converged": True, "reason": ""}}
     split = {"mask +": {"+": 0.99, "-": 0.1}, "mask -": {"+": 0.2, "-": 0.97}, "network": {"+": 1.0, "-": 1.0}}
     trained = {"config": {"target": 0.99}, "base_accuracy": {"+": 1.0, "-": 0.995}}

@@ -1,6 +1,6 @@
 """The package declares what it imports: every third-party module imported anywhere in ``wmask`` (also inside
 functions) belongs to a distribution listed in ``pyproject.toml``'s dependencies (or, for an optional feature, in
-its optional dependencies: ``ray`` for ``wmask.sweep``), and every module imports."""
+its optional dependencies: ``ray`` for ``wmask.experiments.sweep``), and every module imports."""
 import ast
 import importlib
 import importlib.metadata as md

@@ -6,9 +6,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from wmask import runner
+from wmask.experiments import runner
 from wmask.__main__ import main
-from wmask.tasks import scan
+from wmask.experiments.tasks import scan
 
 # enough mask steps at a high rate that the masks prune; checkpoints every 10 steps
 OVERRIDES = {"mask.steps": 40, "mask.lr": 0.1, "mask.checkpoint_every": 10, "base.checkpoint_every": 20}

@@ -7,12 +7,12 @@ import pandas as pd
 import pytest
 import torch
 
-from wmask import runner, seq2seq
+from wmask.experiments import runner, seq2seq
 from wmask.book import claims
 from wmask.__main__ import main
 from wmask.masks import MaskFilter, MaskSet, materialize
 from wmask.book.report import committed_run
-from wmask.tasks import scan
+from wmask.experiments.tasks import scan
 
 PAIRS = [("jump twice".split(), ["I_JUMP", "I_JUMP"]), ("walk left".split(), ["I_TURN_LEFT", "I_WALK"]),
          ("look".split(), ["I_LOOK"]), ("run after jump".split(), ["I_JUMP", "I_RUN"])]

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from wmask.__main__ import main
-from wmask.data import scan
+from wmask.experiments.data import scan
 
 # the canonical files: $WMASK_DATA/scan (the Makefile points it at ../shared/data), else ../shared/data/scan
 CANONICAL = Path(os.environ.get("WMASK_DATA") or Path(__file__).resolve().parents[2] / "shared/data") / "scan"

@@ -8,7 +8,7 @@ import time
 import pytest
 import torch
 
-from wmask import runner, store
+from wmask.experiments import runner, store
 from wmask.__main__ import main
 from wmask.masks import MaskSet
 from wmask.train import History
@@ -64,7 +64,7 @@ def test_stale_code_is_refused_unless_asked(tmp_path, monkeypatch):
         store.Store(tmp_path).json(tmp_path / "r.json", {"a": 1}, lambda: {"x": 2})
     assert store.Store(tmp_path, "reuse").json(tmp_path / "r.json", {"a": 1}, lambda: {"x": 2})["x"] == 1
     assert store.Store(tmp_path, "recompute").json(tmp_path / "r.json", {"a": 1}, lambda: {"x": 2})["x"] == 2
-    files["wmask/tasks/addmul.py"] = "1" * 32                    # a preset changed: other code, other config
+    files["wmask/experiments/tasks/addmul.py"] = "1" * 32                    # a preset changed: other code, other config
     assert store.Store(tmp_path, "recompute").json(tmp_path / "r.json", {"a": 2}, lambda: {"x": 3})["x"] == 3
     with pytest.raises(ValueError, match=r"different configuration \(a: 2 -> 4\)"):     # same code: never overwritten
         store.Store(tmp_path, "recompute").json(tmp_path / "r.json", {"a": 4}, lambda: {"x": 4})

@@ -6,7 +6,7 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
-from wmask import runner, sweep  # noqa: E402
+from wmask.experiments import runner, sweep  # noqa: E402
 from wmask.__main__ import main  # noqa: E402
 
 VOLATILE = {"wall_time_s", "host", "device"}   # where and how long, not what

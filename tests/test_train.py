@@ -9,9 +9,9 @@ from torch.func import functional_call
 
 import wmask
 from wmask.masks import MaskSet, split_samples
-from wmask.models import FNN
+from wmask.experiments.models import FNN
 from wmask.sampling import sampled_uniforms
-from wmask.tasks import planted
+from wmask.experiments.tasks import planted
 from wmask.train import MaskTrainConfig, clip_per_set, train_masks
 
 
@@ -131,9 +131,9 @@ def test_base_training_stops_at_the_first_evaluation_that_meets_the_condition():
 
 
 def test_arithmetic_base_training_stops_at_target(tmp_path):
-    from wmask.store import Store
-    from wmask.tasks.addmul import AddMul, _fnn
-    from wmask.tasks.arithmetic import train_base
+    from wmask.experiments.store import Store
+    from wmask.experiments.tasks.addmul import AddMul, _fnn
+    from wmask.experiments.tasks.arithmetic import train_base
     net = _fnn([32, 32], 3000, 10, until_settled=True)
     net.target = {"+": 0.0, "×": 0.0}                       # met at the first check
     _, info = train_base(AddMul(), net, 0, Store(tmp_path), "t", "cpu", progress=False)

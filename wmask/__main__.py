@@ -24,7 +24,7 @@ def _experiment_args(p: argparse.ArgumentParser, experiments) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
-    from . import runner
+    from .experiments import runner
     ap = argparse.ArgumentParser(prog="wmask", description="Differentiable weight masks: run the experiments.")
     sub = ap.add_subparsers(dest="command", required=True)
     sub.add_parser("info", help="versions, device and mask sampler in use")
@@ -93,11 +93,11 @@ def _data(a) -> int:
     if not getattr(a, need[2:].replace("-", "_")):
         raise ValueError(f"data {a.dataset} needs {need} OUT_DIR")
     if a.dataset == "scan":
-        from .data import scan
+        from .experiments.data import scan
         files = scan.write_generated(a.generate, a.seed)
         print(f"wrote {len(files)} files to {a.generate} (simple_split is a seeded split, not the canonical one)")
         return 0
-    from .data import cifar10
+    from .experiments.data import cifar10
     arrays = cifar10.load()      # --data-dir is $WMASK_DATA by now: its cifar10/ or itself
     files = cifar10.write_batches(a.write_batches, arrays)
     md5 = "" if arrays["checksum"] in arrays["dataset"] else f" (md5 {arrays['checksum']})"
@@ -106,7 +106,7 @@ def _data(a) -> int:
 
 
 def _status(a) -> int:
-    from . import status
+    from .experiments import status
     found = status.summaries(a.results)
     if not found:
         raise ValueError(f"no results under {a.results}/ (expected <experiment>/<preset>/summary.json)")
@@ -124,7 +124,7 @@ def _status(a) -> int:
 def _results(a) -> int:
     from pathlib import Path
 
-    from . import regenerate, runner
+    from .experiments import regenerate, runner
     from .utils import parse_threads
     dirty = regenerate.dirty_files(Path.cwd())
     if dirty and not a.allow_dirty:
@@ -137,7 +137,7 @@ def _results(a) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from . import config, runner
+    from .experiments import config, runner
     argv = list(sys.argv[1:] if argv is None else argv)
     # key=value overrides may stand anywhere after the command (argparse would only take them before the options)
     pairs = [x for x in argv[1:] if "=" in x and not x.startswith("-")]
@@ -166,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
             print(config.to_yaml(runner.resolve(a.experiment, a.preset, 0, a.model, overrides)), end="")
             return 0
         if a.command == "sweep":
-            from . import sweep
+            from .experiments import sweep
             rows = sweep.sweep(sweep.parse_experiments(a.experiments), a.preset, runner.parse_seeds(a.seeds),
                                a.results, overrides, a.address, a.num_cpus, a.cpus_per_task, a.gpus_per_task,
                                a.retries, a.device, a.stale, progress=not a.quiet)

@@ -61,7 +61,7 @@ def load_masks(path: str | os.PathLike, model: nn.Module | None = None, filter=N
     names are the input and output layers), not the file's alphabetical one."""
     from safetensors.torch import load_file
 
-    from .masks import MaskFilter
+    from .maskfilter import MaskFilter
     masks = load_file(os.fspath(path))
     if model is not None:
         params = dict(model.named_parameters())

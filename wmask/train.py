@@ -13,7 +13,7 @@ from torch import nn
 from torch.utils._pytree import tree_map
 from tqdm import tqdm
 
-from .config import diff
+from .experiments.config import diff
 from .evidence import history_convergence
 from . import memory
 from .forward import input_tensors, map_inputs
@@ -30,7 +30,7 @@ CLIP_MODES = ("masks", "all")
 class MaskTrainConfig:
     """Mask training hyper-parameters. The defaults are the paper's add/mul settings (the book's method page), but
     for ``clip_mode``: ``"masks"`` clips the mask logits' gradient as the method describes, while the paper's figures
-    came from the authors' ``"all"``, which every experiment of :mod:`wmask.tasks` sets explicitly."""
+    came from the authors' ``"all"``, which every experiment of :mod:`wmask.experiments.tasks` sets explicitly."""
     steps: int = 20_000
     lr: float = 1e-2          # Adam on the mask logits, constant
     alpha: float = 1e-4       # regulariser: alpha * sum(raw logits) / batch_size (train_masks' alphas= per set)

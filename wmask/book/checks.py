@@ -9,7 +9,7 @@ from __future__ import annotations
 import pandas as pd
 
 from .. import evidence
-from ..tasks import scan
+from ..experiments.tasks import scan
 from .verdict import Line, line as _line
 
 

@@ -14,7 +14,7 @@ import pandas as pd
 
 from . import checks
 from .verdict import Line, Verdict, tally  # noqa: F401  (re-exported: claims.tally, claims.Line)
-from ..runner import experiment_of, label, model_of
+from ..experiments.runner import experiment_of, label, model_of
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ def preset_to_run(experiment: str, preset: str, model: str | None = None) -> tup
     """``(preset, "")`` when ``experiment`` has ``preset``; ``("smoke", note)`` when it deliberately lacks it (e.g.
     no cpu preset where two cores cannot train its networks to target), ``note`` saying why, so a chapter built at
     that preset still shows every step of the method, at smoke, and says that its numbers mean nothing."""
-    from ..runner import EXPERIMENTS, label
+    from ..experiments.runner import EXPERIMENTS, label
     why = EXPERIMENTS[experiment].absent(preset, model)
     if not why:
         return preset, ""
@@ -50,13 +50,13 @@ def chapter_run(experiment: str, preset: str, seeds: list[int] | None = None, re
                 run: bool = False) -> ChapterRun | None:
     """The run a chapter shows. By default it **reads** the committed summary ``<results>/<label>/<preset>/`` (relative
     to the repository root) and trains nothing; its caption names the commit that made it, the wall time and whether
-    it is still what this code computes (:mod:`wmask.status`). None when the experiment deliberately lacks the
+    it is still what this code computes (:mod:`wmask.experiments.status`). None when the experiment deliberately lacks the
     preset (the Transformer at cpu); a missing summary is an error saying how to make it.
 
     With ``run=True`` it runs the experiment first (or reuses finished work under ``results``), as CI does at smoke:
     threads set for this machine, stale artefacts recomputed, smoke in place of a preset the experiment lacks (with
     the note saying why). ``dataset`` names the data in the caption (default: the run's own dataset and checksum)."""
-    from ..runner import EXPERIMENTS, label
+    from ..experiments.runner import EXPERIMENTS, label
     if not run:
         if EXPERIMENTS[experiment].absent(preset, model):
             return None
@@ -66,7 +66,7 @@ def chapter_run(experiment: str, preset: str, seeds: list[int] | None = None, re
             raise FileNotFoundError(f"no committed run in {where}: make it with `make results PRESET={preset} "
                                     f"EXP={label(experiment, model)}`, or execute this chapter with run=True")
         return view
-    from ..runner import run as run_experiment
+    from ..experiments.runner import run as run_experiment
     from ..utils import set_threads
     set_threads()
     preset, note = preset_to_run(experiment, preset, model)
@@ -93,10 +93,10 @@ def committed_run(experiment: str, preset: str, model: str | None = None, root=N
                   overrides: dict | None = None, dataset: str | None = None) -> ChapterRun | None:
     """The committed run of ``experiment`` at ``preset`` (``results/<experiment>[-<model>]/<preset>``; with
     ``overrides``, the run made with them, ``<preset>+<hash>``) as a chapter reads it; its caption adds the commit,
-    the wall time and whether the run is *current* or *stale* (:func:`wmask.status.word`). None when none is
+    the wall time and whether the run is *current* or *stale* (:func:`wmask.experiments.status.word`). None when none is
     committed."""
-    from ..runner import EXPERIMENTS, folder_name, label
-    from ..status import word
+    from ..experiments.runner import EXPERIMENTS, folder_name, label
+    from ..experiments.status import word
     summary = committed_summary(label(experiment, model), folder_name(preset, overrides or {}), root)
     if summary is None:
         return None
@@ -161,7 +161,7 @@ def show_paper_scale(experiment: str, order: list[str], claim_keys: list[str], r
     import pandas as pd
 
     from . import claims
-    from ..runner import EXPERIMENTS
+    from ..experiments.runner import EXPERIMENTS
     summary = committed_summary(experiment, "paper", root)
     if summary is None:
         return f"No run of the paper preset is committed for {experiment} (results/{experiment}/paper/)."
@@ -358,7 +358,7 @@ def reuse_by_width(summary: dict) -> dict:
     verdict of its "little reuse" check alone (the claim's other checks are on the first layer), and the claim's."""
     import pandas as pd
 
-    from ..runner import EXPERIMENTS
+    from ..experiments.runner import EXPERIMENTS
     from . import claims
     from .checks import later_reuse
     tb = {k: pd.DataFrame(v) for k, v in EXPERIMENTS["permuted_mnist"].tables(summary["runs"]).items()}

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..runner import EXPERIMENTS, experiment_of, model_of
-from ..status import word as status_word
+from ..experiments.runner import EXPERIMENTS, experiment_of, model_of
+from ..experiments.status import word as status_word
 from . import claims
 from .verdict import UNTESTABLE
 

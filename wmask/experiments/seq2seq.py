@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .recurrent import run_padded
+from ..recurrent import run_padded
 
 PAD, IGNORE, EOS = "<pad>", -1, "<eos>"
 

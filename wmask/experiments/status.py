@@ -1,7 +1,7 @@
 """Is each committed result still what this code computes? (``python -m wmask status``)
 
 Every seed's result records the md5 of the source files that computed it. A results folder is *current* when, for
-every seed, each file that computes its experiment today (:mod:`wmask.fingerprint`) has the md5 recorded; otherwise
+every seed, each file that computes its experiment today (:mod:`wmask.experiments.fingerprint`) has the md5 recorded; otherwise
 it is *stale*, naming the files changed since. Stale results are still shown by the book, with that word in their
 caption: regenerate them with ``make results PRESET=<preset> EXP=<experiment>``.
 """
@@ -36,7 +36,7 @@ def _at_commit(commit: str, path: str) -> bytes | None:
 
 def _same_code(path: str, recorded: str | None, commit: str, now: str) -> bool:
     """Whether the file that made a result (``recorded`` md5 at ``commit``) has the code of today's (``now``, its
-    :func:`~wmask.fingerprint.code_md5`). Results made before fingerprints left out comments and docstrings
+    :func:`~wmask.experiments.fingerprint.code_md5`). Results made before fingerprints left out comments and docstrings
     recorded the raw md5: the file is then read back from git at that commit (and checked against the recorded
     md5) to compare its code."""
     if recorded == now:
@@ -48,7 +48,7 @@ def _same_code(path: str, recorded: str | None, commit: str, now: str) -> bool:
 
 
 def stale_files(summary: dict) -> list[str]:
-    """The computing files (:func:`wmask.fingerprint.computing_files`) whose code differs from what any seed of
+    """The computing files (:func:`wmask.experiments.fingerprint.computing_files`) whose code differs from what any seed of
     ``summary`` was made by; empty when the summary is current."""
     from .runner import code_of, experiment_of
     files = code_of(experiment_of(summary["experiment"]))

@@ -13,10 +13,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .. import metrics
+from ... import metrics
 from ..experiment import Experiment
-from ..masks import MaskSet
-from ..train import BaseTrainConfig, MaskTrainConfig, train_masks, train_model
+from ...masks import MaskSet
+from ...train import BaseTrainConfig, MaskTrainConfig, train_masks, train_model
 
 
 @dataclass

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..train import BaseTrainConfig, train_model
+from ...train import BaseTrainConfig, train_model
 
 
 @dataclass

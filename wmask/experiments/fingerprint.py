@@ -20,11 +20,15 @@ import sys
 import tokenize
 from pathlib import Path
 
-PACKAGE = Path(__file__).resolve().parent
+PACKAGE = Path(__file__).resolve().parents[1]      # the wmask package
 ROOT = PACKAGE.name
-# modules that read results and never compute them: an import of one of these does not enter a fingerprint
-READERS = frozenset({f"{ROOT}.claims", f"{ROOT}.checks", f"{ROOT}.report", f"{ROOT}.reference",
-                     f"{ROOT}.fingerprint", f"{ROOT}.status"})
+# what reads results and never computes them: an import of these does not enter a fingerprint
+READERS = (f"{ROOT}.book", f"{ROOT}.experiments.fingerprint", f"{ROOT}.experiments.status",
+           f"{ROOT}.experiments.runner", f"{ROOT}.experiments.regenerate", f"{ROOT}.experiments.sweep")
+
+
+def _reader(module: str) -> bool:
+    return any(module == r or module.startswith(r + ".") for r in READERS)
 
 
 def code_text(source: str) -> str:
@@ -55,7 +59,8 @@ def code_md5(source: bytes) -> str:
 
 
 def _path(module: str) -> Path | None:
-    """The source file of ``module`` (``wmask.tasks.addmul``), a package's ``__init__.py``, or None. A module
+    """The source file of ``module`` (``wmask.experiments.tasks.addmul``), a package's ``__init__.py``, or
+    None. A module
     outside the package (an experiment of your own) is found through ``sys.modules``."""
     if module != ROOT and not module.startswith(ROOT + "."):
         file = getattr(sys.modules.get(module), "__file__", None)
@@ -108,7 +113,7 @@ def computing_modules(module: str) -> list[str]:
     seen, todo = set(), [*_parents(module), module]
     while todo:
         m = todo.pop()
-        if m in seen or m in READERS:
+        if m in seen or _reader(m):
             continue
         seen.add(m)
         todo += _imports(m)

@@ -6,7 +6,7 @@ each either raw or gzipped (``<name>.gz``). The **uncompressed** contents are ch
 copy re-gzipped elsewhere is still recognised as canonical), then parsed: the idx magic number, the dimensions in the
 header, and the file's length against them. Every problem is a :class:`DatasetError` naming the file.
 
-Decoded arrays are cached like CIFAR-10's (:mod:`wmask.data.common`): a later run reads one ``.npz``. With
+Decoded arrays are cached like CIFAR-10's (:mod:`wmask.experiments.data.common`): a later run reads one ``.npz``. With
 ``download_missing=True`` and no copy present, the canonical ``.gz`` files are fetched and verified.
 """
 from __future__ import annotations
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..utils import atomic_path
+from ...utils import atomic_path
 from .common import DatasetError, cache_dir, check_md5, find_dir, read_cache, write_cache
 
 FILES = {"train_x": "train-images-idx3-ubyte", "train_y": "train-labels-idx1-ubyte",

@@ -9,7 +9,7 @@ from typing import Callable
 
 import numpy as np
 
-from ..utils import atomic_path, file_md5
+from ...utils import atomic_path, file_md5
 
 
 class DatasetError(ValueError):

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 import wmask
-from .. import evidence
+from ... import evidence
 from ..experiment import Experiment
 
 OPS = ("+", "-")

@@ -3,9 +3,9 @@ up with the clusters?
 
 Per seed:
 
-1. **Filan et al.'s networks** (:mod:`wmask.tasks.mnist_mlp`): the untrained initialisation; trained without and
+1. **Filan et al.'s networks** (:mod:`wmask.experiments.tasks.mnist_mlp`): the untrained initialisation; trained without and
    with dropout; each of those magnitude-pruned to 90 %. For each, the n-cut of a K-way spectral clustering and its
-   shuffle nulls (:mod:`wmask.clusterability`): ``layer`` always, ``layer_nonzero`` for the pruned networks (for a
+   shuffle nulls (:mod:`wmask.experiments.clusterability`): ``layer`` always, ``layer_nonzero`` for the pruned networks (for a
    dense network the two nulls are the same shuffle).
 2. **Masks against clusters** (the question neither paper asks): the networks whose functional masks the book trains
    (planted, add/mul, double addition) are clustered too, and each mask's kept weights are compared with the clusters:
@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from .. import clusterability as cl
-from .. import evidence
+from ... import evidence
 from ..experiment import Experiment
 from ..fingerprint import computing_files
 from ..store import Store
@@ -94,7 +94,7 @@ def mnist_networks(cfg: ClusterabilityConfig, data: dict, store: Store, progress
 
 
 def _cluster(weights, k, method, cfg, store: Store, name: str) -> dict:
-    """:func:`wmask.clusterability.clusterability`, stored (``<name>-k<K>-<method>.json``) so a rerun reuses it."""
+    """:func:`wmask.experiments.clusterability.clusterability`, stored (``<name>-k<K>-<method>.json``) so a rerun reuses it."""
     key = {"network": name, "k": k, "method": method, "n_shuffles": cfg.n_shuffles, "seed": cfg.seed}
 
     def compute():

@@ -17,11 +17,11 @@ from dataclasses import asdict, dataclass, field
 import torch
 import torch.nn.functional as F
 
-from .. import metrics
-from ..evaluate import variants_forward
-from ..masks import MaskSet, forward_mode, invert
+from ... import metrics
+from ...evaluate import variants_forward
+from ...masks import MaskSet, forward_mode, invert
 from ..models import FNN, RepeatLSTM
-from ..train import BaseTrainConfig, MaskTrainConfig, train_masks, train_model
+from ...train import BaseTrainConfig, MaskTrainConfig, train_masks, train_model
 
 OPS = ("+", "×")
 

@@ -16,13 +16,14 @@ from typing import Any
 
 import torch
 
-from .. import metrics, seq2seq
+from ... import metrics
+from .. import seq2seq
 from ..data import scan as data
-from ..evaluate import variants_forward
+from ...evaluate import variants_forward
 from ..experiment import Experiment
-from ..masks import MaskFilter, MaskSet, forward_mode
-from ..train import BaseTrainConfig, MaskTrainConfig, train_masks, train_model
-from ..utils import file_md5
+from ...masks import MaskFilter, MaskSet, forward_mode
+from ...train import BaseTrainConfig, MaskTrainConfig, train_masks, train_model
+from ...utils import file_md5
 from .arithmetic import stream
 
 MODELS = ("lstm", "transformer")

@@ -4,11 +4,11 @@ An experiment module defines ``EXPERIMENT = Experiment(...)``:
 
 - ``schema``: a dataclass whose defaults are the paper's settings (for experiments with a choice of model, those
   of the first model), with a ``seed`` field (and a ``model`` field when ``models`` is given);
-- ``presets``: ``{preset: overrides}`` (dotted keys, see :mod:`wmask.config`), or ``{model: {preset: overrides}}``;
+- ``presets``: ``{preset: overrides}`` (dotted keys, see :mod:`wmask.experiments.config`), or ``{model: {preset: overrides}}``;
   a preset given as a string instead is one the experiment deliberately lacks, and the string says why (e.g. no
   ``cpu`` preset where a 2-core budget cannot train its networks to target); asking for it is an error that says so;
 - ``run(cfg, store, device, progress) -> dict``: the experiment for one seed; its result must be JSON-able, and every
-  reusable artefact goes through ``store`` (:class:`wmask.store.Store`), so a rerun reuses finished work;
+  reusable artefact goes through ``store`` (:class:`wmask.experiments.store.Store`), so a rerun reuses finished work;
 - ``tables(runs) -> {name: rows}`` (optional): tidy rows over all seeds, written as CSV next to the summary.
 """
 from __future__ import annotations

@@ -16,14 +16,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .. import metrics
+from ... import metrics
 from ..data import cifar10 as data
 from ..config import to_dict
-from ..evaluate import variants_forward
+from ...evaluate import variants_forward
 from ..experiment import Experiment
-from ..masks import MaskFilter, MaskSet
+from ...masks import MaskFilter, MaskSet
 from ..models import CifarResNet, SimpleCNN
-from ..train import BaseTrainConfig, MaskTrainConfig, sgd, train_masks, train_model
+from ...train import BaseTrainConfig, MaskTrainConfig, sgd, train_masks, train_model
 from .arithmetic import stream
 
 N_CLASSES = 10

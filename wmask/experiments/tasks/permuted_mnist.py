@@ -26,10 +26,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .. import evidence
+from ... import evidence
 from ..experiment import Experiment
-from ..masks import MaskFilter, MaskSet, materialize
-from ..train import BaseTrainConfig, MaskTrainConfig, train_masks, train_model
+from ...masks import MaskFilter, MaskSet, materialize
+from ...train import BaseTrainConfig, MaskTrainConfig, train_masks, train_model
 from . import mnist_mlp
 
 

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..utils import atomic_path
+from ...utils import atomic_path
 from .common import DatasetError, cache_dir, find_dir, check_md5, md5, read_cache, write_cache  # noqa: F401
 
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")

@@ -1,7 +1,7 @@
 """Experiment configurations: the paper's settings as dataclass defaults, presets as named overrides of them, and
 ``key=value`` overrides from the command line, resolved and type-checked by OmegaConf structured configs.
 
-An experiment's config class (e.g. :class:`wmask.tasks.addmul.AddMulConfig`) holds the paper's settings as its
+An experiment's config class (e.g. :class:`wmask.experiments.tasks.addmul.AddMulConfig`) holds the paper's settings as its
 defaults. A preset (``smoke``, ``cpu``, ``paper``) is a dict of dotted keys to values applied on top; a value that is
 a dict or a list replaces the whole sub-tree (a preset can name its own networks; keys a dict leaves out take their
 class defaults). Command-line overrides use the

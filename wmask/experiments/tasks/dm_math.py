@@ -1,11 +1,11 @@
 """§2.7 the Mathematics dataset: does a mask trained on easy problems keep the hard ones?
 
-One character-level Transformer per module (the SCAN Transformer of :mod:`wmask.seq2seq` with tied input/output
+One character-level Transformer per module (the SCAN Transformer of :mod:`wmask.experiments.seq2seq` with tied input/output
 embeddings, so its output layer is left whole), trained on the module's easy, medium and hard training data
 together. Then, **in one batched pass**, two masks: a *control* mask trained on all of that training data and an
 *easy* mask trained on ``train-easy`` only (the paper's code calls the latter "hard"). Each is evaluated, with the
 unmasked network, on the examples held out of each difficulty's training file (10k of v1.0's; proportionally
-fewer of a smaller copy, :func:`wmask.data.dm_math.held_out`). The paper: the easy mask loses much of the hard
+fewer of a smaller copy, :func:`wmask.experiments.data.dm_math.held_out`). The paper: the easy mask loses much of the hard
 accuracy while the control keeps it, so the network solves hard problems with weights the easy ones do not need.
 
 Every result names its data: the generated copy in this book's data folder is **not** the released v1.0.
@@ -17,12 +17,13 @@ from typing import Any
 
 import torch
 
-from .. import metrics, seq2seq
+from ... import metrics
+from .. import seq2seq
 from ..data import dm_math as data
-from ..evaluate import variants_forward
+from ...evaluate import variants_forward
 from ..experiment import Experiment
-from ..masks import MaskFilter, MaskSet, forward_mode
-from ..train import BaseTrainConfig, MaskTrainConfig, train_masks, train_model
+from ...masks import MaskFilter, MaskSet, forward_mode
+from ...train import BaseTrainConfig, MaskTrainConfig, train_masks, train_model
 from .arithmetic import stream
 
 SETS = ("control", "easy")                    # the mask sets, trained in one pass
@@ -52,7 +53,7 @@ class DmMathConfig:
     mask: MaskTrainConfig = field(default_factory=lambda: MaskTrainConfig(
         steps=30_000, lr=0.03, alpha=2e-5, k=8, batch_size=256, clip=0.1, clip_mode="all", log_every=50))
     data: str = "files"                       # "files" (the dataset under WMASK_DATA) or "synthetic" (smoke: made-up
-                                              # sort problems, wmask.data.dm_math.synthetic)
+                                              # sort problems, wmask.experiments.data.dm_math.synthetic)
     n_test: int = 0                           # held-out examples evaluated per difficulty (0 = all held out)
     target: float = 0.5                       # hard held-out exact match the network must reach: a mask can only
                                               # "lose much of the hard accuracy" of a network that has some

@@ -16,7 +16,7 @@ import random
 import urllib.request
 from pathlib import Path
 
-from ..utils import atomic_path, atomic_write_text, file_md5
+from ...utils import atomic_path, atomic_write_text, file_md5
 
 URL = "https://raw.githubusercontent.com/brendenlake/SCAN/master/"
 FILES = {

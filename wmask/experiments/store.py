@@ -1,8 +1,8 @@
 """One store for every reusable artefact of a run: trained networks, mask stages, other stage states, seed results.
 
 Each artefact is keyed by the resolved configuration that made it **and** by a fingerprint of the code that
-computes it (the experiment's own source files, :mod:`wmask.fingerprint`; the whole package's when no experiment is
-named). Asked for again, it is reused when both match; a different configuration is an
+computes it (the experiment's own source files, :mod:`wmask.experiments.fingerprint`; the whole package's when no
+experiment is named). Asked for again, it is reused when both match; a different configuration is an
 error naming the keys that differ; a different code version is refused with the files that changed, unless the
 store was opened with ``stale="reuse"`` (reuse anyway) or ``stale="recompute"`` (compute it again and overwrite;
 also when its configuration differs because the code that defines a preset changed; with the same code, an artefact
@@ -31,11 +31,11 @@ import torch
 
 from . import config as _config
 from .fingerprint import changed, fingerprint
-from .masks import MaskFilter, load_masks, save_masks
-from .utils import atomic_torch_save, atomic_write_text, dumps, read_torch, rng_state, set_rng_state
+from ..masks import MaskFilter, load_masks, save_masks
+from ..utils import atomic_torch_save, atomic_write_text, dumps, read_torch, rng_state, set_rng_state
 
 STALE = ("error", "reuse", "recompute")
-PACKAGE = Path(__file__).resolve().parent
+PACKAGE = Path(__file__).resolve().parents[1]      # the wmask package
 
 
 @functools.lru_cache(maxsize=1)
@@ -51,7 +51,8 @@ def code_fingerprint(files: dict[str, str] | None = None) -> str:
 
 class Store:
     """The artefacts of one run (one experiment, preset and seed) in the folder ``root``. ``code``: the source
-    files (path -> md5) that compute them (:func:`wmask.fingerprint.computing_files`; default: the whole package)."""
+    files (path -> md5) that compute them (:func:`wmask.experiments.fingerprint.computing_files`; default: the whole
+    package)."""
 
     def __init__(self, root: str | os.PathLike, stale: str = "error", code: dict[str, str] | None = None):
         if stale not in STALE:

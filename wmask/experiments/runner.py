@@ -6,7 +6,7 @@ preset's name, plus ``+<hash>`` of the overrides when there are any, so runs wit
 a folder):
 
 - ``seed<N>.json``: one seed's result, its configuration and provenance (commit, code fingerprint), written
-  atomically; reused when its configuration and code match (see :mod:`wmask.store`); a run of some of a preset's
+  atomically; reused when its configuration and code match (see :mod:`wmask.experiments.store`); a run of some of a preset's
   networks (``--networks``, e.g. the paper's smallest FNN on a CPU) writes ``seed<N>@<net>+<net>.json`` instead, and
   the summary merges every seed's networks from all such files made by the same code (with ``--stale reuse``, also
   those made by other versions, each network then named with the commit that made it); a selection whose networks
@@ -36,7 +36,7 @@ from .fingerprint import computing_files, fingerprint
 from .store import Store, read_json, wall_clock
 from .tasks import (addmul, cifar10, clusterability, dm_math, double_addition, own_model, permuted_mnist, planted,
                     scan)
-from .utils import atomic_write_text, dumps, get_device, provenance, set_threads
+from ..utils import atomic_write_text, dumps, get_device, provenance, set_threads
 
 EXPERIMENTS: dict[str, Experiment] = {m.EXPERIMENT.name: m.EXPERIMENT
                                       for m in (planted, addmul, double_addition, cifar10, scan, clusterability,
@@ -45,7 +45,7 @@ GENERATED = "generated on the fly (no files)"
 
 
 def code_of(exp: Experiment) -> dict[str, str]:
-    """The source files that compute ``exp``'s numbers (:mod:`wmask.fingerprint`): its store key's code part."""
+    """The source files that compute ``exp``'s numbers (:mod:`wmask.experiments.fingerprint`): its store key's code part."""
     return computing_files(exp.run.__module__)
 
 
@@ -143,7 +143,7 @@ def run(experiment: str, preset: str, seeds: list[int], results: str | Path = "r
         stale: str = "error", networks: list[str] | None = None) -> dict:
     """Run (or reuse) every seed; returns the summary of ``seeds`` (``summary.json`` holds every finished seed of
     the folder), with ``computed``: the seeds computed by this call (the others were reused). ``overrides``: dotted
-    keys (see :mod:`wmask.config`); ``stale``: see :mod:`wmask.store`; ``networks``: run only these of the preset's
+    keys (see :mod:`wmask.experiments.config`); ``stale``: see :mod:`wmask.experiments.store`; ``networks``: run only these of the preset's
     networks (the summary then says which were run)."""
     if not seeds:
         raise ValueError("no seeds to run")
@@ -230,7 +230,7 @@ def merge_runs(exp: Experiment, preset: str, model: str | None, overrides: dict,
     """One seed's results from several network selections as one run: each network's result from the first run
     that has it (a full run, without a selection, stands alone), any other result (e.g. the α sweep) from the first
     run where it is not empty, the preset's config restricted to those networks, the summed wall time and work
-    periods (processes that computed them, see :func:`wmask.store.wall_clock`), and
+    periods (processes that computed them, see :func:`wmask.experiments.store.wall_clock`), and
     ``made_by``: each network's commit (selections may come from different versions, see :func:`finished_runs`)."""
     full = [r for r in runs if "selected" not in r]
     if full or len(runs) == 1:

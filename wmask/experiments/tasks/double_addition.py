@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..experiment import Experiment
-from ..train import BaseTrainConfig, MaskTrainConfig
+from ...train import BaseTrainConfig, MaskTrainConfig
 from .arithmetic import DoubleAdd, NetConfig, network_tables, run_networks
 
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from .. import metrics
+from ... import metrics
 from ..experiment import Experiment
-from ..train import BaseTrainConfig, MaskTrainConfig
+from ...train import BaseTrainConfig, MaskTrainConfig
 from .arithmetic import (AddMul, NetConfig, base_tag, evaluate, network_tables, run_networks, train_base,
                          train_mask_sets)
 
