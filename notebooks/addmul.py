@@ -32,22 +32,26 @@ run = False                  # False: read the committed results; True: run the 
 results = "results"          # relative to the repository root (CI: _build/results)
 device = "auto"
 
-# %%
+# %% tags=["remove-input"]
 # %matplotlib inline
 import matplotlib.pyplot as plt
 import pandas as pd
 from matplotlib.ticker import NullFormatter
 import seaborn as sns
 
-from IPython.display import Markdown, display
+from IPython.display import HTML, Markdown, display
 from myst_nb import glue
 
 from wmask.book import claims
+from wmask.book.table import verdict_box
 from wmask.book.report import (beside_the_authors, chapter_run, describe_networks, evidence_table, mean_sd, plot_curves,
                           plot_layer_overlap, show_paper_scale)
 
 summary, tables, where, run_cfg, _ = chapter_run("addmul", preset, seeds, results, device, run=run,
                                                  dataset="problems generated on the fly")
+CLAIMS = ["specialise", "partial-overlap", "inverted-addmul",
+          "sharing-vs-size", "alpha-sweep"]
+display(HTML(verdict_box(CLAIMS, tables, run_cfg, where)))
 cfg = run_cfg["networks"]
 print(where)
 describe_networks(cfg)

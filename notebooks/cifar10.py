@@ -32,13 +32,13 @@ run = False                  # False: read the committed results; True: run the 
 results = "results"          # relative to the repository root (CI: _build/results)
 device = "auto"
 
-# %%
+# %% tags=["remove-input"]
 # %matplotlib inline
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
-from IPython.display import Markdown, display
+from IPython.display import HTML, Markdown, display
 
 from myst_nb import glue
 
@@ -46,10 +46,12 @@ from wmask import evidence
 from wmask.experiments import runner
 from wmask.book import authors as reference, claims, settling
 from wmask.experiments.data.cifar10 import CLASSES
+from wmask.book.table import verdict_box
 from wmask.book.report import chapter_run, committed_run, evidence_table, plot_base, plot_curves
 
 chapter = chapter_run("cifar10", preset, seeds, results, device, run=run, model=model)
 summary, tables, where, c, absent = chapter
+display(HTML(verdict_box(["class-specific"], tables, c, where)))
 if absent:
     display(Markdown(f"**{absent}**"))
 preset, runs = summary["preset"], summary["runs"]

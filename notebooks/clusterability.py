@@ -38,20 +38,24 @@ run = False                  # False: read the committed results; True: run the 
 results = "results"          # relative to the repository root (CI: _build/results)
 device = "auto"
 
-# %%
+# %% tags=["remove-input"]
 # %matplotlib inline
 import matplotlib.pyplot as plt
 import numpy as np
 import seaborn as sns
 
-from IPython.display import Markdown
+from IPython.display import HTML, Markdown, display
 from myst_nb import glue
 
 from wmask.book import claims
+from wmask.book.table import verdict_box
 from wmask.book.report import chapter_run
 from wmask.experiments.tasks import clusterability
 
 summary, tables, where, run_cfg, _ = chapter_run("clusterability", preset, seeds, results, device, run=run)
+CLAIMS = ["filan-pruned-below-init", "filan-dropout-lower", "filan-beats-shuffles",
+          "alignment-planted", "alignment-arithmetic"]
+display(HTML(verdict_box(CLAIMS, tables, run_cfg, where)))
 mlp = run_cfg["mlp"]
 print(where)
 print(f"MLP 784-{'-'.join(map(str, mlp['hidden']))}-10: {mlp['epochs']} epochs, then {mlp['prune_epochs']} pruning "

@@ -38,21 +38,23 @@ run = False                  # False: read the committed results; True: run the 
 results = "results"          # relative to the repository root (CI: _build/results)
 device = "auto"
 
-# %%
+# %% tags=["remove-input"]
 # %matplotlib inline
 import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
-from IPython.display import Markdown, display
+from IPython.display import HTML, Markdown, display
 
 from myst_nb import glue
 
 from wmask.book import claims
+from wmask.book.table import verdict_box
 from wmask.book.report import chapter_run, committed_run, evidence_table, plot_curves
 from wmask.experiments.tasks import dm_math
 
 chapter = chapter_run("dm_math", preset, seeds, results, device, run=run)
 summary, tables, where, run_cfg, _ = chapter
+display(HTML(verdict_box(["math-easy-mask"], tables, run_cfg, where)))
 print(where)
 net = run_cfg["net"]
 print(f"Transformer {net['enc_layers']}+{net['dec_layers']} layers, d {net['d']}, {net['heads']} heads, FF {net['ff']}, "

@@ -33,21 +33,23 @@ run = False                  # False: read the committed results; True: run the 
 results = "results"          # relative to the repository root (CI: _build/results)
 device = "auto"
 
-# %%
+# %% tags=["remove-input"]
 # %matplotlib inline
 import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 
-from IPython.display import Markdown, display
+from IPython.display import HTML, Markdown, display
 from myst_nb import glue
 
 from wmask.book import claims
+from wmask.book.table import verdict_box
 from wmask.book.report import (beside_the_authors, chapter_run, describe_networks, evidence_table, mean_sd, plot_curves,
                           plot_layer_overlap, show_paper_scale)
 
 summary, tables, where, run_cfg, _ = chapter_run("double_addition", preset, seeds, results, device, run=run,
                                                  dataset="problems generated on the fly")
+display(HTML(verdict_box(["pairs-separate", "inverted-pairs", "pairs-low-overlap"], tables, run_cfg, where)))
 cfg = run_cfg["networks"]
 print(where)
 describe_networks(cfg)

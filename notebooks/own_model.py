@@ -35,17 +35,20 @@ results = "results"          # relative to the repository root (CI: _build/resul
 # %matplotlib inline
 import matplotlib.pyplot as plt
 import pandas as pd
-from IPython.display import Markdown, display
+from IPython.display import HTML, Markdown, display
 
+from wmask.book import claims
 from wmask.book.report import chapter_run
+from wmask.book.table import verdict_box
 from wmask.experiments.tasks import own_model as om
 
-summary, _, where, cfg, _ = chapter_run("own_model", preset, seeds, results, run=run,
-                                        dataset="all 2p² problems")
+summary, tables, where, cfg, _ = chapter_run("own_model", preset, seeds, results, run=run,
+                                             dataset="all 2p² problems")
 r = summary["runs"][0]
-status, why = om.verdict(r)
-display(Markdown(f"**Verdict: {status}** ({why}). GPT-2 with {cfg['n_layer']} layers, width {cfg['n_embd']}, "
-                 f"{cfg['n_head']} heads, p = {cfg['p']}; {where}."))
+verdict = claims.verdict("own-model-operations", tables, cfg)
+display(HTML(verdict_box(["own-model-operations"], tables, cfg,
+                         f"GPT-2 with {cfg['n_layer']} layers, width {cfg['n_embd']}, {cfg['n_head']} heads, "
+                         f"p = {cfg['p']}; {where}")))
 
 # %% [markdown]
 # ## 1. The model, as you would load it
@@ -134,7 +137,7 @@ print("IoU of the two masks:", round(r["iou"]["total"], 3))
 # curves settled (the book's evidence rules); otherwise the verdict is *untestable*, with the reason.
 
 # %% tags=["nbval-check-output"]
-print(f"each operation has weights of its own: {status}")
+claims.print_check("own-model-operations", tables, cfg)
 
 # %% [markdown]
 # **What we see**:
@@ -143,4 +146,4 @@ print(f"each operation has weights of its own: {status}")
 display(Markdown(f"The GPT-2 reached + {r['base_accuracy']['+']:.3f} and - {r['base_accuracy']['-']:.3f} in "
                  f"{r['base_steps_run']} steps; the + mask keeps + at {r['accuracy']['mask +']['+']:.3f} and - at "
                  f"{r['accuracy']['mask +']['-']:.3f}, the - mask - at {r['accuracy']['mask -']['-']:.3f} and + at "
-                 f"{r['accuracy']['mask -']['+']:.3f}: *{status}* ({why})."))
+                 f"{r['accuracy']['mask -']['+']:.3f}: *{verdict}*."))

@@ -36,22 +36,24 @@ run = False                  # False: read the committed results; True: run the 
 results = "results"          # relative to the repository root (CI: _build/results)
 device = "auto"
 
-# %%
+# %% tags=["remove-input"]
 # %matplotlib inline
 import matplotlib.pyplot as plt
 import seaborn as sns
 
-from IPython.display import Markdown
+from IPython.display import HTML, Markdown, display
 from myst_nb import glue
 
 import pandas as pd
 
 from wmask.book import claims
 from wmask.book.checks import later_reuse
+from wmask.book.table import verdict_box
 from wmask.book.report import chapter_run, committed_variants, reuse_by_width
 from wmask.experiments.tasks import permuted_mnist
 
 summary, tables, where, run_cfg, _ = chapter_run("permuted_mnist", preset, seeds, results, device, run=run)
+display(HTML(verdict_box(["permuted-no-reuse"], tables, run_cfg, where)))
 print(where)
 print(f"FNN 784-{'-'.join(map(str, run_cfg['hidden']))}-10, {run_cfg['tasks']} tasks, at most {run_cfg['steps']} "
       f"joint steps each (K = {run_cfg['k']}, α = {run_cfg['alpha']:g}, lr {run_cfg['lr']:g}); new-weight mask "

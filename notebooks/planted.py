@@ -27,18 +27,22 @@ seeds = [0, 1, 2]
 run = False                  # False: read the committed results; True: run the experiment first (CI, at smoke)
 results = "results"          # relative to the repository root (CI: _build/results)
 
-# %%
+# %% tags=["remove-input"]
 # %matplotlib inline
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from wmask.book.report import chapter_run
+from IPython.display import HTML, display
 
-summary, _, where, cfg, _ = chapter_run("planted", preset, seeds, results, run=run, dataset="synthetic teacher data")
+from wmask.book.report import chapter_run
+from wmask.book.table import verdict_box
+
+summary, tables, where, cfg, _ = chapter_run("planted", preset, seeds, results, run=run,
+                                             dataset="synthetic teacher data")
 runs, seeds = summary["runs"], summary["seeds"]
-print(where)
+display(HTML(verdict_box(["planted-blocks"], tables, cfg, where)))
 print(f"preset {summary['preset']}: hidden {cfg['hidden']} x {cfg['layers']} per sub-network, {cfg['base_steps']} "
       f"base steps, {cfg['mask']['steps']} mask steps, seeds {seeds}")
 

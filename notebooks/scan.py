@@ -34,17 +34,18 @@ run = False                  # False: read the committed results; True: run the 
 results = "results"          # relative to the repository root (CI: _build/results)
 device = "auto"
 
-# %%
+# %% tags=["remove-input"]
 # %matplotlib inline
 import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
-from IPython.display import Markdown, display
+from IPython.display import HTML, Markdown, display
 
 from myst_nb import glue
 
 from wmask import evidence
 from wmask.book import authors as reference, claims, settling
+from wmask.book.table import verdict_box
 from wmask.book.report import chapter_run, committed_run, evidence_table, plot_base, plot_curves
 from wmask.experiments import runner
 from wmask.experiments.tasks import scan
@@ -62,6 +63,9 @@ for r in chapter.values():
 summaries = {m: run.summary for m, run in chapter.items()}
 tables = {m: run.tables for m, run in chapter.items()}
 where = chapter[models[0]].where
+for m in models:
+    display(HTML(verdict_box([f"scan-split-masks-{m}", f"scan-jump-token-{m}"], tables[m],
+                             summaries[m]["runs"][0]["config"], chapter[m].where)))
 print(where)
 for m, s in summaries.items():
     c = s["runs"][0]["config"]

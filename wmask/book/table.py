@@ -85,7 +85,7 @@ def claims_table(root: str | Path = "results") -> pd.DataFrame:
         runs = runs_of(claim.experiment, root)
         if not runs:
             why = exp.absent("cpu", model_of(claim.experiment)) if claim.experiment in _labels() else ""
-            rows.append({**head, "run": "none", "verdict": UNTESTABLE, "our verdict": f"untestable: no committed run"
+            rows.append({**head, "run": "none", "verdict": UNTESTABLE, "our verdict": "untestable: no committed run"
                          + (f" ({why})" if why else ""), "seeds agreeing": "", "numbers": "", "authors' code": "",
                          "status": ""})
             continue
@@ -122,6 +122,20 @@ def html(table: pd.DataFrame, link_prefix: str = "../") -> str:
     head = "".join(f"<th>{c}</th>" for c in ("claim", "run", "our verdict", "seeds agreeing", "decisive numbers",
                                              "the authors' code", "chapter"))
     return f'<table class="claims-table"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+
+
+def verdict_box(keys: list[str], tables: dict, cfg: dict, where: str) -> str:
+    """The box a chapter opens with: each of its claims, our verdict on this chapter's run (coloured by its word)
+    and the decisive numbers, then the run it comes from (HTML)."""
+    items = []
+    for key in keys:
+        claim = claims.claim_of(key)
+        lines = claim.lines(tables, cfg)
+        v = claims.tally(lines)
+        items.append(f'<li><b style="background:{COLOURS.get(v.word, "white")};padding:0 .3em">{_esc(v)}</b> '
+                     f'{_esc(claim.claim)} <small>({_esc(claim.evidence)}; {_esc(_numbers(lines, 200))})</small></li>')
+    return (f'<div class="admonition note"><p class="admonition-title">The answer, from the committed run</p>'
+            f'<ul>{"".join(items)}</ul><p><small>{_esc(where)}</small></p></div>')
 
 
 def _esc(text) -> str:
