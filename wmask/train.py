@@ -5,7 +5,7 @@ import json
 import math
 import os
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Callable, Sequence
 
 import torch
@@ -13,12 +13,12 @@ from torch import nn
 from torch.utils._pytree import tree_map
 from tqdm import tqdm
 
-from .config import diff
 from .evidence import history_convergence
 from . import memory
 from .forward import input_tensors, map_inputs
+from .history import History  # noqa: F401 (re-exported)
 from .masks import MaskSet, set_dims, slice_sets
-from .utils import atomic_torch_save, dumps, read_torch, rng_state, set_rng_state
+from .utils import atomic_torch_save, diff, dumps, read_torch, rng_state, set_rng_state
 
 # "masks": clip each set's gradient norm over its mask logits (what the method describes).
 # "all": the authors' code: the norm also covers the frozen parameters' gradients, which are never zeroed during a
@@ -63,14 +63,6 @@ class MaskTrainConfig:
             raise ValueError(f"need steps >= 0, lr > 0, clip > 0; got {self.steps}, {self.lr}, {self.clip}")
 
 
-@dataclass
-class History:
-    step: list[int] = field(default_factory=list)
-    loss: list[list[float]] = field(default_factory=list)     # per set
-    kept: list[list[float]] = field(default_factory=list)     # fraction of weights kept, per set
-    evals: list[dict] = field(default_factory=list)
-
-
 def _resume(checkpoint, cfg) -> dict | None:
     """The saved state of an interrupted run, or None; refuses a checkpoint written with another configuration
     (``cfg``: the config dataclass or the dict a checkpoint stores), naming the keys that differ."""
@@ -87,6 +79,12 @@ def _resume(checkpoint, cfg) -> dict | None:
 
 def _next_batch(data, step):
     return data(step) if callable(data) else next(data)
+
+
+def set_postfix(hist: History, most: int = 6) -> str:
+    """The progress bar's text: each set's kept fraction (1 = every weight kept) and loss at the last log point."""
+    parts = [f"{n} kept {k:.3f} loss {l:.3g}" for n, k, l in zip(hist.labels(), hist.kept[-1], hist.loss[-1])]
+    return " | ".join(parts[:most]) + (f" | (+{len(parts) - most} sets)" if len(parts) > most else "")
 
 
 def _settled(hist: History) -> bool:
@@ -198,7 +196,8 @@ def train_masks(masks: MaskSet, data, loss_fn: Callable, cfg: MaskTrainConfig | 
                 eval_fn: Callable | None = None, checkpoint: str | os.PathLike | None = None,
                 progress: bool = True, desc: str = "masks", forward: Callable | None = None,
                 alphas: Sequence[float] | None = None, train_weights: bool = False,
-                frozen: dict[str, torch.Tensor] | None = None, sets_per_pass: int | None = None) -> History:
+                frozen: dict[str, torch.Tensor] | None = None, sets_per_pass: int | None = None,
+                names: Sequence[str] | None = None) -> History:
     """Train every set of ``masks`` at once.
 
     ``data``: a callable ``step -> (inputs, targets)`` or an iterator of them; inputs ``[M, B, ...]`` (a tensor, a
@@ -226,6 +225,8 @@ def train_masks(masks: MaskSet, data, loss_fn: Callable, cfg: MaskTrainConfig | 
     budget (:func:`wmask.memory.sets_per_pass`: ``WMASK_MASK_MEMORY``, else a quarter of the free memory, at most
     256 MiB on a CPU), counting each set's sampled weights and the activations one set's forward keeps, measured
     on the first batch (the probe changes no random state).
+
+    ``names``: one name per set, for the progress bar (each set's kept fraction and loss) and ``History.names``.
     """
     cfg = cfg or MaskTrainConfig()
     logits = list(masks.logits.values())
@@ -243,6 +244,8 @@ def train_masks(masks: MaskSet, data, loss_fn: Callable, cfg: MaskTrainConfig | 
     if train_weights and (masks.n_sets != 1 or cfg.clip_mode != "all"):
         raise ValueError("train_weights needs one mask set and clip_mode='all' (one norm over weights and masks)")
     masks.track_frozen_grads(cfg.clip_mode == "all")
+    if names is not None and len(names) != masks.n_sets:
+        raise ValueError(f"names: {len(names)} given for {masks.n_sets} mask sets")
     hist, start = History(), 0
     state = _resume(checkpoint, config)
     if state is not None:
@@ -252,6 +255,7 @@ def train_masks(masks: MaskSet, data, loss_fn: Callable, cfg: MaskTrainConfig | 
         opt.load_state_dict(state["opt"])
         hist, start = History(**state["history"]), state["step"]
         set_rng_state(state.get("rng"))
+    hist.names = list(names or [])
     masks.model.eval()
     bar = tqdm(range(start, cfg.steps), desc=desc, disable=not progress, mininterval=2.0, initial=start,
                total=cfg.steps)
@@ -295,7 +299,7 @@ def train_masks(masks: MaskSet, data, loss_fn: Callable, cfg: MaskTrainConfig | 
             hist.step.append(step)
             hist.loss.append(task.detach().tolist())
             hist.kept.append(masks.keep_fraction().tolist())
-            bar.set_postfix(loss=f"{task.detach().mean():.3f}", kept=f"{hist.kept[-1][0]:.3f}")
+            bar.set_postfix_str(set_postfix(hist), refresh=False)
             if cfg.stop_on_plateau and step + 1 >= cfg.steps // 2 and step + 1 < cfg.steps and _settled(hist):
                 break                       # the stage ends at this logged step
         if eval_fn is not None and cfg.eval_every and (step + 1) % cfg.eval_every == 0 and step + 1 < cfg.steps:
