@@ -22,7 +22,7 @@ from torch.utils._pytree import tree_map
 from .forward import (VmapForwardError, forward_mode, forward_with, input_tensors,  # noqa: F401 (re-exported)
                       join_samples, map_inputs, split_samples)
 from .maskfilter import MaskFilter, check_unparametrized, param_role  # noqa: F401 (re-exported)
-from .maskio import check_names_shapes, load_masks, save_masks  # noqa: F401 (re-exported)
+from .maskio import check_names_shapes, load_masks, one_set, save_masks  # noqa: F401 (re-exported)
 from .sampling import from_storage_order, in_storage_order, resolve_impl, sample_masked, storage_order
 
 def as_stored(t: torch.Tensor, order: tuple[int, ...], lead: int = 0) -> torch.Tensor:
@@ -264,6 +264,9 @@ def stacked_weights(model: nn.Module, variants: list[dict | None]) -> dict[str, 
     if not given:
         raise ValueError("stacked_weights needs at least one mask; run the model itself for the unmasked net")
     params = dict(model.named_parameters())
+    variants = [m if m is None else one_set(m, {n: tuple(params[n].shape) for n in m if n in params}, None,
+                                           f"variant {i}'s masks") for i, m in enumerate(variants)]
+    given = [m for m in variants if m is not None]
     ones = {n: torch.ones_like(params[n], dtype=torch.bool) for n in given[0]}
     stacked = {n: torch.stack([(ones if m is None else m)[n].to(params[n].device) for m in variants]) for n in ones}
     return apply_masks({n: params[n] for n in ones}, stacked)
@@ -301,11 +304,13 @@ def full_masks(model: nn.Module, filter: MaskFilter | None = None, value: bool =
     return {n: torch.full_like(params[n], value, dtype=torch.bool) for n in (filter or MaskFilter()).select(model)}
 
 
-def materialize(model: nn.Module, masks: dict[str, torch.Tensor]) -> nn.Module:
-    """A standalone copy of ``model`` whose removed weights are zero (masks: one set, ``True`` = kept)."""
+def materialize(model: nn.Module, masks: dict[str, torch.Tensor], set: int | None = None) -> nn.Module:
+    """A standalone copy of ``model`` whose removed weights are zero (``True`` = kept). ``masks``: one set, or sets
+    stacked ``[M, *shape]`` with ``set=i`` choosing one (``M = 1``, as ``MaskSet.save`` writes one set, needs none)."""
     params = dict(model.named_parameters())
+    masks = one_set(masks, {n: tuple(params[n].shape) for n in masks if n in params}, set)
     check_names_shapes(masks, {n: params[n].shape for n in masks if n in params}, "masks", extra_ok=False,
-                       known=set(params))
+                       known={*params})
     wrong = [f"{n}: {m.dtype}" for n, m in masks.items() if m.dtype != torch.bool]
     if wrong:
         raise TypeError(f"materialize needs bool masks (True = kept), got {', '.join(wrong)}; a float mask would "
