@@ -180,6 +180,11 @@ class MaskSet:
         inputs = self._check_inputs(inputs)
         self._sync_weights()
         masks = self.binary() if masks is None else masks
+        wrong = {n: tuple(m.shape) for n, m in masks.items()
+                 if n in self.weights and tuple(m.shape) != (self.n_sets, *self.weights[n].shape)}
+        if wrong:
+            raise ValueError(f"eval_forward needs masks stacked [n_sets, *shape] (n_sets={self.n_sets}), one set per "
+                             f"mask set, got {wrong}; binary() gives them, binary(i) gives set i alone")
         return self._forward(apply_masks(self.weights, masks), inputs)
 
     def _forward(self, weights, inputs):
