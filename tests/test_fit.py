@@ -127,3 +127,23 @@ def test_history_plots_every_subtasks_curves_and_dict_batches_carry_their_target
     assert len(loss_ax.get_lines()[0].get_xdata()) == 6
     with pytest.raises(KeyError, match="subtasks are"):
         result.mask("c")
+
+
+@pytest.mark.filterwarnings("ignore:mask training removed no weight")
+def test_the_api_pages_save_load_materialize_lines(tmp_path):
+    model = planted()
+    loaders = {"a": DataLoader(subtask(0), batch_size=8), "b": DataLoader(subtask(4), batch_size=8)}
+    fit = wmask.fit(model, loaders, loss=F.cross_entropy, steps=8, k=2, lr=0.5, init=0.5, impl="eager",
+                    progress=False)
+    assert set(fit.history.settled()) == {"a", "b"}
+    fit.save(tmp_path / "b.safetensors", "b")
+    fit.save(tmp_path / "all.safetensors")
+    x = torch.randn(5, 8)
+    with wmask.applied(model, fit.mask("b")):
+        expected = model(x)
+    assert fit.masks.keep_fraction()[1] < 1                          # something was removed: the check can fail
+    for mask in (wmask.load_masks(tmp_path / "b.safetensors", model),
+                 wmask.load_masks(tmp_path / "all.safetensors", model, set=1)):
+        torch.testing.assert_close(wmask.materialize(model, mask)(x), expected, rtol=0, atol=0)
+    torch.testing.assert_close(wmask.materialize(model, wmask.load_masks(tmp_path / "all.safetensors", model),
+                                                 set=1)(x), expected, rtol=0, atol=0)
