@@ -239,3 +239,21 @@ def test_one_set_saved_loaded_and_materialized_as_the_readme_shows(tmp_path):
         materialize(model, loaded, set=3)
     with pytest.raises(ValueError, match="one set"):
         materialize(model, masks.binary(0), set=1)
+
+
+def test_the_filter_selects_by_module_type_and_the_types_travel_with_saved_masks(tmp_path):
+    from wmask import load_masks
+    model = nn.Sequential(nn.Conv1d(2, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(8, 3), nn.Linear(3, 2))
+    assert MaskFilter().select(model) == ["0.weight", "3.weight", "4.weight"]
+    linear = MaskFilter(types=(nn.Linear,))
+    assert linear.select(model) == ["3.weight", "4.weight"]
+    assert MaskFilter(types=(nn.Linear,), biases=True, exclude=("4.*",)).select(model) == ["3.weight", "3.bias"]
+    assert MaskFilter(types=nn.Conv1d, include=("4.bias",)).select(model) == ["0.weight", "4.bias"]
+    with pytest.raises(ValueError, match="no parameter in a module of these types"):
+        MaskFilter(types=(nn.LSTM,)).select(model)
+    with pytest.raises(TypeError, match="nn.Module classes"):
+        MaskFilter(types=("Linear",))
+    masks = MaskSet(model, filter=linear)
+    masks.save(tmp_path / "m.safetensors")
+    assert list(load_masks(tmp_path / "m.safetensors", model)) == ["3.weight", "4.weight"]   # no filter= needed
+    assert MaskFilter.from_json(linear.to_json()) == linear
