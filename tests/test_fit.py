@@ -147,3 +147,18 @@ def test_the_api_pages_save_load_materialize_lines(tmp_path):
         torch.testing.assert_close(wmask.materialize(model, mask)(x), expected, rtol=0, atol=0)
     torch.testing.assert_close(wmask.materialize(model, wmask.load_masks(tmp_path / "all.safetensors", model),
                                                  set=1)(x), expected, rtol=0, atol=0)
+
+
+def test_the_warm_up_step_is_left_out_of_the_progress_bars_clock():
+    import io
+
+    from tqdm import tqdm
+
+    from wmask.train import advance
+    bar = tqdm(total=10, file=io.StringIO(), mininterval=0)
+    bar.start_t -= 100                                        # as if the first step had compiled for 100 s
+    advance(bar, warm_up=True)
+    assert bar.n == 1 and bar.format_dict["elapsed"] < 5
+    advance(bar, warm_up=False)
+    assert bar.n == 2 and bar.format_dict["elapsed"] < 5
+    bar.close()

@@ -69,6 +69,13 @@ class MaskSet:
     (default) is ``"vmap"``. Any error the model raises under vmap (e.g. it packs sequences itself, or branches on
     a tensor's value) is re-raised (chained) as a :class:`VmapForwardError` that says to pass ``mode="loop"``.
 
+    ``impl``: how the mask sampler runs (the same masks either way). ``"compile"``: its kernels built by
+    ``torch.compile`` (fastest per step; building them costs seconds once per process, on CPU it needs a C++
+    compiler, and a new dtype recompiles); ``"eager"``: plain torch ops, nothing to build (use it for short runs,
+    tests, or where compiling fails); ``"auto"`` (default): ``"compile"`` where it works here, else ``"eager"``
+    with a warning. The first training step also traces the model under vmap; :func:`~wmask.train.train_masks`'s
+    progress bar leaves that warm-up step out of its rate and ETA.
+
     Both forwards run the model in **eval mode** (dropout off, normalisation layers use and keep their running
     statistics: masks inspect a fixed function), with a Hugging Face ``config.use_cache`` off, and give every
     module back its own ``training`` flag afterwards (:func:`wmask.forward.fixed_function`).
