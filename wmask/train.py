@@ -17,6 +17,7 @@ from .evidence import history_convergence
 from . import memory
 from .forward import input_tensors, map_inputs
 from .history import History  # noqa: F401 (re-exported)
+from .nonfinite import NonFiniteError, non_finite as _non_finite, non_finite_base as _non_finite_base  # noqa: F401
 from .masks import MaskSet, set_dims, slice_sets
 from .utils import atomic_torch_save, diff, dumps, read_torch, rng_state, set_rng_state
 
@@ -102,42 +103,6 @@ def _settled(hist: History) -> bool:
     """Every set's logged curve has settled by :func:`wmask.evidence.convergence`'s rule."""
     names = range(len(hist.loss[0]))
     return all(r["converged"] for r in history_convergence(asdict(hist), names).values())
-
-
-class NonFiniteError(FloatingPointError):
-    """Training met a NaN or infinite value; the message names the step, the mask set and what it was."""
-
-
-def _bad_rows(x, n: int) -> set[int]:
-    """Indices ``i < n`` of the leading dim where some floating-point tensor of ``x`` is not finite."""
-    bad = set()
-    for t in input_tensors(x):
-        if t.is_floating_point() and t.dim() and t.shape[0] == n:
-            bad |= set(torch.nonzero(~torch.isfinite(t).reshape(n, -1).all(1)).flatten().tolist())
-    return bad
-
-
-def _non_finite(step, inputs, targets, task, norms, masks) -> NonFiniteError:
-    """Which sets went non-finite at ``step``, and where first: the batch, the loss, the logits or a gradient."""
-    m = masks.n_sets
-    bad_in, bad_y = _bad_rows(inputs, m), _bad_rows(targets, m)
-    frozen = {n: s.grad for n, s in (masks.sinks or {}).items() if s.grad is not None}
-
-    def first(i):
-        if i in bad_in or i in bad_y:
-            return f"values in {'the input batch' if i in bad_in else 'the targets'}"
-        if not torch.isfinite(task[i]):
-            return f"loss ({task[i].item()})"
-        for what, tensors in (("logits", {n: l.detach() for n, l in masks.logits.items()}),
-                              ("gradient of the logits", {n: l.grad for n, l in masks.logits.items()}),
-                              ("accumulated gradient (clip_mode='all') of the frozen weights", frozen)):
-            bad = [n for n, t in tensors.items() if t is not None and not torch.isfinite(t[i]).all()]
-            if bad:
-                return f"{what} of tensors {bad}"
-        return "gradient norm (it overflowed; every gradient is finite)" if not torch.isfinite(norms[i]) else None
-
-    found = [f"set {i}: non-finite {what}" for i in range(m) if (what := first(i)) is not None]
-    return NonFiniteError(f"mask training stopped at step {step}: {'; '.join(found)} (the logits were not updated)")
 
 
 def _check_batch(inputs, cfg, step: int) -> None:
@@ -357,17 +322,6 @@ def sgd(momentum: float = 0.9, weight_decay: float = 1e-4, milestones: tuple = (
     def make(params, lr):
         return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
     return make, lambda step: 0.1 ** sum(step >= m for m in milestones)
-
-
-def _non_finite_base(step, inputs, targets, loss, params) -> NonFiniteError:
-    what = [f"the {k} contains non-finite values" for k, x in (("input batch", inputs), ("targets", targets))
-            if any(t.is_floating_point() and not torch.isfinite(t).all() for t in input_tensors(x))]
-    if not torch.isfinite(loss):
-        what.append(f"the loss is {loss.item()}")
-    else:
-        bad = [n for n, p in params if p.grad is not None and not torch.isfinite(p.grad).all()]
-        what.append(f"the gradients of {bad} are non-finite" if bad else "the gradient norm overflowed")
-    return NonFiniteError(f"base training stopped at step {step}: {'; '.join(what)} (the weights were not updated)")
 
 
 def train_model(model: nn.Module, data, loss_fn: Callable, cfg: BaseTrainConfig | None = None,
