@@ -149,3 +149,26 @@ def test_an_all_ones_attention_mask_is_left_out_and_a_padded_one_named_where_vma
     expected = torch.stack([reference(model, {"input_ids": x, "attention_mask": pad}, i).last_hidden_state
                             for i in range(2)])
     torch.testing.assert_close(out.last_hidden_state, expected, atol=1e-5, rtol=1e-5)
+
+
+def test_fit_on_gpt2_from_tokenizer_style_batches_with_padding():
+    import torch.nn.functional as F
+    model = tiny("gpt2")
+
+    def batches(lo):                                                       # what a tokenizer + collator give
+        g = torch.Generator().manual_seed(lo)
+        for _ in range(3):
+            ids = torch.randint(lo, lo + 50, (8, 6), generator=g)
+            attention = torch.ones_like(ids)
+            attention[::2, -2:] = 0
+            yield {"input_ids": ids, "attention_mask": attention, "labels": ids}
+    seen = []
+
+    def next_token(out, labels):
+        seen.append(type(out).__name__)
+        return F.cross_entropy(out.logits[:, :-1].flatten(0, 1), labels[:, 1:].flatten())
+    fit = wmask.fit(model, {"low": batches(0), "high": batches(50)}, loss=next_token, steps=20, k=2, lr=0.2,
+                    impl="eager", progress=False)
+    assert set(seen) == {"CausalLMOutputWithCrossAttentions"}             # one subtask's output at a time
+    assert all(v < 1 for v in fit.kept().values()) and fit.history.names == ["low", "high"]
+    assert model.training and model.config.use_cache                      # the model as it came

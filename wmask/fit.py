@@ -134,13 +134,18 @@ def per_set_loss(loss: Callable) -> Callable:
     batched = [True]
 
     def each(out, y):
-        m = input_tensors(out)[0].shape[0] if input_tensors(out) else input_tensors(y)[0].shape[0]
+        tensors = [t for t in tree_flatten(out)[0] if isinstance(t, torch.Tensor)]
+        if not tensors:
+            raise TypeError(f"the model returned a {type(out).__name__}, which holds no tensor torch's pytree can "
+                            "see; pass forward= to turn the output into a tensor, a tuple or a dict of them")
+        m = tensors[0].shape[0]
         if batched[0]:
             try:
                 return _scalars(torch.func.vmap(loss)(out, y), m)
             except (RuntimeError, ValueError, TypeError, NotImplementedError):
                 batched[0] = False
-        return _scalars(torch.stack([torch.as_tensor(loss(*tree_map(lambda t: t[i], (out, y)))) for i in range(m)]), m)
+        pick = lambda i: tree_map(lambda t: t[i] if isinstance(t, torch.Tensor) else t, (out, y))  # noqa: E731
+        return _scalars(torch.stack([torch.as_tensor(loss(*pick(i))) for i in range(m)]), m)
     return each
 
 
@@ -157,7 +162,8 @@ def fit(model: nn.Module, data: Mapping[str, Iterable], loss: Callable, steps: i
         clip: float = 1.0, mode: str = "auto", impl: str = "auto", seed: int | None = None,
         target_key: str = "labels", batch_dim: int = 0, progress: bool = True, forward: Callable | None = None,
         eval_fn: Callable | None = None, eval_every: int = 0, sets_per_pass: int | None = None) -> Fit:
-    """Train one mask per subtask on a frozen ``model`` (left as it is) and return them with their curves.
+    """Train one mask per subtask on a frozen ``model`` (left as it is, its ``training`` flags too) and return the
+    masks with their curves.
 
     ``data``: ``{subtask name: iterable of batches}``: a ``DataLoader``, a list or a generator, cycled (a generator
     is replayed); a batch is ``(inputs, targets)`` or a dict of keyword inputs (a tokenizer's batch; its
@@ -213,6 +219,11 @@ def fit(model: nn.Module, data: Mapping[str, Iterable], loss: Callable, steps: i
             yield stack_sets(names, [x for x, _ in got]), stack_sets(names, [y for _, y in got])
 
     masks = MaskSet(model, n_sets=len(names), filter=filter, init=init, impl=impl, seed=seed, mode=mode)
-    history = train_masks(masks, batches(), per_set_loss(loss), cfg, eval_fn=eval_fn, progress=progress,
-                          desc="masks", forward=forward, alphas=alphas, sets_per_pass=sets_per_pass, names=names)
+    training = [m for m in model.modules() if m.training]
+    try:
+        history = train_masks(masks, batches(), per_set_loss(loss), cfg, eval_fn=eval_fn, progress=progress,
+                              desc="masks", forward=forward, alphas=alphas, sets_per_pass=sets_per_pass, names=names)
+    finally:   # train_masks leaves the model in eval mode; the user's model goes back as it came
+        for m in training:
+            m.training = True
     return Fit(masks, history, names)
