@@ -162,3 +162,15 @@ def test_the_warm_up_step_is_left_out_of_the_progress_bars_clock():
     advance(bar, warm_up=False)
     assert bar.n == 2 and bar.format_dict["elapsed"] < 5
     bar.close()
+
+
+def test_stop_when_settled_ends_the_run_once_every_subtask_has_settled():
+    torch.manual_seed(0)
+    loaders = {"a": DataLoader(subtask(0), batch_size=32, shuffle=True),
+               "b": DataLoader(subtask(4), batch_size=32, shuffle=True)}
+    fit = wmask.fit(planted(), loaders, loss=F.cross_entropy, steps=400, lr=0.05, alpha=1e-3, impl="eager",
+                    seed=0, stop_when_settled=True, progress=False)
+    assert 200 <= fit.history.step[-1] < 399                  # checked from half the steps on, stopped there
+    assert all(r["converged"] for r in fit.history.settled().values())
+    with pytest.raises(ValueError, match="one per subtask"):
+        wmask.fit(planted(), loaders, loss=F.cross_entropy, steps=2, alpha={"a": 1.0}, progress=False)

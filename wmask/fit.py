@@ -193,7 +193,10 @@ def fit(model: nn.Module, data: Mapping[str, Iterable], loss: Callable, steps: i
     if size % k:
         raise ValueError(f"batch size {size} is not divisible by k={k} (mask samples per step, each on its own "
                          f"B/k slice); pick k among {[d for d in range(1, size + 1) if size % d == 0][:8]}")
-    alphas = [float(alpha[n]) for n in names] if isinstance(alpha, Mapping) else [float(alpha)] * len(names)
+    if isinstance(alpha, Mapping) and set(map(str, alpha)) != set(names):
+        raise ValueError(f"alpha: give one value, or one per subtask {names}; got one for {list(alpha)}")
+    alphas = ([float(a) for n, a in sorted(((str(n), a) for n, a in alpha.items()), key=lambda t: names.index(t[0]))]
+              if isinstance(alpha, Mapping) else [float(alpha)] * len(names))
     log_every = log_every or max(1, steps // 100)
     cfg = MaskTrainConfig(steps=steps, lr=lr, alpha=alphas[0], k=k, batch_size=size, clip=clip, batch_dim=batch_dim,
                           log_every=log_every, eval_every=eval_every, stop_on_plateau=stop_when_settled)
