@@ -200,3 +200,60 @@ def test_slice_sets_adds_its_gradient_into_the_leaf_rows_only():
     assert torch.equal(t.grad[0], torch.zeros(3, 4)) and torch.equal(t.grad[3], torch.zeros(3, 4))
     y = t * 2                                   # not a leaf: an ordinary slice, the graph intact
     assert slice_sets(y, 0, 2).grad_fn is not None
+
+
+# -- masks round-trip whatever the number of sets ---------------------------------------------------------------
+def test_one_set_saved_loaded_and_materialized_as_the_readme_shows(tmp_path):
+    from wmask import load_masks, materialize
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 16), nn.ReLU(), nn.Linear(16, 3))
+    x = torch.randn(5, 6)
+    for n_sets in (1, 3):
+        masks = MaskSet(model, n_sets=n_sets)
+        with torch.no_grad():
+            for l in masks.logits.values():
+                l.copy_(torch.randn_like(l))
+        path = tmp_path / f"m{n_sets}.safetensors"
+        masks.save(path)                                             # stacked [M, *shape], even for one set
+        loaded = load_masks(path, model)
+        assert all(m.shape == (n_sets, *dict(model.named_parameters())[n].shape) for n, m in loaded.items())
+        last = n_sets - 1
+        with torch.no_grad():
+            ref = materialize(model, masks.binary(last))(x)         # one set, unstacked
+        if n_sets == 1:
+            torch.testing.assert_close(materialize(model, loaded)(x), ref, rtol=0, atol=0)   # the README's line
+            with wmask.applied(model, loaded):
+                torch.testing.assert_close(model(x), ref, rtol=0, atol=0)
+        else:
+            with pytest.raises(ValueError, match="hold 3 sets stacked .* set=i"):
+                materialize(model, loaded)
+            with pytest.raises(ValueError, match="set=i"):
+                wmask.variants_forward(model, [None, loaded])
+        torch.testing.assert_close(materialize(model, loaded, set=last)(x), ref, rtol=0, atol=0)
+        with wmask.applied(model, loaded, set=last):
+            torch.testing.assert_close(model(x), ref, rtol=0, atol=0)
+        one = load_masks(path, model, set=last)
+        assert all(torch.equal(one[n], masks.binary(last)[n]) for n in masks.names)
+        torch.testing.assert_close(wmask.variants_forward(model, [one])(x)[0], ref)
+    with pytest.raises(ValueError, match="out of range"):
+        materialize(model, loaded, set=3)
+    with pytest.raises(ValueError, match="one set"):
+        materialize(model, masks.binary(0), set=1)
+
+
+def test_the_filter_selects_by_module_type_and_the_types_travel_with_saved_masks(tmp_path):
+    from wmask import load_masks
+    model = nn.Sequential(nn.Conv1d(2, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(8, 3), nn.Linear(3, 2))
+    assert MaskFilter().select(model) == ["0.weight", "3.weight", "4.weight"]
+    linear = MaskFilter(types=(nn.Linear,))
+    assert linear.select(model) == ["3.weight", "4.weight"]
+    assert MaskFilter(types=(nn.Linear,), biases=True, exclude=("4.*",)).select(model) == ["3.weight", "3.bias"]
+    assert MaskFilter(types=nn.Conv1d, include=("4.bias",)).select(model) == ["0.weight", "4.bias"]
+    with pytest.raises(ValueError, match="no parameter in a module of these types"):
+        MaskFilter(types=(nn.LSTM,)).select(model)
+    with pytest.raises(TypeError, match="nn.Module classes"):
+        MaskFilter(types=("Linear",))
+    masks = MaskSet(model, filter=linear)
+    masks.save(tmp_path / "m.safetensors")
+    assert list(load_masks(tmp_path / "m.safetensors", model)) == ["3.weight", "4.weight"]   # no filter= needed
+    assert MaskFilter.from_json(linear.to_json()) == linear

@@ -55,15 +55,15 @@ def test_variants_forward_returns_a_models_own_output_type(mode):
         torch.testing.assert_close(out.logits, expected.expand(2, -1, -1, -1), atol=1e-5, rtol=1e-5)
 
 
-def test_gpt2_padding_mask_runs_one_sample_after_another_and_keyword_inputs_reach_the_model():
+@pytest.mark.parametrize("mode", ["vmap", "loop"])
+def test_gpt2_padding_mask_runs_batched_or_one_by_one_and_keyword_inputs_reach_the_model(mode):
     model = tiny_gpt2().eval()
     x = torch.randint(0, 32, (2, 4, 8))
     pad = torch.ones_like(x)
     pad[:, :, -3:] = 0
+    pad[1, 0, -5:] = 0                                                                # padding differs per row
     batch = {"input_ids": x, "attention_mask": pad, "output_hidden_states": True}   # a non-tensor stays as given
-    with pytest.raises(wmask.VmapForwardError, match="mode='loop'"):
-        MaskSet(model, n_sets=2, init=KEPT).eval_forward(batch)
-    masks = MaskSet(model, n_sets=2, init=KEPT, mode="loop")
+    masks = MaskSet(model, n_sets=2, init=KEPT, mode=mode)
     out = masks.eval_forward(batch)
     assert len(out.hidden_states) == 3
     expected = torch.stack([model(input_ids=x[i], attention_mask=pad[i]).logits for i in range(2)])
@@ -255,7 +255,7 @@ def test_parametrized_weights_are_a_named_error_and_folding_them_works(form):
     assert "0.weight" in masks.names
 
 
-def test_bert_runs_batched_without_a_padding_mask_and_one_by_one_with_it():
+def test_bert_runs_with_and_without_a_padding_mask_batched_and_one_by_one():
     transformers = pytest.importorskip("transformers")
     torch.manual_seed(0)
     model = transformers.BertModel(transformers.BertConfig(vocab_size=32, hidden_size=32, num_hidden_layers=1,
@@ -266,8 +266,6 @@ def test_bert_runs_batched_without_a_padding_mask_and_one_by_one_with_it():
     pad = torch.ones_like(x)
     pad[..., -2:] = 0
     masks = MaskSet(model, n_sets=2, init=KEPT)
-    with pytest.raises(wmask.VmapForwardError, match="mode='loop'"):
-        masks.eval_forward({"input_ids": x, "attention_mask": pad})
     model.eval()
     with torch.no_grad():
         plain = torch.stack([model(input_ids=x[i]).last_hidden_state for i in range(2)])
@@ -275,6 +273,8 @@ def test_bert_runs_batched_without_a_padding_mask_and_one_by_one_with_it():
     torch.testing.assert_close(masks.eval_forward({"input_ids": x}).last_hidden_state, plain, atol=1e-5, rtol=1e-5)
     looped = MaskSet(model, n_sets=2, init=KEPT, mode="loop").eval_forward({"input_ids": x, "attention_mask": pad})
     torch.testing.assert_close(looped.last_hidden_state, padded, atol=1e-5, rtol=1e-5)
+    batched = masks.eval_forward({"input_ids": x, "attention_mask": pad})             # padded, under vmap
+    torch.testing.assert_close(batched.last_hidden_state, padded, atol=1e-5, rtol=1e-5)
 
 
 def test_a_short_run_that_removes_nothing_says_why():

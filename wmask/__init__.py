@@ -4,6 +4,8 @@ A mask value of 1 (True) means the weight is **kept**.
 """
 from . import metrics
 from .evaluate import variants_forward
+from .fit import Fit, fit
+from .history import History
 from .inspection import applied, plot_kept, summary
 from .masks import (MaskFilter, MaskSet, VmapForwardError, apply_masks, counts, forward_with, full_masks, invert,
                     load_masks, mask_and, mask_or, materialize, save_masks)
@@ -11,7 +13,7 @@ from .train import BaseTrainConfig, MaskTrainConfig, NonFiniteError, train_masks
 from .utils import get_device, retain_freed_memory, seed_everything, set_threads
 
 __version__ = "0.1.0"
-__all__ = ["MaskFilter", "MaskSet", "MaskTrainConfig", "BaseTrainConfig", "train_masks", "train_model", "metrics",
+__all__ = ["fit", "Fit", "History", "MaskFilter", "MaskSet", "MaskTrainConfig", "BaseTrainConfig", "train_masks", "train_model", "metrics",
            "variants_forward", "summary", "plot_kept", "applied", "NonFiniteError", "VmapForwardError",
            "apply_masks", "counts", "forward_with", "full_masks", "invert", "load_masks", "mask_and", "mask_or",
            "materialize", "save_masks", "get_device", "retain_freed_memory", "seed_everything", "set_threads"]

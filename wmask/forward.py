@@ -9,6 +9,7 @@ off, and a ``config.use_cache`` (Hugging Face) is off; each is given back afterw
 from __future__ import annotations
 
 import contextlib
+import sys
 
 import torch
 from torch import nn
@@ -68,24 +69,25 @@ def join_samples(y: torch.Tensor, m: int, batch_dim: int) -> torch.Tensor:
 def fixed_function(model: nn.Module):
     """Meanwhile: eval mode, no parameter asks for a gradient (only the substituted weights carry one), no
     attention fast path (no backward, ignores substituted weights), no Hugging Face key/value cache (generation
-    state that vmap cannot return). Everything is given back as it was."""
+    state that vmap cannot return; off in every ``config`` of the module tree). Everything is given back as it
+    was."""
     training = [m for m in model.modules() if m.training]
     grads = [p for p in model.parameters() if p.requires_grad]
-    config = getattr(model, "config", None)
-    cache = getattr(config, "use_cache", None)
+    configs = {id(c): (c, c.use_cache) for m in model.modules()
+               if getattr(c := getattr(m, "config", None), "use_cache", None)}
     fastpath = torch.backends.mha.get_fastpath_enabled()
     model.eval()
     for p in grads:
         p.requires_grad_(False)
-    if cache:
-        config.use_cache = False
+    for c, _ in configs.values():   # every config: T5's decoder keeps a copy of its own
+        c.use_cache = False
     torch.backends.mha.set_fastpath_enabled(False)
     try:
         yield
     finally:
         torch.backends.mha.set_fastpath_enabled(fastpath)
-        if cache:
-            config.use_cache = cache
+        for c, cache in configs.values():
+            c.use_cache = cache
         for p in grads:
             p.requires_grad_(True)
         for m in training:
@@ -114,6 +116,8 @@ def run_sets(model: nn.Module, weights: dict[str, torch.Tensor], args: tuple, kw
     copy per set). Non-tensor keyword values are passed as given. The caller holds :func:`fixed_function`."""
     if mode not in ("vmap", "loop"):
         raise ValueError(f"unknown forward mode {mode!r}; expected 'vmap' or 'loop'")
+    kwargs = drop_full_attention_masks(model, kwargs)
+    check_sets(model, weights, args, kwargs, shared)
     batched = {k: v for k, v in kwargs.items() if isinstance(v, torch.Tensor)}
     static = {k: v for k, v in kwargs.items() if k not in batched}
     if mode == "vmap":
@@ -127,6 +131,44 @@ def run_sets(model: nn.Module, weights: dict[str, torch.Tensor], args: tuple, kw
     outs = [substituted(model, {n: w[s] for n, w in per_w.items()}, tuple(pick(x, s) for x in per_a),
                         {**{k: pick(v, s) for k, v in per_k.items()}, **static}, alias) for s in range(s_count)]
     return tree_map(lambda *ys: torch.stack(ys), *outs) if len(outs) > 1 else tree_map(lambda y: y[None], outs[0])
+
+
+ATTENTION_MASKS = ("attention_mask", "decoder_attention_mask")
+
+
+def drop_full_attention_masks(model: nn.Module, kwargs: dict) -> dict:
+    """A Hugging Face model's (one with a ``config``) ``attention_mask`` / ``decoder_attention_mask`` of all ones
+    (a tokenizer's batch without padding) is left out: the model then builds the same all-attending mask itself."""
+    if getattr(model, "config", None) is None:
+        return kwargs
+    full = [k for k in ATTENTION_MASKS if isinstance(kwargs.get(k), torch.Tensor) and bool(kwargs[k].all())]
+    return {k: v for k, v in kwargs.items() if k not in full}
+
+
+def check_sets(model: nn.Module, weights: dict, args: tuple, kwargs: dict, shared: bool) -> None:
+    """A ``ValueError`` naming the mistake when the weights are not stacked ``[S, *shape]`` with one ``S`` (a single
+    set given where stacked sets are expected, or stacked sets where one is), or the inputs' leading dimension is
+    not ``S`` (the wrong number of sets)."""
+    params = dict(model.named_parameters())
+    leads = {}
+    for n, w in weights.items():
+        shape = tuple(params[n].shape) if n in params else tuple(w.shape[1:])
+        lead = tuple(w.shape[:w.dim() - len(shape)]) if tuple(w.shape[w.dim() - len(shape):]) == shape else None
+        if lead is None or len(lead) != 1:
+            what = ("one set, not stacked" if lead == () else f"leading dimensions {lead}" if lead else
+                    f"shape {tuple(w.shape)}")
+            raise ValueError(f"weights/masks for {n!r} must be stacked sets [S, *{shape}], got {what}; stack one "
+                             f"set per run (a MaskSet's binary() gives [n_sets, *shape]; binary(i) gives one set)")
+        leads[n] = lead[0]
+    if len(set(leads.values())) > 1:
+        raise ValueError(f"weights/masks hold different numbers of sets: {leads}")
+    s = next(iter(leads.values()), None)
+    if shared or s is None:
+        return
+    for where, x in [*((f"positional input {i}", x) for i, x in enumerate(args)), *kwargs.items()]:
+        if isinstance(x, torch.Tensor) and (x.dim() == 0 or x.shape[0] != s):
+            raise ValueError(f"{where} has shape {tuple(x.shape)}, but there are {s} weight/mask sets: inputs need a "
+                             f"leading dimension of {s}, one batch per set")
 
 
 def slots(model: nn.Module) -> dict[str, list[str]]:
@@ -160,17 +202,60 @@ def _vmapped(model, weights, args, batched, static, in_dim):
     try:   # the fused attention kernels have no vmap batching rule; the math one batches
         twin = batchable(model)
         alias = slots(twin)
-        with sdpa_kernel(SDPBackend.MATH):
+        with sdpa_kernel(SDPBackend.MATH), batched_padding_masks():
             return vmap(lambda w, xs, kw: substituted(twin, w, xs, {**kw, **static}, alias),
                         in_dims=(0, in_dim, in_dim), randomness="same")(weights, args, batched)
-    except Exception as err:  # noqa: BLE001 - any error: re-raised, chained, with the way out
+    except Exception as err:  # noqa: BLE001 - any error: the model's own mistake, or vmap's, with the way out
+        alone = _fails_alone(model, weights, args, batched, static, in_dim)
+        if alone is not None:   # the same call fails without vmap: loop mode would not help
+            if hasattr(alone, "add_note"):
+                alone.add_note(f"({type(model).__name__} raised this on one weight set alone, without vmap: the "
+                               "inputs, masks or model are wrong for each other, not vmap; mode='loop' fails too)")
+            raise alone from None
         first = (str(err).splitlines() or [""])[0]
+        padded = [k for k in ATTENTION_MASKS if k in batched]
+        hint = (f" A padded {' / '.join(padded)} (not all ones) is what such models branch on: pass mode='loop', "
+                "or batches without padding." if padded else "")
         raise VmapForwardError(
             f"{type(model).__name__} failed while running its mask samples batched under torch.func.vmap "
-            f"({type(err).__name__}: {first}). If the model cannot run under vmap (a layer with no batching "
-            "rule, Python control flow on tensor values such as a random teacher-forcing draw, in-place "
-            "updates of buffers), run the samples one after another: MaskSet(..., mode='loop') or "
-            "forward_with(..., mode='loop'); same function, slower") from err
+            f"({type(err).__name__}: {first}); on one set alone, without vmap, it runs. If the model cannot run "
+            "under vmap (a layer with no batching rule, Python control flow on tensor values such as a random "
+            "teacher-forcing draw, in-place updates of buffers), run the samples one after another: "
+            f"MaskSet(..., mode='loop') or forward_with(..., mode='loop'); same function, slower.{hint}") from err
+
+
+def _fails_alone(model, weights, args, batched, static, in_dim) -> Exception | None:
+    """The exception the model raises on the first weight set (and its inputs) without vmap, or None."""
+    pick = (lambda x: x) if in_dim is None else (lambda x: x[0])  # noqa: E731
+    try:
+        with torch.no_grad():
+            substituted(model, {n: w[0] for n, w in weights.items()}, tuple(pick(x) for x in args),
+                        {**{k: pick(v) for k, v in batched.items()}, **static})
+    except Exception as err:  # noqa: BLE001 - whatever the model raises is the answer
+        return err
+    return None
+
+
+@contextlib.contextmanager
+def batched_padding_masks():
+    """Meanwhile, Hugging Face's mask builders (``transformers.masking_utils``) treat a tensor batched by vmap as
+    traced: they then build the attention mask from a padded ``attention_mask`` (as under ``torch.compile``)
+    instead of first testing whether it is all ones, a branch on values that vmap cannot batch. Nothing happens
+    where transformers is not imported or has no such hook."""
+    mu = sys.modules.get("transformers.masking_utils")
+    tracing = getattr(mu, "is_tracing", None)
+    if tracing is None:
+        yield
+        return
+
+    def is_tracing(tensor=None, *a, **kw):
+        return tracing(tensor, *a, **kw) or (isinstance(tensor, torch.Tensor)
+                                             and torch._C._functorch.is_batchedtensor(tensor))
+    mu.is_tracing = is_tracing
+    try:
+        yield
+    finally:
+        mu.is_tracing = tracing
 
 
 def forward_mode(model: nn.Module) -> str:

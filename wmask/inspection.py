@@ -11,7 +11,7 @@ import contextlib
 import torch
 from torch import nn
 
-from .maskio import check_names_shapes, common_lead
+from .maskio import check_names_shapes, common_lead, one_set
 from .masks import MaskSet
 
 
@@ -26,7 +26,7 @@ def _sets(masks, model: nn.Module | None) -> list[dict[str, torch.Tensor]]:
     params = dict(model.named_parameters())
     shapes = {n: tuple(params[n].shape) for n in masks if n in params}
     lead = common_lead(masks, shapes)
-    check_names_shapes(masks, {n: (*lead, *s) for n, s in shapes.items()}, "masks", extra_ok=True, known=set(params))
+    check_names_shapes(masks, {n: (*lead, *s) for n, s in shapes.items()}, "masks", extra_ok=True, known={*params})
     if not lead:
         return [masks]
     flat = {n: m.reshape(-1, *shapes[n]) for n, m in masks.items()}
@@ -75,15 +75,17 @@ def plot_kept(masks, model: nn.Module | None = None, labels: list[str] | None = 
 
 
 @contextlib.contextmanager
-def applied(model: nn.Module, mask: dict[str, torch.Tensor]):
+def applied(model: nn.Module, mask: dict[str, torch.Tensor], set: int | None = None):
     """Meanwhile, ``model``'s removed weights (mask ``False``) are zero in the model itself; afterwards every
-    weight is restored exactly. ``mask``: one set of bool masks keyed by the model's parameter names.
+    weight is restored exactly. ``mask``: one set of bool masks (True = kept) keyed by the model's parameter names,
+    or sets stacked ``[M, *shape]`` with ``set=i`` choosing one (``M = 1`` needs none).
 
     ``with applied(model, masks.binary(0)): model(x)`` runs the real model, hooks and all, under the mask; use
     :func:`~wmask.masks.materialize` for a standalone masked copy."""
     params = dict(model.named_parameters())
+    mask = one_set(mask, {n: tuple(params[n].shape) for n in mask if n in params}, set, "mask")
     check_names_shapes(mask, {n: params[n].shape for n in mask if n in params}, "mask", extra_ok=True,
-                       known=set(params))
+                       known={*params})
     wrong = [f"{n}: {m.dtype}" for n, m in mask.items() if m.dtype != torch.bool]
     if wrong:
         raise TypeError(f"applied needs bool masks (True = kept), got {', '.join(wrong)}")

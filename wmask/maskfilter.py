@@ -58,18 +58,29 @@ class MaskFilter:
     LSTM and attention layers; biases only when ``biases``; normalisation gains/biases only when ``norms``;
     embeddings never, and a tensor tied to an embedding (a language model's output layer) neither, whatever the
     order its modules were registered in. ``include``/``exclude`` are parameter names or glob patterns applied after
-    the defaults (``exclude`` wins); a pattern that matches no parameter is an error. See :func:`param_role`."""
+    the defaults (``exclude`` wins); a pattern that matches no parameter is an error. ``types``: module classes
+    (e.g. ``(nn.Linear,)``, or a Hugging Face ``Conv1D``); when given, only parameters of modules of those types
+    (subclasses included) get a mask, besides what ``include`` names. See :func:`param_role`."""
     biases: bool = False
     norms: bool = False
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
+    types: tuple[type, ...] = ()
+
+    def __post_init__(self):
+        self.types = tuple(self.types) if isinstance(self.types, (tuple, list)) else (self.types,)
+        bad = [t for t in self.types if not (isinstance(t, type) and issubclass(t, nn.Module))]
+        if bad:
+            raise TypeError(f"MaskFilter(types=...) takes nn.Module classes, e.g. (nn.Linear,); got {bad}")
 
     def select(self, model: nn.Module) -> list[str]:
-        roles, tied = {}, {}
+        roles, tied, typed = {}, {}, set()
         for mod_name, module in model.named_modules(remove_duplicate=False):
             for p_name, p in module.named_parameters(recurse=False):
                 role = param_role(module, p_name, p)
                 roles.setdefault(f"{mod_name}.{p_name}" if mod_name else p_name, role)
+                if isinstance(module, self.types):
+                    typed.add(f"{mod_name}.{p_name}" if mod_name else p_name)
                 tied.setdefault(id(p), set()).add(role)
         # named_parameters() drops tied duplicates; keep its names so each tensor is masked once
         params = dict(model.named_parameters())
@@ -80,17 +91,38 @@ class MaskFilter:
                 raise ValueError(f"mask filter pattern {pattern!r} matches no parameter of the model; "
                                  f"parameters are: {', '.join(names)}")
         wanted = {"weight"} | ({"bias"} if self.biases else set()) | ({"norm"} if self.norms else set())
-        chosen = [n for n in names if roles.get(n) in wanted or any(fnmatch.fnmatchcase(n, p) for p in self.include)]
+        if self.types and not typed & set(names):
+            raise ValueError(f"mask filter types {[t.__name__ for t in self.types]}: the model has no parameter in a "
+                             f"module of these types; its modules are of types "
+                             f"{sorted({type(m).__name__ for m in model.modules()})}")
+        chosen = [n for n in names if (roles.get(n) in wanted and (not self.types or n in typed))
+                  or any(fnmatch.fnmatchcase(n, p) for p in self.include)]
         chosen = [n for n in chosen if not any(fnmatch.fnmatchcase(n, p) for p in self.exclude)]
         if not chosen:
             raise ValueError("the mask filter selects no parameter of the model")
         return chosen
 
     def to_json(self) -> str:
+        types = {"types": [f"{t.__module__}:{t.__qualname__}" for t in self.types]} if self.types else {}
         return json.dumps({"biases": self.biases, "norms": self.norms, "include": list(self.include),
-                           "exclude": list(self.exclude)})
+                           "exclude": list(self.exclude), **types})
 
     @classmethod
     def from_json(cls, text: str) -> "MaskFilter":
         d = json.loads(text)
-        return cls(bool(d["biases"]), bool(d["norms"]), tuple(d["include"]), tuple(d["exclude"]))
+        return cls(bool(d["biases"]), bool(d["norms"]), tuple(d["include"]), tuple(d["exclude"]),
+                   tuple(_resolve_type(t) for t in d.get("types", ())))
+
+
+def _resolve_type(path: str) -> type:
+    """``"module:Qual.Name"`` (as :meth:`MaskFilter.to_json` writes a type) -> the class."""
+    import importlib
+    module, _, qual = path.partition(":")
+    try:
+        obj = importlib.import_module(module)
+        for part in qual.split("."):
+            obj = getattr(obj, part)
+    except (ImportError, AttributeError) as err:
+        raise ValueError(f"the stored mask filter names module type {path!r}, which cannot be imported here "
+                         f"({err}); pass filter= to load_masks") from None
+    return obj

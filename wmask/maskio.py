@@ -27,6 +27,30 @@ def common_lead(masks: dict, shapes: dict) -> tuple[int, ...]:
     return leads.pop() if len(leads) == 1 else ()
 
 
+def one_set(masks: dict, shapes: dict, set: int | None = None, what: str = "masks") -> dict:
+    """One set of ``masks`` (checked against the parameter ``shapes`` of the names it holds): masks of the
+    parameters' own shapes as they are, or set ``set`` of masks stacked ``[M, *shape]`` (what
+    :meth:`MaskSet.save <wmask.masks.MaskSet.save>`, :meth:`MaskSet.binary <wmask.masks.MaskSet.binary>` and
+    :func:`load_masks` give; ``M = 1`` needs no ``set``). Anything else is a ``ValueError`` that says which."""
+    lead = common_lead(masks, shapes)
+    if len(lead) > 1:
+        raise ValueError(f"{what} carry {len(lead)} leading dimensions {lead} before the parameters' shapes; expected "
+                         "one set [*shape] or stacked sets [M, *shape]")
+    if not lead:
+        if set not in (None, 0):
+            raise ValueError(f"{what} hold one set (not stacked [M, *shape]), so set={set} does not apply")
+        return masks
+    m = lead[0]
+    if set is None:
+        if m == 1:
+            return {n: t[0] for n, t in masks.items()}
+        raise ValueError(f"{what} hold {m} sets stacked [M, *shape] (M={m}), where one set was expected; pick "
+                         f"one with set=i (0 <= i < {m}), or {{name: mask[i] for name, mask in masks.items()}}")
+    if not -m <= set < m:
+        raise ValueError(f"set={set} is out of range: {what} hold {m} stacked sets")
+    return {n: t[set] for n, t in masks.items()}
+
+
 def save_masks(path: str | os.PathLike, masks: dict[str, torch.Tensor], metadata: dict[str, str] | None = None,
                filter=None):
     """Write bool masks (True = kept) keyed by parameter name to a safetensors file, atomically. ``filter``: the
@@ -53,12 +77,14 @@ def saved_filter(path: str | os.PathLike):
     return None if text is None else MaskFilter.from_json(text)
 
 
-def load_masks(path: str | os.PathLike, model: nn.Module | None = None, filter=None):
+def load_masks(path: str | os.PathLike, model: nn.Module | None = None, filter=None, set: int | None = None):
     """Read masks written by :func:`save_masks`; with ``model``, refuse a file whose names or shapes differ from
     the parameters ``filter`` (a :class:`~wmask.masks.MaskFilter`; default: the one stored in the file, else the
     default filter) selects (a leading set dimension is allowed),
     and return them in the model's parameter order (the order of ``filter.select(model)``, so the first and last
-    names are the input and output layers), not the file's alphabetical one."""
+    names are the input and output layers), not the file's alphabetical one. Masks come back as stored (one set
+    ``[*shape]``, or stacked ``[M, *shape]``: ``MaskSet.save`` stacks even one set); ``set=i``: set ``i`` alone.
+    :func:`~wmask.masks.materialize` and :func:`~wmask.applied` take either."""
     from safetensors.torch import load_file
 
     from .maskfilter import MaskFilter
@@ -70,4 +96,8 @@ def load_masks(path: str | os.PathLike, model: nn.Module | None = None, filter=N
         lead = common_lead(masks, shapes)   # masks may carry leading set dimensions: [*lead, *shape]
         check_names_shapes(masks, {n: (*lead, *s) for n, s in shapes.items()}, f"masks in {path}")
         masks = {n: masks[n] for n in shapes}
+        if set is not None:
+            masks = one_set(masks, shapes, set, f"masks in {path}")
+    elif set is not None:
+        masks = {n: t[set] for n, t in masks.items()}
     return masks

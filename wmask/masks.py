@@ -22,7 +22,7 @@ from torch.utils._pytree import tree_map
 from .forward import (VmapForwardError, forward_mode, forward_with, input_tensors,  # noqa: F401 (re-exported)
                       join_samples, map_inputs, split_samples)
 from .maskfilter import MaskFilter, check_unparametrized, param_role  # noqa: F401 (re-exported)
-from .maskio import check_names_shapes, load_masks, save_masks  # noqa: F401 (re-exported)
+from .maskio import check_names_shapes, load_masks, one_set, save_masks  # noqa: F401 (re-exported)
 from .sampling import from_storage_order, in_storage_order, resolve_impl, sample_masked, storage_order
 
 def as_stored(t: torch.Tensor, order: tuple[int, ...], lead: int = 0) -> torch.Tensor:
@@ -68,6 +68,13 @@ class MaskSet:
     batched drop-ins of :mod:`wmask.recurrent`); ``"loop"`` one after another (same function, slower); ``"auto"``
     (default) is ``"vmap"``. Any error the model raises under vmap (e.g. it packs sequences itself, or branches on
     a tensor's value) is re-raised (chained) as a :class:`VmapForwardError` that says to pass ``mode="loop"``.
+
+    ``impl``: how the mask sampler runs (the same masks either way). ``"compile"``: its kernels built by
+    ``torch.compile`` (fastest per step; building them costs seconds once per process, on CPU it needs a C++
+    compiler, and a new dtype recompiles); ``"eager"``: plain torch ops, nothing to build (use it for short runs,
+    tests, or where compiling fails); ``"auto"`` (default): ``"compile"`` where it works here, else ``"eager"``
+    with a warning. The first training step also traces the model under vmap; :func:`~wmask.train.train_masks`'s
+    progress bar leaves that warm-up step out of its rate and ETA.
 
     Both forwards run the model in **eval mode** (dropout off, normalisation layers use and keep their running
     statistics: masks inspect a fixed function), with a Hugging Face ``config.use_cache`` off, and give every
@@ -180,6 +187,11 @@ class MaskSet:
         inputs = self._check_inputs(inputs)
         self._sync_weights()
         masks = self.binary() if masks is None else masks
+        wrong = {n: tuple(m.shape) for n, m in masks.items()
+                 if n in self.weights and tuple(m.shape) != (self.n_sets, *self.weights[n].shape)}
+        if wrong:
+            raise ValueError(f"eval_forward needs masks stacked [n_sets, *shape] (n_sets={self.n_sets}), one set per "
+                             f"mask set, got {wrong}; binary() gives them, binary(i) gives set i alone")
         return self._forward(apply_masks(self.weights, masks), inputs)
 
     def _forward(self, weights, inputs):
@@ -264,6 +276,9 @@ def stacked_weights(model: nn.Module, variants: list[dict | None]) -> dict[str, 
     if not given:
         raise ValueError("stacked_weights needs at least one mask; run the model itself for the unmasked net")
     params = dict(model.named_parameters())
+    variants = [m if m is None else one_set(m, {n: tuple(params[n].shape) for n in m if n in params}, None,
+                                           f"variant {i}'s masks") for i, m in enumerate(variants)]
+    given = [m for m in variants if m is not None]
     ones = {n: torch.ones_like(params[n], dtype=torch.bool) for n in given[0]}
     stacked = {n: torch.stack([(ones if m is None else m)[n].to(params[n].device) for m in variants]) for n in ones}
     return apply_masks({n: params[n] for n in ones}, stacked)
@@ -301,11 +316,13 @@ def full_masks(model: nn.Module, filter: MaskFilter | None = None, value: bool =
     return {n: torch.full_like(params[n], value, dtype=torch.bool) for n in (filter or MaskFilter()).select(model)}
 
 
-def materialize(model: nn.Module, masks: dict[str, torch.Tensor]) -> nn.Module:
-    """A standalone copy of ``model`` whose removed weights are zero (masks: one set, ``True`` = kept)."""
+def materialize(model: nn.Module, masks: dict[str, torch.Tensor], set: int | None = None) -> nn.Module:
+    """A standalone copy of ``model`` whose removed weights are zero (``True`` = kept). ``masks``: one set, or sets
+    stacked ``[M, *shape]`` with ``set=i`` choosing one (``M = 1``, as ``MaskSet.save`` writes one set, needs none)."""
     params = dict(model.named_parameters())
+    masks = one_set(masks, {n: tuple(params[n].shape) for n in masks if n in params}, set)
     check_names_shapes(masks, {n: params[n].shape for n in masks if n in params}, "masks", extra_ok=False,
-                       known=set(params))
+                       known={*params})
     wrong = [f"{n}: {m.dtype}" for n, m in masks.items() if m.dtype != torch.bool]
     if wrong:
         raise TypeError(f"materialize needs bool masks (True = kept), got {', '.join(wrong)}; a float mask would "

@@ -5,7 +5,7 @@ import json
 import math
 import os
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Callable, Sequence
 
 import torch
@@ -13,12 +13,13 @@ from torch import nn
 from torch.utils._pytree import tree_map
 from tqdm import tqdm
 
-from .experiments.config import diff
 from .evidence import history_convergence
 from . import memory
 from .forward import input_tensors, map_inputs
+from .history import History  # noqa: F401 (re-exported)
+from .nonfinite import NonFiniteError, non_finite as _non_finite, non_finite_base as _non_finite_base  # noqa: F401
 from .masks import MaskSet, set_dims, slice_sets
-from .utils import atomic_torch_save, dumps, read_torch, rng_state, set_rng_state
+from .utils import atomic_torch_save, diff, dumps, read_torch, rng_state, set_rng_state
 
 # "masks": clip each set's gradient norm over its mask logits (what the method describes).
 # "all": the authors' code: the norm also covers the frozen parameters' gradients, which are never zeroed during a
@@ -63,14 +64,6 @@ class MaskTrainConfig:
             raise ValueError(f"need steps >= 0, lr > 0, clip > 0; got {self.steps}, {self.lr}, {self.clip}")
 
 
-@dataclass
-class History:
-    step: list[int] = field(default_factory=list)
-    loss: list[list[float]] = field(default_factory=list)     # per set
-    kept: list[list[float]] = field(default_factory=list)     # fraction of weights kept, per set
-    evals: list[dict] = field(default_factory=list)
-
-
 def _resume(checkpoint, cfg) -> dict | None:
     """The saved state of an interrupted run, or None; refuses a checkpoint written with another configuration
     (``cfg``: the config dataclass or the dict a checkpoint stores), naming the keys that differ."""
@@ -89,46 +82,27 @@ def _next_batch(data, step):
     return data(step) if callable(data) else next(data)
 
 
+def advance(bar, warm_up: bool) -> None:
+    """One step done. The first step of a run builds what later steps reuse (``torch.compile``'s kernels for the
+    mask sampler, ``impl="compile"``, and vmap's traces: seconds); its time is left out of the rate and the ETA."""
+    if not warm_up or bar.disable:
+        bar.update(1)
+        return
+    bar.n += 1
+    bar.last_print_n = bar.n
+    bar.start_t = bar.last_print_t = bar._time()       # the bar's clock starts after the warm-up
+
+
+def set_postfix(hist: History, most: int = 6) -> str:
+    """The progress bar's text: each set's kept fraction (1 = every weight kept) and loss at the last log point."""
+    parts = [f"{n} kept {k:.3f} loss {l:.3g}" for n, k, l in zip(hist.labels(), hist.kept[-1], hist.loss[-1])]
+    return " | ".join(parts[:most]) + (f" | (+{len(parts) - most} sets)" if len(parts) > most else "")
+
+
 def _settled(hist: History) -> bool:
     """Every set's logged curve has settled by :func:`wmask.evidence.convergence`'s rule."""
     names = range(len(hist.loss[0]))
     return all(r["converged"] for r in history_convergence(asdict(hist), names).values())
-
-
-class NonFiniteError(FloatingPointError):
-    """Training met a NaN or infinite value; the message names the step, the mask set and what it was."""
-
-
-def _bad_rows(x, n: int) -> set[int]:
-    """Indices ``i < n`` of the leading dim where some floating-point tensor of ``x`` is not finite."""
-    bad = set()
-    for t in input_tensors(x):
-        if t.is_floating_point() and t.dim() and t.shape[0] == n:
-            bad |= set(torch.nonzero(~torch.isfinite(t).reshape(n, -1).all(1)).flatten().tolist())
-    return bad
-
-
-def _non_finite(step, inputs, targets, task, norms, masks) -> NonFiniteError:
-    """Which sets went non-finite at ``step``, and where first: the batch, the loss, the logits or a gradient."""
-    m = masks.n_sets
-    bad_in, bad_y = _bad_rows(inputs, m), _bad_rows(targets, m)
-    frozen = {n: s.grad for n, s in (masks.sinks or {}).items() if s.grad is not None}
-
-    def first(i):
-        if i in bad_in or i in bad_y:
-            return f"values in {'the input batch' if i in bad_in else 'the targets'}"
-        if not torch.isfinite(task[i]):
-            return f"loss ({task[i].item()})"
-        for what, tensors in (("logits", {n: l.detach() for n, l in masks.logits.items()}),
-                              ("gradient of the logits", {n: l.grad for n, l in masks.logits.items()}),
-                              ("accumulated gradient (clip_mode='all') of the frozen weights", frozen)):
-            bad = [n for n, t in tensors.items() if t is not None and not torch.isfinite(t[i]).all()]
-            if bad:
-                return f"{what} of tensors {bad}"
-        return "gradient norm (it overflowed; every gradient is finite)" if not torch.isfinite(norms[i]) else None
-
-    found = [f"set {i}: non-finite {what}" for i in range(m) if (what := first(i)) is not None]
-    return NonFiniteError(f"mask training stopped at step {step}: {'; '.join(found)} (the logits were not updated)")
 
 
 def _check_batch(inputs, cfg, step: int) -> None:
@@ -198,7 +172,8 @@ def train_masks(masks: MaskSet, data, loss_fn: Callable, cfg: MaskTrainConfig | 
                 eval_fn: Callable | None = None, checkpoint: str | os.PathLike | None = None,
                 progress: bool = True, desc: str = "masks", forward: Callable | None = None,
                 alphas: Sequence[float] | None = None, train_weights: bool = False,
-                frozen: dict[str, torch.Tensor] | None = None, sets_per_pass: int | None = None) -> History:
+                frozen: dict[str, torch.Tensor] | None = None, sets_per_pass: int | None = None,
+                names: Sequence[str] | None = None) -> History:
     """Train every set of ``masks`` at once.
 
     ``data``: a callable ``step -> (inputs, targets)`` or an iterator of them; inputs ``[M, B, ...]`` (a tensor, a
@@ -226,6 +201,8 @@ def train_masks(masks: MaskSet, data, loss_fn: Callable, cfg: MaskTrainConfig | 
     budget (:func:`wmask.memory.sets_per_pass`: ``WMASK_MASK_MEMORY``, else a quarter of the free memory, at most
     256 MiB on a CPU), counting each set's sampled weights and the activations one set's forward keeps, measured
     on the first batch (the probe changes no random state).
+
+    ``names``: one name per set, for the progress bar (each set's kept fraction and loss) and ``History.names``.
     """
     cfg = cfg or MaskTrainConfig()
     logits = list(masks.logits.values())
@@ -243,6 +220,8 @@ def train_masks(masks: MaskSet, data, loss_fn: Callable, cfg: MaskTrainConfig | 
     if train_weights and (masks.n_sets != 1 or cfg.clip_mode != "all"):
         raise ValueError("train_weights needs one mask set and clip_mode='all' (one norm over weights and masks)")
     masks.track_frozen_grads(cfg.clip_mode == "all")
+    if names is not None and len(names) != masks.n_sets:
+        raise ValueError(f"names: {len(names)} given for {masks.n_sets} mask sets")
     hist, start = History(), 0
     state = _resume(checkpoint, config)
     if state is not None:
@@ -252,14 +231,15 @@ def train_masks(masks: MaskSet, data, loss_fn: Callable, cfg: MaskTrainConfig | 
         opt.load_state_dict(state["opt"])
         hist, start = History(**state["history"]), state["step"]
         set_rng_state(state.get("rng"))
+    hist.names = list(names or [])
     masks.model.eval()
-    bar = tqdm(range(start, cfg.steps), desc=desc, disable=not progress, mininterval=2.0, initial=start,
-               total=cfg.steps)
+    bar = tqdm(desc=desc, disable=not progress, mininterval=2.0, initial=start, total=cfg.steps)
     per_pass = None if sets_per_pass is None else int(sets_per_pass)
     if per_pass is not None and per_pass < 1:
         raise ValueError(f"sets_per_pass must be >= 1, got {sets_per_pass}")
     bounds = [(0, masks.n_sets)] if per_pass is None else memory.passes(masks.n_sets, per_pass)
-    for step in bar:
+    first = start
+    for step in range(start, cfg.steps):
         inputs, targets = _next_batch(data, step)
         _check_batch(inputs, cfg, step)
         if per_pass is None and masks.n_sets > 1:   # the budget, with one set's activations measured on this batch
@@ -291,11 +271,12 @@ def train_masks(masks: MaskSet, data, loss_fn: Callable, cfg: MaskTrainConfig | 
             for n, sink in masks.sinks.items():
                 params[n].grad = sink.grad.sum(0).contiguous() if sink.grad is not None else None
         opt.step()
+        advance(bar, warm_up=step == first)
         if step % cfg.log_every == 0 or step == cfg.steps - 1:
             hist.step.append(step)
             hist.loss.append(task.detach().tolist())
             hist.kept.append(masks.keep_fraction().tolist())
-            bar.set_postfix(loss=f"{task.detach().mean():.3f}", kept=f"{hist.kept[-1][0]:.3f}")
+            bar.set_postfix_str(set_postfix(hist), refresh=False)
             if cfg.stop_on_plateau and step + 1 >= cfg.steps // 2 and step + 1 < cfg.steps and _settled(hist):
                 break                       # the stage ends at this logged step
         if eval_fn is not None and cfg.eval_every and (step + 1) % cfg.eval_every == 0 and step + 1 < cfg.steps:
@@ -304,6 +285,7 @@ def train_masks(masks: MaskSet, data, loss_fn: Callable, cfg: MaskTrainConfig | 
             atomic_torch_save({"config": config, "step": step + 1, "masks": masks.state_dict(),
                                "weights": masks.model.state_dict() if train_weights else None,
                                "opt": opt.state_dict(), "history": asdict(hist), "rng": rng_state()}, checkpoint)
+    bar.close()
     if eval_fn is not None:
         hist.evals.append({"step": cfg.steps, **eval_fn(masks)})
     if hist.kept and min(hist.kept[-1]) >= 1.0 and cfg.steps > 0:
@@ -340,17 +322,6 @@ def sgd(momentum: float = 0.9, weight_decay: float = 1e-4, milestones: tuple = (
     def make(params, lr):
         return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
     return make, lambda step: 0.1 ** sum(step >= m for m in milestones)
-
-
-def _non_finite_base(step, inputs, targets, loss, params) -> NonFiniteError:
-    what = [f"the {k} contains non-finite values" for k, x in (("input batch", inputs), ("targets", targets))
-            if any(t.is_floating_point() and not torch.isfinite(t).all() for t in input_tensors(x))]
-    if not torch.isfinite(loss):
-        what.append(f"the loss is {loss.item()}")
-    else:
-        bad = [n for n, p in params if p.grad is not None and not torch.isfinite(p.grad).all()]
-        what.append(f"the gradients of {bad} are non-finite" if bad else "the gradient norm overflowed")
-    return NonFiniteError(f"base training stopped at step {step}: {'; '.join(what)} (the weights were not updated)")
 
 
 def train_model(model: nn.Module, data, loss_fn: Callable, cfg: BaseTrainConfig | None = None,

@@ -185,3 +185,14 @@ def provenance(device: torch.device, **extra) -> dict:
 
 def dumps(obj) -> str:
     return json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n"
+
+
+def diff(stored, expected, prefix: str = "") -> list[str]:
+    """Dotted keys where two JSON-like configs differ, as ``key: stored -> expected`` lines."""
+    if isinstance(stored, dict) and isinstance(expected, dict):
+        out = []
+        for k in sorted(set(stored) | set(expected), key=str):
+            a, b = stored.get(k, "<absent>"), expected.get(k, "<absent>")
+            out += diff(a, b, f"{prefix}{k}.")
+        return out
+    return [] if stored == expected else [f"{prefix[:-1] or '(root)'}: {stored!r} -> {expected!r}"]

@@ -20,6 +20,8 @@ from typing import Any, Iterable
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from .utils import diff  # noqa: F401 (re-exported: the engine uses it without OmegaConf)
+
 _MISSING = object()
 
 
@@ -115,15 +117,3 @@ def to_dict(cfg) -> dict:
 
 def to_yaml(cfg) -> str:
     return OmegaConf.to_yaml(OmegaConf.create(to_dict(cfg)))
-
-
-def diff(stored, expected, prefix: str = "") -> list[str]:
-    """Dotted keys where two JSON-like configs differ, as ``key: stored -> expected`` lines."""
-    if isinstance(stored, dict) and isinstance(expected, dict):
-        out = []
-        for k in sorted(set(stored) | set(expected), key=str):
-            a, b = stored.get(k, "<absent>"), expected.get(k, "<absent>")
-            out += diff(a, b, f"{prefix}{k}.")
-        return out
-    return [] if stored == expected else [f"{prefix[:-1] or '(root)'}: {stored!r} -> {expected!r}"]
-
