@@ -106,22 +106,39 @@ AUTHORS = "authors' code"
 COLOURS = {"holds": "#d9f2d9", "partly": "#fff2cc", "does not hold": "#f8d7d3", "untestable": "#e8e8e8"}
 
 
+def short(verdict_text: str) -> str:
+    """A verdict as the overview table shows it: an untestable one keeps only the kind of its reason."""
+    if verdict_text.startswith("untestable: "):
+        reason = verdict_text[len("untestable: "):]
+        return "untestable: " + reason.split(":")[0].split(" (")[0]
+    return verdict_text
+
+
 def html(table: pd.DataFrame, link_prefix: str = "../") -> str:
-    """The claims table as the book shows it: the claim with where the paper shows it, the run, our verdict
-    (coloured by its word), seeds agreeing, the decisive numbers, the authors' code's verdict, and the chapter."""
+    """The claims table as the book shows it, one row per claim: the claim and where the paper shows it; per
+    committed run, our verdict (coloured by its word), the seeds agreeing and the decisive numbers (unfolded on a
+    click); the authors' code's verdict; the chapter."""
     rows = []
-    for _, r in table.iterrows():
-        chapter = (f'<a href="{link_prefix}{r["chapter"]}.html">{r["chapter"].split("/")[-1]}</a>'
-                   if r["chapter"] else "")
-        stale = "" if r["status"] in ("", "current") else "<br><small>(stale: regenerate)</small>"
-        rows.append(f'<tr><td>{_esc(r["statement"])}<br><small>{_esc(r["where"])}</small></td>'
-                    f'<td>{_esc(r["run"])}{stale}</td>'
-                    f'<td style="background:{COLOURS.get(r["verdict"], "white")}">{_esc(r["our verdict"])}</td>'
-                    f'<td>{r["seeds agreeing"]}</td><td><small>{_esc(r["numbers"])}</small></td>'
-                    f'<td>{_esc(r[AUTHORS])}</td><td>{chapter}</td></tr>')
-    head = "".join(f"<th>{c}</th>" for c in ("claim", "run", "our verdict", "seeds agreeing", "decisive numbers",
-                                             "the authors' code", "chapter"))
-    return f'<table class="claims-table"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+    for key, group in table.groupby("claim", sort=False):
+        r0 = group.iloc[0]
+        chapter = (f'<a href="{link_prefix}{r0["chapter"]}.html">{r0["chapter"].split("/")[-1]}</a>'
+                   if r0["chapter"] else "")
+        runs = []
+        for _, r in group.iterrows():
+            stale = "" if r["status"] in ("", "current") else " (stale)"
+            seeds = f", seeds {r['seeds agreeing']}" if r["seeds agreeing"] else ""
+            numbers = (f'<details><summary>numbers</summary>{_esc(r["numbers"])}</details>'
+                       if r["numbers"] else "")
+            runs.append(f'<div style="background:{COLOURS.get(r["verdict"], "white")};padding:2px 4px;margin:2px 0">'
+                        f'<b>{_esc(r["run"])}</b>{stale}: {_esc(short(r["our verdict"]))}{seeds}{numbers}</div>')
+        theirs = "<br>".join(_esc(short(t)) for t in group[AUTHORS] if t)
+        rows.append(f'<tr><td>{_esc(r0["statement"])}<br><small>{_esc(r0["where"])}</small></td>'
+                    f'<td>{"".join(runs)}</td><td>{theirs}</td><td>{chapter}</td></tr>')
+    head = "".join(f"<th>{c}</th>" for c in ("claim", "our verdict, per committed run", "the authors' code",
+                                             "chapter"))
+    return (f'<table class="claims-table" style="font-size:0.8em;width:100%;table-layout:fixed">'
+            f'<colgroup><col style="width:38%"><col style="width:40%"><col style="width:13%"><col style="width:9%">'
+            f'</colgroup><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>')
 
 
 def verdict_box(keys: list[str], tables: dict, cfg: dict, where: str) -> str:

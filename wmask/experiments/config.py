@@ -20,7 +20,7 @@ from typing import Any, Iterable
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from .utils import diff  # noqa: F401 (re-exported: the engine uses it without OmegaConf)
+from ..utils import diff  # noqa: F401 (re-exported: the engine uses it without OmegaConf)
 
 _MISSING = object()
 
