@@ -74,22 +74,21 @@ fig.tight_layout()
 print(f"after {r['base_steps_run']} steps: + {r['base_accuracy']['+']:.3f}, - {r['base_accuracy']['-']:.3f}")
 
 # %% [markdown]
-# ## 2. Two masks at once
-# The default filter follows the paper: weight matrices (here GPT-2's `Conv1D` layers) get masks; biases,
-# LayerNorms and embeddings do not, and nor does the output layer, which GPT-2 ties to the token embedding.
-# Set 0 trains on the `+` problems, set 1 on the `-` problems, in one batched pass: the inputs carry a leading
-# dimension of 2 (one batch per set) and may be a dict of keyword inputs, as a Hugging Face batch is. The loss
-# returns one value per set.
+# ## 2. Two masks in one call
+# `wmask.fit` takes one iterable of batches per subtask (a `DataLoader`, a list, a generator) and an ordinary loss,
+# and trains one mask per subtask, every mask in one batched pass. The default filter follows the paper: weight
+# matrices (here GPT-2's `Conv1D` layers) get masks; biases, LayerNorms and embeddings do not, and nor does the
+# output layer, which GPT-2 ties to the token embedding. A batch may be a dict of keyword inputs, as a Hugging Face
+# batch is.
 #
 # ```python
-# import wmask
-# def data(step):       # ({"input_ids": [2, B, 4]}, answers [2, B]): one batch per set
+# import torch.nn.functional as F, wmask
+# def problems_of(op):                 # endless ({"input_ids": [B, 4]}, answers [B]) of one operation
 #     ...
-# def loss_fn(out, answers):
-#     logits = out.logits[..., -1, :]
-#     return F.cross_entropy(logits.flatten(0, 1), answers.flatten(), reduction="none").view(2, -1).mean(1)
-# masks = wmask.MaskSet(model, n_sets=2, seed=0)
-# history = wmask.train_masks(masks, data, loss_fn, wmask.MaskTrainConfig(steps=..., alpha=...))
+# fit = wmask.fit(model, {"+": problems_of(0), "-": problems_of(1)},
+#                 loss=lambda out, answers: F.cross_entropy(out.logits[:, -1, :], answers),
+#                 steps=8000, alpha=1e-3, lr=1e-2, stop_when_settled=True)
+# fit.history.plot()                   # the curves below
 # ```
 
 # %% tags=["hide-input"]
@@ -107,7 +106,7 @@ print("; ".join(f"{n}: {'settled' if c['converged'] else 'NOT settled (' + c['re
 
 # %% [markdown]
 # ## 3. What each mask keeps, per layer
-# `wmask.summary(masks)` is a table of kept counts per set and tensor (`wmask.plot_kept` draws it).
+# `wmask.summary(fit.masks)` is a table of kept counts per set and tensor (`wmask.plot_kept` draws it).
 
 # %% tags=["hide-input"]
 kept = pd.DataFrame(r["kept"])
@@ -122,9 +121,9 @@ display(kept[kept.tensor == "(all)"][["set", "kept", "total", "kept_fraction"]].
 # %% [markdown]
 # ## 4. Does each mask solve its own operation, and the other?
 # `wmask.variants_forward` evaluates the network and both masks on the same problems in one batched call.
-# Then keep the result: `wmask.materialize(model, masks.binary(0))` is a standalone copy whose removed weights are
-# zero, `with wmask.applied(model, masks.binary(0)):` masks the real model for the length of the block and restores
-# it exactly, and `masks.save(path)` / `wmask.load_masks(path, model)` write and check the masks.
+# Then keep the result: `wmask.materialize(model, fit.mask("+"))` is a standalone copy whose removed weights are
+# zero, `with wmask.applied(model, fit.mask("+")):` masks the real model for the length of the block and restores
+# it exactly, and `fit.save(path, "+")` / `wmask.load_masks(path, model)` write and check a mask.
 
 # %% tags=["hide-input"]
 display(pd.DataFrame(r["accuracy"]).T.rename_axis("weights").round(3))

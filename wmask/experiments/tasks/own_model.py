@@ -91,20 +91,20 @@ def train_base(model, cfg: OwnModelConfig, progress: bool = True) -> list[dict]:
 
 
 def train_op_masks(model, cfg: OwnModelConfig, progress: bool = True):
-    """Two mask sets in one batched pass: set 0 trains on the ``+`` problems, set 1 on the ``-`` problems."""
-    streams = [Stream(cfg.p, op, 1000 + cfg.seed * 10 + op) for op in range(2)]
+    """Two masks in one call (:func:`wmask.fit`), trained together in one batched pass: ``+`` on the ``+``
+    problems, ``-`` on the ``-`` problems, each from a stream of its own. Returns the ``MaskSet`` and its history."""
+    def problems_of(op: int):        # an endless stream of ({"input_ids": [B, 4]}, answers [B])
+        stream = Stream(cfg.p, op, 1000 + cfg.seed * 10 + op)
+        while True:
+            x, y = stream.batch(cfg.mask.batch_size)
+            yield {"input_ids": x}, y
 
-    def data(step):
-        parts = [s.batch(cfg.mask.batch_size) for s in streams]
-        return {"input_ids": torch.stack([x for x, _ in parts])}, torch.stack([y for _, y in parts])
-
-    def loss_fn(out, answers):       # one loss per set: [2]
-        logits = answer_logits(out)
-        return F.cross_entropy(logits.flatten(0, 1), answers.flatten(), reduction="none").view(2, -1).mean(1)
-
-    masks = wmask.MaskSet(model, n_sets=2, seed=cfg.seed)
-    history = wmask.train_masks(masks, data, loss_fn, cfg.mask, progress=progress, desc="masks +/-")
-    return masks, history
+    m = cfg.mask
+    fit = wmask.fit(model, {op: problems_of(i) for i, op in enumerate(OPS)},
+                    loss=lambda out, answers: F.cross_entropy(answer_logits(out), answers),
+                    steps=m.steps, alpha=m.alpha, lr=m.lr, k=m.k, clip=m.clip, log_every=m.log_every,
+                    stop_when_settled=m.stop_on_plateau, seed=cfg.seed, progress=progress)
+    return fit.masks, fit.history
 
 
 def evaluate(model, masks) -> dict:
