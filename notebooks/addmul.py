@@ -20,10 +20,10 @@
 # multiplication, the weights it removed were needed for × and not for +: specialised weights exist. Inverting a
 # mask (¬+: keep exactly the weights the + mask removed) tests whether the weights + needs are exclusive to it.
 #
-# Everything below comes from `python -m wmask run addmul --preset <preset> --seeds ...`; the notebook only reads
-# its results and draws them.
+# Everything below is read from the committed run (`results/addmul/cpu`, made by `make results PRESET=cpu
+# EXP=addmul`); the chapter trains nothing.
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "remove-cell"]
 import os
 
 preset = os.environ.get("WMASK_PRESET", "cpu")  # smoke | cpu | paper

@@ -20,9 +20,10 @@
 # relies on class-specific weights, *c*'s accuracy falls and the other classes barely move. The ten class-removal
 # masks are trained together in one batched pass.
 #
-# Everything below comes from `python -m wmask run cifar10 --preset <preset> --seeds ...`.
+# Everything below is read from the committed run (`results/cifar10/cpu`, made by `make results PRESET=cpu
+# EXP=cifar10`).
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "remove-cell"]
 import os
 
 preset = os.environ.get("WMASK_PRESET", "cpu")  # smoke | cpu | paper

@@ -26,10 +26,11 @@
 # each mask lies within one cluster, and how differently the two masks of a pair spread over the clusters, each
 # against random masks of the same size per layer.
 #
-# Everything below comes from `python -m wmask run clusterability --preset <preset> --seeds ...`; how each piece
-# follows the official code, and where it deviates, is in `wmask.experiments.clusterability` and `wmask.experiments.tasks.mnist_mlp`.
+# Everything below is read from the committed run (`results/clusterability/cpu`, made by `make results PRESET=cpu
+# EXP=clusterability`). How each piece follows the official code, and where it deviates, is in
+# `wmask.experiments.clusterability` and `wmask.experiments.tasks.mnist_mlp`.
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "remove-cell"]
 import os
 
 preset = os.environ.get("WMASK_PRESET", "cpu")  # smoke | cpu | paper

@@ -27,9 +27,10 @@
 # about 666,666, so 450 held out per difficulty instead of 10,000). The `smoke` preset, which only exercises the
 # code, uses made-up sort problems in the dataset's style instead. Every caption says which data it used.
 #
-# Everything below comes from `python -m wmask run dm_math --preset <preset> --seeds ...`.
+# Everything below is read from the committed run (`results/dm_math/cpu`, made by `make results PRESET=cpu
+# EXP=dm_math`).
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "remove-cell"]
 import os
 
 preset = os.environ.get("WMASK_PRESET", "cpu")  # smoke | cpu | paper

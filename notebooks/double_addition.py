@@ -22,9 +22,10 @@
 # Inverting the pair-1 mask removes exactly what pair 1 needs. A variant keeps the control mask on the input and
 # output layers when inverting, so that removing pair 1 cannot delete pair 2's input/output weights.
 #
-# Everything below comes from `python -m wmask run double_addition --preset <preset> --seeds ...`.
+# Everything below is read from the committed run (`results/double_addition/cpu`, made by `make results PRESET=cpu
+# EXP=double_addition`).
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "remove-cell"]
 import os
 
 preset = os.environ.get("WMASK_PRESET", "cpu")  # smoke | cpu | paper

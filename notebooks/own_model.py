@@ -23,7 +23,7 @@
 # those of the committed run of exactly these steps (`wmask.experiments.tasks.own_model`, written with the same public calls;
 # `make results PRESET=cpu EXP=own_model` makes it again). A mask value of 1 means the weight is **kept**.
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "remove-cell"]
 import os
 
 preset = os.environ.get("WMASK_PRESET", "cpu")  # smoke | cpu | paper

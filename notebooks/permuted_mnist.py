@@ -25,9 +25,10 @@
 #
 # **The question:** what share of a later task's mask (layers 2 and up) lies on weights earlier tasks already use?
 #
-# Everything below comes from `python -m wmask run permuted_mnist --preset <preset> --seeds ...`.
+# Everything below is read from the committed run (`results/permuted_mnist/cpu`, made by `make results PRESET=cpu
+# EXP=permuted_mnist`).
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "remove-cell"]
 import os
 
 preset = os.environ.get("WMASK_PRESET", "cpu")  # smoke | cpu | paper

@@ -19,7 +19,7 @@
 # masks of A and B should barely overlap. Both masks are trained at once, in one batched pass
 # (`wmask.train_masks` with two mask sets).
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "remove-cell"]
 import os
 
 preset = os.environ.get("WMASK_PRESET", "cpu")  # smoke | cpu | paper

@@ -24,7 +24,7 @@
 # read back, so only the base targets gate them. Where its verdict is ours and ours is not "holds", the result is a
 # property of this scale, not of our reimplementation.
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "remove-cell"]
 results = "results"   # the committed result summaries, relative to the repository root
 
 # %%

@@ -22,9 +22,10 @@
 # separate, non-compositional solution for the commands the split holds out. The four masks are trained together in
 # one batched pass.
 #
-# Everything below comes from `python -m wmask run scan --model lstm|transformer --preset <preset> --seeds ...`.
+# Everything below is read from the committed run (`results/scan/cpu`, made by `make results PRESET=cpu
+# EXP=scan`).
 
-# %% tags=["parameters"]
+# %% tags=["parameters", "remove-cell"]
 import os
 
 preset = os.environ.get("WMASK_PRESET", "cpu")  # smoke | cpu | paper
