@@ -111,10 +111,7 @@ fig.tight_layout()
 # The check below compares each mask with the unmasked network.
 
 # %% tags=["nbval-check-output"]
-claims.print_check("specialise", tables, run_cfg)
-
-# %% tags=["remove-cell"]
-glue("see-specialise", Markdown(claims.what_we_see("specialise", tables, run_cfg, preset)), display=False)
+claims.section("specialise", tables, run_cfg, preset)
 
 # %% [markdown]
 # **What we see** (+ and × masks): {glue:md}`see-specialise`
@@ -147,10 +144,7 @@ fig.tight_layout()
 # mostly inside the larger) and strongly in the input and output layers.
 
 # %% tags=["nbval-check-output"]
-claims.print_check("partial-overlap", tables, run_cfg)
-
-# %% tags=["remove-cell"]
-glue("see-partial-overlap", Markdown(claims.what_we_see("partial-overlap", tables, run_cfg, preset)), display=False)
+claims.section("partial-overlap", tables, run_cfg, preset)
 
 # %% [markdown]
 # **What we see** (overlap): {glue:md}`see-partial-overlap`
@@ -162,10 +156,7 @@ glue("see-partial-overlap", Markdown(claims.what_we_see("partial-overlap", table
 # inverting either mask breaks **both** operations, because the weights both operations share go with it.
 
 # %% tags=["nbval-check-output"]
-claims.print_check("inverted-addmul", tables, run_cfg)
-
-# %% tags=["remove-cell"]
-glue("see-inverted-addmul", Markdown(claims.what_we_see("inverted-addmul", tables, run_cfg, preset)), display=False)
+claims.section("inverted-addmul", tables, run_cfg, preset)
 
 # %% [markdown]
 # **What we see** (inverted masks): {glue:md}`see-inverted-addmul`
@@ -196,10 +187,7 @@ fig.tight_layout()
 # **Paper:** sharing falls as the network grows.
 
 # %% tags=["nbval-check-output"]
-claims.print_check("sharing-vs-size", tables, run_cfg)
-
-# %% tags=["remove-cell"]
-glue("see-sharing-vs-size", Markdown(claims.what_we_see("sharing-vs-size", tables, run_cfg, preset)), display=False)
+claims.section("sharing-vs-size", tables, run_cfg, preset)
 
 # %% [markdown]
 # **What we see** (sharing vs size): {glue:md}`see-sharing-vs-size`
@@ -229,10 +217,7 @@ fig.colorbar(pts, ax=axes, label="% of + weights shared with ×")
 fig.suptitle(f"Accuracy vs α on {run_cfg['sweep_network']} (one point per seed) — {where}", fontsize=8);
 
 # %% tags=["nbval-check-output"]
-claims.print_check("alpha-sweep", tables, run_cfg)
-
-# %% tags=["remove-cell"]
-glue("see-alpha-sweep", Markdown(claims.what_we_see("alpha-sweep", tables, run_cfg, preset)), display=False)
+claims.section("alpha-sweep", tables, run_cfg, preset)
 
 # %% [markdown]
 # **What we see** (α sweep): {glue:md}`see-alpha-sweep`

@@ -131,10 +131,7 @@ ax.title.set_fontsize(9)
 fig.tight_layout()
 
 # %% tags=["nbval-check-output"]
-claims.print_check("class-specific", tables, runs[0]["config"])
-
-# %% tags=["remove-cell"]
-glue("see-class-specific", Markdown(claims.what_we_see("class-specific", tables, runs[0]["config"], preset)), display=False)
+claims.section("class-specific", tables, runs[0]["config"], preset)
 
 # %% [markdown]
 # **What we see** (class removal): {glue:md}`see-class-specific`

@@ -120,10 +120,7 @@ accuracy_bars(tables["accuracy"], where)
 # The paper: the easy mask loses much of the hard accuracy, the control mask keeps it. Ours, as checked numbers:
 
 # %% tags=["nbval-check-output"]
-claims.print_check("math-easy-mask", tables, run_cfg)
-
-# %% tags=["remove-cell"]
-glue("see-math", Markdown(claims.what_we_see("math-easy-mask", tables, run_cfg, summary["preset"])), display=False)
+claims.section("math-easy-mask", tables, run_cfg, summary["preset"], "see-math")
 
 # %% [markdown]
 # **What we see**: {glue:md}`see-math`

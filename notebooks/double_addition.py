@@ -107,12 +107,8 @@ fig.tight_layout()
 # for most inputs: the two identical additions use separate weights.
 
 # %% tags=["nbval-check-output"]
-claims.print_check("pairs-separate", tables, run_cfg)
-claims.print_check("inverted-pairs", tables, run_cfg)
-
-# %% tags=["remove-cell"]
-glue("see-pairs-separate", Markdown(claims.what_we_see("pairs-separate", tables, run_cfg, preset)), display=False)
-glue("see-inverted-pairs", Markdown(claims.what_we_see("inverted-pairs", tables, run_cfg, preset)), display=False)
+claims.section("pairs-separate", tables, run_cfg, preset)
+claims.section("inverted-pairs", tables, run_cfg, preset)
 
 # %% [markdown]
 # **What we see** (pair masks): {glue:md}`see-pairs-separate`
@@ -135,10 +131,7 @@ plot_layer_overlap(layers, nets, "overlap of pair-1 and pair-2 masks",
 # **Paper:** the hidden-layer overlap of the two pair masks is low (no reuse).
 
 # %% tags=["nbval-check-output"]
-claims.print_check("pairs-low-overlap", tables, run_cfg)
-
-# %% tags=["remove-cell"]
-glue("see-pairs-low-overlap", Markdown(claims.what_we_see("pairs-low-overlap", tables, run_cfg, preset)), display=False)
+claims.section("pairs-low-overlap", tables, run_cfg, preset)
 
 # %% [markdown]
 # **What we see** (overlap): {glue:md}`see-pairs-low-overlap`

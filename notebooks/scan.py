@@ -129,12 +129,9 @@ fig4a(tables, models, where)
 
 # %% tags=["nbval-check-output"]
 for m in models:
-    claims.print_check(f"scan-split-masks-{m}", tables[m], summaries[m]["runs"][0]["config"])
-
-# %% tags=["remove-cell"]
-for m in models:
-    glue(f"see-split-masks-{m}", Markdown(claims.what_we_see(f"scan-split-masks-{m}", tables[m], summaries[m]["runs"][0]["config"], summaries[m]["preset"])), display=False)
-for m, why in absent.items():
+    claims.section(f"scan-split-masks-{m}", tables[m], summaries[m]["runs"][0]["config"], summaries[m]["preset"],
+                   f"see-split-masks-{m}")
+for m, why in absent.items():          # a model without a run at this preset: say why
     glue(f"see-split-masks-{m}", Markdown(f"untestable: no {preset} run ({why})"), display=False)
 
 # %% [markdown]
@@ -170,12 +167,9 @@ fig4b(tables, summaries, models, where)
 
 # %% tags=["nbval-check-output"]
 for m in models:
-    claims.print_check(f"scan-jump-token-{m}", tables[m], summaries[m]["runs"][0]["config"])
-
-# %% tags=["remove-cell"]
-for m in models:
-    glue(f"see-jump-token-{m}", Markdown(claims.what_we_see(f"scan-jump-token-{m}", tables[m], summaries[m]["runs"][0]["config"], summaries[m]["preset"])), display=False)
-for m, why in absent.items():
+    claims.section(f"scan-jump-token-{m}", tables[m], summaries[m]["runs"][0]["config"], summaries[m]["preset"],
+                   f"see-jump-token-{m}")
+for m, why in absent.items():          # a model without a run at this preset: say why
     glue(f"see-jump-token-{m}", Markdown(f"untestable: no {preset} run ({why})"), display=False)
 
 # %% [markdown]
@@ -202,10 +196,8 @@ pd.DataFrame([{"model": m, "seed": r["seed"], **{f"kept {scan.LABELS[s]}": v for
 # %% [markdown]
 # ## The committed cpu run (LSTM), and the authors' code at the same settings
 #
-# The LSTM's `cpu` preset, run and committed with the repository (`python -m wmask run scan --preset cpu --seeds
-# 0,1`), so that a book built at another preset still shows the evidence; its settings are printed below from the
-# run's own record (the preset may have changed since: the caption names the commit that made it). The Transformer
-# has no cpu preset (it stays below the iid target on two cores).
+# The LSTM's `cpu` run (the one above when this chapter is built at cpu; `make results PRESET=cpu EXP=scan`). The
+# Transformer has no cpu preset (it stays below the iid target on two cores).
 #
 # Beside it, the authors' released code (RobertCsordas/modules; `results/authors/scan/cpu`, made by
 # `benchmarks/authors/run.py`), where it was run, at the same network (2×128 encoder-decoder, embedding 16, dropout
@@ -225,6 +217,24 @@ def glue_none(keys, why):
     print(why)
     for key in keys:
         glue(key, Markdown(why), display=False)
+
+
+def glue_checks(run, keys, label, shown):
+    """Glue the "what we see" of both SCAN claims on ``run`` under ``keys``; print the checks unless ``shown``."""
+    for claim, key in zip(("scan-split-masks-lstm", "scan-jump-token-lstm"), keys):
+        if shown:
+            glue(key, Markdown(claims.what_we_see(claim, run.tables, run.cfg, label)), display=False)
+        else:
+            claims.section(claim, run.tables, run.cfg, label, key)
+
+
+def kept_words(run) -> str:
+    """How much the run's masks keep after its steps, and whether they settled."""
+    masks = evidence.settling(run.tables["curves"])
+    return (f"after {run.tables['curves'].step.max() + 1:,} steps its four masks keep {masks.kept.min():.2f}–"
+            f"{masks.kept.max():.2f} of the weights, {int(masks.converged.sum())} of {len(masks)} settled (their "
+            f"kept fraction moved {100 * masks.kept_change.min():.1f}–{100 * masks.kept_change.max():.1f} points "
+            "over the last 20 % of steps)")
 
 
 if cpu is None:
@@ -247,17 +257,11 @@ else:
     beside = cpu.where + ("" if theirs is None else "; the authors' code: results/authors/scan/cpu")
     fig4a(codes, list(codes), beside)
     fig4b(codes, {c: cpu.summary for c in codes}, list(codes), beside)
-    for claim, key in (("scan-split-masks-lstm", "see-scan-cpu-split"), ("scan-jump-token-lstm", "see-scan-cpu-jump")):
-        claims.print_check(claim, cpu.tables, cpu.cfg)
-        glue(key, Markdown(claims.what_we_see(claim, cpu.tables, cpu.cfg, "cpu")), display=False)
-    base = cpu.tables["base"].accuracy.mean()
+    glue_checks(cpu, ("see-scan-cpu-split", "see-scan-cpu-jump"), "cpu", shown=cpu is chapter.get("lstm"))
     masks = evidence.settling(cpu.tables["curves"])
     glue("scan-cpu-scale", Markdown(
-        f"the 2×128 LSTM reaches iid exact match {base:.3f} after {cpu.cfg['base']['steps']:,} steps (target "
-        f"{cpu.cfg['target']}), and after {cpu.tables['curves'].step.max() + 1:,} steps its four masks keep "
-        f"{masks.kept.min():.2f}–{masks.kept.max():.2f} of the weights, {int(masks.converged.sum())} of "
-        f"{len(masks)} settled (their kept fraction moved {100 * masks.kept_change.min():.1f}–"
-        f"{100 * masks.kept_change.max():.1f} points over the last 20 % of steps)"), display=False)
+        f"the 2×128 LSTM reaches iid exact match {cpu.tables['base'].accuracy.mean():.3f} after "
+        f"{cpu.cfg['base']['steps']:,} steps (target {cpu.cfg['target']}), and {kept_words(cpu)}"), display=False)
     late, mid = settling.kept_fall(cpu.tables["curves"], 0.9, 1.0), settling.kept_fall(cpu.tables["curves"], 0.4, 0.5)
     ahead = settling.steps_to_settle(cpu.tables["curves"])
     glue("scan-cpu-drift", Markdown(
@@ -327,17 +331,9 @@ else:
     sides = (f"left: results/scan/cpu; right: {longer.where}" if cpu is not None else longer.where)
     fig4a({k: r.tables for k, r in runs_.items()}, list(runs_), sides)
     fig4b({k: r.tables for k, r in runs_.items()}, {k: r.summary for k, r in runs_.items()}, list(runs_), sides)
-    label = f"cpu with masks at most {longer.cfg['mask']['steps']:,} steps"
-    for claim, key in (("scan-split-masks-lstm", "see-scan-longer-split"),
-                       ("scan-jump-token-lstm", "see-scan-longer-jump")):
-        claims.print_check(claim, longer.tables, longer.cfg)
-        glue(key, Markdown(claims.what_we_see(claim, longer.tables, longer.cfg, label)), display=False)
-    masks = evidence.settling(longer.tables["curves"])
-    glue("scan-longer-scale", Markdown(
-        f"after {longer.tables['curves'].step.max() + 1:,} steps the four masks keep {masks.kept.min():.2f}–"
-        f"{masks.kept.max():.2f} of the weights, {int(masks.converged.sum())} of {len(masks)} settled (their kept "
-        f"fraction moved {100 * masks.kept_change.min():.1f}–{100 * masks.kept_change.max():.1f} points over the "
-        "last 20 % of steps)"), display=False)
+    glue_checks(longer, ("see-scan-longer-split", "see-scan-longer-jump"),
+                f"cpu with masks at most {longer.cfg['mask']['steps']:,} steps", shown=False)
+    glue("scan-longer-scale", Markdown(kept_words(longer)), display=False)
 
 # %% [markdown]
 # **With longer masks**, {glue:md}`scan-longer-scale`.

@@ -239,3 +239,12 @@ def print_check(key: str, tables: dict, cfg: dict) -> None:
         print(f"  {ln}")
     if not lines:
         print("  (not run at this preset)")
+
+
+def section(key: str, tables: dict, cfg: dict, preset: str, glue_as: str | None = None) -> None:
+    """A chapter's claim in one call: print the claim, how it is checked and every line (:func:`print_check`), and
+    glue the "what we see" sentence (:func:`what_we_see`) as ``glue_as`` (default ``see-<key>``) for the prose."""
+    from IPython.display import Markdown
+    from myst_nb import glue
+    print_check(key, tables, cfg)
+    glue(glue_as or f"see-{key}", Markdown(what_we_see(key, tables, cfg, preset)), display=False)
