@@ -44,8 +44,9 @@ from myst_nb import glue
 
 from wmask.book import claims
 from wmask.book.table import verdict_box
-from wmask.book.report import (beside_the_authors, chapter_run, describe_networks, evidence_table, mean_sd, plot_curves,
-                          plot_layer_overlap, show_paper_scale)
+from wmask.book.plots import plot_curves, plot_layer_overlap
+from wmask.book.report import (beside_the_authors, chapter_run, describe_networks, evidence_table, mean_sd,
+                               show_paper_scale)
 
 summary, tables, where, run_cfg, _ = chapter_run("addmul", preset, seeds, results, device, run=run,
                                                  dataset="problems generated on the fly")
@@ -77,7 +78,7 @@ describe_networks(cfg)
 evidence_table(tables)
 
 # %% tags=["hide-input"]
-plot_curves(tables["curves"], title=f"Mask training, mean over seeds (band: min..max) — {where}");
+plot_curves(tables["curves"], title=f"Mask training, mean over seeds (band: min..max)");
 
 # %% [markdown]
 # ## Accuracy of each mask on each operation
@@ -103,7 +104,7 @@ for ax, net in zip(axes[0], nets_plot):
     sub = acc[(acc.network == net) & acc["mask"].isin(order)]
     sns.barplot(data=sub, x="mask", y="accuracy", hue="evaluated on", order=order, errorbar="sd", ax=ax)
     ax.set(title=f"{net} ({cfg[net]['model']})", xlabel="mask", ylabel="accuracy (fraction solved)")
-fig.suptitle(f"Accuracy per mask — {where}", fontsize=9)
+fig.suptitle(f"Accuracy per mask")
 fig.tight_layout()
 
 # %% [markdown]
@@ -125,7 +126,7 @@ claims.section("specialise", tables, run_cfg, preset)
 layers = tables["layers"]
 layers = layers[layers.network.isin(nets_plot) & (layers.layer != "total")]
 plot_layer_overlap(layers, nets_plot, "overlap of + and × masks",
-                   f"Per-layer IoU / IoMin of the + and × masks — {where}");
+                   f"Per-layer IoU / IoMin of the + and × masks");
 
 # %% tags=["hide-input"]
 kept = layers.melt(id_vars=["seed", "network", "layer"], value_vars=["kept control", "kept +", "kept ×"],
@@ -136,7 +137,7 @@ for ax, net in zip(axes[0], nets_plot):
     sns.barplot(data=kept[kept.network == net], x="layer", y="weights kept", hue="mask", errorbar="sd", ax=ax)
     ax.set(title=net, xlabel="masked weight tensor (input → output)", ylabel="weights kept (count)")
     ax.tick_params(axis="x", rotation=30)
-fig.suptitle(f"Weights kept by each mask, per layer — {where}", fontsize=9)
+fig.suptitle(f"Weights kept by each mask, per layer")
 fig.tight_layout()
 
 # %% [markdown]
@@ -178,7 +179,7 @@ for name in cfg_sizes:
     ax.annotate(f"{name} {cfg[name]['hidden']}", (row["weights"], row["% of + weights shared with ×"]),
                 fontsize=7, textcoords="offset points", xytext=(4, 4))
 ax.set(xscale="log", xlabel="masked weights in the network (count, log scale)", ylabel="% of + weights shared with ×",
-       title=f"Sharing vs size — {where}")
+       title=f"Sharing vs size")
 ax.title.set_fontsize(8)
 ax.xaxis.set_minor_formatter(NullFormatter())   # log axis: label the decades only
 fig.tight_layout()
@@ -214,7 +215,7 @@ for ax, col, title in zip(axes, ["own", "other"], ["own operation", "other opera
            title=f"mask evaluated on its {title}")
     ax.legend(fontsize=7)
 fig.colorbar(pts, ax=axes, label="% of + weights shared with ×")
-fig.suptitle(f"Accuracy vs α on {run_cfg['sweep_network']} (one point per seed) — {where}", fontsize=8);
+fig.suptitle(f"Accuracy vs α on {run_cfg['sweep_network']} (one point per seed)");
 
 # %% tags=["nbval-check-output"]
 claims.section("alpha-sweep", tables, run_cfg, preset)

@@ -48,7 +48,8 @@ from wmask.experiments import runner
 from wmask.book import authors as reference, claims, settling
 from wmask.experiments.data.cifar10 import CLASSES
 from wmask.book.table import verdict_box
-from wmask.book.report import chapter_run, committed_run, evidence_table, plot_base, plot_curves
+from wmask.book.report import chapter_run, committed_run, evidence_table
+from wmask.book.plots import fig5, plot_base, plot_curves
 
 chapter = chapter_run("cifar10", preset, seeds, results, device, run=run, model=model)
 summary, tables, where, c, absent = chapter
@@ -79,8 +80,8 @@ evidence_table(tables, by=None)
 
 # %% tags=["hide-input"]
 if len(tables.get("base_curve", [])):
-    plot_base(tables["base_curve"], where)
-plot_curves(tables["curves"], by=None, title=f"Control and class-removal mask training — {where}");
+    plot_base(tables["base_curve"])
+plot_curves(tables["curves"], by=None, title=f"Control and class-removal mask training");
 
 # %% [markdown]
 # ## Accuracy lost on the removed class
@@ -89,31 +90,7 @@ plot_curves(tables["curves"], by=None, title=f"Control and class-removal mask tr
 # matrix (normalised per true class) and `conf_c` that of the mask trained without *c*.
 
 # %% tags=["hide-input"]
-def fig5(worst, where):
-    """The paper's Fig. 5: per removed class, the relative drop on it and the worst other class's drop as % of it;
-    with a ``code`` column (ours / the authors'), side by side."""
-    hue = "code" if "code" in worst else None
-    fig, axes = plt.subplots(1, 2, figsize=(11.5 if hue else 9.6, 3.4))
-    sns.barplot(data=worst, x="class", y="own drop %", hue=hue, errorbar="sd", ax=axes[0],
-                **({} if hue else {"color": "tab:red"}))
-    axes[0].set(xlabel="removed class", ylabel="relative accuracy drop on it (%)", title="drop on the removed class")
-    sns.barplot(data=worst, x="class", y="worst other / own %", hue=hue, errorbar="sd", ax=axes[1],
-                **({} if hue else {"color": "tab:blue"}))
-    axes[1].axhline(10, ls="--", c="k", lw=0.8, label="paper's y-range (10 %)")
-    axes[1].set(xlabel="removed class", ylabel="worst other-class drop / own drop (%)",
-                title="largest drop on any other class")
-    if hue:                       # one legend, beside the right panel, for both
-        axes[0].get_legend().remove()
-        axes[1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
-    else:
-        axes[1].legend(fontsize=7)
-    for ax in axes:
-        ax.tick_params(axis="x", rotation=45)
-    fig.suptitle(where, fontsize=7)
-    fig.tight_layout()
-
-
-fig5(tables["worst"], where)
+fig5(tables["worst"])
 
 # %% [markdown]
 # ## What the removed class turns into
@@ -181,8 +158,8 @@ else:
     if cpu is not chapter:       # the chapter above is another preset's run: show the committed cpu run's evidence
         print(cpu.where)
         display(evidence_table(cpu.tables, by=None))
-        plot_base(cpu.tables["base_curve"], cpu.where)
-        plot_curves(cpu.tables["curves"], by=None, title=f"control and class-removal masks — {cpu.where}")
+        plot_base(cpu.tables["base_curve"])
+        plot_curves(cpu.tables["curves"], by=None, title=f"control and class-removal masks")
         claims.print_check("class-specific", cpu.tables, cpu.cfg)
     glue("see-cifar-cpu", Markdown(claims.what_we_see("class-specific", cpu.tables, cpu.cfg, "cpu")), display=False)
     base, masks = cpu.tables["base"].accuracy.mean(), evidence.settling(cpu.tables["curves"])
@@ -220,8 +197,9 @@ else:
             "the control masks up to 8,000 steps")),
          display=False)
 if worst:
-    fig5(pd.concat(worst), f"results/cifar10/cpu and {budget_folder} (control_steps=0)"
-         + ("" if theirs is None else "; the authors' code: results/authors/cifar10/cpu"))
+    fig5(pd.concat(worst))
+    print(f"from results/cifar10/cpu and {budget_folder} (control_steps=0)"
+          + ("" if theirs is None else "; the authors' code: results/authors/cifar10/cpu"))
 
 # %% [markdown]
 # Number by number: ours lies *within the authors' spread* when |ours − theirs| ≤ max(2 × their sd, tolerance), the

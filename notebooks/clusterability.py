@@ -96,7 +96,7 @@ for ax, net in zip(axes, clusterability.NETWORKS):
     ax.set(title=net, xlabel=f"n-cut (K={k0})")
 axes[0].set_ylabel("shuffles")
 axes[-1].legend(fontsize=7)
-fig.suptitle(f"n-cut of each network and of its shuffles, seed {seed0} — {where}", fontsize=8)
+fig.suptitle(f"n-cut of each network and of its shuffles, seed {seed0}")
 fig.tight_layout()
 
 # %% [markdown]
@@ -169,7 +169,7 @@ axes[1].errorbar(np.arange(len(sep)), sep["random separation"], sep["random sepa
 axes[1].set(ylim=(0, 1.05), xlabel="", ylabel="separation of the pair's masks (TV)")
 for ax in axes:
     plt.setp(ax.get_xticklabels(), rotation=25, ha="right", rotation_mode="anchor", fontsize=7)
-fig.suptitle(f"Masks against clusters (grey: random masks of the same sizes) — {where}", fontsize=8)
+fig.suptitle(f"Masks against clusters (grey: random masks of the same sizes)")
 fig.tight_layout()
 
 # %% tags=["nbval-check-output"]

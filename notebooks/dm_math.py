@@ -41,17 +41,15 @@ device = "auto"
 
 # %% tags=["remove-input"]
 # %matplotlib inline
-import matplotlib.pyplot as plt
 import pandas as pd
-import seaborn as sns
 from IPython.display import HTML, Markdown, display
 
 from myst_nb import glue
 
 from wmask.book import claims
 from wmask.book.table import verdict_box
-from wmask.book.report import chapter_run, committed_run, evidence_table, plot_curves
-from wmask.experiments.tasks import dm_math
+from wmask.book.report import chapter_run, committed_run, evidence_table
+from wmask.book.plots import math_accuracy_bars, math_base_curves, plot_curves
 
 chapter = chapter_run("dm_math", preset, seeds, results, device, run=run)
 summary, tables, where, run_cfg, _ = chapter
@@ -75,25 +73,8 @@ display(pd.DataFrame({m: {**run_cfg["mask"], **over} for m, over in run_cfg["net
 evidence_table(tables)
 
 # %% tags=["hide-input"]
-def base_curves(t, title):
-    fig, (ax_l, ax_a) = plt.subplots(1, 2, figsize=(10, 2.8))
-    for module, c in t["base_curves"].groupby("network"):
-        ax_l.plot(c.step, c.loss, label=module)
-    ev = t["base_evals"].groupby(["network", "test", "step"]).accuracy.mean().reset_index()
-    for (module, test), c in ev.groupby(["network", "test"]):
-        ax_a.plot(c.step, c.accuracy, marker=".", label=f"{module}: {test}")
-    target = t["base"].target.iloc[0]
-    ax_a.axhline(target, color="grey", ls=":", label="target (hard)")
-    ax_l.set(xlabel="base step", ylabel="training loss (per sequence)", yscale="log")
-    ax_a.set(xlabel="base step", ylabel="held-out exact match", ylim=(0, 1.02))
-    ax_l.legend(fontsize=7)
-    ax_a.legend(fontsize=7)
-    fig.suptitle(f"base network — {title}", fontsize=7)
-    fig.tight_layout()
-
-
-base_curves(tables, where)
-plot_curves(tables["curves"], title=f"control and easy masks — {where}");
+math_base_curves(tables)
+plot_curves(tables["curves"], title=f"control and easy masks");
 
 # %% [markdown]
 # ## The figure: each module's hard accuracy under the network, the control mask and the easy mask
@@ -102,19 +83,7 @@ plot_curves(tables["curves"], title=f"control and easy masks — {where}");
 # trained for.
 
 # %% tags=["hide-input"]
-def accuracy_bars(acc, title):
-    order = ["network", "control mask", "easy mask"]
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.2), sharey=True)
-    for ax, test in zip(axes, ("hard", "easy")):
-        sns.barplot(data=acc[acc.test == test], x="network", y="accuracy", hue="weights", hue_order=order,
-                    errorbar="sd", ax=ax)
-        ax.set(title=f"held-out {test} problems", xlabel="module", ylabel="exact match", ylim=(0, 1.05))
-        ax.legend(fontsize=7)
-    fig.suptitle(title, fontsize=7)
-    fig.tight_layout()
-
-
-accuracy_bars(tables["accuracy"], where)
+math_accuracy_bars(tables["accuracy"])
 
 # %% [markdown]
 # The paper: the easy mask loses much of the hard accuracy, the control mask keeps it. Ours, as checked numbers:
@@ -151,9 +120,9 @@ else:
     if committed is not chapter:     # the chapter above is another preset's run: show the committed cpu run too
         print(c_where)
         display(evidence_table(c_tables))
-        base_curves(c_tables, c_where)
-        plot_curves(c_tables["curves"], title=f"control and easy masks — {c_where}")
-        accuracy_bars(c_tables["accuracy"], c_where)
+        math_base_curves(c_tables)
+        plot_curves(c_tables["curves"], title=f"control and easy masks")
+        math_accuracy_bars(c_tables["accuracy"])
         claims.print_check("math-easy-mask", c_tables, c_cfg)
     glue("see-math-cpu", Markdown(claims.what_we_see("math-easy-mask", c_tables, c_cfg, "cpu")), display=False)
     net_acc = c_tables["accuracy"][c_tables["accuracy"].weights == "network"]

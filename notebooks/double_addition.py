@@ -45,8 +45,9 @@ from myst_nb import glue
 
 from wmask.book import claims
 from wmask.book.table import verdict_box
-from wmask.book.report import (beside_the_authors, chapter_run, describe_networks, evidence_table, mean_sd, plot_curves,
-                          plot_layer_overlap, show_paper_scale)
+from wmask.book.plots import plot_curves, plot_layer_overlap
+from wmask.book.report import (beside_the_authors, chapter_run, describe_networks, evidence_table, mean_sd,
+                               show_paper_scale)
 
 summary, tables, where, run_cfg, _ = chapter_run("double_addition", preset, seeds, results, device, run=run,
                                                  dataset="problems generated on the fly")
@@ -75,7 +76,7 @@ describe_networks(cfg)
 evidence_table(tables)
 
 # %% tags=["hide-input"]
-plot_curves(tables["curves"], title=f"Mask training, mean over seeds (band: min..max) — {where}");
+plot_curves(tables["curves"], title=f"Mask training, mean over seeds (band: min..max)");
 
 # %% [markdown]
 # ## Accuracy of each mask on each pair
@@ -99,7 +100,7 @@ for ax, net in zip(axes[0], nets):
     ax.set(title=f"{net} ({cfg[net]['model']} {cfg[net]['hidden']})", xlabel="mask",
            ylabel="accuracy (fraction solved)")
     plt.setp(ax.get_xticklabels(), rotation=35, ha="right", rotation_mode="anchor")
-fig.suptitle(f"Accuracy per mask — {where}", fontsize=9)
+fig.suptitle(f"Accuracy per mask")
 fig.tight_layout()
 
 # %% [markdown]
@@ -125,7 +126,7 @@ claims.section("inverted-pairs", tables, run_cfg, preset)
 layers = tables["layers"]
 layers = layers[layers.network.isin(nets) & (layers.layer != "total")]
 plot_layer_overlap(layers, nets, "overlap of pair-1 and pair-2 masks",
-                   f"Per-layer IoU / IoMin of the pair masks — {where}");
+                   f"Per-layer IoU / IoMin of the pair masks");
 
 # %% [markdown]
 # **Paper:** the hidden-layer overlap of the two pair masks is low (no reuse).

@@ -51,7 +51,6 @@ from wmask.book import claims
 from wmask.book.checks import later_reuse
 from wmask.book.table import verdict_box
 from wmask.book.report import chapter_run, committed_variants, reuse_by_width
-from wmask.experiments.tasks import permuted_mnist
 
 summary, tables, where, run_cfg, _ = chapter_run("permuted_mnist", preset, seeds, results, device, run=run)
 display(HTML(verdict_box(["permuted-no-reuse"], tables, run_cfg, where)))
@@ -79,7 +78,7 @@ for ax, col in zip(axes, ("kept", "loss")):
     ax.set(xlabel="joint step (per task)", ylabel="kept fraction" if col == "kept" else "task loss")
 axes[1].set_yscale("log")
 axes[1].legend().remove()
-fig.suptitle(f"Joint training of weights and mask, per task — {where}", fontsize=8)
+fig.suptitle(f"Joint training of weights and mask, per task")
 fig.tight_layout()
 
 # %% [markdown]
@@ -95,7 +94,7 @@ fig, axes = plt.subplots(1, later.layer.nunique(), figsize=(11, 3.2), sharey=Tru
 for ax, (layer, sub) in zip(axes[0], later.groupby("layer")):
     sns.barplot(data=sub, x="task", y="reused", hue="new init", errorbar="sd", ax=ax)
     ax.set(title=f"layer {layer}", xlabel="task", ylabel="share of mask t on earlier tasks' weights", ylim=(0, 1.05))
-fig.suptitle(f"Reuse of earlier tasks' weights — {where}", fontsize=8)
+fig.suptitle(f"Reuse of earlier tasks' weights")
 fig.tight_layout()
 
 # %%

@@ -67,7 +67,7 @@ a, b = (np.array([[c == "1" for c in row] for row in runs[0]["hidden_masks"][nam
 for ax, (title, m) in zip(axes, [("mask A", a), ("mask B", b), ("A and B", a & b)]):
     ax.imshow(m, cmap="Greys", interpolation="nearest")
     ax.set(title=title, xlabel="input unit", ylabel="output unit")
-fig.suptitle(f"Hidden-layer masks (black = kept), seed {seeds[0]} — {where}", fontsize=8)
+fig.suptitle(f"Hidden-layer masks (black = kept), seed {seeds[0]}")
 fig.tight_layout()
 
 # %% [markdown]
@@ -78,7 +78,7 @@ fig.tight_layout()
 fig, ax = plt.subplots(figsize=(6, 3))
 sns.barplot(data=iou[iou.layer == "total"], x="pair", y="IoU", errorbar="sd", ax=ax)
 ax.bar_label(ax.containers[0], fmt="%.2f")
-ax.set(ylim=(0, 1.05), xlabel="", ylabel="IoU (all layers)", title=f"mean ± sd over seeds — {where}")
+ax.set(ylim=(0, 1.05), xlabel="", ylabel="IoU (all layers)", title="mean ± sd over seeds")
 ax.title.set_fontsize(7)
 fig.tight_layout()
 

@@ -29,9 +29,7 @@ results = "results"   # the committed result summaries, relative to the reposito
 
 # %%
 # %matplotlib inline
-import json
 
-import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import HTML, display
 

@@ -37,9 +37,7 @@ device = "auto"
 
 # %% tags=["remove-input"]
 # %matplotlib inline
-import matplotlib.pyplot as plt
 import pandas as pd
-import seaborn as sns
 from IPython.display import HTML, Markdown, display
 
 from myst_nb import glue
@@ -47,7 +45,8 @@ from myst_nb import glue
 from wmask import evidence
 from wmask.book import authors as reference, claims, settling
 from wmask.book.table import verdict_box
-from wmask.book.report import chapter_run, committed_run, evidence_table, plot_base, plot_curves
+from wmask.book.report import chapter_run, committed_run, evidence_table
+from wmask.book.plots import fig4a, fig4b, plot_base, plot_curves
 from wmask.experiments import runner
 from wmask.experiments.tasks import scan
 
@@ -91,8 +90,8 @@ pd.concat([evidence_table(tables[m], by="model") for m in models])
 # %% tags=["hide-input"]
 for m in models:
     if len(tables[m]["base_curve"]):
-        plot_base(tables[m]["base_curve"], f"{m} — {where}", accuracy="iid test exact match")
-    plot_curves(tables[m]["curves"], by=None, title=f"{m}: split-mask training, mean over seeds — {where}")
+        plot_base(tables[m]["base_curve"], m, accuracy="iid test exact match")
+    plot_curves(tables[m]["curves"], by=None, title=f"{m}: split-mask training, mean over seeds")
 
 # %% [markdown]
 # ## Fig. 4a: each split's test accuracy under the full-problem mask and under its own mask
@@ -100,28 +99,7 @@ for m in models:
 # For the iid split the "own" mask is the full-problem mask, and "from scratch" is the unmasked base network.
 
 # %% tags=["hide-input"]
-def fig4a(tables, models, where):
-    """Each split's test accuracy under the full-problem mask, the split's own mask and a net from scratch."""
-    rows = []
-    for m in models:
-        acc = tables[m]["accuracy"]
-        for split, name in scan.LABELS.items():
-            on = acc[acc.test == split]
-            for variant, label in (("mask simple", "full-problem mask"), (f"mask {split}", "split's own mask"),
-                                   ("scratch" if split != "simple" else "full", "from scratch")):
-                rows += [{"model": m, "split": name, "how": label, "accuracy": a}
-                         for a in on[on.variant == variant].accuracy]
-    bars = pd.DataFrame(rows)
-    fig, axes = plt.subplots(1, len(models), figsize=(5.2 * len(models), 3.4), sharey=True, squeeze=False)
-    for ax, m in zip(axes[0], models):
-        sns.barplot(data=bars[bars.model == m], x="split", y="accuracy", hue="how", errorbar="sd", ax=ax)
-        ax.set(title=m, xlabel="test set", ylabel="exact-match accuracy", ylim=(0, 1.05))
-        ax.legend(fontsize=7)
-    fig.suptitle(where, fontsize=7)
-    fig.tight_layout()
-
-
-fig4a(tables, models, where)
+fig4a(tables, models)
 
 # %% [markdown]
 # The paper: the full-problem mask keeps the iid accuracy, while each split's own mask falls to roughly the
@@ -146,21 +124,7 @@ for m, why in absent.items():          # a model without a run at this preset: s
 # add-jump mask removes.
 
 # %% tags=["hide-input"]
-def fig4b(tables, summaries, models, where):
-    """Per output token, the % of its output weights the add-jump mask removes (of those the full-problem mask keeps)."""
-    removed = pd.concat([pd.DataFrame(tables[m]["removed"]).assign(model=m) for m in models])
-    tokens = summaries[models[0]]["runs"][0]["out_vocab"]
-    fig, axes = plt.subplots(1, len(models), figsize=(5.2 * len(models), 3.2), sharey=True, squeeze=False)
-    for ax, m in zip(axes[0], models):
-        r = removed[(removed.model == m) & (removed["mask"] == "addprim_jump")]
-        sns.barplot(data=r, x="token", y="removed %", order=tokens, errorbar="sd", ax=ax, color="tab:red")
-        ax.set(title=f"{m}: add-jump mask", xlabel="output token", ylabel="output weights removed (%)")
-        plt.setp(ax.get_xticklabels(), rotation=30, ha="right", rotation_mode="anchor")
-    fig.suptitle(where, fontsize=7)
-    fig.tight_layout()
-
-
-fig4b(tables, summaries, models, where)
+fig4b(tables, summaries, models)
 
 # %% [markdown]
 # The paper: for add jump, most of the removed output weights belong to the JUMP token. Ours:
@@ -251,12 +215,12 @@ else:
               f"{c['n_test']:,} test lines a split")
         display(evidence_table(cpu.tables, by="model"))
         if len(cpu.tables.get("base_curve", [])):
-            plot_base(cpu.tables["base_curve"], cpu.where, accuracy="iid test exact match")
-        plot_curves(cpu.tables["curves"], by=None, title=f"lstm: split-mask training — {cpu.where}")
+            plot_base(cpu.tables["base_curve"], accuracy="iid test exact match")
+        plot_curves(cpu.tables["curves"], by=None, title=f"lstm: split-mask training")
     codes = {"lstm (ours)": cpu.tables, **({} if theirs is None else {"lstm (the authors' code)": theirs})}
     beside = cpu.where + ("" if theirs is None else "; the authors' code: results/authors/scan/cpu")
     fig4a(codes, list(codes), beside)
-    fig4b(codes, {c: cpu.summary for c in codes}, list(codes), beside)
+    fig4b(codes, {c: cpu.summary for c in codes}, list(codes))
     glue_checks(cpu, ("see-scan-cpu-split", "see-scan-cpu-jump"), "cpu", shown=cpu is chapter.get("lstm"))
     masks = evidence.settling(cpu.tables["curves"])
     glue("scan-cpu-scale", Markdown(
@@ -326,11 +290,11 @@ if longer is None:
 else:
     print(longer.where)
     display(evidence_table(longer.tables, by="model"))
-    plot_curves(longer.tables["curves"], by=None, title=f"lstm: split-mask training — {longer.where}")
+    plot_curves(longer.tables["curves"], by=None, title=f"lstm: split-mask training")
     runs_ = {f"lstm, masks ≤ {r.cfg['mask']['steps']:,} steps": r for r in (cpu, longer) if r is not None}
     sides = (f"left: results/scan/cpu; right: {longer.where}" if cpu is not None else longer.where)
     fig4a({k: r.tables for k, r in runs_.items()}, list(runs_), sides)
-    fig4b({k: r.tables for k, r in runs_.items()}, {k: r.summary for k, r in runs_.items()}, list(runs_), sides)
+    fig4b({k: r.tables for k, r in runs_.items()}, {k: r.summary for k, r in runs_.items()}, list(runs_))
     glue_checks(longer, ("see-scan-longer-split", "see-scan-longer-jump"),
                 f"cpu with masks at most {longer.cfg['mask']['steps']:,} steps", shown=False)
     glue("scan-longer-scale", Markdown(kept_words(longer)), display=False)

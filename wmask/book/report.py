@@ -239,22 +239,6 @@ def describe_networks(networks: dict) -> None:
               f"steps, alpha {c['mask']['alpha']}, clip {c['mask']['clip']} ({c['mask']['clip_mode']})")
 
 
-def plot_layer_overlap(layers, nets: list[str], ylabel: str, title: str):
-    """Per-layer IoU and IoMin bars (mean ± sd over seeds), one panel per network; ``layers`` is the tidy table."""
-    import matplotlib.pyplot as plt
-    import seaborn as sns
-    layers = layers[layers.network.isin(nets) & (layers.layer != "total")]
-    long = layers.melt(id_vars=["seed", "network", "layer"], value_vars=["IoU", "IoMin"], var_name="metric")
-    fig, axes = plt.subplots(1, len(nets), figsize=(4.4 * len(nets), 3.2), sharey=True, squeeze=False)
-    for ax, net in zip(axes[0], nets):
-        sns.barplot(data=long[long.network == net], x="layer", y="value", hue="metric", errorbar="sd", ax=ax)
-        ax.set(title=net, xlabel="masked weight tensor (input → output)", ylabel=ylabel)
-        plt.setp(ax.get_xticklabels(), rotation=30, ha="right", rotation_mode="anchor")
-    fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    return fig
-
-
 def beside_the_authors(experiment: str, accuracy, network_cfg: dict, preset: str, root=None):
     """Our accuracies beside the authors' code's at the same settings (:mod:`wmask.book.authors`: per number, both means,
     their sd, and whether ours lies within their spread), or a sentence saying why there is no such comparison.
@@ -307,48 +291,6 @@ def evidence_table(tables: dict, by: str | None = "network"):
                                                   f"(moved {100 * r['kept_change']:.1f} pts)")
         rows.append(row)
     return pd.DataFrame(rows)
-
-
-def plot_curves(curves, by: str | None = "network", title: str = ""):
-    """Kept fraction and task loss vs step for every mask (mean over seeds, band = min..max), one row per ``by``."""
-    import matplotlib.pyplot as plt
-    import pandas as pd
-    curves = pd.DataFrame(curves)
-    groups = list(curves.groupby(by, sort=False)) if by else [("", curves)]
-    fig, axes = plt.subplots(len(groups), 2, figsize=(9, 2.4 * len(groups) + 0.6), squeeze=False)
-    for (name, c), (ax_k, ax_l) in zip(groups, axes):
-        for mask, m in c.groupby("mask", sort=False):
-            g = m.groupby("step")
-            for ax, col in ((ax_k, "kept"), (ax_l, "loss")):
-                line, = ax.plot(g[col].mean().index, g[col].mean(), label=mask, lw=1.2)
-                ax.fill_between(g[col].min().index, g[col].min(), g[col].max(), color=line.get_color(), alpha=0.15)
-        ax_k.set(title=f"{name} — kept fraction" if name else "kept fraction", xlabel="mask step",
-                 ylabel="kept fraction")
-        ax_l.set(title=f"{name} — task loss" if name else "task loss", xlabel="mask step", ylabel="loss",
-                 yscale="log")
-        ax_k.legend(fontsize=7, ncol=2)
-    fig.suptitle(title, fontsize=8)
-    fig.tight_layout()
-    return fig
-
-
-def plot_base(curve, title: str, accuracy: str = "held-out accuracy"):
-    """The base network's training curve per seed: loss (mean of each 50 steps) and the accuracy it was evaluated
-    at every ``base.eval_every`` steps (``accuracy`` names that axis, e.g. "iid test exact match")."""
-    import matplotlib.pyplot as plt
-    import pandas as pd
-    curve = pd.DataFrame(curve)
-    fig, (ax_l, ax_a) = plt.subplots(1, 2, figsize=(9, 2.8))
-    for seed, c in curve.groupby("seed"):
-        for ax, column, style in ((ax_l, "loss", {}), (ax_a, "held-out accuracy", {"marker": "o", "ms": 3})):
-            points = c.dropna(subset=[column]) if column in c else c.iloc[:0]
-            ax.plot(points.step, points.get(column, []), lw=1, label=f"seed {seed}", **style)
-    ax_l.set(xlabel="step", ylabel="training loss (mean of 50 steps)", yscale="log")
-    ax_a.set(xlabel="step", ylabel=accuracy)
-    ax_a.legend(fontsize=7)
-    fig.suptitle(f"base network — {title}", fontsize=7)
-    fig.tight_layout()
-    return fig
 
 
 def reuse_by_width(summary: dict) -> dict:
