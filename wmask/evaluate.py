@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from torch.utils._pytree import tree_map
 
-from .forward import fixed_function, forward_mode, run_sets
+from .forward import fixed_function, run_sets
 from .masks import stacked_weights
 
 
@@ -23,7 +23,7 @@ def variants_forward(model: nn.Module, variants: list[dict | None], mode: str | 
     :func:`wmask.forward.fixed_function` says: eval mode, no cache)."""
     if not variants:
         raise ValueError("variants_forward needs at least one variant (None = the unmasked model)")
-    mode = mode or forward_mode(model)
+    mode = mode or "vmap"
     if mode not in ("vmap", "loop"):
         raise ValueError(f"unknown forward mode {mode!r}; expected 'vmap' or 'loop'")
     masked = any(v is not None for v in variants)

@@ -256,9 +256,3 @@ def batched_padding_masks():
         yield
     finally:
         mu.is_tracing = tracing
-
-
-def forward_mode(model: nn.Module) -> str:
-    """The :func:`forward_with` mode for ``model``: ``"vmap"`` (recurrent layers run as batched drop-ins, see
-    :mod:`wmask.recurrent`); kept for callers that choose a mode per model."""
-    return "vmap"

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 from torch.utils._pytree import tree_map
 
-from .forward import (VmapForwardError, forward_mode, forward_with, input_tensors,  # noqa: F401 (re-exported)
+from .forward import (VmapForwardError, forward_with, input_tensors,  # noqa: F401 (re-exported)
                       join_samples, map_inputs, split_samples)
 from .maskfilter import MaskFilter, check_unparametrized, param_role  # noqa: F401 (re-exported)
 from .maskio import check_names_shapes, load_masks, one_set, save_masks  # noqa: F401 (re-exported)

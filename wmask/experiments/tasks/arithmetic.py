@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from ... import metrics
 from ...evaluate import variants_forward
-from ...masks import MaskSet, forward_mode, invert
+from ...masks import MaskSet, invert
 from ..models import FNN, RepeatLSTM
 from ...train import BaseTrainConfig, MaskTrainConfig, train_masks, train_model
 
@@ -187,7 +187,7 @@ def train_mask_sets(task, model, sets: list[str | None], cfg: NetConfig, seed: i
                     device, progress=True, alphas: list[float] | None = None):
     """Masks on subtasks ``sets`` (``None`` = the full task, e.g. the control mask), all in one batched pass; set
     ``i`` sees its own batches. Returns ``(binary masks [M, *shape], history dict)``; reuses a finished run."""
-    masks = MaskSet(model, n_sets=len(sets), seed=seed, mode=forward_mode(model))
+    masks = MaskSet(model, n_sets=len(sets), seed=seed)
     w = torch.stack([task.digit_weights(s) for s in sets]).to(device)
 
     def data(step):

@@ -22,7 +22,7 @@ from .. import seq2seq
 from ..data import dm_math as data
 from ...evaluate import variants_forward
 from ..experiment import Experiment
-from ...masks import MaskFilter, MaskSet, forward_mode
+from ...masks import MaskFilter, MaskSet
 from ...train import BaseTrainConfig, MaskTrainConfig, train_masks, train_model
 from .arithmetic import stream
 
@@ -155,7 +155,7 @@ def train_module_masks(cfg: DmMathConfig, d: Data, module: str, model, store, de
         return (src, tgt), tgt
 
     def train():
-        masks = MaskSet(model, n_sets=len(SETS), filter=flt, seed=cfg.seed, mode=forward_mode(model))
+        masks = MaskSet(model, n_sets=len(SETS), filter=flt, seed=cfg.seed)
         return masks, train_masks(masks, batch, seq2seq.seq_loss, mcfg, checkpoint=store.checkpoint(f"masks_{module}"),
                                   progress=progress, desc=f"{module} masks control/easy")
 

@@ -21,7 +21,7 @@ from .. import seq2seq
 from ..data import scan as data
 from ...evaluate import variants_forward
 from ..experiment import Experiment
-from ...masks import MaskFilter, MaskSet, forward_mode
+from ...masks import MaskFilter, MaskSet
 from ...train import BaseTrainConfig, MaskTrainConfig, train_masks, train_model
 from ...utils import file_md5
 from .arithmetic import stream
@@ -197,7 +197,7 @@ def train_split_masks(cfg: ScanConfig, d: Data, model, store, device, progress=T
         return (src, tgt), tgt
 
     def train():
-        masks = MaskSet(model, n_sets=len(SPLITS), filter=flt, seed=cfg.seed, mode=forward_mode(model))
+        masks = MaskSet(model, n_sets=len(SPLITS), filter=flt, seed=cfg.seed)
         return masks, train_masks(masks, batch, seq2seq.seq_loss, cfg.mask, checkpoint=store.checkpoint("masks"),
                                   progress=progress, desc=f"{cfg.model} masks {'/'.join(LABELS[s] for s in SPLITS)}")
 
