@@ -87,7 +87,7 @@ for claim in claims.CLAIMS:
 
 # %%
 pd.set_option("display.max_colwidth", None)
-pd.DataFrame([{"experiment": e, "preset": p, "seeds": s["seeds"], "scale": scale(s["runs"][0]["config"]),
+pd.DataFrame([{"experiment": e, "preset": p, "seeds": s["seeds"], "scale": scale(e, s["runs"][0]["config"]),
                "device": s["provenance"]["device"],
                "commit": s["provenance"]["commit"][:12], "torch": s["provenance"]["torch"],
                "compute (min, sum over seeds)": round(sum(r["wall_time_s"] for r in s["runs"]) / 60, 1),

@@ -161,13 +161,14 @@ def test_a_chapter_at_a_preset_its_experiment_lacks_runs_smoke_and_says_why():
 def test_the_scale_line_names_the_network_and_its_steps(experiment, model, preset, expected):
     from wmask.book.report import scale
     kw = {} if model is None else {"model": model}
-    assert scale(config.to_dict(runner.EXPERIMENTS[experiment].config(preset, **kw))).startswith(expected)
+    label = runner.label(experiment, model)
+    assert scale(label, config.to_dict(runner.EXPERIMENTS[experiment].config(preset, **kw))).startswith(expected)
 
 
 def test_the_scale_line_names_cifars_own_control_steps():
     from wmask.book.report import scale
     cfg = config.to_dict(runner.EXPERIMENTS["cifar10"].config("cpu", overrides={"control_steps": 3000}))
-    assert scale(cfg) == ("CNN 32-64-128-256, 10000 base / 3000 control / 2000 class-removal mask steps at lr 0.01 "
+    assert scale("cifar10", cfg) == ("CNN 32-64-128-256, 10000 base / 3000 control / 2000 class-removal mask steps at lr 0.01 "
                           "(at most; stopped when settled)")
     cfg = config.to_dict(runner.EXPERIMENTS["cifar10"].config("cpu", overrides={"control_steps": 0}))
-    assert scale(cfg).startswith("CNN 32-64-128-256, 10000 base / 2000 mask steps")
+    assert scale("cifar10", cfg).startswith("CNN 32-64-128-256, 10000 base / 2000 mask steps")

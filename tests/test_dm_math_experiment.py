@@ -191,7 +191,7 @@ def test_runner_end_to_end_at_smoke(tmp_path, monkeypatch):
     tables = dm_math.tables(summary["runs"])
     assert claims.check("math-easy-mask", {k: pd.DataFrame(v) for k, v in tables.items()}, run["config"])
     assert (out / "accuracy.csv").read_text().startswith("seed,network,weights,test,accuracy")
-    assert scale(run["config"]) == ("Transformer 1+1 layers, d 32, 40 base steps; comparison__sort: 12 mask steps at "
+    assert scale("dm_math", run["config"]) == ("Transformer 1+1 layers, d 32, 40 base steps; comparison__sort: 12 mask steps at "
                                     "lr 0.3")                          # the reproduction report's scale column
     first = (out / "seed0.json").read_text()
     assert main(args) == 0 and (out / "seed0.json").read_text() == first   # reused, not retrained

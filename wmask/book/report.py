@@ -168,7 +168,7 @@ def show_paper_scale(experiment: str, order: list[str], claim_keys: list[str], r
     tables = {k: pd.DataFrame(v) for k, v in EXPERIMENTS[experiment].tables(summary["runs"]).items()}
     cfg = summary["runs"][0]["config"]
     print(partial_caption(summary))
-    print(scale(cfg))
+    print(scale(experiment, cfg))
     display(evidence_table(tables))
     acc = tables["accuracy"]
     display(mean_sd(acc[acc["mask"].isin(order)], ["network", "evaluated on"], "mask", "accuracy")[order])
@@ -184,52 +184,12 @@ def mean_sd(df, index: list[str], columns: str, value: str):
     return cell.unstack(columns)
 
 
-def scale(config: dict) -> str:
-    """The scale a result comes from, in one line: each network's widths and its base and mask steps (arithmetic
-    experiments), or the model's size and steps (the others)."""
-    nets = config.get("networks")
-    if nets and "net" in config:   # the Mathematics experiment: one Transformer per module, mask settings per module
-        n, mask = config["net"], config["mask"]
-        return (f"Transformer {n['enc_layers']}+{n['dec_layers']} layers, d {n['d']}, {config['base']['steps']} base "
-                "steps; " + "; ".join(f"{m}: {o.get('steps', mask['steps'])} mask steps at lr {o.get('lr', mask['lr']):g}"
-                                      for m, o in nets.items()))
-    if nets:
-        return "; ".join(f"{n}: {c['model'].upper()} {'-'.join(map(str, c['hidden']))}, {c['base']['steps']} base / "
-                         f"{c['mask']['steps']} mask steps at lr {c['mask']['lr']:g}"
-                         + (" (maxima: stopped at target / when settled)" if c.get("stop_at_target") else "")
-                         for n, c in nets.items())
-    if "mlp" in config:       # the clusterability experiment
-        m = config["mlp"]
-        return (f"MLP 784-{'-'.join(map(str, m['hidden']))}-10, {m['epochs']} + {m['prune_epochs']} pruning epochs; "
-                f"K {config['ks']}, {config['n_shuffles']} shuffles per null; masks of {config['align']} at "
-                f"{config['align_preset']}")
-    if "new_inits" in config:     # permuted MNIST
-        return (f"FNN 784-{'-'.join(map(str, config['hidden']))}-10, {config['tasks']} tasks, <= {config['steps']} "
-                f"joint steps each, new-weight mask inits {config['new_inits']}")
-    base, mask = (c if isinstance(c, dict) else {} for c in (config.get("base", {}), config.get("mask", {})))
-    steps = config.get("base_steps", base.get("steps"))
-    settled = " (at most; stopped when settled)" if mask.get("stop_on_plateau") else ""
-    lr = f" at lr {mask['lr']:g}" if "lr" in mask else ""
-    masks = f"{mask.get('steps')} mask steps"
-    if config.get("control_steps"):          # CIFAR-10's control stage runs its own number of steps
-        masks = f"{config['control_steps']} control / {mask.get('steps')} class-removal mask steps"
-    return f"{_network(config)}, {steps} base / {masks}{lr}{settled}"
-
-
-def _network(config: dict) -> str:
-    """The network of a single-model experiment in words (CIFAR-10, SCAN, your own model)."""
-    model, net = config.get("model"), config.get("net") or {}
-    if model == "cnn":
-        return "CNN " + "-".join(str(config["width"] * f) for f in (1, 2, 4, 8))
-    if model == "resnet":
-        return f"ResNet-{config['depth']}, width {config['width']}"
-    if model == "lstm" and "hidden" in net:
-        return f"LSTM encoder-decoder, hidden {net['hidden']}"
-    if model == "transformer" and "d" in net:
-        return f"Transformer {net.get('enc_layers')}+{net.get('dec_layers')} layers, d {net['d']}"
-    if "n_layer" in config:
-        return f"GPT-2 {config['n_layer']} layers, d {config['n_embd']}, {config['n_head']} heads"
-    return str(net or {k: config[k] for k in ("hidden", "layers", "width", "depth") if k in config})
+def scale(experiment: str, config: dict) -> str:
+    """The scale a result of ``experiment`` (a results label: ``addmul``, ``scan-transformer``) comes from, in one
+    line: its networks' sizes and steps, in the experiment's own words (``Experiment.describe``)."""
+    from ..experiments.runner import experiment_of
+    describe = experiment_of(experiment).describe
+    return describe(config) if describe else ""
 
 
 def describe_networks(networks: dict) -> None:

@@ -28,6 +28,7 @@ class Experiment:
     run: Callable[..., dict]
     tables: Callable[[list[dict]], dict[str, list[dict]]] | None = None
     models: tuple[str, ...] = ()
+    describe: Callable[[dict], str] | None = None     # a resolved config (as a dict) in one line of words
 
     def __post_init__(self):
         if not dataclasses.is_dataclass(self.schema):

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 from ... import metrics
 from ..experiment import Experiment
 from ...train import BaseTrainConfig, MaskTrainConfig
-from .arithmetic import (AddMul, NetConfig, base_tag, evaluate, network_tables, run_networks, train_base,
+from .arithmetic import (AddMul, NetConfig, base_tag, describe, evaluate, network_tables, run_networks, train_base,
                          train_mask_sets)
 
 
@@ -126,4 +126,4 @@ def tables(runs: list[dict]) -> dict[str, list[dict]]:
     return out
 
 
-EXPERIMENT = Experiment("addmul", AddMulConfig, PRESETS, run, tables)
+EXPERIMENT = Experiment("addmul", AddMulConfig, PRESETS, run, tables, describe=describe)

@@ -306,3 +306,11 @@ def run_network(task, cfg: NetConfig, seed: int, store, tag: str, device, progre
             "shared": {f"{a} in {b}": metrics.shared_fraction([m[a], m[b]], 0),
                        f"{b} in {a}": metrics.shared_fraction([m[a], m[b]], 1)},
             "history": history}
+
+
+def describe(config: dict) -> str:
+    """Each network's widths and its base and mask steps, in one line."""
+    return "; ".join(f"{n}: {c['model'].upper()} {'-'.join(map(str, c['hidden']))}, {c['base']['steps']} base / "
+                     f"{c['mask']['steps']} mask steps at lr {c['mask']['lr']:g}"
+                     + (" (maxima: stopped at target / when settled)" if c.get("stop_at_target") else "")
+                     for n, c in config["networks"].items())

@@ -317,4 +317,15 @@ def tables(runs: list[dict]) -> dict[str, list[dict]]:
     return out
 
 
-EXPERIMENT = Experiment("cifar10", CifarConfig, PRESETS, run, tables, models=MODELS)
+def describe(config: dict) -> str:
+    """The network, its base steps and each mask stage's steps, in one line."""
+    net = ("CNN " + "-".join(str(config["width"] * f) for f in (1, 2, 4, 8)) if config.get("model") == "cnn"
+           else f"ResNet-{config['depth']}, width {config['width']}")
+    mask = config["mask"]
+    steps = (f"{config['control_steps']} control / {mask['steps']} class-removal mask steps"
+             if config.get("control_steps") else f"{mask['steps']} mask steps")
+    settled = " (at most; stopped when settled)" if mask.get("stop_on_plateau") else ""
+    return f"{net}, {config['base']['steps']} base / {steps} at lr {mask['lr']:g}{settled}"
+
+
+EXPERIMENT = Experiment("cifar10", CifarConfig, PRESETS, run, tables, models=MODELS, describe=describe)

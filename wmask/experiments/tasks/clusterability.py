@@ -235,4 +235,12 @@ PRESETS = {
     "paper": {"ks": (12, 4), "n_shuffles": 100},
 }
 
-EXPERIMENT = Experiment("clusterability", ClusterabilityConfig, PRESETS, run, tables)
+def describe(config: dict) -> str:
+    """The MLPs, the clustering and the masks compared, in one line."""
+    m = config["mlp"]
+    return (f"MLP 784-{'-'.join(map(str, m['hidden']))}-10, {m['epochs']} + {m['prune_epochs']} pruning epochs; "
+            f"K {config['ks']}, {config['n_shuffles']} shuffles per null; masks of {config['align']} at "
+            f"{config['align_preset']}")
+
+
+EXPERIMENT = Experiment("clusterability", ClusterabilityConfig, PRESETS, run, tables, describe=describe)

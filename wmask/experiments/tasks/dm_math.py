@@ -239,4 +239,12 @@ PRESETS = {
     "paper": {},
 }
 
-EXPERIMENT = Experiment("dm_math", DmMathConfig, PRESETS, run, tables)
+def describe(config: dict) -> str:
+    """The Transformer and each module's mask steps, in one line."""
+    n, mask = config["net"], config["mask"]
+    return (f"Transformer {n['enc_layers']}+{n['dec_layers']} layers, d {n['d']}, {config['base']['steps']} base "
+            "steps; " + "; ".join(f"{m}: {o.get('steps', mask['steps'])} mask steps at lr {o.get('lr', mask['lr']):g}"
+                                  for m, o in config["networks"].items()))
+
+
+EXPERIMENT = Experiment("dm_math", DmMathConfig, PRESETS, run, tables, describe=describe)

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from ..experiment import Experiment
 from ...train import BaseTrainConfig, MaskTrainConfig
-from .arithmetic import DoubleAdd, NetConfig, network_tables, run_networks
+from .arithmetic import DoubleAdd, NetConfig, describe, network_tables, run_networks
 
 
 # What the base network must solve (fraction of test problems with both digits of the pair right) before its masks
@@ -74,4 +74,4 @@ def tables(runs: list[dict]) -> dict[str, list[dict]]:
     return network_tables(runs)
 
 
-EXPERIMENT = Experiment("double_addition", DoubleAddConfig, PRESETS, run, tables)
+EXPERIMENT = Experiment("double_addition", DoubleAddConfig, PRESETS, run, tables, describe=describe)

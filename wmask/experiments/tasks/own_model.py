@@ -189,4 +189,12 @@ def tables(runs: list[dict]) -> dict[str, list[dict]]:
     return {"accuracy": accuracy, "base": base, "curves": curves}
 
 
-EXPERIMENT = Experiment("own_model", OwnModelConfig, PRESETS, run_stored, tables)
+def describe(config: dict) -> str:
+    """The GPT-2, its base steps and the masks' steps, in one line."""
+    mask = config["mask"]
+    settled = " (at most; stopped when settled)" if mask.get("stop_on_plateau") else ""
+    return (f"GPT-2 {config['n_layer']} layers, d {config['n_embd']}, {config['n_head']} heads, "
+            f"{config['base']['steps']} base / {mask['steps']} mask steps at lr {mask['lr']:g}{settled}")
+
+
+EXPERIMENT = Experiment("own_model", OwnModelConfig, PRESETS, run_stored, tables, describe=describe)

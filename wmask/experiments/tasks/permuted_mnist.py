@@ -231,4 +231,10 @@ PRESETS = {
     "paper": {},
 }
 
-EXPERIMENT = Experiment("permuted_mnist", PermutedConfig, PRESETS, run, tables)
+def describe(config: dict) -> str:
+    """The FNN, its tasks and steps, in one line."""
+    return (f"FNN 784-{'-'.join(map(str, config['hidden']))}-10, {config['tasks']} tasks, <= {config['steps']} "
+            f"joint steps each, new-weight mask inits {config['new_inits']}")
+
+
+EXPERIMENT = Experiment("permuted_mnist", PermutedConfig, PRESETS, run, tables, describe=describe)

@@ -176,4 +176,10 @@ def run_stored(cfg: PlantedConfig, store=None, device=None, progress: bool = Tru
     return summarize(run(cfg, progress=progress))
 
 
-EXPERIMENT = Experiment("planted", PlantedConfig, PRESETS, run_stored, tables)
+def describe(config: dict) -> str:
+    """The two planted MLPs and the steps, in one line."""
+    return (f"two MLPs {config['n_in']}-{config['hidden']}x{config['layers']}-{config['n_out']} side by side, "
+            f"{config['base_steps']} base / {config['mask']['steps']} mask steps at lr {config['mask']['lr']:g}")
+
+
+EXPERIMENT = Experiment("planted", PlantedConfig, PRESETS, run_stored, tables, describe=describe)

@@ -271,4 +271,14 @@ def tables(runs: list[dict]) -> dict[str, list[dict]]:
     return out
 
 
-EXPERIMENT = Experiment("scan", ScanConfig, PRESETS, run, tables, models=MODELS)
+def describe(config: dict) -> str:
+    """The network, its base steps and the masks' steps, in one line."""
+    net, mask = config.get("net") or {}, config["mask"]
+    words = (f"LSTM encoder-decoder, hidden {net['hidden']}" if config.get("model") == "lstm" and "hidden" in net
+             else f"Transformer {net.get('enc_layers')}+{net.get('dec_layers')} layers, d {net['d']}" if "d" in net
+             else f"{config.get('model')} at the paper's size")
+    settled = " (at most; stopped when settled)" if mask.get("stop_on_plateau") else ""
+    return f"{words}, {config['base']['steps']} base / {mask['steps']} mask steps at lr {mask['lr']:g}{settled}"
+
+
+EXPERIMENT = Experiment("scan", ScanConfig, PRESETS, run, tables, models=MODELS, describe=describe)
