@@ -190,3 +190,19 @@ def test_claims_are_checked_on_each_kind_of_networks_main_one_or_on_what_a_parti
     assert _main_nets(cfg("fnn_small", "fnn_medium", "lstm")) == ["fnn_small", "fnn_medium", "lstm"]
     assert _main_nets(cfg("fnn_small", "fnn_big_masks_clip")) == ["fnn_small"]
     assert _main_nets(cfg("lstm", "fnn_big", "fnn_small")) == ["lstm", "fnn_big"]
+
+
+def test_a_mask_that_never_removed_a_weight_has_not_settled():
+    flat = evidence.convergence(list(range(0, 1000, 100)), [0.5] * 10, [1.0] * 10)
+    assert not flat["converged"] and flat["reason"].startswith("removed no weight")
+    moved = evidence.convergence(list(range(0, 1000, 100)), [0.5] * 10, [1.0] * 5 + [0.4] * 5)
+    assert moved["converged"]
+
+
+def test_one_seed_shows_no_spread():
+    import pandas as pd
+
+    from wmask.book.report import mean_sd
+    df = pd.DataFrame({"net": ["a", "a", "b"], "seed": [0, 1, 0], "m": ["x", "x", "x"], "v": [0.5, 0.7, 0.9]})
+    table = mean_sd(df, ["net"], "m", "v")
+    assert table.loc["a", "x"] == "0.600 ± 0.141" and table.loc["b", "x"] == "0.900"

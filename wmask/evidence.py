@@ -37,7 +37,8 @@ def convergence(step: Sequence[int], loss: Sequence[float], kept: Sequence[float
     Returns ``{"converged", "kept_change", "loss_drop", "loss_noise", "reason"}`` (``loss_drop``: the fitted line's
     fall over the window; ``loss_noise``: twice the losses' standard deviation around it); ``reason`` is "" when
     converged.
-    Fewer than 4 logged points in the window cannot show a plateau: not converged."""
+    Fewer than 4 logged points in the window cannot show a plateau, and a mask that never removed a weight has not
+    started: neither is converged."""
     if not (len(step) == len(loss) == len(kept)):
         raise ValueError(f"step, loss and kept must have one value per logged step, got {len(step)}, {len(loss)}, "
                          f"{len(kept)}")
@@ -61,7 +62,9 @@ def convergence(step: Sequence[int], loss: Sequence[float], kept: Sequence[float
     drop = -slope * (xs[-1] - xs[0])            # how far the fitted line falls over the window
     kept_change = max(k) - min(k)
     reasons = []
-    if not kept_change < kept_tol:
+    if min(kept) >= 1.0:                        # a flat curve at 1 is a mask that never started, not one that settled
+        reasons.append("removed no weight (kept fraction 1.000 throughout)")
+    elif not kept_change < kept_tol:
         reasons.append(f"kept fraction moved {100 * kept_change:.1f} points in the last {window:.0%} of steps")
     if drop > noise:
         reasons.append(f"loss still falling ({drop:.3g} > noise {noise:.3g})")

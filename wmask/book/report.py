@@ -178,9 +178,11 @@ def show_paper_scale(experiment: str, order: list[str], claim_keys: list[str], r
 
 
 def mean_sd(df, index: list[str], columns: str, value: str):
-    """A table of ``mean ± sd`` strings (sample sd over the rows of each cell; 0 with one seed)."""
+    """A table of ``mean ± sd`` strings (sample sd over the rows of each cell); a cell from one row (one seed) shows
+    its value alone, with no spread to claim."""
     g = df.groupby(index + [columns], sort=False)[value]
-    cell = g.mean().map("{:.3f}".format) + " ± " + g.std(ddof=1).fillna(0).map("{:.3f}".format)
+    sd = g.std(ddof=1)
+    cell = g.mean().map("{:.3f}".format) + sd.map(lambda v: "" if v != v else f" ± {v:.3f}")
     return cell.unstack(columns)
 
 
