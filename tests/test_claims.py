@@ -193,9 +193,10 @@ def test_claims_are_checked_on_each_kind_of_networks_main_one_or_on_what_a_parti
 
 
 def test_a_mask_that_never_removed_a_weight_has_not_settled():
-    flat = evidence.convergence(list(range(0, 1000, 100)), [0.5] * 10, [1.0] * 10)
+    steps = list(range(0, 3000, 100))
+    flat = evidence.convergence(steps, [0.5] * 30, [1.0] * 30)
     assert not flat["converged"] and flat["reason"].startswith("removed no weight")
-    moved = evidence.convergence(list(range(0, 1000, 100)), [0.5] * 10, [1.0] * 5 + [0.4] * 5)
+    moved = evidence.convergence(steps, [0.5] * 30, [1.0] * 10 + [0.4] * 20)
     assert moved["converged"]
 
 
