@@ -10,7 +10,7 @@ export WMASK_DATA
 # the book build, at a preset: always re-execute (--all), warnings are errors, figures need MPLBACKEND unset
 BUILD_BOOK = env -u MPLBACKEND PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/jupyter-book build . --all -W --keep-going
 
-.PHONY: setup test book bench clean
+.PHONY: setup test book bench gpu-check clean
 
 setup: $(STAMP)
 
@@ -37,6 +37,13 @@ book: setup
 # every model the book trains: plain vs masked step, M sets batched vs one after another (benchmarks/README.md)
 bench: setup
 	$(BIN)/python benchmarks/mask_step.py --model all
+
+# on a GPU: checks, the bench and the presets' projected time in one run of < 8 min on an H100, written to $OUT or
+# _build/gpu-check (benchmarks/README.md); without CUDA a dry run at tiny sizes on the CPU. Needs no setup: the
+# venv's torch is the CPU wheel, so on a GPU machine give a Python with CUDA torch (make gpu-check GPU_PYTHON=python3)
+GPU_PYTHON ?= $(if $(wildcard $(BIN)/python),$(BIN)/python,python3)
+gpu-check:
+	PYTHONPATH="$(CURDIR)$${PYTHONPATH:+:$$PYTHONPATH}" $(GPU_PYTHON) benchmarks/gpu_check.py
 
 clean:
 	rm -rf _build

@@ -97,9 +97,12 @@ def _per_set(out, y):
     return F.cross_entropy(out.flatten(0, -2), y.flatten(), reduction="none").view(y.shape[0], -1).mean(1)
 
 
-def case(name: str, model: str, device: torch.device, reps: int) -> dict:
+def case(name: str, model: str, device: torch.device, reps: int, bench: Bench | None = None,
+         impl: str = "auto") -> dict:
+    """One case of one model: median step time and peak memory. ``bench`` replaces ``BENCHES[model]`` (the GPU
+    check's dry run passes tiny models); ``impl``: the mask sampler (:class:`wmask.MaskSet`)."""
     torch.manual_seed(0)
-    gen, bench = torch.Generator().manual_seed(0), BENCHES[model]
+    gen, bench = torch.Generator().manual_seed(0), bench or BENCHES[model]
     net = bench.build().to(device)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
 
@@ -125,7 +128,7 @@ def case(name: str, model: str, device: torch.device, reps: int) -> dict:
         n_sets = {"batched": M, "one_pass": M, "masked4": 4, "loop4": 4}.get(name, 1)
         copies = M if name == "sequential" else 1
         mode = "loop" if name == "loop4" else "auto"
-        sets = [wmask.MaskSet(net, n_sets=n_sets, mode=mode) for _ in range(copies)]
+        sets = [wmask.MaskSet(net, n_sets=n_sets, mode=mode, impl=impl) for _ in range(copies)]
         opts = [torch.optim.Adam(list(s.logits.values()), 1e-2) for s in sets]
         data = [stacked(n_sets) for _ in sets]
 
