@@ -189,8 +189,9 @@ def ratios(r: dict) -> dict:
     t = {k: v["median_s"] for k, v in r.items() if "median_s" in v}
     out = {"masked/plain": t["masked"] / t["plain"], "M4/(4 plain)": t["masked4"] / (4 * t["plain"]),
            "sequential/batched": t["sequential"] / t["batched"], "sequential/one_pass": t["sequential"] / t["one_pass"]}
-    if "loop4" in t:
-        out["loop4/masked4"] = t["loop4"] / t["masked4"]
+    for slow in ("stepwise4", "loop4"):
+        if slow in t:
+            out[f"{slow}/masked4"] = t[slow] / t["masked4"]
     return out
 
 
@@ -252,7 +253,7 @@ def run(device: torch.device, dry: bool, out: Path, budget: float, reps: int, im
         entry = rec["bench"][model] = {"what": bench.what, "cases": {}}
         recurrent = bool(wmask.recurrent.has_recurrent(bench.build()))
         for name in mask_step.CASES:
-            if name == "loop4" and not recurrent:
+            if name in mask_step.RECURRENT_ONLY and not recurrent:
                 continue
             if elapsed() > budget:
                 entry["cases"][name] = {"error": "skipped (time budget)"}

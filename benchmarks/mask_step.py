@@ -6,8 +6,10 @@ process so that its peak memory can be read. Usage: ``python benchmarks/mask_ste
 [--device auto|cpu|cuda] [--reps 5] [--threads N]`` (``make bench`` runs every model).
 
 Cases: ``plain`` (Adam, clip 1, one batch); ``masked`` (one mask set, K = 4 samples); ``masked4`` (M = 4 sets, as
-the SCAN chapter trains); ``loop4`` (the same, samples one after another: how recurrent models ran before their
-batched drop-ins, recurrent models only); ``batched`` (M = 10 sets, in the passes ``train_masks`` makes under its
+the SCAN chapter trains); ``stepwise4`` (the same through the recurrent drop-ins
+with autograd's per-time-step weight gradients instead of the LSTM's one-matmul backward, recurrent models only);
+``loop4`` (the same, samples one after another: how recurrent models ran before their batched drop-ins, recurrent
+models only); ``batched`` (M = 10 sets, in the passes ``train_masks`` makes under its
 default memory budget, :mod:`wmask.memory`, counting weights and one set's measured activations) and ``one_pass``
 (M = 10 sets in one pass, whatever the memory) against ``sequential`` (10 single-set steps).
 """
@@ -84,7 +86,8 @@ BENCHES = {
                                                                       torch.randint(0, 10, (b,), generator=g)), 128,
                        "MNIST MLP 784-256x4-10 (clusterability, permuted MNIST)"),
 }
-CASES = ("plain", "masked", "masked4", "loop4", "batched", "one_pass", "sequential")
+CASES = ("plain", "masked", "masked4", "stepwise4", "loop4", "batched", "one_pass", "sequential")
+RECURRENT_ONLY = ("stepwise4", "loop4")
 
 
 def _logits(out, y):
@@ -125,7 +128,8 @@ def case(name: str, model: str, device: torch.device, reps: int, bench: Bench | 
             torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
             opt.step()
     else:
-        n_sets = {"batched": M, "one_pass": M, "masked4": 4, "loop4": 4}.get(name, 1)
+        n_sets = {"batched": M, "one_pass": M, "masked4": 4, "stepwise4": 4, "loop4": 4}.get(name, 1)
+        wmask.recurrent.ONE_MATMUL_GRADIENT = name != "stepwise4"
         copies = M if name == "sequential" else 1
         mode = "loop" if name == "loop4" else "auto"
         sets = [wmask.MaskSet(net, n_sets=n_sets, mode=mode, impl=impl) for _ in range(copies)]
@@ -174,7 +178,7 @@ def recurrent(model: str) -> bool:
 def run_model(model: str, a, threads: int) -> dict:
     results = {}
     for name in CASES:
-        if name == "loop4" and not recurrent(model):
+        if name in RECURRENT_ONLY and not recurrent(model):
             continue
         cmd = [sys.executable, __file__, "--case", name, "--model", model, "--device", a.device,
                "--reps", str(a.reps), "--threads", str(threads)]
@@ -229,13 +233,18 @@ def report(model: str, results: dict) -> None:
     mib = {k: v["peak_bytes"] / 2**20 for k, v in results.items()}
     print(f"\n## {model}: {BENCHES[model].what}, B={BENCHES[model].b}, K={K}")
     for name, label in (("plain", "plain step"), ("masked", f"masked step (M=1, K={K})"),
-                        ("masked4", "masked step (M=4), batched"), ("loop4", "masked step (M=4), one by one"),
+                        ("masked4", "masked step (M=4), batched"),
+                        ("stepwise4", "masked step (M=4), stepwise weight grad"),
+                        ("loop4", "masked step (M=4), one by one"),
                         ("batched", f"batched step (M={M}), {results['batched']['passes']} pass(es)"),
                         ("one_pass", f"batched step (M={M}), one pass"), ("sequential", f"sequential {M} x (M=1)")):
         if name in r:
             print(f"{label:38s} {r[name]:8.4f} s   peak {mib[name]:6.0f} MiB")
     print(f"ratio masked / plain                   {r['masked'] / r['plain']:.2f}x")
     print(f"ratio masked M=4 / (4 x plain)         {r['masked4'] / (4 * r['plain']):.2f}x")
+    if "stepwise4" in r:
+        print(f"speed-up one-matmul vs stepwise grad   {r['stepwise4'] / r['masked4']:.2f}x "
+              f"(stepwise M=4 / (4 x plain): {r['stepwise4'] / (4 * r['plain']):.2f}x)")
     if "loop4" in r:
         print(f"speed-up M=4 batched vs one by one     {r['loop4'] / r['masked4']:.2f}x")
     print(f"throughput batched / sequential        {r['sequential'] / r['batched']:.2f}x "

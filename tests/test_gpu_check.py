@@ -24,11 +24,11 @@ def test_gpu_check_dry_run_writes_the_documented_record(tmp_path):
     for model, entry in rec["bench"].items():
         cases = set(entry["cases"])
         want = {"plain", "masked", "masked4", "batched", "one_pass", "sequential"} | (
-            {"loop4"} if model == "scan_lstm" else set())
+            {"stepwise4", "loop4"} if model == "scan_lstm" else set())
         assert cases == want, model
         assert all(c["median_s"] > 0 and "peak_bytes" in c for c in entry["cases"].values())
         assert {"masked/plain", "M4/(4 plain)", "sequential/batched", "sequential/one_pass"} <= entry["ratios"].keys()
-    assert "loop4/masked4" in rec["bench"]["scan_lstm"]["ratios"]
+    assert {"loop4/masked4", "stepwise4/masked4"} <= rec["bench"]["scan_lstm"]["ratios"].keys()
     models = {p["model"] for p in rec["projections"]}
     assert models == set(rec["bench"]) and all(p["hours"] > 0 and p["stages"] for p in rec["projections"])
     md = (tmp_path / "gpu_check.md").read_text()
