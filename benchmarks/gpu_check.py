@@ -189,9 +189,10 @@ def ratios(r: dict) -> dict:
     t = {k: v["median_s"] for k, v in r.items() if "median_s" in v}
     out = {"masked/plain": t["masked"] / t["plain"], "M4/(4 plain)": t["masked4"] / (4 * t["plain"]),
            "sequential/batched": t["sequential"] / t["batched"], "sequential/one_pass": t["sequential"] / t["one_pass"]}
-    for slow in ("stepwise4", "loop4"):
-        if slow in t:
-            out[f"{slow}/masked4"] = t[slow] / t["masked4"]
+    if "vmap4" in t:
+        out["stepwise4/vmap4"] = t["stepwise4"] / t["vmap4"]
+        out["loop4/vmap4"] = t["loop4"] / t["vmap4"]
+        out["auto/best(vmap4, loop4)"] = t["masked4"] / min(t["vmap4"], t["loop4"])
     return out
 
 

@@ -30,12 +30,12 @@ def run(ms, seed=7):
 
 
 def test_models_without_recurrent_layers_run_vmap():
-    assert MaskSet(FNN(3, [4], 2)).mode == "vmap"
+    assert MaskSet(FNN(3, [4], 2), mode="auto").mode == "vmap"
 
 
 def test_auto_times_both_modes_once_and_equals_the_mode_it_keeps():
     net = lstm()
-    auto = MaskSet(net, n_sets=2, impl="eager", seed=3)
+    auto = MaskSet(net, n_sets=2, impl="eager", seed=3, mode="auto")
     assert auto.mode == "auto"
     out, grads, rng = run(auto)
     assert auto.mode in ("vmap", "loop") and set(auto.mode_seconds) == {"vmap", "loop"}
@@ -52,7 +52,7 @@ def test_the_loop_auto_keeps_shares_the_models_random_draws_as_vmap_does():
     all of them, for several random states, and leaves torch's random state where vmap leaves it."""
     net = lstm(tf=0.5)
     for seed in range(4):
-        auto = MaskSet(net, n_sets=2, impl="eager", seed=3)
+        auto = MaskSet(net, n_sets=2, impl="eager", seed=3, mode="auto")
         auto.mode = "loop"                      # as if the timing had found the loop faster
         out, grads, rng = run(auto, seed)
         want, want_grads, want_rng = run(MaskSet(net, n_sets=2, impl="eager", seed=3, mode="vmap"), seed)
@@ -64,11 +64,11 @@ def test_the_loop_auto_keeps_shares_the_models_random_draws_as_vmap_does():
 
 def test_the_choice_is_saved_and_restored_with_the_state():
     net = lstm()
-    auto = MaskSet(net, n_sets=2, impl="eager", seed=3)
+    auto = MaskSet(net, n_sets=2, impl="eager", seed=3, mode="auto")
     run(auto)
     state = auto.state_dict()
     assert state["mode"] == auto.mode
-    resumed = MaskSet(net, n_sets=2, impl="eager", seed=3)
+    resumed = MaskSet(net, n_sets=2, impl="eager", seed=3, mode="auto")
     resumed.load_state_dict(state)
     assert resumed.mode == auto.mode and resumed.mode_seconds == {}
     assert "mode" not in MaskSet(net, n_sets=2, impl="eager", seed=3, mode="loop").state_dict()
@@ -79,10 +79,10 @@ def test_a_memory_measurement_neither_triggers_nor_sees_the_timing():
     saved-tensor measurement adds none of its own tensors to it."""
     net = lstm(tf=1.0)
     src, tgt = batch()
-    ms = MaskSet(net, n_sets=2, impl="eager", seed=3)
+    ms = MaskSet(net, n_sets=2, impl="eager", seed=3, mode="auto")
     memory.measured_sets_per_pass(ms, lambda: ms.sample_forward((src[:1], tgt[:1]), k=2, sets=(0, 1)), 2)
     assert ms.mode == "auto" and ms.mode_seconds == {}
-    auto = MaskSet(net, n_sets=2, impl="eager", seed=3)
+    auto = MaskSet(net, n_sets=2, impl="eager", seed=3, mode="auto")
     first = memory.saved_bytes(lambda: auto.sample_forward((src[:1], tgt[:1]), k=2, sets=(0, 1)),
                                exclude=list(auto.logits.values()))
     assert set(auto.mode_seconds) == {"vmap", "loop"}          # the timing ran inside the measurement

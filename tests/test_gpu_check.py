@@ -24,11 +24,12 @@ def test_gpu_check_dry_run_writes_the_documented_record(tmp_path):
     for model, entry in rec["bench"].items():
         cases = set(entry["cases"])
         want = {"plain", "masked", "masked4", "batched", "one_pass", "sequential"} | (
-            {"stepwise4", "loop4"} if model == "scan_lstm" else set())
+            {"vmap4", "stepwise4", "loop4"} if model == "scan_lstm" else set())
         assert cases == want, model
         assert all(c["median_s"] > 0 and "peak_bytes" in c for c in entry["cases"].values())
         assert {"masked/plain", "M4/(4 plain)", "sequential/batched", "sequential/one_pass"} <= entry["ratios"].keys()
-    assert {"loop4/masked4", "stepwise4/masked4"} <= rec["bench"]["scan_lstm"]["ratios"].keys()
+    assert {"loop4/vmap4", "stepwise4/vmap4", "auto/best(vmap4, loop4)"} <= rec["bench"]["scan_lstm"]["ratios"].keys()
+    assert rec["bench"]["scan_lstm"]["cases"]["masked4"]["mode"] in ("vmap", "loop")
     models = {p["model"] for p in rec["projections"]}
     assert models == set(rec["bench"]) and all(p["hours"] > 0 and p["stages"] for p in rec["projections"])
     md = (tmp_path / "gpu_check.md").read_text()

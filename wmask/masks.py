@@ -67,12 +67,14 @@ class MaskSet:
     dict of keyword inputs (a Hugging Face batch); see :mod:`wmask.forward`.
 
     ``mode``: ``"vmap"`` runs all mask samples in one batched pass (``nn.LSTM``/``nn.GRU``/``nn.RNN`` layers as the
-    batched drop-ins of :mod:`wmask.recurrent`); ``"loop"`` one after another (same function, slower); ``"auto"``
-    (default) is ``"vmap"`` for a model without recurrent layers; for one with them, where torch's fused layers one
-    sample at a time can beat the batched drop-ins, the first training forward times a forward and backward of
-    both on its own inputs (twice each, interleaved; torch's random state untouched) and keeps the faster
-    (:attr:`mode_seconds` holds the times). Chosen by ``"auto"``, the loop shares the model's own random draws
-    among the samples as vmap does; the choice is saved with :meth:`state_dict`, so a resumed run keeps it. Any error the model raises under vmap (e.g. it packs sequences itself, or branches on
+    batched drop-ins of :mod:`wmask.recurrent`; the default); ``"loop"`` one after another (same function, usually
+    slower); ``"auto"`` is ``"vmap"`` for a model without recurrent layers; for one with them, where torch's fused
+    layers one sample at a time can beat the batched drop-ins, the first training forward times a forward and
+    backward of both on its own inputs (twice each, interleaved; torch's random state untouched) and keeps the
+    faster (:attr:`mode_seconds` holds the times). Chosen by ``"auto"``, the loop shares the model's own random
+    draws among the samples as vmap does; the choice is saved with :meth:`state_dict`, so a resumed run keeps it.
+    The two modes round differently, so two runs whose timings chose differently differ in the last bits: use
+    ``"auto"`` where speed matters more than reproducing a run bit for bit. Any error the model raises under vmap (e.g. it packs sequences itself, or branches on
     a tensor's value) is re-raised (chained) as a :class:`VmapForwardError` that says to pass ``mode="loop"``.
 
     Both forwards run the model in **eval mode** (dropout off, normalisation layers use and keep their running
@@ -83,7 +85,7 @@ class MaskSet:
     """
 
     def __init__(self, model: nn.Module, n_sets: int = 1, filter: MaskFilter | None = None, init: float = 2.0,
-                 impl: str = "auto", seed: int | None = None, mode: str = "auto"):
+                 impl: str = "auto", seed: int | None = None, mode: str = "vmap"):
         if n_sets < 1:
             raise ValueError(f"n_sets must be >= 1, got {n_sets}")
         check_unparametrized(model)
