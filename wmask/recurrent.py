@@ -159,6 +159,10 @@ class Recurrent(nn.Module):
         return (_reverse(y, valid) if reverse else y), h, c
 
 
+_sigmoid_bw = torch.ops.aten.sigmoid_backward   # (grad, sigmoid(x)) -> grad * s * (1 - s), one fused op
+_tanh_bw = torch.ops.aten.tanh_backward         # (grad, tanh(x)) -> grad * (1 - t * t)
+
+
 class _LSTMScan(torch.autograd.Function):
     """An LSTM layer's recurrence over ``x_w`` ``[T, B, 4H]`` (the input projections of all steps) from ``h``, ``c``
     ``[B, H]``: outputs ``[T, B, H]`` and the last ``h``, ``c`` (``valid`` ``[T, B]``: see :class:`Recurrent`).
@@ -221,16 +225,18 @@ class _LSTMScan(torch.autograd.Function):
                 dh_skip, dc_skip = torch.where(v, zero, dh), torch.where(v, zero, dc)
             else:
                 dc_t = dc
-            dc_t = dc_t + dh_t * o * (1 - tc * tc)
-            dg = torch.cat((dc_t * n * i * (1 - i), dc_t * c_prev[t] * f * (1 - f), dc_t * i * (1 - n * n),
-                            dh_t * tc * o * (1 - o)), -1)
+            dc_t = dc_t + _tanh_bw(dh_t * o, tc)
+            dg = torch.cat((_sigmoid_bw(dc_t * n, i), _sigmoid_bw(dc_t * c_prev[t], f), _tanh_bw(dc_t * i, n),
+                            _sigmoid_bw(dh_t * tc, o)), -1)
             dgs[t] = dg
             dh, dc = dg @ w_hh, dc_t * f
             if valid is not None:
                 dh, dc = dh + dh_skip, dc + dc_skip
         d_g = torch.stack(dgs)
         flat = d_g.flatten(0, -2)
-        d_w = flat.mT @ h_prev.flatten(0, -2)
+        # formed as (H^T dG)^T, laid out as autograd lays out a linear layer's weight gradient (transposed): the
+        # mask sampler's backward reads it contiguously (see wmask.sampling.storage_order)
+        d_w = (h_prev.flatten(0, -2).mT @ flat).mT
         return d_g, dh, dc, d_w, flat.sum(0) if ctx.has_bias else None, None
 
 
