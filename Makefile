@@ -13,7 +13,7 @@ export WMASK_DATA
 # the book build: every chapter reads results/ (trains nothing), warnings are errors, figures need MPLBACKEND unset
 BUILD_BOOK = env -u MPLBACKEND PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/jupyter-book build . --all -W --keep-going
 
-.PHONY: setup test book results status figures bench clean
+.PHONY: setup test book results status figures bench gpu-check clean
 
 setup: $(STAMP)
 
@@ -55,6 +55,13 @@ figures: setup
 # every model the book trains: plain vs masked step, M sets batched vs one after another (benchmarks/README.md)
 bench: setup
 	$(BIN)/python benchmarks/mask_step.py --model all
+
+# on a GPU: checks, the bench and the presets' projected time in one run of < 8 min on an H100, written to $OUT or
+# _build/gpu-check (benchmarks/README.md); without CUDA a dry run at tiny sizes on the CPU. Needs no setup: the
+# venv's torch is the CPU wheel, so on a GPU machine give a Python with CUDA torch (make gpu-check GPU_PYTHON=python3)
+GPU_PYTHON ?= $(if $(wildcard $(BIN)/python),$(BIN)/python,python3)
+gpu-check:
+	PYTHONPATH="$(CURDIR)$${PYTHONPATH:+:$$PYTHONPATH}" $(GPU_PYTHON) benchmarks/gpu_check.py
 
 clean:
 	rm -rf _build

@@ -6,8 +6,10 @@ process so that its peak memory can be read. Usage: ``python benchmarks/mask_ste
 [--device auto|cpu|cuda] [--reps 5] [--threads N]`` (``make bench`` runs every model).
 
 Cases: ``plain`` (Adam, clip 1, one batch); ``masked`` (one mask set, K = 4 samples); ``masked4`` (M = 4 sets, as
-the SCAN chapter trains); ``loop4`` (the same, samples one after another: how recurrent models ran before their
-batched drop-ins, recurrent models only); ``batched`` (M = 10 sets, in the passes ``train_masks`` makes under its
+the SCAN chapter trains); ``stepwise4`` (the same through the recurrent drop-ins
+with autograd's per-time-step weight gradients instead of the LSTM's one-matmul backward, recurrent models only);
+``loop4`` (the same, samples one after another: how recurrent models ran before their batched drop-ins, recurrent
+models only); ``batched`` (M = 10 sets, in the passes ``train_masks`` makes under its
 default memory budget, :mod:`wmask.memory`, counting weights and one set's measured activations) and ``one_pass``
 (M = 10 sets in one pass, whatever the memory) against ``sequential`` (10 single-set steps).
 """
@@ -84,7 +86,8 @@ BENCHES = {
                                                                       torch.randint(0, 10, (b,), generator=g)), 128,
                        "MNIST MLP 784-256x4-10 (clusterability, permuted MNIST)"),
 }
-CASES = ("plain", "masked", "masked4", "loop4", "batched", "one_pass", "sequential")
+CASES = ("plain", "masked", "masked4", "vmap4", "stepwise4", "loop4", "batched", "one_pass", "sequential")
+RECURRENT_ONLY = ("vmap4", "stepwise4", "loop4")
 
 
 def _logits(out, y):
@@ -97,9 +100,12 @@ def _per_set(out, y):
     return F.cross_entropy(out.flatten(0, -2), y.flatten(), reduction="none").view(y.shape[0], -1).mean(1)
 
 
-def case(name: str, model: str, device: torch.device, reps: int) -> dict:
+def case(name: str, model: str, device: torch.device, reps: int, bench: Bench | None = None,
+         impl: str = "auto") -> dict:
+    """One case of one model: median step time and peak memory. ``bench`` replaces ``BENCHES[model]`` (the GPU
+    check's dry run passes tiny models); ``impl``: the mask sampler (:class:`wmask.MaskSet`)."""
     torch.manual_seed(0)
-    gen, bench = torch.Generator().manual_seed(0), BENCHES[model]
+    gen, bench = torch.Generator().manual_seed(0), bench or BENCHES[model]
     net = bench.build().to(device)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
 
@@ -122,10 +128,11 @@ def case(name: str, model: str, device: torch.device, reps: int) -> dict:
             torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
             opt.step()
     else:
-        n_sets = {"batched": M, "one_pass": M, "masked4": 4, "loop4": 4}.get(name, 1)
+        n_sets = {"batched": M, "one_pass": M, "masked4": 4, "vmap4": 4, "stepwise4": 4, "loop4": 4}.get(name, 1)
+        wmask.recurrent.ONE_MATMUL_GRADIENT = name != "stepwise4"
         copies = M if name == "sequential" else 1
-        mode = "loop" if name == "loop4" else "auto"
-        sets = [wmask.MaskSet(net, n_sets=n_sets, mode=mode) for _ in range(copies)]
+        mode = {"loop4": "loop", "vmap4": "vmap", "stepwise4": "vmap"}.get(name, "auto")
+        sets = [wmask.MaskSet(net, n_sets=n_sets, mode=mode, impl=impl) for _ in range(copies)]
         opts = [torch.optim.Adam(list(s.logits.values()), 1e-2) for s in sets]
         data = [stacked(n_sets) for _ in sets]
 
@@ -161,7 +168,7 @@ def case(name: str, model: str, device: torch.device, reps: int) -> dict:
     peak = (torch.cuda.max_memory_allocated() if device.type == "cuda"
             else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
     out = {"case": name, "median_s": statistics.median(times), "times_s": times, "peak_bytes": peak}
-    return {**out, "passes": len(bounds)} if name != "plain" else out
+    return {**out, "passes": len(bounds), "mode": sets[0].mode} if name != "plain" else out
 
 
 def recurrent(model: str) -> bool:
@@ -171,7 +178,7 @@ def recurrent(model: str) -> bool:
 def run_model(model: str, a, threads: int) -> dict:
     results = {}
     for name in CASES:
-        if name == "loop4" and not recurrent(model):
+        if name in RECURRENT_ONLY and not recurrent(model):
             continue
         cmd = [sys.executable, __file__, "--case", name, "--model", model, "--device", a.device,
                "--reps", str(a.reps), "--threads", str(threads)]
@@ -226,15 +233,24 @@ def report(model: str, results: dict) -> None:
     mib = {k: v["peak_bytes"] / 2**20 for k, v in results.items()}
     print(f"\n## {model}: {BENCHES[model].what}, B={BENCHES[model].b}, K={K}")
     for name, label in (("plain", "plain step"), ("masked", f"masked step (M=1, K={K})"),
-                        ("masked4", "masked step (M=4), batched"), ("loop4", "masked step (M=4), one by one"),
+                        ("masked4", "masked step (M=4), mode auto"),
+                        ("vmap4", "masked step (M=4), batched (vmap)"),
+                        ("stepwise4", "masked step (M=4), vmap, per-step grad"),
+                        ("loop4", "masked step (M=4), one by one"),
                         ("batched", f"batched step (M={M}), {results['batched']['passes']} pass(es)"),
                         ("one_pass", f"batched step (M={M}), one pass"), ("sequential", f"sequential {M} x (M=1)")):
         if name in r:
             print(f"{label:38s} {r[name]:8.4f} s   peak {mib[name]:6.0f} MiB")
     print(f"ratio masked / plain                   {r['masked'] / r['plain']:.2f}x")
     print(f"ratio masked M=4 / (4 x plain)         {r['masked4'] / (4 * r['plain']):.2f}x")
+    if "stepwise4" in r:
+        print(f"speed-up one-matmul vs per-step grad   {r['stepwise4'] / r['vmap4']:.2f}x "
+              f"(vmap M=4 / (4 x plain): {r['vmap4'] / (4 * r['plain']):.2f}x, per-step: "
+              f"{r['stepwise4'] / (4 * r['plain']):.2f}x)")
     if "loop4" in r:
-        print(f"speed-up M=4 batched vs one by one     {r['loop4'] / r['masked4']:.2f}x")
+        print(f"speed-up M=4 batched vs one by one     {r['loop4'] / r['vmap4']:.2f}x")
+        print(f"auto (chose {results['masked4']['mode']}) / the better of vmap, loop  "
+              f"{r['masked4'] / min(r['vmap4'], r['loop4']):.2f}x")
     print(f"throughput batched / sequential        {r['sequential'] / r['batched']:.2f}x "
           f"(one pass: {r['sequential'] / r['one_pass']:.2f}x)")
     print(f"peak memory batched / sequential       {mib['batched'] / mib['sequential']:.2f}x "

@@ -89,7 +89,7 @@ def test_recurrent_layers_run_batched_and_equal_the_loop(kind):
     x = torch.randn(2, 4, 5, 4)
     with warnings.catch_warnings():
         warnings.simplefilter("error")                 # no warning: nothing falls back
-        batched = MaskSet(model, n_sets=2, impl="eager", seed=3)
+        batched = MaskSet(model, n_sets=2, impl="eager", seed=3, mode="vmap")
     looped = MaskSet(model, n_sets=2, impl="eager", seed=3, mode="loop")
     assert batched.mode == "vmap"
     for ms in (batched, looped):

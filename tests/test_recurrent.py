@@ -118,3 +118,48 @@ def test_bad_arguments_are_named():
         Recurrent("LSTMX", 2, 3)
     with pytest.raises(ValueError, match="proj_size=2 has no batched drop-in"):
         Recurrent.from_torch(nn.LSTM(3, 4, proj_size=2))
+
+
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_lstm_gradients_under_vmap_equal_torch_per_weight_set(bidirectional):
+    """The LSTM's own backward (all steps' recurrent-weight gradient in one matmul), run under vmap with one weight
+    set per sample and sequences of different lengths: gradients of weights, inputs and initial state equal torch's
+    nn.LSTM called once per weight set on packed sequences, and equal autograd's step-by-step backward."""
+    import wmask.recurrent as rec
+    ref, _ = _pair("LSTM", num_layers=2, batch_first=True, bidirectional=bidirectional)
+    twin = batchable(nn.Sequential(ref))[0]
+    d = 2 if bidirectional else 1
+    g = torch.Generator().manual_seed(4)
+    params = {n: (torch.randn(3, *p.shape, dtype=p.dtype, generator=g) * 0.4).requires_grad_()
+              for n, p in ref.named_parameters()}
+    x = torch.randn(3, 4, 6, 5, dtype=torch.float64, generator=g, requires_grad=True)
+    h0 = torch.randn(3, 2 * d, 4, 6, dtype=torch.float64, generator=g, requires_grad=True)
+    c0 = torch.randn(3, 2 * d, 4, 6, dtype=torch.float64, generator=g, requires_grad=True)
+    lengths = torch.tensor([[6, 2, 4, 1], [3, 6, 6, 5], [1, 1, 2, 6]])
+    weigh = torch.linspace(-1, 1, 4 * 6 * 6 * d, dtype=torch.float64).view(4, 6, 6 * d)
+    leaves = [x, h0, c0, *params.values()]
+
+    def loss(out):
+        y, (h, c) = out
+        return (y * weigh).sum() + (h * h).sum() + (c * 0.5).sum()
+
+    def ours():
+        outs = vmap(lambda w, xi, h, c, n: functional_call(twin, w, (xi, (h, c)), {"lengths": n}))(
+            params, x, h0, c0, lengths)
+        return torch.autograd.grad(sum(loss((outs[0][s], (outs[1][0][s], outs[1][1][s]))) for s in range(3)), leaves)
+
+    want = []
+    for s in range(3):
+        packed = pack_padded_sequence(x[s], lengths[s], batch_first=True, enforce_sorted=False)
+        y, state = functional_call(ref, {n: v[s] for n, v in params.items()}, (packed, (h0[s], c0[s])))
+        want.append(loss((pad_packed_sequence(y, batch_first=True, total_length=6)[0], state)))
+    want = torch.autograd.grad(sum(want), leaves)
+    fast = ours()
+    rec.ONE_MATMUL_GRADIENT = False
+    try:
+        stepwise = ours()
+    finally:
+        rec.ONE_MATMUL_GRADIENT = True
+    for a, b, c in zip(fast, want, stepwise):
+        torch.testing.assert_close(a, b, **TOL)
+        torch.testing.assert_close(a, c, rtol=1e-10, atol=1e-12)

@@ -94,7 +94,8 @@ def fixed_function(model: nn.Module):
             m.training = True
 
 
-def forward_with(model: nn.Module, weights: dict[str, torch.Tensor], inputs, mode: str = "vmap"):
+def forward_with(model: nn.Module, weights: dict[str, torch.Tensor], inputs, mode: str = "vmap",
+                 same_draws: bool = False):
     """Run ``model`` once per leading index ``s`` of ``weights[name]`` (``[S, *shape]``) on ``inputs[s]``.
 
     ``inputs``: a tensor, a tuple of tensors or a dict of keyword inputs, each tensor ``[S, ...]``; the other
@@ -102,15 +103,17 @@ def forward_with(model: nn.Module, weights: dict[str, torch.Tensor], inputs, mod
     dimension. ``mode="vmap"`` runs all ``S`` in one batched pass (recurrent layers through
     :func:`wmask.recurrent.batchable`; random draws inside the model are shared by the ``S`` calls, as in one
     forward over a whole batch); ``"loop"`` calls the model ``S`` times (for models that cannot run under vmap);
-    both compute the same function. The model runs as :func:`fixed_function` says.
+    both compute the same function. The model runs as :func:`fixed_function` says. ``same_draws`` (``"loop"``):
+    every call starts from the same random state, so random draws inside the model (a teacher-forcing coin) are
+    shared by the ``S`` calls as under vmap, and torch's random state moves on as after one call.
     """
     args, kwargs = call_args(inputs)
     with fixed_function(model):
-        return run_sets(model, weights, args, kwargs, mode)
+        return run_sets(model, weights, args, kwargs, mode, same_draws=same_draws)
 
 
 def run_sets(model: nn.Module, weights: dict[str, torch.Tensor], args: tuple, kwargs: dict, mode: str,
-             shared: bool = False):
+             shared: bool = False, same_draws: bool = False):
     """The model under each of the ``S`` weight sets ``weights[name][s]``, outputs stacked ``[S, ...]``: on inputs
     ``args[i][s]`` / ``kwargs[k][s]``, or, with ``shared``, on the same inputs for every set (``in_dims=None``, no
     copy per set). Non-tensor keyword values are passed as given. The caller holds :func:`fixed_function`."""
@@ -128,8 +131,13 @@ def run_sets(model: nn.Module, weights: dict[str, torch.Tensor], args: tuple, kw
     pick = (lambda x, s: x) if shared else (lambda x, s: x[s])  # noqa: E731
     per_a = args if shared else [x.unbind(0) for x in args]
     per_k = batched if shared else {k: v.unbind(0) for k, v in batched.items()}
-    outs = [substituted(model, {n: w[s] for n, w in per_w.items()}, tuple(pick(x, s) for x in per_a),
-                        {**{k: pick(v, s) for k, v in per_k.items()}, **static}, alias) for s in range(s_count)]
+    rng = _rng_state() if same_draws else None
+    outs = []
+    for s in range(s_count):
+        if rng is not None:
+            _set_rng_state(rng)
+        outs.append(substituted(model, {n: w[s] for n, w in per_w.items()}, tuple(pick(x, s) for x in per_a),
+                                {**{k: pick(v, s) for k, v in per_k.items()}, **static}, alias))
     return tree_map(lambda *ys: torch.stack(ys), *outs) if len(outs) > 1 else tree_map(lambda y: y[None], outs[0])
 
 
@@ -169,6 +177,16 @@ def check_sets(model: nn.Module, weights: dict, args: tuple, kwargs: dict, share
         if isinstance(x, torch.Tensor) and (x.dim() == 0 or x.shape[0] != s):
             raise ValueError(f"{where} has shape {tuple(x.shape)}, but there are {s} weight/mask sets: inputs need a "
                              f"leading dimension of {s}, one batch per set")
+
+
+def _rng_state():
+    return torch.get_rng_state(), torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None
+
+
+def _set_rng_state(state) -> None:
+    torch.set_rng_state(state[0])
+    if state[1] is not None:
+        torch.cuda.set_rng_state_all(state[1])
 
 
 def slots(model: nn.Module) -> dict[str, list[str]]:

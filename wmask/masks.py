@@ -13,16 +13,18 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import time
 from typing import Iterable
 
 import torch
 from torch import nn
-from torch.utils._pytree import tree_map
+from torch.utils._pytree import tree_leaves, tree_map
 
 from .forward import (VmapForwardError, forward_with, input_tensors,  # noqa: F401 (re-exported)
                       join_samples, map_inputs, split_samples)
 from .maskfilter import MaskFilter, check_unparametrized, param_role  # noqa: F401 (re-exported)
 from .maskio import check_names_shapes, load_masks, one_set, save_masks  # noqa: F401 (re-exported)
+from .recurrent import has_recurrent
 from .sampling import from_storage_order, in_storage_order, resolve_impl, sample_masked, storage_order
 
 def as_stored(t: torch.Tensor, order: tuple[int, ...], lead: int = 0) -> torch.Tensor:
@@ -65,8 +67,14 @@ class MaskSet:
     dict of keyword inputs (a Hugging Face batch); see :mod:`wmask.forward`.
 
     ``mode``: ``"vmap"`` runs all mask samples in one batched pass (``nn.LSTM``/``nn.GRU``/``nn.RNN`` layers as the
-    batched drop-ins of :mod:`wmask.recurrent`); ``"loop"`` one after another (same function, slower); ``"auto"``
-    (default) is ``"vmap"``. Any error the model raises under vmap (e.g. it packs sequences itself, or branches on
+    batched drop-ins of :mod:`wmask.recurrent`; the default); ``"loop"`` one after another (same function, usually
+    slower); ``"auto"`` is ``"vmap"`` for a model without recurrent layers; for one with them, where torch's fused
+    layers one sample at a time can beat the batched drop-ins, the first training forward times a forward and
+    backward of both on its own inputs (twice each, interleaved; torch's random state untouched) and keeps the
+    faster (:attr:`mode_seconds` holds the times). Chosen by ``"auto"``, the loop shares the model's own random
+    draws among the samples as vmap does; the choice is saved with :meth:`state_dict`, so a resumed run keeps it.
+    The two modes round differently, so two runs whose timings chose differently differ in the last bits: use
+    ``"auto"`` where speed matters more than reproducing a run bit for bit. Any error the model raises under vmap (e.g. it packs sequences itself, or branches on
     a tensor's value) is re-raised (chained) as a :class:`VmapForwardError` that says to pass ``mode="loop"``.
 
     ``impl``: how the mask sampler runs (the same masks either way). ``"compile"``: its kernels built by
@@ -84,7 +92,7 @@ class MaskSet:
     """
 
     def __init__(self, model: nn.Module, n_sets: int = 1, filter: MaskFilter | None = None, init: float = 2.0,
-                 impl: str = "auto", seed: int | None = None, mode: str = "auto"):
+                 impl: str = "auto", seed: int | None = None, mode: str = "vmap"):
         if n_sets < 1:
             raise ValueError(f"n_sets must be >= 1, got {n_sets}")
         check_unparametrized(model)
@@ -103,7 +111,10 @@ class MaskSet:
         self.n_sets = n_sets
         if mode not in ("auto", "vmap", "loop"):
             raise ValueError(f"unknown forward mode {mode!r}; expected 'auto', 'vmap' or 'loop'")
-        self.mode = "vmap" if mode == "auto" else mode
+        self.mode = "vmap" if mode == "auto" and not has_recurrent(model) else mode
+        self.mode_seconds: dict[str, float] = {}
+        self._auto = self.mode == "auto"
+        self.measuring = False    # set by wmask.memory while it measures a forward: no timing probe then
         self.impl = resolve_impl(impl, next(iter(self.weights.values())).device)
         self.generator = torch.Generator().manual_seed(torch.initial_seed() if seed is None else seed)
         self.sinks: dict[str, torch.Tensor] | None = None
@@ -156,8 +167,32 @@ class MaskSet:
             weights.update({n: (params[n].detach() + s).repeat_interleave(k, 0)
                             for n, s in sinks.items() if n not in weights})
         xs = map_inputs(lambda x: split_samples(x, k, batch_dim), inputs)
+        if self.mode == "auto" and not self.measuring:
+            self.mode = self._fastest_mode(weights, xs)
         out = self._forward(weights, xs)
         return tree_map(lambda y: join_samples(y, b - a, batch_dim), out)
+
+    def _fastest_mode(self, weights, inputs, rounds: int = 2) -> str:
+        """``"vmap"`` or ``"loop"``, whichever runs a forward and backward on ``inputs`` faster (best of
+        ``rounds``, interleaved); gradients go to detached copies of ``weights``, random state is restored."""
+        probe = {n: w.detach().requires_grad_() for n, w in weights.items()}
+        cuda = sorted({w.device.index or 0 for w in probe.values() if w.is_cuda})
+        sync = (lambda: torch.cuda.synchronize()) if cuda else (lambda: None)   # noqa: E731
+        times = {"vmap": [], "loop": []}
+        # identity hooks: a memory measurement around this call (saved-tensor hooks) sees none of the probe's tensors
+        with torch.random.fork_rng(devices=cuda), torch.autograd.graph.saved_tensors_hooks(lambda t: t, lambda t: t):
+            for _ in range(rounds):
+                for mode in times:
+                    sync()
+                    t0 = time.perf_counter()
+                    out = forward_with(self.model, probe, inputs, mode, same_draws=True)
+                    ys = [y for y in tree_leaves(out) if torch.is_tensor(y) and y.requires_grad]
+                    if ys:
+                        torch.autograd.grad(sum(y.float().sum() for y in ys), list(probe.values()), allow_unused=True)
+                    sync()
+                    times[mode].append(time.perf_counter() - t0)
+        self.mode_seconds = {m: min(t) for m, t in times.items()}
+        return min(self.mode_seconds, key=self.mode_seconds.get)
 
     @contextlib.contextmanager
     def passes(self):
@@ -195,7 +230,8 @@ class MaskSet:
         return self._forward(apply_masks(self.weights, masks), inputs)
 
     def _forward(self, weights, inputs):
-        return forward_with(self.model, weights, inputs, self.mode)
+        mode = "vmap" if self.mode == "auto" else self.mode   # (evaluation before the first training forward)
+        return forward_with(self.model, weights, inputs, mode, same_draws=self._auto)
 
     @staticmethod
     def _key(p: torch.Tensor) -> tuple:
@@ -247,6 +283,8 @@ class MaskSet:
     def state_dict(self) -> dict:
         state = {"logits": {n: l.detach().clone() for n, l in self.logits.items()},
                  "generator": self.generator.get_state()}
+        if self._auto and self.mode != "auto":
+            state["mode"] = self.mode
         if self.sinks is not None:
             state["frozen_grads"] = {n: s.grad.clone() for n, s in self.sinks.items() if s.grad is not None}
         return state
@@ -257,6 +295,8 @@ class MaskSet:
             for n, l in self.logits.items():
                 l.copy_(state["logits"][n])
         self.generator.set_state(state["generator"])
+        if self._auto and state.get("mode") in ("vmap", "loop"):
+            self.mode = state["mode"]
         if "frozen_grads" in state:
             self.track_frozen_grads()
             for n, g in state["frozen_grads"].items():

@@ -115,9 +115,11 @@ def measured_sets_per_pass(masks, one_set, k: int, live=(), budget_bytes: int | 
     exclude = [*masks.logits.values(), *masks.model.parameters(), *(masks.sinks or {}).values(), *live]
     rng, gen = rng_state(), masks.generator.get_state()
     try:
+        masks.measuring = True
         with masks.passes():
             saved = saved_bytes(one_set, exclude=exclude)
     finally:
+        masks.measuring = False
         set_rng_state(rng)
         masks.generator.set_state(gen)
     return sets_per_pass(masks, k, budget_bytes, saved_per_set=saved)

@@ -23,6 +23,9 @@ from torch import nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 GATES = {"LSTM": 4, "GRU": 3, "RNN_TANH": 1, "RNN_RELU": 1}
+#: the LSTM's backward forms the recurrent weight's gradient of all time steps in one matmul (:class:`_LSTMScan`);
+#: ``False`` lets autograd form one per time step (the same numbers up to rounding, slower)
+ONE_MATMUL_GRADIENT = True
 
 
 def _lstm_cell(x_w, h, c, w_hh, b_hh):
@@ -128,9 +131,14 @@ class Recurrent(nn.Module):
         w_hh, b_hh = p("weight_hh"), p("bias_hh")
         if reverse:   # each sequence read back to front from its own last step; pads stay where they are
             x = _reverse(x, valid)
-        # the input projections of all steps in one matmul; unbind (not x_w[t]), so the backward stacks the steps'
-        # gradients once instead of adding T zero-filled full-size tensors
-        x_w = F.linear(x, p("weight_ih"), p("bias_ih")).unbind(0)
+        # the input projections of all steps in one matmul
+        x_w = F.linear(x, p("weight_ih"), p("bias_ih"))
+        if self.mode == "LSTM" and ONE_MATMUL_GRADIENT:
+            y, h, c = _LSTMScan.apply(x_w, h, c, w_hh, b_hh, valid)[:3]
+            return (_reverse(y, valid) if reverse else y), h, c
+        # unbind (not x_w[t]), so the backward stacks the steps' gradients once instead of adding T zero-filled
+        # full-size tensors
+        x_w = x_w.unbind(0)
         outs = []
         for t in range(x.shape[0]):
             if self.mode == "LSTM":
@@ -149,6 +157,87 @@ class Recurrent(nn.Module):
             h, c = h_t, c_t
         y = torch.stack(outs)
         return (_reverse(y, valid) if reverse else y), h, c
+
+
+_sigmoid_bw = torch.ops.aten.sigmoid_backward   # (grad, sigmoid(x)) -> grad * s * (1 - s), one fused op
+_tanh_bw = torch.ops.aten.tanh_backward         # (grad, tanh(x)) -> grad * (1 - t * t)
+
+
+class _LSTMScan(torch.autograd.Function):
+    """An LSTM layer's recurrence over ``x_w`` ``[T, B, 4H]`` (the input projections of all steps) from ``h``, ``c``
+    ``[B, H]``: outputs ``[T, B, H]`` and the last ``h``, ``c`` (``valid`` ``[T, B]``: see :class:`Recurrent`).
+
+    The backward runs the recurrence back in time for the gates' gradients ``dG`` ``[T, B, 4H]`` and then forms
+    the recurrent weight's gradient of all steps in one matmul, ``dG^T H``, where autograd would form one small
+    matmul a step and add them up. Under vmap (one weight set per mask sample) it is one batched matmul."""
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(x_w, h, c, w_hh, b_hh, valid):
+        ys, hs, cs, sig, tn, tcs = [], [], [], [], [], []
+        n_h = h.shape[-1]
+        for t in range(x_w.shape[0]):
+            g = x_w[t] + F.linear(h, w_hh, b_hh)
+            s = torch.sigmoid(g)                      # the input, forget and output gates (the third quarter unused)
+            n = torch.tanh(g[..., 2 * n_h:3 * n_h])
+            c_t = s[..., n_h:2 * n_h] * c + s[..., :n_h] * n
+            tc = torch.tanh(c_t)
+            h_t = s[..., 3 * n_h:] * tc
+            hs.append(h)
+            cs.append(c)
+            sig.append(s)
+            tn.append(n)
+            tcs.append(tc)
+            if valid is not None:
+                v = valid[t, :, None]
+                ys.append(torch.where(v, h_t, torch.zeros_like(h_t)))
+                h, c = torch.where(v, h_t, h), torch.where(v, c_t, c)
+            else:
+                ys.append(h_t)
+                h, c = h_t, c_t
+        return (torch.stack(ys), h, c, torch.stack(hs), torch.stack(cs), torch.stack(sig), torch.stack(tn),
+                torch.stack(tcs))
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        _, _, _, w_hh, b_hh, valid = inputs
+        ctx.mark_non_differentiable(*output[3:])
+        ctx.set_materialize_grads(False)
+        ctx.save_for_backward(w_hh, *output[3:])
+        ctx.valid, ctx.has_bias = valid, b_hh is not None
+
+    @staticmethod
+    def backward(ctx, dy, dh, dc, *_):
+        w_hh, h_prev, c_prev, sig, tn, tcs = ctx.saved_tensors
+        valid = ctx.valid
+        dh = torch.zeros_like(h_prev[0]) if dh is None else dh
+        dc = torch.zeros_like(c_prev[0]) if dc is None else dc
+        n_h = dh.shape[-1]
+        dgs = [None] * h_prev.shape[0]
+        for t in reversed(range(h_prev.shape[0])):
+            s, n, tc = sig[t], tn[t], tcs[t]
+            i, f, o = s[..., :n_h], s[..., n_h:2 * n_h], s[..., 3 * n_h:]
+            dh_t = dh if dy is None else dh + dy[t]
+            if valid is not None:   # a step past a sequence's end passes its state's gradient through unchanged
+                v = valid[t, :, None]
+                zero = torch.zeros_like(dh)
+                dh_t, dc_t = torch.where(v, dh_t, zero), torch.where(v, dc, zero)
+                dh_skip, dc_skip = torch.where(v, zero, dh), torch.where(v, zero, dc)
+            else:
+                dc_t = dc
+            dc_t = dc_t + _tanh_bw(dh_t * o, tc)
+            dg = torch.cat((_sigmoid_bw(dc_t * n, i), _sigmoid_bw(dc_t * c_prev[t], f), _tanh_bw(dc_t * i, n),
+                            _sigmoid_bw(dh_t * tc, o)), -1)
+            dgs[t] = dg
+            dh, dc = dg @ w_hh, dc_t * f
+            if valid is not None:
+                dh, dc = dh + dh_skip, dc + dc_skip
+        d_g = torch.stack(dgs)
+        flat = d_g.flatten(0, -2)
+        # formed as (H^T dG)^T, laid out as autograd lays out a linear layer's weight gradient (transposed): the
+        # mask sampler's backward reads it contiguously (see wmask.sampling.storage_order)
+        d_w = (h_prev.flatten(0, -2).mT @ flat).mT
+        return d_g, dh, dc, d_w, flat.sum(0) if ctx.has_bias else None, None
 
 
 def _reverse(x: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:

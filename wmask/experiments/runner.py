@@ -168,13 +168,15 @@ def run(experiment: str, preset: str, seeds: list[int], results: str | Path = "r
 
         def compute(seed=seed, cfg_obj=cfgs[seed], key=key, ledger=ledger):
             computed.append(seed)
+            store = Store(out_dir / f"seed{seed}", stale, code_of(exp))
             with wall_clock(ledger, key) as clock:
-                result = exp.run(cfg_obj, Store(out_dir / f"seed{seed}", stale, code_of(exp)), dev, progress)
+                result = exp.run(cfg_obj, store, dev, progress)
             seconds, periods = clock()
             made = provenance(dev)
             return {"experiment": name, "preset": preset, "overrides": overrides, "seed": seed,
                     **({"selected": list(cfg_obj.networks)} if picked else {}),
                     "config": _config.to_dict(cfg_obj), "wall_time_s": seconds, "work_periods": periods,
+                    "stage_seconds": store.seconds,
                     "device": made["device"], "host": platform.node(), "commit": made["commit"],
                     "dataset": GENERATED, **json.loads(dumps(result))}
 
@@ -239,6 +241,11 @@ def merge_runs(exp: Experiment, preset: str, model: str | None, overrides: dict,
     names = list(cfg.networks)     # the preset's order
     merged = {**runs[0], "selected": names, "wall_time_s": sum(r.get("wall_time_s", 0.0) for r in runs),
               "work_periods": sum(r.get("work_periods", 1) for r in runs), "config": _config.to_dict(cfg)}
+    if all("stage_seconds" in r for r in runs):
+        merged["stage_seconds"] = {k: sum(r["stage_seconds"].get(k, 0.0) for r in runs)
+                                   for k in sorted({k for r in runs for k in r["stage_seconds"]})}
+    else:
+        merged.pop("stage_seconds", None)
     source = {n: next(r for r in runs if n in r["networks"]) for n in names}
     merged["networks"] = {n: r["networks"][n] for n, r in source.items()}
     merged["made_by"] = {n: r["commit"] for n, r in source.items()}

@@ -60,6 +60,9 @@ class Store:
         self.root, self.stale = Path(root), stale
         self.code = dict(code_files() if code is None else code)
         self.root.mkdir(parents=True, exist_ok=True)
+        #: seconds this process spent computing each kind of stage (``base``: networks, ``masks``, ``other``);
+        #: reused stages cost nothing
+        self.seconds: dict[str, float] = {}
 
     def checkpoint(self, name: str) -> Path:
         """Where a stage keeps its mid-stage checkpoint (resumed by the trainers)."""
@@ -114,15 +117,23 @@ class Store:
         atomic_write_text(path, dumps(result))
         return result
 
-    def state(self, name: str, key: dict, compute: Callable[[], dict]) -> dict:
-        """A stage's state (any ``torch.save``-able dict), stored as ``<name>.pt``."""
+    def _timed(self, kind: str, compute: Callable):
+        t0 = time.perf_counter()
+        try:
+            return compute()
+        finally:
+            self.seconds[kind] = self.seconds.get(kind, 0.0) + time.perf_counter() - t0
+
+    def state(self, name: str, key: dict, compute: Callable[[], dict], kind: str = "other") -> dict:
+        """A stage's state (any ``torch.save``-able dict), stored as ``<name>.pt``; computing it counts towards
+        :attr:`seconds` ``[kind]``."""
         path = self.root / f"{name}.pt"
         if path.exists():
             stored = read_torch(path)
             if self._reusable(path, stored.get("store", {}), key):
                 set_rng_state(stored["rng"])
                 return stored["state"]
-        state = compute()
+        state = self._timed(kind, compute)
         atomic_torch_save({"store": self._meta(key), "state": state, "rng": rng_state()}, path)
         return state
 
@@ -132,7 +143,7 @@ class Store:
         def compute():
             extras = train() or {}
             return {"model": model.state_dict(), "extras": extras}
-        state = self.state(name, key, compute)
+        state = self.state(name, key, compute, kind="base")
         model.load_state_dict(state["model"])
         return state["extras"]
 
@@ -149,7 +160,7 @@ class Store:
                     return load_masks(done, model, filter), stored["history"]
                 except Exception as err:   # a truncated or foreign file
                     raise ValueError(f"cannot read masks from {done}: {err}; move it away to recompute") from None
-        masks, hist = train()
+        masks, hist = self._timed("masks", train)
         history = {"step": hist.step, "loss": hist.loss, "kept": hist.kept}
         binary = masks.binary()
         save_masks(done, binary, filter=masks.filter)
