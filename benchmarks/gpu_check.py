@@ -39,9 +39,9 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import mask_step  # noqa: E402
 import wmask  # noqa: E402
-from wmask import seq2seq  # noqa: E402
+from wmask.experiments import seq2seq  # noqa: E402
 from wmask.masks import MaskSet  # noqa: E402
-from wmask.models import FNN, SimpleCNN  # noqa: E402
+from wmask.experiments.models import FNN, SimpleCNN  # noqa: E402
 from wmask.train import MaskTrainConfig, train_masks  # noqa: E402
 
 BENCH_MODELS = ("fnn_big", "scan_lstm", "scan_transformer", "cifar_cnn")

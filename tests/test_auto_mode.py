@@ -2,9 +2,10 @@
 function and random state either way, the choice kept across a resume."""
 import torch
 
-from wmask import memory, seq2seq
+from wmask import memory
+from wmask.experiments import seq2seq
 from wmask.masks import MaskSet
-from wmask.models import FNN
+from wmask.experiments.models import FNN
 
 
 def lstm(tf=0.5):

@@ -3,7 +3,7 @@ import json
 
 import torch
 
-from wmask.store import Store
+from wmask.experiments.store import Store
 from wmask.book.timing import markdown, regeneration_rows
 
 
