@@ -200,7 +200,8 @@ def markdown(rec: dict) -> str:
     lines = [f"# GPU check: {rec['device']}", "",
              f"torch {rec['torch']}, python {rec['python']}, commit {rec['commit']}, dry run: {rec['dry_run']}, "
              f"sampler {rec['impl']}, "
-             f"{rec['seconds']:.0f} s", "", "## Checks", "", "| check | result | seconds | detail |", "|---|---|---|---|"]
+             f"{rec['seconds']:.0f} s", "", "## Checks", "", "| check | result | seconds | detail |",
+             "|---|---|---|---|"]
     lines += [f"| {c['name']} | {c['result']} | {c['seconds']:.1f} | {c['detail']} |" for c in rec["checks"]]
     lines += ["", "## Bench (median seconds a step; peak MiB)", "",
               "| model | case | median s | peak MiB | passes |", "|---|---|---|---|---|"]

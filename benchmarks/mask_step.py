@@ -67,7 +67,8 @@ def _math(b, g, q_len=40, a_len=4, vocab=48):
 
 BENCHES = {
     "fnn_big": Bench(lambda: FNN(42, [2000] * 4, 20), _digits(42, 2), 128, "add/mul FNN 42-2000x4-20 (paper)"),
-    "fnn_medium": Bench(lambda: FNN(42, [800] * 4, 20), _digits(42, 2), 128, "add/mul FNN 42-800x4-20 (paper's medium)"),
+    "fnn_medium": Bench(lambda: FNN(42, [800] * 4, 20), _digits(42, 2), 128,
+                        "add/mul FNN 42-800x4-20 (paper's medium)"),
     "fnn_small": Bench(lambda: FNN(42, [400, 400, 200], 20), _digits(42, 2), 128,
                        "add/mul FNN 42-400-400-200-20 (paper's small, cpu)"),
     "lstm_arith": Bench(lambda: RepeatLSTM(42, 256, 20, layers=2, steps=3), _digits(42, 2), 128,

@@ -64,7 +64,8 @@ describe_networks(cfg)
 # The `cpu` preset trains the 400-400-200 FNN and the 200-200-100 FNN (the size study's small network and the α
 # sweep's) until they can carry a claim: base training stops once a validation split meets the target, masks (at
 # mask lr 3e-2, which covers the paper's 20k steps at 1e-2 in a third of the steps; the method page) once every
-# mask has settled; the steps trained are in the table below. The LSTM is left to `paper`: it reaches its target on two cores (+ 1.0, × 0.999
+# mask has settled; the steps trained are in the table below. The LSTM is left to `paper`: it reaches its target on two
+# cores (+ 1.0, × 0.999
 # after 8k steps, about 6 min a seed), but its masks need about 10 more minutes a seed to settle, more than the
 # book's budget.
 #
@@ -78,7 +79,7 @@ describe_networks(cfg)
 evidence_table(tables)
 
 # %% tags=["hide-input"]
-plot_curves(tables["curves"], title=f"Mask training, mean over seeds (band: min..max)");
+plot_curves(tables["curves"], title="Mask training, mean over seeds (band: min..max)");
 
 # %% [markdown]
 # ## Accuracy of each mask on each operation
@@ -104,7 +105,7 @@ for ax, net in zip(axes[0], nets_plot):
     sub = acc[(acc.network == net) & acc["mask"].isin(order)]
     sns.barplot(data=sub, x="mask", y="accuracy", hue="evaluated on", order=order, errorbar="sd", ax=ax)
     ax.set(title=f"{net} ({cfg[net]['model']})", xlabel="mask", ylabel="accuracy (fraction solved)")
-fig.suptitle(f"Accuracy per mask")
+fig.suptitle("Accuracy per mask")
 fig.tight_layout()
 
 # %% [markdown]
@@ -126,7 +127,7 @@ claims.section("specialise", tables, run_cfg, preset)
 layers = tables["layers"]
 layers = layers[layers.network.isin(nets_plot) & (layers.layer != "total")]
 plot_layer_overlap(layers, nets_plot, "overlap of + and × masks",
-                   f"Per-layer IoU / IoMin of the + and × masks");
+                   "Per-layer IoU / IoMin of the + and × masks");
 
 # %% tags=["hide-input"]
 kept = layers.melt(id_vars=["seed", "network", "layer"], value_vars=["kept control", "kept +", "kept ×"],
@@ -137,7 +138,7 @@ for ax, net in zip(axes[0], nets_plot):
     sns.barplot(data=kept[kept.network == net], x="layer", y="weights kept", hue="mask", errorbar="sd", ax=ax)
     ax.set(title=net, xlabel="masked weight tensor (input → output)", ylabel="weights kept (count)")
     ax.tick_params(axis="x", rotation=30)
-fig.suptitle(f"Weights kept by each mask, per layer")
+fig.suptitle("Weights kept by each mask, per layer")
 fig.tight_layout()
 
 # %% [markdown]
@@ -153,7 +154,8 @@ claims.section("partial-overlap", tables, run_cfg, preset)
 # %% [markdown]
 # ## Inverted masks
 #
-# **Paper:** at the paper's width, ¬+ (everything the + mask removed) still multiplies; at small widths (the paper's §3.1)
+# **Paper:** at the paper's width, ¬+ (everything the + mask removed) still multiplies; at small widths (the paper's
+# §3.1)
 # inverting either mask breaks **both** operations, because the weights both operations share go with it.
 
 # %% tags=["nbval-check-output"]
@@ -179,7 +181,7 @@ for name in cfg_sizes:
     ax.annotate(f"{name} {cfg[name]['hidden']}", (row["weights"], row["% of + weights shared with ×"]),
                 fontsize=7, textcoords="offset points", xytext=(4, 4))
 ax.set(xscale="log", xlabel="masked weights in the network (count, log scale)", ylabel="% of + weights shared with ×",
-       title=f"Sharing vs size")
+       title="Sharing vs size")
 ax.title.set_fontsize(8)
 ax.xaxis.set_minor_formatter(NullFormatter())   # log axis: label the decades only
 fig.tight_layout()

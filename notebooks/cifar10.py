@@ -81,7 +81,7 @@ evidence_table(tables, by=None)
 # %% tags=["hide-input"]
 if len(tables.get("base_curve", [])):
     plot_base(tables["base_curve"])
-plot_curves(tables["curves"], by=None, title=f"Control and class-removal mask training");
+plot_curves(tables["curves"], by=None, title="Control and class-removal mask training");
 
 # %% [markdown]
 # ## Accuracy lost on the removed class
@@ -159,7 +159,7 @@ else:
         print(cpu.where)
         display(evidence_table(cpu.tables, by=None))
         plot_base(cpu.tables["base_curve"])
-        plot_curves(cpu.tables["curves"], by=None, title=f"control and class-removal masks")
+        plot_curves(cpu.tables["curves"], by=None, title="control and class-removal masks")
         claims.print_check("class-specific", cpu.tables, cpu.cfg)
     glue("see-cifar-cpu", Markdown(claims.what_we_see("class-specific", cpu.tables, cpu.cfg, "cpu")), display=False)
     base, masks = cpu.tables["base"].accuracy.mean(), evidence.settling(cpu.tables["curves"])
@@ -193,7 +193,8 @@ else:
         f"*{claims.tally(claims.check('class-specific', budget.tables, budget.cfg))}*" + ("" if moving.empty else
             "; falling on as over the second half of their stage, the masks still moving "
             f"({', '.join(moving['mask'])}) would meet the 2-point rule after about {ahead.steps.min():,.0f}–"
-            f"{ahead.steps.max():,.0f} steps (`wmask.book.settling.steps_to_settle`), which is why the cpu preset gives "
+            f"{ahead.steps.max():,.0f} steps (`wmask.book.settling.steps_to_settle`), which is why the cpu preset "
+            "gives "
             "the control masks up to 8,000 steps")),
          display=False)
 if worst:

@@ -169,7 +169,7 @@ axes[1].errorbar(np.arange(len(sep)), sep["random separation"], sep["random sepa
 axes[1].set(ylim=(0, 1.05), xlabel="", ylabel="separation of the pair's masks (TV)")
 for ax in axes:
     plt.setp(ax.get_xticklabels(), rotation=25, ha="right", rotation_mode="anchor", fontsize=7)
-fig.suptitle(f"Masks against clusters (grey: random masks of the same sizes)")
+fig.suptitle("Masks against clusters (grey: random masks of the same sizes)")
 fig.tight_layout()
 
 # %% tags=["nbval-check-output"]

@@ -56,7 +56,8 @@ summary, tables, where, run_cfg, _ = chapter
 display(HTML(verdict_box(["math-easy-mask"], tables, run_cfg, where)))
 print(where)
 net = run_cfg["net"]
-print(f"Transformer {net['enc_layers']}+{net['dec_layers']} layers, d {net['d']}, {net['heads']} heads, FF {net['ff']}, "
+print(f"Transformer {net['enc_layers']}+{net['dec_layers']} layers, d {net['d']}, {net['heads']} heads, "
+      f"FF {net['ff']}, "
       f"tied embeddings; base {run_cfg['base']['steps']} steps (batch {run_cfg['base']['batch_size']}, lr "
       f"{run_cfg['base']['lr']:g}); modules: {', '.join(run_cfg['networks'])}")
 display(pd.DataFrame({m: {**run_cfg["mask"], **over} for m, over in run_cfg["networks"].items()})
@@ -74,7 +75,7 @@ evidence_table(tables)
 
 # %% tags=["hide-input"]
 math_base_curves(tables)
-plot_curves(tables["curves"], title=f"control and easy masks");
+plot_curves(tables["curves"], title="control and easy masks");
 
 # %% [markdown]
 # ## The figure: each module's hard accuracy under the network, the control mask and the easy mask
@@ -121,7 +122,7 @@ else:
         print(c_where)
         display(evidence_table(c_tables))
         math_base_curves(c_tables)
-        plot_curves(c_tables["curves"], title=f"control and easy masks")
+        plot_curves(c_tables["curves"], title="control and easy masks")
         math_accuracy_bars(c_tables["accuracy"])
         claims.print_check("math-easy-mask", c_tables, c_cfg)
     glue("see-math-cpu", Markdown(claims.what_we_see("math-easy-mask", c_tables, c_cfg, "cpu")), display=False)
@@ -139,7 +140,8 @@ else:
 # modules, a 2+2-layer, width-64 Transformer learned linear equations fastest on two cores (in probes of that
 # network at lr 1e-3, held-out easy accuracy after 500 steps: linear equations 0.07, sorting 0.05, addition and
 # subtraction 0.02; after 1,500: linear 0.14, sorting 0.07), and even it stays far below the target in the preset's
-# budget of about 25 minutes: a network that solves almost no hard problem has no hard accuracy for a mask to lose, so the claim is
+# budget of about 25 minutes: a network that solves almost no hard problem has no hard accuracy for a mask to lose, so
+# the claim is
 # *untestable* at this scale, not refuted. What the cpu run does show is the pipeline on the real data with its
 # curves: two masks trained in one batched pass, their settling, and the three-way evaluation. The claim needs
 # `--preset paper`: the paper's 6+6-layer, d-512 network on all five modules with the per-module mask settings, a

@@ -17,7 +17,8 @@
 # and must output both sums modulo 100. The two subtasks are the *same* function on different inputs; a network
 # that reused weights would compute both with one circuit. We train the network on both pairs, then three masks in
 # one batched pass: a control mask (both pairs), a **pair 1** mask and a **pair 2** mask. In the FNN each pair runs
-# in its own forward pass with the other pair's inputs zeroed (the paper's §3.2), and each pass draws fresh mask samples.
+# in its own forward pass with the other pair's inputs zeroed (the paper's §3.2), and each pass draws fresh mask
+# samples.
 #
 # Inverting the pair-1 mask removes exactly what pair 1 needs. A variant keeps the control mask on the input and
 # output layers when inverting, so that removing pair 1 cannot delete pair 2's input/output weights.
@@ -76,7 +77,7 @@ describe_networks(cfg)
 evidence_table(tables)
 
 # %% tags=["hide-input"]
-plot_curves(tables["curves"], title=f"Mask training, mean over seeds (band: min..max)");
+plot_curves(tables["curves"], title="Mask training, mean over seeds (band: min..max)");
 
 # %% [markdown]
 # ## Accuracy of each mask on each pair
@@ -100,7 +101,7 @@ for ax, net in zip(axes[0], nets):
     ax.set(title=f"{net} ({cfg[net]['model']} {cfg[net]['hidden']})", xlabel="mask",
            ylabel="accuracy (fraction solved)")
     plt.setp(ax.get_xticklabels(), rotation=35, ha="right", rotation_mode="anchor")
-fig.suptitle(f"Accuracy per mask")
+fig.suptitle("Accuracy per mask")
 fig.tight_layout()
 
 # %% [markdown]
@@ -126,7 +127,7 @@ claims.section("inverted-pairs", tables, run_cfg, preset)
 layers = tables["layers"]
 layers = layers[layers.network.isin(nets) & (layers.layer != "total")]
 plot_layer_overlap(layers, nets, "overlap of pair-1 and pair-2 masks",
-                   f"Per-layer IoU / IoMin of the pair masks");
+                   "Per-layer IoU / IoMin of the pair masks");
 
 # %% [markdown]
 # **Paper:** the hidden-layer overlap of the two pair masks is low (no reuse).
@@ -141,8 +142,10 @@ claims.section("pairs-low-overlap", tables, run_cfg, preset)
 # ## At the paper's scale, on a CPU
 #
 # The `paper` preset's own configuration (the paper's 20,000 base and 20,000 mask steps at mask lr 1e-2, nothing
-# stopped early) run for the network a 2-core CPU finishes, the 400-400-200 FNN (`python -m wmask run double_addition --preset
-# paper --networks fnn_small`), committed under `results/double_addition/paper/`. The cpu preset's `fnn` above is the same
+# stopped early) run for the network a 2-core CPU finishes, the 400-400-200 FNN (`python -m wmask run double_addition
+# --preset
+# paper --networks fnn_small`), committed under `results/double_addition/paper/`. The cpu preset's `fnn` above is the
+# same
 # architecture trained to its target and masked until settled at mask lr 3e-2, so the two runs show the same network
 # at two budgets. The paper's main networks (the 2000×4 FNN, the LSTM) still need a GPU.
 
@@ -172,7 +175,8 @@ print(side) if isinstance(side, str) else display(side.style.hide(axis="index"))
 # %% [markdown]
 # ## The two clipping behaviours
 #
-# The masks use the authors' clipping (`clip_mode="all"`, the book's method page), which produced the paper's figures. Networks
+# The masks use the authors' clipping (`clip_mode="all"`, the book's method page), which produced the paper's figures.
+# Networks
 # named `*_masks_clip` train masks that clip the mask logits alone, on the same base network; they compare here.
 
 # %%

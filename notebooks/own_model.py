@@ -20,7 +20,8 @@
 # `a - b mod p`, and asks the paper's add/mul question of it (§3.1): does each operation have weights of its own?
 #
 # The code below is the whole method on your own model, step by step; the numbers and figures under each step are
-# those of the committed run of exactly these steps (`wmask.experiments.tasks.own_model`, written with the same public calls;
+# those of the committed run of exactly these steps (`wmask.experiments.tasks.own_model`, written with the same public
+# calls;
 # `make results PRESET=cpu EXP=own_model` makes it again). A mask value of 1 means the weight is **kept**.
 
 # %% tags=["parameters", "remove-cell"]

@@ -78,7 +78,7 @@ for ax, col in zip(axes, ("kept", "loss")):
     ax.set(xlabel="joint step (per task)", ylabel="kept fraction" if col == "kept" else "task loss")
 axes[1].set_yscale("log")
 axes[1].legend().remove()
-fig.suptitle(f"Joint training of weights and mask, per task")
+fig.suptitle("Joint training of weights and mask, per task")
 fig.tight_layout()
 
 # %% [markdown]
@@ -94,7 +94,7 @@ fig, axes = plt.subplots(1, later.layer.nunique(), figsize=(11, 3.2), sharey=Tru
 for ax, (layer, sub) in zip(axes[0], later.groupby("layer")):
     sns.barplot(data=sub, x="task", y="reused", hue="new init", errorbar="sd", ax=ax)
     ax.set(title=f"layer {layer}", xlabel="task", ylabel="share of mask t on earlier tasks' weights", ylim=(0, 1.05))
-fig.suptitle(f"Reuse of earlier tasks' weights")
+fig.suptitle("Reuse of earlier tasks' weights")
 fig.tight_layout()
 
 # %%
@@ -140,7 +140,8 @@ glue("see-permuted-no-reuse", Markdown(claims.what_we_see("permuted-no-reuse", t
 # The paper's network is 784-800-800-64-10; the cpu preset's is 784-256-256-64-10, a third as wide, so that four
 # tasks fit two cores. If later tasks reuse earlier weights because a narrow network has few free ones, the share
 # should fall as the network widens. Each row is a committed run with the cpu preset's settings at one width
-# (`python -m wmask run permuted_mnist --preset cpu 'hidden=[512,512,64]'` writes `results/permuted_mnist/cpu+` and 8 hex digits of the overrides),
+# (`python -m wmask run permuted_mnist --preset cpu 'hidden=[512,512,64]'` writes `results/permuted_mnist/cpu+` and 8
+# hex digits of the overrides),
 # with the verdict of the claim's "little reuse" check on it (*little reuse*) and of all its checks, the first-layer
 # ones included (*verdict*); the reuse columns are the mean over tasks 1 on. With `stop_on_plateau=False` every
 # task trains its full 3,000 joint steps instead of stopping once its mask has settled. The 800-wide row is the

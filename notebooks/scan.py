@@ -216,7 +216,7 @@ else:
         display(evidence_table(cpu.tables, by="model"))
         if len(cpu.tables.get("base_curve", [])):
             plot_base(cpu.tables["base_curve"], accuracy="iid test exact match")
-        plot_curves(cpu.tables["curves"], by=None, title=f"lstm: split-mask training")
+        plot_curves(cpu.tables["curves"], by=None, title="lstm: split-mask training")
     codes = {"lstm (ours)": cpu.tables, **({} if theirs is None else {"lstm (the authors' code)": theirs})}
     beside = cpu.where + ("" if theirs is None else "; the authors' code: results/authors/scan/cpu")
     fig4a(codes, list(codes), beside)
@@ -290,7 +290,7 @@ if longer is None:
 else:
     print(longer.where)
     display(evidence_table(longer.tables, by="model"))
-    plot_curves(longer.tables["curves"], by=None, title=f"lstm: split-mask training")
+    plot_curves(longer.tables["curves"], by=None, title="lstm: split-mask training")
     runs_ = {f"lstm, masks ≤ {r.cfg['mask']['steps']:,} steps": r for r in (cpu, longer) if r is not None}
     sides = (f"left: results/scan/cpu; right: {longer.where}" if cpu is not None else longer.where)
     fig4a({k: r.tables for k, r in runs_.items()}, list(runs_), sides)

@@ -1,4 +1,5 @@
-"""wmask.experiments.clusterability against independent references: networkx's normalised cut, a planted block structure,
+"""wmask.experiments.clusterability against independent references: networkx's normalised cut, a planted block
+structure,
 the shuffle semantics and the percentile estimator of Filan et al.'s code."""
 import networkx as nx
 import numpy as np

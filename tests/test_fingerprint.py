@@ -1,4 +1,5 @@
-"""An artefact's key covers only the code that computes it (wmask.experiments.fingerprint), and `status` tells current results
+"""An artefact's key covers only the code that computes it (wmask.experiments.fingerprint), and `status` tells current
+results
 from stale ones."""
 import json
 import os

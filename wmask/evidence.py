@@ -21,7 +21,10 @@ masks at least as settled as the paper's.
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
+
+if TYPE_CHECKING:
+    import pandas
 
 
 def below_target(accuracy: dict[str, float], target: dict[str, float]) -> list[str]:

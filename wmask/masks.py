@@ -74,7 +74,8 @@ class MaskSet:
     faster (:attr:`mode_seconds` holds the times). Chosen by ``"auto"``, the loop shares the model's own random
     draws among the samples as vmap does; the choice is saved with :meth:`state_dict`, so a resumed run keeps it.
     The two modes round differently, so two runs whose timings chose differently differ in the last bits: use
-    ``"auto"`` where speed matters more than reproducing a run bit for bit. Any error the model raises under vmap (e.g. it packs sequences itself, or branches on
+    ``"auto"`` where speed matters more than reproducing a run bit for bit. Any error the model raises under vmap (e.g.
+    it packs sequences itself, or branches on
     a tensor's value) is re-raised (chained) as a :class:`VmapForwardError` that says to pass ``mode="loop"``.
 
     ``impl``: how the mask sampler runs (the same masks either way). ``"compile"``: its kernels built by

@@ -1,4 +1,5 @@
-"""Sharing metrics on binary masks (the book's method page). Pure functions; a mask value True means the weight is **kept**.
+"""Sharing metrics on binary masks (the book's method page). Pure functions; a mask value True means the weight is
+**kept**.
 
 Set-overlap metrics take either one bool tensor (-> a float) or a dict ``name -> bool tensor`` (-> a dict with one
 value per name plus ``"total"``, computed from the counts summed over all tensors, not as a mean of ratios).

@@ -280,4 +280,5 @@ def run_padded(rnn: nn.Module, x: torch.Tensor, lengths: torch.Tensor, hx=None):
         return rnn(x, hx, lengths=lengths)
     packed = pack_padded_sequence(x, lengths.cpu(), batch_first=rnn.batch_first, enforce_sorted=False)
     out, state = rnn(packed, hx)
-    return pad_packed_sequence(out, batch_first=rnn.batch_first, total_length=x.shape[1 if rnn.batch_first else 0])[0], state
+    padded = pad_packed_sequence(out, batch_first=rnn.batch_first, total_length=x.shape[1 if rnn.batch_first else 0])
+    return padded[0], state

@@ -139,7 +139,8 @@ def convert_scan(seed: int, flags: list[str], data: dict, model: str) -> dict:
                 removed.append({"seed": seed, "model": model, "mask": name, "token": tok,
                                 "removed %": 100.0 * r / k if k else float("nan")})
     kept = [{"seed": seed, "model": model, "tensor": n, "size": m["size"],
-             **{f"kept mask {SCAN_TESTS.get(SCAN_STAGES[int(s)], SCAN_STAGES[int(s)])}": k for s, k in sorted(m["kept"].items())}}
+             **{f"kept mask {SCAN_TESTS.get(SCAN_STAGES[int(s)], SCAN_STAGES[int(s)])}": k
+                for s, k in sorted(m["kept"].items())}}
             for n, m in sorted(data["masks"].items())]
     return {"accuracy": rows, "sources": sources, "layers": kept, "sharing": [], "removed": removed,
             "their_logged_mask_stat": {k: v[-1][1] for k, v in sc.items() if k.startswith("mask_stat/all/")}}

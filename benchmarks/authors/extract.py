@@ -80,7 +80,8 @@ def extract(save_dir: str) -> dict:
 def _drops(confusion: dict) -> dict:
     """Relative drop per (removed class, evaluated class) and the worst-other ratio per class, with the very
     functions our CIFAR-10 experiment uses (``wmask.metrics``, loaded from this repository by path: it needs only
-    torch). Classes in the order of their ``batches.meta``, which is ours (``wmask.experiments.data.cifar10.CLASSES``)."""
+    torch). Classes in the order of their ``batches.meta``, which is ours
+    (``wmask.experiments.data.cifar10.CLASSES``)."""
     import importlib.util
 
     import torch

@@ -241,11 +241,13 @@ def aligned(tables, cfg, *, which, sds) -> list[Line]:
             lines.append(_line(why, over(within.within, within["random within"], within["random within sd"]),
                                f"{net}, K={k}: kept weights within one cluster " + ", ".join(
                                    f"{r['mask']} {r['within']:.2f} (random {r['random within']:.2f} ± "
-                                   f"{r['random within sd']:.2f})" for _, r in within.iterrows()) + f" (> random + {sds} sd)"))
+                                   f"{r['random within sd']:.2f})" for _, r in within.iterrows())
+                               + f" (> random + {sds} sd)"))
             lines.append(_line(why, over(sep.separation, sep["random separation"], sep["random separation sd"]),
                                f"{net}, K={k}: separation " + ", ".join(
                                    f"{r['mask']} {r['separation']:.2f} (random {r['random separation']:.2f} ± "
-                                   f"{r['random separation sd']:.2f})" for _, r in sep.iterrows()) + f" (> random + {sds} sd)"))
+                                   f"{r['random separation sd']:.2f})" for _, r in sep.iterrows())
+                               + f" (> random + {sds} sd)"))
     return lines
 
 

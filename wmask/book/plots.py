@@ -94,7 +94,8 @@ def fig4a(tables, models, title: str = ""):
 
 
 def fig4b(tables, summaries, models, title: str = ""):
-    """Per output token, the % of its output weights the add-jump mask removes (of those the full-problem mask keeps)."""
+    """Per output token, the % of its output weights the add-jump mask removes (of those the full-problem mask
+    keeps)."""
     removed = pd.concat([pd.DataFrame(tables[m]["removed"]).assign(model=m) for m in models])
     tokens = summaries[models[0]]["runs"][0]["out_vocab"]
     fig, axes = plt.subplots(1, len(models), figsize=(WIDTH, 3.4), sharey=True, squeeze=False)

@@ -50,7 +50,8 @@ def chapter_run(experiment: str, preset: str, seeds: list[int] | None = None, re
                 run: bool = False) -> ChapterRun | None:
     """The run a chapter shows. By default it **reads** the committed summary ``<results>/<label>/<preset>/`` (relative
     to the repository root) and trains nothing; its caption names the commit that made it, the wall time and whether
-    it is still what this code computes (:mod:`wmask.experiments.status`). None when the experiment deliberately lacks the
+    it is still what this code computes (:mod:`wmask.experiments.status`). None when the experiment deliberately lacks
+    the
     preset (the Transformer at cpu); a missing summary is an error saying how to make it.
 
     With ``run=True`` it runs the experiment first (or reuses finished work under ``results``), as CI does at smoke:
@@ -202,7 +203,8 @@ def describe_networks(networks: dict) -> None:
 
 
 def beside_the_authors(experiment: str, accuracy, network_cfg: dict, preset: str, root=None):
-    """Our accuracies beside the authors' code's at the same settings (:mod:`wmask.book.authors`: per number, both means,
+    """Our accuracies beside the authors' code's at the same settings (:mod:`wmask.book.authors`: per number, both
+    means,
     their sd, and whether ours lies within their spread), or a sentence saying why there is no such comparison.
     ``network_cfg`` is our config of the compared network (its base and mask steps and mask lr must be theirs);
     ``root``: where the authors' results are (default ``results/authors``)."""

@@ -3,6 +3,10 @@ of the method; the settling rule itself is :func:`wmask.evidence.convergence`)."
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pandas
 
 
 def kept_fall(curves, start: float, end: float) -> "pandas.Series":

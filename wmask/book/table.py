@@ -19,7 +19,8 @@ from . import claims
 from .verdict import UNTESTABLE
 
 SCALES = ("cpu", "paper")          # the presets whose runs carry evidence (smoke only exercises the code)
-CHAPTERS = {"planted": "notebooks/planted", "addmul": "notebooks/addmul", "double_addition": "notebooks/double_addition",
+CHAPTERS = {"planted": "notebooks/planted", "addmul": "notebooks/addmul",
+            "double_addition": "notebooks/double_addition",
             "permuted_mnist": "notebooks/permuted_mnist", "cifar10": "notebooks/cifar10", "scan": "notebooks/scan",
             "scan-transformer": "notebooks/scan", "dm_math": "notebooks/dm_math",
             "clusterability": "notebooks/clusterability", "own_model": "notebooks/own_model"}

@@ -4,7 +4,8 @@ An experiment module defines ``EXPERIMENT = Experiment(...)``:
 
 - ``schema``: a dataclass whose defaults are the paper's settings (for experiments with a choice of model, those
   of the first model), with a ``seed`` field (and a ``model`` field when ``models`` is given);
-- ``presets``: ``{preset: overrides}`` (dotted keys, see :mod:`wmask.experiments.config`), or ``{model: {preset: overrides}}``;
+- ``presets``: ``{preset: overrides}`` (dotted keys, see :mod:`wmask.experiments.config`), or ``{model: {preset:
+overrides}}``;
   a preset given as a string instead is one the experiment deliberately lacks, and the string says why (e.g. no
   ``cpu`` preset where a 2-core budget cannot train its networks to target); asking for it is an error that says so;
 - ``run(cfg, store, device, progress) -> dict``: the experiment for one seed; its result must be JSON-able, and every

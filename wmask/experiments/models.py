@@ -34,7 +34,8 @@ class RepeatLSTM(nn.Module):
 
 
 class SimpleCNN(nn.Module):
-    """The paper's CIFAR-10 CNN (the paper's §3.4): 3x3 convs of ``width``, 2, 4, 8 x ``width`` channels (32-64-128-256 at
+    """The paper's CIFAR-10 CNN (the paper's §3.4): 3x3 convs of ``width``, 2, 4, 8 x ``width`` channels (32-64-128-256
+    at
     ``width=32``), ReLU, max-pooling after the first three, dropout 0.25 / 0.5 when ``dropout``, global average
     pooling and a linear read-out ``head``."""
 

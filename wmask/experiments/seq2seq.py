@@ -1,4 +1,5 @@
-"""Sequence-to-sequence models for SCAN (the paper's SCAN experiment, Fig. 4) and the pieces around them: vocabularies, padded batches, the
+"""Sequence-to-sequence models for SCAN (the paper's SCAN experiment, Fig. 4) and the pieces around them: vocabularies,
+padded batches, the
 loss and exact-match accuracy.
 
 Both models have one signature, ``model(src [B, S], tgt [B, T]) -> logits [B, T, V]``, so the mask engine runs them
@@ -86,7 +87,8 @@ def subset(pairs: list, n: int, seed: int) -> list:
 
 
 def seq_loss(logits: torch.Tensor, tgt: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy summed over each sequence's tokens, averaged over sequences (the book's method page): ``[..., B, T, V]`` and
+    """Cross-entropy summed over each sequence's tokens, averaged over sequences (the book's method page): ``[..., B,
+    T, V]`` and
     ``[..., B, T]`` -> ``[...]``."""
     ce = F.cross_entropy(logits.flatten(0, -2), tgt.flatten(), ignore_index=IGNORE, reduction="none")
     return ce.view(tgt.shape).sum(-1).mean(-1)
@@ -129,7 +131,8 @@ def _shifted(tgt: torch.Tensor, start: int) -> torch.Tensor:
 
 
 class Seq2SeqLSTM(nn.Module):
-    """Lake & Baroni's encoder-decoder without attention (the paper's SCAN experiment, Fig. 4): separate ``layers``-layer encoder and decoder
+    """Lake & Baroni's encoder-decoder without attention (the paper's SCAN experiment, Fig. 4): separate
+    ``layers``-layer encoder and decoder
     LSTMs of ``hidden`` units, embeddings of ``emb``, the final encoder state initialises the decoder, a linear
     read-out ``hidden -> n_out``. Dropout ``dropout`` on the embeddings and between LSTM layers."""
 
@@ -168,7 +171,8 @@ def sinusoids(length: int, d: int) -> torch.Tensor:
 
 
 class Seq2SeqTransformer(nn.Module):
-    """The 3+3-layer post-LN Transformer of the paper's SCAN experiment (``d`` 100, 4 heads, feed-forward 200, dropout 0.1) with
+    """The 3+3-layer post-LN Transformer of the paper's SCAN experiment (``d`` 100, 4 heads, feed-forward 200, dropout
+    0.1) with
     sinusoidal positions added to the embeddings; always teacher-forced in training (``teacher_forcing`` 1),
     greedy when decoding.
 

@@ -1,7 +1,8 @@
 """Is each committed result still what this code computes? (``python -m wmask status``)
 
 Every seed's result records the md5 of the source files that computed it. A results folder is *current* when, for
-every seed, each file that computes its experiment today (:mod:`wmask.experiments.fingerprint`) has the md5 recorded; otherwise
+every seed, each file that computes its experiment today (:mod:`wmask.experiments.fingerprint`) has the md5 recorded;
+otherwise
 it is *stale*, naming the files changed since. Stale results are still shown by the book, with that word in their
 caption: regenerate them with ``make results PRESET=<preset> EXP=<experiment>``.
 """
@@ -48,7 +49,8 @@ def _same_code(path: str, recorded: str | None, commit: str, now: str) -> bool:
 
 
 def stale_files(summary: dict) -> list[str]:
-    """The computing files (:func:`wmask.experiments.fingerprint.computing_files`) whose code differs from what any seed of
+    """The computing files (:func:`wmask.experiments.fingerprint.computing_files`) whose code differs from what any
+    seed of
     ``summary`` was made by; empty when the summary is current."""
     from .runner import code_of, experiment_of
     files = code_of(experiment_of(summary["experiment"]))

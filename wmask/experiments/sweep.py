@@ -3,7 +3,8 @@
 Each task is ``wmask run EXPERIMENT --seeds N`` in a Ray worker: it writes ``seed<N>.json`` and its checkpoints in
 the same results folder as a sequential run, so a task that dies and is retried resumes from its last checkpoint,
 and a seed that already finished is reused. When every task has ended, the driver merges each experiment's
-finished seeds into ``summary.json`` and the CSV tables through :func:`wmask.experiments.runner.run` (all reused), exactly as a
+finished seeds into ``summary.json`` and the CSV tables through :func:`wmask.experiments.runner.run` (all reused),
+exactly as a
 sequential run of those seeds writes them. By default a local Ray instance is started and stopped; ``address``
 joins a running cluster (``ray start --head`` on one machine, ``ray start --address=...`` on the others, or a
 cluster that a scheduler such as Slurm launched); the results folder must then be on storage every node shares.

@@ -117,11 +117,11 @@ def _from_batches(batches: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict:
 
 
 def _read_batch_dir(folder: Path, verify: bool = True) -> dict:
-    for name, md5 in BATCH_MD5.items():
+    for name, expected in BATCH_MD5.items():
         if not (folder / name).is_file():
-            raise DatasetError(f"{folder / name} is missing (expected md5 {md5})")
+            raise DatasetError(f"{folder / name} is missing (expected md5 {expected})")
         if verify:
-            _check_md5(folder / name, md5)
+            _check_md5(folder / name, expected)
     batches = {}
     for name in BATCH_MD5:
         if name != "batches.meta":

@@ -61,7 +61,8 @@ class AddMulConfig:
             raise ValueError(f"size study / sweep name unknown networks {unknown}; known: {list(self.networks)}")
 
 
-# Masks use the authors' clipping ("all", the book's method page) unless a network's name ends in "_masks_clip"; such a network
+# Masks use the authors' clipping ("all", the book's method page) unless a network's name ends in "_masks_clip"; such a
+# network
 # shares its base net with the one it is named after, so the two clipping modes compare on the same weights.
 PRESETS = {
     # seconds: tiny nets, enough steps to exercise every code path (the numbers mean nothing)

@@ -3,9 +3,11 @@ up with the clusters?
 
 Per seed:
 
-1. **Filan et al.'s networks** (:mod:`wmask.experiments.tasks.mnist_mlp`): the untrained initialisation; trained without and
+1. **Filan et al.'s networks** (:mod:`wmask.experiments.tasks.mnist_mlp`): the untrained initialisation; trained
+without and
    with dropout; each of those magnitude-pruned to 90 %. For each, the n-cut of a K-way spectral clustering and its
-   shuffle nulls (:mod:`wmask.experiments.clusterability`): ``layer`` always, ``layer_nonzero`` for the pruned networks (for a
+   shuffle nulls (:mod:`wmask.experiments.clusterability`): ``layer`` always, ``layer_nonzero`` for the pruned networks
+   (for a
    dense network the two nulls are the same shuffle).
 2. **Masks against clusters** (the question neither paper asks): the networks whose functional masks the book trains
    (planted, add/mul, double addition) are clustered too, and each mask's kept weights are compared with the clusters:
@@ -94,7 +96,8 @@ def mnist_networks(cfg: ClusterabilityConfig, data: dict, store: Store, progress
 
 
 def _cluster(weights, k, method, cfg, store: Store, name: str) -> dict:
-    """:func:`wmask.experiments.clusterability.clusterability`, stored (``<name>-k<K>-<method>.json``) so a rerun reuses it."""
+    """:func:`wmask.experiments.clusterability.clusterability`, stored (``<name>-k<K>-<method>.json``) so a rerun
+    reuses it."""
     key = {"network": name, "k": k, "method": method, "n_shuffles": cfg.n_shuffles, "seed": cfg.seed}
 
     def compute():

@@ -1,11 +1,13 @@
 """§2.7 the Mathematics dataset: does a mask trained on easy problems keep the hard ones?
 
-One character-level Transformer per module (the SCAN Transformer of :mod:`wmask.experiments.seq2seq` with tied input/output
+One character-level Transformer per module (the SCAN Transformer of :mod:`wmask.experiments.seq2seq` with tied
+input/output
 embeddings, so its output layer is left whole), trained on the module's easy, medium and hard training data
 together. Then, **in one batched pass**, two masks: a *control* mask trained on all of that training data and an
 *easy* mask trained on ``train-easy`` only (the paper's code calls the latter "hard"). Each is evaluated, with the
 unmasked network, on the examples held out of each difficulty's training file (10k of v1.0's; proportionally
-fewer of a smaller copy, :func:`wmask.experiments.data.dm_math.held_out`). The paper: the easy mask loses much of the hard
+fewer of a smaller copy, :func:`wmask.experiments.data.dm_math.held_out`). The paper: the easy mask loses much of the
+hard
 accuracy while the control keeps it, so the network solves hard problems with weights the easy ones do not need.
 
 Every result names its data: the generated copy in this book's data folder is **not** the released v1.0.
@@ -221,7 +223,8 @@ def tables(runs: list[dict]) -> dict[str, list[dict]]:
 
 
 # Presets: "paper" is the paper's network and mask settings (a GPU: days of it); "smoke" exercises the code on one
-# module's made-up problems (no files needed). "cpu" is the most a 2-core machine learns in about 25 minutes, measured on the generated copy: of the
+# module's made-up problems (no files needed). "cpu" is the most a 2-core machine learns in about 25 minutes, measured
+# on the generated copy: of the
 # modules tried with a 2+2-layer d-64 pre-LN Transformer at lr 1e-3, linear_1d learned fastest (held-out easy
 # accuracy after 500 steps 0.07, sort 0.05, add_or_sub 0.02; after 1,500 linear 0.14, sort 0.07), so the cpu run
 # shows the pipeline and the curves at a scale whose network stays far below the hard-accuracy target: its verdict

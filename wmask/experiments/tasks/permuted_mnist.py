@@ -202,7 +202,8 @@ def run(cfg: PermutedConfig, store, device="cpu", progress: bool = True) -> dict
     variants = [variant(v) for v in cfg.new_inits]
     control = store.state("control", {"config": asdict(cfg), "dataset": data["checksum"]},
                           lambda: {"rows": first_layer_control(cfg, data, variants[0]["task0"], progress)})["rows"]
-    return {"variants": [{k: v for k, v in var.items() if k != "task0"} for var in variants], "control": control, "dataset": data["dataset"], "dataset_checksum": data["checksum"]}
+    return {"variants": [{k: v for k, v in var.items() if k != "task0"} for var in variants], "control": control,
+            "dataset": data["dataset"], "dataset_checksum": data["checksum"]}
 
 
 def tables(runs: list[dict]) -> dict[str, list[dict]]:

@@ -147,7 +147,8 @@ PRESETS = {
 
 
 def summarize(result: dict) -> dict:
-    """The JSON-able part of :func:`run`'s result: the numbers and the hidden layer's two masks (rows as strings of 0/1, 1 = kept)."""
+    """The JSON-able part of :func:`run`'s result: the numbers and the hidden layer's two masks (rows as strings of
+    0/1, 1 = kept)."""
     keep = ("base_accuracy", "masked_accuracy", "iou_a_block_a", "iou_b_block_b", "iou_a_b", "kept_fraction")
     hidden = {name: ["".join(map(str, row)) for row in result["masks"][name]["2.weight"].int().tolist()]
               for name in ("A", "B")}           # one string of 0/1 a row, 1 = kept

@@ -153,7 +153,8 @@ def build(cfg: ScanConfig, d: Data) -> torch.nn.Module:
 
 
 def mask_filter(cfg: ScanConfig) -> MaskFilter:
-    """Weights of every layer but the embeddings; no biases; the Transformer's layer norms too (the book's method page)."""
+    """Weights of every layer but the embeddings; no biases; the Transformer's layer norms too (the book's method
+    page)."""
     return MaskFilter(norms=cfg.model == "transformer")
 
 
