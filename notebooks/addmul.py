@@ -75,7 +75,7 @@ describe_networks(cfg)
 # method page). A claim on a network below target or on a mask that had not settled reads *untestable* further down,
 # with the reason, never "does not hold".
 
-# %%
+# %% tags=["hide-input"]
 evidence_table(tables)
 
 # %% tags=["hide-input"]
@@ -87,7 +87,7 @@ plot_curves(tables["curves"], title="Mask training, mean over seeds (band: min..
 # Columns: the unmasked network (*full*), the control mask, each operation's mask and its inversion. Accuracy is
 # the fraction of all 10,000 problems of an operation with both result digits right.
 
-# %%
+# %% tags=["hide-input"]
 acc = tables["accuracy"]
 order = ["full", "control", "+", "¬+", "×", "¬×"]
 
@@ -112,7 +112,7 @@ fig.tight_layout()
 # **Paper:** the + mask solves addition and fails multiplication, and the × mask the reverse (FNN and LSTM).
 # The check below compares each mask with the unmasked network.
 
-# %% tags=["nbval-check-output"]
+# %% tags=["nbval-check-output", "hide-input"]
 claims.section("specialise", tables, run_cfg, preset)
 
 # %% [markdown]
@@ -145,7 +145,7 @@ fig.tight_layout()
 # **Paper:** the + and × masks overlap substantially but only partially in the hidden layers (the smaller mask is
 # mostly inside the larger) and strongly in the input and output layers.
 
-# %% tags=["nbval-check-output"]
+# %% tags=["nbval-check-output", "hide-input"]
 claims.section("partial-overlap", tables, run_cfg, preset)
 
 # %% [markdown]
@@ -158,7 +158,7 @@ claims.section("partial-overlap", tables, run_cfg, preset)
 # §3.1)
 # inverting either mask breaks **both** operations, because the weights both operations share go with it.
 
-# %% tags=["nbval-check-output"]
+# %% tags=["nbval-check-output", "hide-input"]
 claims.section("inverted-addmul", tables, run_cfg, preset)
 
 # %% [markdown]
@@ -189,7 +189,7 @@ fig.tight_layout()
 # %% [markdown]
 # **Paper:** sharing falls as the network grows.
 
-# %% tags=["nbval-check-output"]
+# %% tags=["nbval-check-output", "hide-input"]
 claims.section("sharing-vs-size", tables, run_cfg, preset)
 
 # %% [markdown]
@@ -219,7 +219,7 @@ for ax, col, title in zip(axes, ["own", "other"], ["own operation", "other opera
 fig.colorbar(pts, ax=axes, label="% of + weights shared with ×")
 fig.suptitle(f"Accuracy vs α on {run_cfg['sweep_network']} (one point per seed)");
 
-# %% tags=["nbval-check-output"]
+# %% tags=["nbval-check-output", "hide-input"]
 claims.section("alpha-sweep", tables, run_cfg, preset)
 
 # %% [markdown]
@@ -239,7 +239,7 @@ claims.section("alpha-sweep", tables, run_cfg, preset)
 # until settled at mask lr 3e-2, so the two runs show the same network at two budgets. The paper's main FNN (2000×4)
 # still needs a GPU (about 13 hours a seed here). Each claim is checked on every FNN and on the LSTM that ran.
 
-# %%
+# %% tags=["hide-input"]
 see_paper = show_paper_scale("addmul", order, ["specialise", "partial-overlap", "inverted-addmul"], display=display)
 
 # %% tags=["remove-cell"]
@@ -257,7 +257,7 @@ glue("see-paper-scale", Markdown(see_paper), display=False)
 # 0.02 floor covers test-set noise and an sd from two seeds (`wmask.book.authors`). The verdicts of the authors' code on
 # each claim are in the "what we see" sentences above and in the reproduction report.
 
-# %%
+# %% tags=["hide-input"]
 side = beside_the_authors("addmul", tables["accuracy"], cfg["fnn"], preset)
 print(side) if isinstance(side, str) else display(side.style.hide(axis="index"))
 
@@ -269,7 +269,7 @@ print(side) if isinstance(side, str) else display(side.style.hide(axis="index"))
 # presets use. Clipping the mask logits alone (`"masks"`) is effectively no clipping; networks named
 # `*_masks_clip` use it on the same base network, so the two compare here.
 
-# %%
+# %% tags=["hide-input"]
 rows = []
 for variant in [n for n in cfg if n.endswith("_masks_clip")]:
     for net in (variant[: -len("_masks_clip")], variant):

@@ -75,7 +75,7 @@ print(f"{net} width {c['width']}, {runs[0]['n_train']} training / {runs[0]['n_te
 # method page). A claim on a network below target or on a mask that had not settled reads *untestable* further down,
 # with the reason, never "does not hold".
 
-# %%
+# %% tags=["hide-input"]
 evidence_table(tables, by=None)
 
 # %% tags=["hide-input"]
@@ -107,7 +107,7 @@ ax.set(xlabel="predicted class", ylabel="true class", title="mean confusion diff
 ax.title.set_fontsize(9)
 fig.tight_layout()
 
-# %% tags=["nbval-check-output"]
+# %% tags=["nbval-check-output", "hide-input"]
 claims.section("class-specific", tables, runs[0]["config"], preset)
 
 # %% [markdown]
@@ -119,7 +119,7 @@ claims.section("class-specific", tables, runs[0]["config"], preset)
 # Stability: the control mask was trained twice on different data streams; IoU between the two (1 = identical).
 # Batching: wall time of the ten class-removal masks trained together vs one after another, for the same steps.
 
-# %%
+# %% tags=["hide-input"]
 pd.DataFrame([{"seed": r["seed"], "IoU of two control masks": r["stability_iou"]["total"],
                "kept by the control mask": r["kept_control"],
                "10 masks batched (s)": r["timing"]["batched_s"], "one after another (s)": r["timing"]["sequential_s"],
@@ -145,7 +145,7 @@ pd.DataFrame([{"seed": r["seed"], "IoU of two control masks": r["stability_iou"]
 # steps whatever they reach (ours stop once settled), its class-removal masks start from fresh logits (ours from the
 # control mask's, the paper's §2.5 reading), and its held-out split is its own seeded 20 % of the same images.
 
-# %%
+# %% tags=["hide-input"]
 cpu = chapter if preset == "cpu" else committed_run("cifar10", "cpu")   # this chapter's own run at cpu
 budget = committed_run("cifar10", "cpu", overrides=reference.SAME_BUDGET["cifar10"])
 budget_folder = runner.folder_name("cpu", reference.SAME_BUDGET["cifar10"])   # cpu+<8 hex digits>
@@ -173,7 +173,7 @@ else:
 # Our run at the authors' budget (every mask stage at most 2,000 steps), its masks' settling, and Fig. 5 for the
 # three runs side by side.
 
-# %%
+# %% tags=["hide-input"]
 codes = [(cpu, "ours, cpu preset"), (budget, "ours, control ≤ 2,000 steps")]
 worst = [run.tables["worst"].assign(code=name) for run, name in codes if run is not None]
 if theirs is not None:
@@ -207,7 +207,7 @@ if worst:
 # tolerance 0.02 for the base accuracy and 10 points for the relative drops (`wmask.book.authors.compare_cifar` says
 # why: a class's held-out accuracy rests on about 1,000 images). Compared: our run at their budget.
 
-# %%
+# %% tags=["hide-input"]
 if theirs is None or budget is None:
     print("no comparison: " + ("no run of the authors' code is committed for CIFAR-10 (results/authors/cifar10/cpu)"
                                if theirs is None else "no committed run of ours at their budget"))

@@ -69,7 +69,7 @@ print(f"MLP 784-{'-'.join(map(str, mlp['hidden']))}-10: {mlp['epochs']} epochs, 
 # Filan et al.'s MNIST MLPs reach 0.98 test accuracy; a trained network here must reach the target below before its
 # n-cut is compared (the untrained initialisation has no target). Test accuracy and the fraction of zero weights:
 
-# %%
+# %% tags=["hide-input"]
 nets = tables["ncut"].drop_duplicates(["seed", "network"])
 nets.pivot(index="network", columns="seed", values="accuracy").reindex(clusterability.NETWORKS).round(4) \
     .assign(target=mlp["target"], **{"sparsity (mean over layers)": nets.groupby("network").sparsity.mean()})
@@ -104,7 +104,7 @@ fig.tight_layout()
 # the +1 estimator; 1/(n+1) = below every shuffle) and the z-score; beside them Filan et al.'s released numbers at
 # K = 12 (5 networks, 50 shuffles; trained 20 + 20 epochs).
 
-# %%
+# %% tags=["hide-input"]
 view = (ncut.groupby(["k", "network", "null"], sort=False)[["ncut", "mean", "sd", "percentile", "z"]].mean()
         .round(3).reset_index())
 view["below every shuffle"] = [
@@ -118,7 +118,7 @@ view
 # **Papers:** trained and pruned MLPs are more clusterable than random initialisations; with dropout, more still;
 # and below every `layer` shuffle of their own weights.
 
-# %% tags=["nbval-check-output"]
+# %% tags=["nbval-check-output", "hide-input"]
 for key in ("filan-pruned-below-init", "filan-dropout-lower", "filan-beats-shuffles"):
     claims.print_check(key, tables, run_cfg)
 
@@ -148,7 +148,7 @@ for key in ("filan-pruned-below-init", "filan-dropout-lower", "filan-beats-shuff
 # The planted network, two modules side by side, is the positive control: its masks must lie within clusters and
 # apart. Networks below their target or masks that had not settled make the comparison untestable:
 
-# %%
+# %% tags=["hide-input"]
 tables["gates"]
 
 # %% tags=["hide-input"]
@@ -172,7 +172,7 @@ for ax in axes:
 fig.suptitle("Masks against clusters (grey: random masks of the same sizes)")
 fig.tight_layout()
 
-# %% tags=["nbval-check-output"]
+# %% tags=["nbval-check-output", "hide-input"]
 claims.print_check("alignment-planted", tables, run_cfg)
 claims.print_check("alignment-arithmetic", tables, run_cfg)
 

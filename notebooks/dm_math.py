@@ -70,7 +70,7 @@ display(pd.DataFrame({m: {**run_cfg["mask"], **over} for m, over in run_cfg["net
 # the held-out hard problems, and each mask's training curve must have settled (the book's method page). Otherwise
 # the claim reads *untestable*, with the reason.
 
-# %%
+# %% tags=["hide-input"]
 evidence_table(tables)
 
 # %% tags=["hide-input"]
@@ -89,7 +89,7 @@ math_accuracy_bars(tables["accuracy"])
 # %% [markdown]
 # The paper: the easy mask loses much of the hard accuracy, the control mask keeps it. Ours, as checked numbers:
 
-# %% tags=["nbval-check-output"]
+# %% tags=["nbval-check-output", "hide-input"]
 claims.section("math-easy-mask", tables, run_cfg, summary["preset"], "see-math")
 
 # %% [markdown]
@@ -100,7 +100,7 @@ claims.section("math-easy-mask", tables, run_cfg, summary["preset"], "see-math")
 # Mean over seeds, per module and held-out difficulty; then the fraction of masked weights each mask keeps and the
 # IoU of the two masks.
 
-# %%
+# %% tags=["hide-input"]
 grid = tables["accuracy"].groupby(["network", "weights", "test"]).accuracy.mean().unstack("test")
 display(grid[["easy", "medium", "hard"]].round(3))
 tables["masks"].pivot_table(index=["network", "seed"], columns="mask", values=["kept", "IoU"]).round(3)
@@ -110,7 +110,7 @@ tables["masks"].pivot_table(index=["network", "seed"], columns="mask", values=["
 # The `cpu` preset's run, committed with the repository (`make results PRESET=cpu EXP=dm_math`); when this chapter
 # was built from another preset's run, that run's evidence is shown here as well.
 
-# %%
+# %% tags=["hide-input"]
 committed = chapter if preset == "cpu" else committed_run("dm_math", "cpu")   # this chapter's own run at cpu
 if committed is None:
     print("no committed cpu run (results/dm_math/cpu/summary.json)")

@@ -73,7 +73,7 @@ describe_networks(cfg)
 # method page). A claim on a network below target or on a mask that had not settled reads *untestable* further down,
 # with the reason, never "does not hold".
 
-# %%
+# %% tags=["hide-input"]
 evidence_table(tables)
 
 # %% tags=["hide-input"]
@@ -84,7 +84,7 @@ plot_curves(tables["curves"], title="Mask training, mean over seeds (band: min..
 #
 # A pair counts as solved when both digits of its sum are right (4096 random problems per seed).
 
-# %%
+# %% tags=["hide-input"]
 acc = tables["accuracy"]
 order = ["full", "control", "pair 1", "¬pair 1", "pair 2", "¬pair 2"]
 io_order = ["¬pair 1 (I/O kept)", "¬pair 2 (I/O kept)"]
@@ -108,7 +108,7 @@ fig.tight_layout()
 # **Paper:** each pair's mask solves its own pair and fails the other, and ¬pair *i* still solves the other pair
 # for most inputs: the two identical additions use separate weights.
 
-# %% tags=["nbval-check-output"]
+# %% tags=["nbval-check-output", "hide-input"]
 claims.section("pairs-separate", tables, run_cfg, preset)
 claims.section("inverted-pairs", tables, run_cfg, preset)
 
@@ -132,7 +132,7 @@ plot_layer_overlap(layers, nets, "overlap of pair-1 and pair-2 masks",
 # %% [markdown]
 # **Paper:** the hidden-layer overlap of the two pair masks is low (no reuse).
 
-# %% tags=["nbval-check-output"]
+# %% tags=["nbval-check-output", "hide-input"]
 claims.section("pairs-low-overlap", tables, run_cfg, preset)
 
 # %% [markdown]
@@ -149,7 +149,7 @@ claims.section("pairs-low-overlap", tables, run_cfg, preset)
 # architecture trained to its target and masked until settled at mask lr 3e-2, so the two runs show the same network
 # at two budgets. The paper's main networks (the 2000×4 FNN, the LSTM) still need a GPU.
 
-# %%
+# %% tags=["hide-input"]
 see_paper = show_paper_scale("double_addition", order,
                              ["pairs-separate", "inverted-pairs", "pairs-low-overlap"], display=display)
 
@@ -168,7 +168,7 @@ glue("see-paper-scale", Markdown(see_paper), display=False)
 # 0.02 floor covers test-set noise and an sd from two seeds (`wmask.book.authors`). The verdicts of the authors' code on
 # each claim are in the "what we see" sentences above and in the reproduction report.
 
-# %%
+# %% tags=["hide-input"]
 side = beside_the_authors("double_addition", tables["accuracy"], cfg["fnn"], preset)
 print(side) if isinstance(side, str) else display(side.style.hide(axis="index"))
 
@@ -179,7 +179,7 @@ print(side) if isinstance(side, str) else display(side.style.hide(axis="index"))
 # Networks
 # named `*_masks_clip` train masks that clip the mask logits alone, on the same base network; they compare here.
 
-# %%
+# %% tags=["hide-input"]
 clip = [n for n in cfg if n.endswith("_masks_clip")]
 rows = []
 for variant in clip:

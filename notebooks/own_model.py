@@ -136,7 +136,7 @@ print("IoU of the two masks:", round(r["iou"]["total"], 3))
 # and loses the other one (< 0.5). It is checked only on a network at its target and on masks whose training
 # curves settled (the book's evidence rules); otherwise the verdict is *untestable*, with the reason.
 
-# %% tags=["nbval-check-output"]
+# %% tags=["nbval-check-output", "hide-input"]
 claims.print_check("own-model-operations", tables, cfg)
 
 # %% [markdown]

@@ -65,7 +65,7 @@ print(f"FNN 784-{'-'.join(map(str, run_cfg['hidden']))}-10, {run_cfg['tasks']} t
 # Each task must reach the target validation accuracy with its own mask, and its mask must have settled (the method
 # page's rule); otherwise the claim below reads *untestable*.
 
-# %%
+# %% tags=["hide-input"]
 t = tables["tasks"]
 t.assign(**{"at target": t.accuracy >= run_cfg["target"]})[
     ["seed", "new init", "task", "accuracy", "at target", "steps", "kept", "settled", "reason"]].round(3)
@@ -97,7 +97,7 @@ for ax, (layer, sub) in zip(axes[0], later.groupby("layer")):
 fig.suptitle("Reuse of earlier tasks' weights")
 fig.tight_layout()
 
-# %%
+# %% tags=["hide-input"]
 later.groupby(["new init", "layer"]).reused.agg(["mean", "std"]).round(3).unstack("layer")
 
 # %% [markdown]
@@ -106,7 +106,7 @@ later.groupby(["new init", "layer"]).reused.agg(["mean", "std"]).round(3).unstac
 # Task 0's network with its mask applied, every layer but the first frozen; the first layer re-initialised and
 # trained alone on a later task. Beside it, the same task's accuracy when weights and mask trained jointly.
 
-# %%
+# %% tags=["hide-input"]
 joint = t[t["new init"] == run_cfg["new_inits"][0]].groupby("task").accuracy.mean().rename("joint (all layers)")
 tables["control"].groupby(["task", "what"]).accuracy.mean().unstack("what").join(joint).round(3)
 
@@ -116,7 +116,7 @@ tables["control"].groupby(["task", "what"]).accuracy.mean().unstack("what").join
 # Every earlier task with its own mask on the final network. The frozen weights never change, but the first layer
 # is relearned for each task (as in the authors' code), so earlier tasks lose their own first layer.
 
-# %%
+# %% tags=["hide-input"]
 t.pivot_table(index=["new init", "task"], columns="seed",
               values=["accuracy", "accuracy after all tasks"]).round(3)
 
@@ -124,7 +124,7 @@ t.pivot_table(index=["new init", "task"], columns="seed",
 # **Paper:** later tasks reuse few of the earlier tasks' weights beyond the first layer, although relearning only
 # the first layer would suffice.
 
-# %% tags=["nbval-check-output"]
+# %% tags=["nbval-check-output", "hide-input"]
 claims.print_check("permuted-no-reuse", tables, run_cfg)
 
 # %% tags=["remove-cell"]
@@ -148,7 +148,7 @@ glue("see-permuted-no-reuse", Markdown(claims.what_we_see("permuted-no-reuse", t
 # paper's network with the cpu preset's four tasks and steps (the paper: eleven tasks, 30,000 steps each, three
 # mask inits).
 
-# %%
+# %% tags=["hide-input"]
 widths = pd.DataFrame([reuse_by_width(s) for s in committed_variants("permuted_mnist", "cpu")])
 if len(widths):     # narrowest first
     widths = widths.sort_values("hidden", key=lambda h: h.str.split("-").str[0].astype(int), kind="stable")

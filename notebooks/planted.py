@@ -50,7 +50,7 @@ print(f"preset {summary['preset']}: hidden {cfg['hidden']} x {cfg['layers']} per
 # ## How well does each mask match its planted block?
 # IoU per layer between the mask and the true block (1 = exactly the block), and between the two masks.
 
-# %%
+# %% tags=["hide-input"]
 rows = []
 for seed, r in zip(seeds, runs):
     for key, label in [("iou_a_block_a", "mask A vs block A"), ("iou_b_block_b", "mask B vs block B"),
@@ -87,7 +87,7 @@ fig.tight_layout()
 # Claim (issue 2's end-to-end proof): each mask recovers its own block, IoU ≥ 0.9 on the hidden layers, and the two
 # masks overlap with IoU ≤ 0.1.
 
-# %% tags=["nbval-check-output"]
+# %% tags=["nbval-check-output", "hide-input"]
 hidden = iou[iou.layer == "2.weight"]
 own = hidden[hidden.pair != "mask A vs mask B"]["IoU"].min()
 cross = hidden[hidden.pair == "mask A vs mask B"]["IoU"].max()

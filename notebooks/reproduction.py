@@ -27,7 +27,7 @@
 # %% tags=["parameters", "remove-cell"]
 results = "results"   # the committed result summaries, relative to the repository root
 
-# %%
+# %% tags=["hide-input"]
 # %matplotlib inline
 
 import pandas as pd
@@ -60,7 +60,7 @@ ax.figure.tight_layout()
 # %% [markdown]
 # ## How each claim is checked, and why those thresholds
 
-# %%
+# %% tags=["hide-input"]
 with pd.option_context("display.max_colwidth", None):
     display(pd.DataFrame([{"claim": c.key, "paper": c.evidence, "checked as": c.how} for c in claims.CLAIMS])
             .style.format(escape="html").hide(axis="index"))
@@ -68,7 +68,7 @@ with pd.option_context("display.max_colwidth", None):
 # %% [markdown]
 # ## Every check, with its numbers
 
-# %% tags=["nbval-check-output"]
+# %% tags=["nbval-check-output", "hide-input"]
 from wmask.book.table import runs_of
 from wmask.experiments.status import word
 
@@ -85,7 +85,7 @@ for claim in claims.CLAIMS:
 # ## Where the stored results come from
 # *Status*: whether the run is still what today's code computes (`python -m wmask status`).
 
-# %%
+# %% tags=["hide-input"]
 pd.set_option("display.max_colwidth", None)
 pd.DataFrame([{"experiment": e, "preset": p, "seeds": s["seeds"], "scale": scale(e, s["runs"][0]["config"]),
                "device": s["provenance"]["device"],
@@ -106,7 +106,7 @@ pd.DataFrame([{"experiment": e, "preset": p, "seeds": s["seeds"], "scale": scale
 # and theirs the whole files, and of 10 points for the % of a token's output weights removed
 # (`wmask.book.authors.compare_scan`).
 
-# %%
+# %% tags=["hide-input"]
 side, outside, settings = [], [], []
 # compared on our committed cpu run itself (or its run at the authors' budget, reference.SAME_BUDGET): the
 # authors' code ran at its network, steps and mask settings

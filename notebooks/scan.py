@@ -84,7 +84,7 @@ for m, s in summaries.items():
 # method page). A claim on a network below target or on a mask that had not settled reads *untestable* further down,
 # with the reason, never "does not hold".
 
-# %%
+# %% tags=["hide-input"]
 pd.concat([evidence_table(tables[m], by="model") for m in models])
 
 # %% tags=["hide-input"]
@@ -105,7 +105,7 @@ fig4a(tables, models)
 # The paper: the full-problem mask keeps the iid accuracy, while each split's own mask falls to roughly the
 # from-scratch level on that split's test set. Ours, as checked numbers:
 
-# %% tags=["nbval-check-output"]
+# %% tags=["nbval-check-output", "hide-input"]
 for m in models:
     claims.section(f"scan-split-masks-{m}", tables[m], summaries[m]["runs"][0]["config"], summaries[m]["preset"],
                    f"see-split-masks-{m}")
@@ -129,7 +129,7 @@ fig4b(tables, summaries, models)
 # %% [markdown]
 # The paper: for add jump, most of the removed output weights belong to the JUMP token. Ours:
 
-# %% tags=["nbval-check-output"]
+# %% tags=["nbval-check-output", "hide-input"]
 for m in models:
     claims.section(f"scan-jump-token-{m}", tables[m], summaries[m]["runs"][0]["config"], summaries[m]["preset"],
                    f"see-jump-token-{m}")
@@ -148,7 +148,7 @@ for m, why in absent.items():          # a model without a run at this preset: s
 # on that split's test set only). The last columns: the fraction of masked weights each split's mask keeps, and its
 # IoU with the full-problem mask.
 
-# %%
+# %% tags=["hide-input"]
 acc = pd.concat([tables[m]["accuracy"] for m in models])
 grid = acc.groupby(["model", "variant", "test"]).accuracy.mean().unstack("test")[list(scan.LABELS)]
 display(grid.rename(columns=scan.LABELS).round(3))
@@ -171,7 +171,7 @@ pd.DataFrame([{"model": m, "seed": r["seed"], **{f"kept {scan.LABELS[s]}": v for
 # buckets), and evaluated on the whole test files (ours: 1,000 lines a split); it trains no network from scratch,
 # so the from-scratch bars are ours alone.
 
-# %%
+# %% tags=["hide-input"]
 cpu = chapter["lstm"] if preset == "cpu" and "lstm" in chapter else committed_run("scan", "cpu")
 theirs = reference.load_authors("scan")
 
@@ -251,7 +251,7 @@ else:
 # `wmask.book.authors.compare_scan` says so. Their "full" row is the unmasked network as their code logs it, decoded
 # with its embedding dropout still on; their masks are evaluated without dropout, as ours.
 
-# %%
+# %% tags=["hide-input"]
 if theirs is None or cpu is None:
     print("no comparison: " + ("no run of the authors' code is committed for SCAN at today's cpu settings "
                                "(results/authors/scan/cpu)" if theirs is None else "no committed cpu run of ours"))
@@ -281,7 +281,7 @@ else:
 # networks, reused from its store with `--stale reuse`) puts that to the test: once its masks settle, the claims can
 # be checked at this scale. Its numbers are not compared with the authors' code, whose masks ran 8,000 steps.
 
-# %%
+# %% tags=["hide-input"]
 LONGER = {"mask.steps": 24_000}
 longer = committed_run("scan", "cpu", overrides=LONGER)
 if longer is None:
