@@ -54,7 +54,6 @@ CLAIMS = ["specialise", "partial-overlap", "inverted-addmul",
           "sharing-vs-size", "alpha-sweep"]
 display(HTML(verdict_box(CLAIMS, tables, run_cfg, where)))
 cfg = run_cfg["networks"]
-print(where)
 describe_networks(cfg)
 
 

@@ -57,7 +57,6 @@ display(HTML(verdict_box(["class-specific"], tables, c, where)))
 if absent:
     display(Markdown(f"**{absent}**"))
 preset, runs = summary["preset"], summary["runs"]
-print(where)
 net = "CNN" if c.get("model", "cnn") == "cnn" else f"ResNet-{c['depth']}"
 print(f"{net} width {c['width']}, {runs[0]['n_train']} training / {runs[0]['n_test']} held-out images, base "
       f"{c['base']['steps']} steps, masks {c['mask']['steps']} steps, alpha {c['mask']['alpha']}, clip "

@@ -58,7 +58,6 @@ CLAIMS = ["filan-pruned-below-init", "filan-dropout-lower", "filan-beats-shuffle
           "alignment-planted", "alignment-arithmetic"]
 display(HTML(verdict_box(CLAIMS, tables, run_cfg, where)))
 mlp = run_cfg["mlp"]
-print(where)
 print(f"MLP 784-{'-'.join(map(str, mlp['hidden']))}-10: {mlp['epochs']} epochs, then {mlp['prune_epochs']} pruning "
       f"epochs to {mlp['final_sparsity']:.0%} sparsity; K = {run_cfg['ks']}; {run_cfg['n_shuffles']} shuffles per "
       f"null; alignment on {run_cfg['align']} (their {run_cfg['align_preset']} presets), K = {run_cfg['align_k']}")

@@ -54,7 +54,6 @@ from wmask.book.plots import math_accuracy_bars, math_base_curves, plot_curves
 chapter = chapter_run("dm_math", preset, seeds, results, device, run=run)
 summary, tables, where, run_cfg, _ = chapter
 display(HTML(verdict_box(["math-easy-mask"], tables, run_cfg, where)))
-print(where)
 net = run_cfg["net"]
 print(f"Transformer {net['enc_layers']}+{net['dec_layers']} layers, d {net['d']}, {net['heads']} heads, "
       f"FF {net['ff']}, "

@@ -54,7 +54,6 @@ summary, tables, where, run_cfg, _ = chapter_run("double_addition", preset, seed
                                                  dataset="problems generated on the fly")
 display(HTML(verdict_box(["pairs-separate", "inverted-pairs", "pairs-low-overlap"], tables, run_cfg, where)))
 cfg = run_cfg["networks"]
-print(where)
 describe_networks(cfg)
 
 

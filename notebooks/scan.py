@@ -66,7 +66,6 @@ where = chapter[models[0]].where
 for m in models:
     display(HTML(verdict_box([f"scan-split-masks-{m}", f"scan-jump-token-{m}"], tables[m],
                              summaries[m]["runs"][0]["config"], chapter[m].where)))
-print(where)
 for m, s in summaries.items():
     c = s["runs"][0]["config"]
     print(f"{m}: {c['net'] or 'the paper size'}, base {c['base']['steps']} steps (batch {c['base']['batch_size']}), "
