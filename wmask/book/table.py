@@ -63,17 +63,17 @@ def _numbers(lines, limit: int = 240) -> str:
     return text if len(text) <= limit else text[:limit - 1].rsplit(" ", 1)[0] + " …"
 
 
-def _authors(claim: claims.Claim, scale: str, tables: dict) -> str:
+def _authors(claim: claims.Claim, scale: str, tables: dict):
+    """The authors' code's :class:`~wmask.book.verdict.Verdict` on this claim where it ran at this run's settings
+    (the plain cpu preset), else None."""
     from . import authors
     if scale != "cpu":        # the authors' code ran at the cpu preset's own settings
-        return ""
+        return None
     found, folder = authors.find_authors(claim.experiment)
-    if found is None:
-        return ""
-    theirs = claims.tally(claims.authors_check(claim.key, found, tables if folder == "cpu" else None))
-    if theirs.word == "not run":
-        return ""
-    return str(theirs) + ("" if folder == "cpu" else " (at a former cpu preset's settings)")
+    if found is None or folder != "cpu":
+        return None
+    theirs = claims.tally(claims.authors_check(claim.key, found, tables))
+    return None if theirs.word == "not run" else theirs
 
 
 def claims_table(root: str | Path = "results") -> pd.DataFrame:
@@ -87,32 +87,24 @@ def claims_table(root: str | Path = "results") -> pd.DataFrame:
         if not runs:
             why = exp.absent("cpu", model_of(claim.experiment)) if claim.experiment in _labels() else ""
             rows.append({**head, "run": "none", "verdict": UNTESTABLE, "our verdict": "untestable: no committed run"
-                         + (f" ({why})" if why else ""), "seeds agreeing": "", "numbers": "", "authors' code": "",
-                         "status": ""})
+                         + (f" ({why})" if why else ""), "brief": "untestable: no committed run",
+                         "seeds agreeing": "", "numbers": "", AUTHORS: "", "authors brief": "", "status": ""})
             continue
         for scale, summary in runs:
             tables = exp.tables(summary["runs"])
             lines = claim.lines(tables, summary["runs"][0]["config"])
             if not lines:
                 continue
-            v = claims.tally(lines)
-            rows.append({**head, "run": scale, "verdict": v.word, "our verdict": str(v),
+            v, theirs = claims.tally(lines), _authors(claim, scale, tables)
+            rows.append({**head, "run": scale, "verdict": v.word, "our verdict": str(v), "brief": v.brief,
                          "seeds agreeing": seeds_agreeing(claim, summary, v.word), "numbers": _numbers(lines),
-                         "authors' code": _authors(claim, scale, tables),
+                         AUTHORS: str(theirs or ""), "authors brief": theirs.brief if theirs else "",
                          "status": status_word(summary)})
     return pd.DataFrame(rows)
 
 
 AUTHORS = "authors' code"
 COLOURS = {"holds": "#d9f2d9", "partly": "#fff2cc", "does not hold": "#f8d7d3", "untestable": "#e8e8e8"}
-
-
-def short(verdict_text: str) -> str:
-    """A verdict as the overview table shows it: an untestable one keeps only the kind of its reason."""
-    if verdict_text.startswith("untestable: "):
-        reason = verdict_text[len("untestable: "):]
-        return "untestable: " + reason.split(":")[0].split(" (")[0]
-    return verdict_text
 
 
 def html(table: pd.DataFrame, link_prefix: str = "../") -> str:
@@ -131,8 +123,8 @@ def html(table: pd.DataFrame, link_prefix: str = "../") -> str:
             numbers = (f'<details><summary>numbers</summary>{_esc(r["numbers"])}</details>'
                        if r["numbers"] else "")
             runs.append(f'<div style="background:{COLOURS.get(r["verdict"], "white")};padding:2px 4px;margin:2px 0">'
-                        f'<b>{_esc(r["run"])}</b>{stale}: {_esc(short(r["our verdict"]))}{seeds}{numbers}</div>')
-        theirs = "<br>".join(_esc(short(t)) for t in group[AUTHORS] if t)
+                        f'<b>{_esc(r["run"])}</b>{stale}: {_esc(r["brief"])}{seeds}{numbers}</div>')
+        theirs = "<br>".join(_esc(t) for t in group["authors brief"] if t)
         rows.append(f'<tr><td>{_esc(r0["statement"])}<br><small>{_esc(r0["where"])}</small></td>'
                     f'<td>{"".join(runs)}</td><td>{theirs}</td><td>{chapter}</td></tr>')
     head = "".join(f"<th>{c}</th>" for c in ("claim", "our verdict, per committed run", "the authors' code",

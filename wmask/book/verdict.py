@@ -44,6 +44,14 @@ class Verdict:
     untestable: int = 0
     reason: str = ""
 
+    @property
+    def brief(self) -> str:
+        """The verdict in a table cell: the word and its counts, an untestable one with the kind of its reason only
+        (e.g. "untestable: mask not converged")."""
+        if self.word == UNTESTABLE:
+            return f"untestable: {self.reason.split(':')[0].split(' (')[0]}"
+        return str(self)
+
     def __str__(self) -> str:
         if self.word == NOT_RUN:
             return NOT_RUN
