@@ -24,11 +24,12 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/python -m pip install -q --no-deps -e .
 	touch $@
 
-# unit tests + papermill runs of every notebook at smoke with run=true (they train, into _build/results), then
+# the linter, unit tests (the layer contracts among them) + papermill runs of every notebook at smoke with run=true (they train, into _build/results), then
 # nbval re-executes the executed copies and compares their verdict cells, then the book readers get: built from the
 # committed results/ with warnings as errors, then every page is opened in headless Chromium (skipped, with the
 # reason, where chromium is absent)
 test: setup
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q tests --ignore=tests/browser
 	$(BIN)/python -m pytest -q --nbval-lax _build/papermill
 	$(MAKE) --no-print-directory book
