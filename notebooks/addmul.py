@@ -263,7 +263,7 @@ print(side) if isinstance(side, str) else display(side.style.hide(axis="index"))
 # %% [markdown]
 # ## The two clipping behaviours
 #
-# Spec §1: the authors clip the gradient norm over *all* parameters, including the frozen weights, whose gradients
+# The authors clip the gradient norm over *all* parameters, including the frozen weights, whose gradients
 # accumulate during mask training (`clip_mode="all"`). That produced the paper's figures, so it is what these
 # presets use. Clipping the mask logits alone (`"masks"`) is effectively no clipping; networks named
 # `*_masks_clip` use it on the same base network, so the two compare here.

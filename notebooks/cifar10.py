@@ -142,7 +142,7 @@ pd.DataFrame([{"seed": r["seed"], "IoU of two control masks": r["stability_iou"]
 # takes our run at that budget too (`control_steps=0`: the control masks also stop by 2,000 steps;
 # `results/cifar10/cpu+fef90a65`). Three differences are built into their code and remain: its masks run their 2,000
 # steps whatever they reach (ours stop once settled), its class-removal masks start from fresh logits (ours from the
-# control mask's, the paper's §2.5 reading), and its held-out split is its own seeded 20 % of the same images.
+# control mask's, the paper's reading), and its held-out split is its own seeded 20 % of the same images.
 
 # %% tags=["hide-input"]
 cpu = chapter if preset == "cpu" else committed_run("cifar10", "cpu")   # this chapter's own run at cpu

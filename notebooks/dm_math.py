@@ -13,7 +13,7 @@
 # %% [markdown]
 # # Mathematics dataset: does a mask trained on easy problems keep the hard ones?
 #
-# The paper's last experiment (§2.7) asks the SCAN question of DeepMind's Mathematics dataset (Saxton et al. 2019).
+# The paper's last experiment asks the SCAN question of DeepMind's Mathematics dataset (Saxton et al. 2019).
 # Each module's training data comes in three difficulties, *easy*, *medium* and *hard*. A character-level
 # Transformer learns a module from all three. Two masks are then trained on it, in one batched pass: a **control**
 # mask on all of the module's training data, and an **easy** mask on the easy problems only. If the easy mask loses

@@ -84,7 +84,8 @@ fig.tight_layout()
 
 # %% [markdown]
 # ## Verdict
-# Claim (issue 2's end-to-end proof): each mask recovers its own block, IoU ≥ 0.9 on the hidden layers, and the two
+# Claim (our end-to-end check of the method): each mask recovers its own block, IoU ≥ 0.9 on the hidden layers, and the
+# two
 # masks overlap with IoU ≤ 0.1.
 
 # %% tags=["nbval-check-output", "hide-input"]

@@ -274,7 +274,7 @@ def no_reuse(tables, cfg, *, share_at_most, relearn) -> list[Line]:
 
 
 def easy_mask_loses_hard(tables, cfg, *, keep, lose) -> list[Line]:
-    """Per module (§2.7): the control mask keeps the network's hard accuracy, the easy-trained mask keeps the easy
+    """Per module: the control mask keeps the network's hard accuracy, the easy-trained mask keeps the easy
     accuracy it was trained for and loses much of the hard one."""
     acc = tables["accuracy"].groupby(["network", "weights", "test"]).accuracy.mean()
     lines = []

@@ -53,14 +53,15 @@ def _scan_claims(model: str) -> list[Claim]:
     return [Claim(f"scan-split-masks-{model}", label("scan", model),
                   f"SCAN {model}: the full-problem mask keeps the iid accuracy; a split's own mask drops that "
                   "split's test accuracy to about the level of a network trained from scratch on the split.",
-                  "§3.5, Fig. 4a", checks.split_masks, {"keep": 0.9, "closer": 0.5, "min_gap": 0.1},
+                  "the paper's SCAN experiment, Fig. 4a", checks.split_masks,
+                  {"keep": 0.9, "closer": 0.5, "min_gap": 0.1},
                   why="The full-problem mask keeps >= {keep} x the unmasked net's iid accuracy; a split's own mask is "
                       "closer to the from-scratch accuracy than to the full-problem mask's (own <= scratch + {closer} "
                       "x the gap). Untestable when from scratch is within {min_gap} of the full-problem mask (no gap "
                       "to fall)."),
             Claim(f"scan-jump-token-{model}", label("scan", model),
                   f"SCAN {model}: the add-jump mask removes most output weights from the JUMP token.",
-                  "§3.5, Fig. 4b", checks.jump_token,
+                  "the paper's SCAN experiment, Fig. 4b", checks.jump_token,
                   why="I_JUMP is the output token with the largest % of its output weights removed by the add-jump "
                       "mask (the paper's Fig. 4b shows it far ahead of every other token).")]
 
@@ -108,14 +109,16 @@ CLAIMS = [
     *_scan_claims("lstm"), *_scan_claims("transformer"),
     Claim("permuted-no-reuse", "permuted_mnist", "Tasks learned one after another (permuted MNIST) reuse few of "
           "the earlier tasks' weights beyond the first layer, although relearning only the first layer would "
-          "suffice.", "§3.3 (reuse per layer and task)", checks.no_reuse, {"share_at_most": 0.5, "relearn": 0.95},
+          "suffice.", "the paper's permuted-MNIST experiment (reuse per layer and task)", checks.no_reuse,
+          {"share_at_most": 0.5, "relearn": 0.95},
           why="Mean over later tasks of the share of mask t's kept weights in layers 2+ that earlier masks use <= "
               "{share_at_most} per layer and variant ('little'); and relearning only the first layer on task 0's "
               "network reaches >= {relearn} x the jointly trained task's accuracy ('would suffice')."),
     Claim("math-easy-mask", "dm_math", "Mathematics dataset: a mask trained on a module's easy problems loses much "
           "of the network's accuracy on the hard ones, while a control mask trained on every difficulty keeps it: "
-          "hard problems use weights the easy ones do not need.", "§3.6 (the Mathematics dataset: task-specific "
-          "weights solve different splits)", checks.easy_mask_loses_hard, {"keep": 0.8, "lose": 0.5},
+          "hard problems use weights the easy ones do not need.", "the paper's Mathematics-dataset experiment "
+          "('similar results': task-specific weights solve different splits)", checks.easy_mask_loses_hard,
+          {"keep": 0.8, "lose": 0.5},
           why="Per module, on the held-out hard test: the control mask keeps >= {keep} x the network's accuracy "
               "('keeps'; as for the specialisation checks) and the easy mask <= {lose} x ('much of' it lost); the "
               "easy mask keeps >= {keep} x the network's easy accuracy, so its loss on hard is not a broken mask. The "

@@ -176,7 +176,7 @@ class Seq2SeqTransformer(nn.Module):
     sinusoidal positions added to the embeddings; always teacher-forced in training (``teacher_forcing`` 1),
     greedy when decoding.
 
-    ``tied=True`` (the Mathematics experiment, §2.7 of the paper): one vocabulary for questions and answers
+    ``tied=True`` (the Mathematics-dataset experiment of the paper): one vocabulary for questions and answers
     (``n_in == n_out``), one embedding for the encoder, the decoder and the output layer (whose weight is then the
     embedding's, so masks leave it whole), initialised N(0, 1/d) and scaled by √d on the way in (Vaswani et al.);
     index 0 (``<pad>``) doubles as the decoder's start token. ``norm_first``: layer norm before each block

@@ -1,4 +1,5 @@
-"""The DeepMind Mathematics dataset (Saxton et al. 2019) in its v1.0 layout, for the paper's §2.7 experiment.
+"""The DeepMind Mathematics dataset (Saxton et al. 2019) in its v1.0 layout, for the paper's Mathematics-dataset
+experiment.
 
 Layout (inside ``mathematics_dataset-v1.0/`` of the released archive, or ``mathematics_dataset-generated/`` of a copy
 made with the official generator): ``train-easy/``, ``train-medium/``, ``train-hard/``, ``interpolate/`` and
@@ -22,7 +23,7 @@ from ...utils import file_hash
 from .common import DatasetError, find_dir
 
 MODULES = ("arithmetic__add_or_sub", "algebra__linear_1d", "calculus__differentiate", "comparison__sort",
-           "polynomials__collect")                        # the paper's five (§2.7)
+           "polynomials__collect")                        # the paper's five
 DIFFICULTIES = ("train-easy", "train-medium", "train-hard")
 EXTRAPOLATE = {"arithmetic__add_or_sub": "arithmetic__add_or_sub_big", "comparison__sort": "comparison__sort_more"}
 RELEASED, GENERATED = "mathematics_dataset-v1.0", "mathematics_dataset-generated"

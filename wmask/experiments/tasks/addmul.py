@@ -1,4 +1,4 @@
-"""§2.1 Addition / multiplication: are there weights specialised to one operation (P_specialize)?
+"""Addition / multiplication: are there weights specialised to one operation (P_specialize)?
 
 For each network: train it on both operations, then train three masks in one batched pass (control: full task;
 "+": addition only; "×": multiplication only), and test every mask and its inversion on both operations. A size study
@@ -47,7 +47,7 @@ def paper_networks() -> dict[str, NetConfig]:
 
 @dataclass
 class AddMulConfig:
-    """§2.1 of the paper; the defaults are the paper's settings."""
+    """The experiment's config; the defaults are the paper's settings."""
     networks: dict[str, NetConfig] = field(default_factory=paper_networks)  # each gets control, +, × masks
     size_study: tuple[str, ...] = ("fnn_small", "fnn_medium", "fnn_big", "fnn_huge")  # smallest first
     sweep_network: str = "fnn_big"             # the α sweep trains + and × masks on this network's base net ("": none)

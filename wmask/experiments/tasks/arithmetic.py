@@ -41,7 +41,7 @@ def _uniform_ints(n: int, gen: torch.Generator, count: int = 1) -> list[torch.Te
 
 
 class AddMul:
-    """§2.1: ``a op b mod 100`` with ``op`` in (+, ×). Subtasks: the two operations (``None`` = both, mixed)."""
+    """``a op b mod 100`` with ``op`` in (+, ×). Subtasks: the two operations (``None`` = both, mixed)."""
     name, n_in, n_digits, subtasks = "addmul", 42, 2, OPS
 
     def encode(self, a, b, op):
@@ -66,7 +66,7 @@ class AddMul:
 
 
 class DoubleAdd:
-    """§2.2: two independent additions. Subtasks: ``pair 1`` and ``pair 2`` (``None`` = both). With
+    """Two independent additions. Subtasks: ``pair 1`` and ``pair 2`` (``None`` = both). With
     ``separate_pairs`` (the FNN), each pair runs in its own forward pass with the other pair's inputs zeroed and only
     its own output slot is read; each call of a masked model draws fresh mask samples."""
     name, n_in, n_digits, subtasks = "double_addition", 80, 4, ("pair 1", "pair 2")
@@ -112,7 +112,7 @@ def solved(logits, y, w):
 @dataclass
 class NetConfig:
     """One network of an arithmetic experiment, its base training and its mask training (paper defaults: the
-    "big" FNN, 20k base and 20k mask steps, §2.1 of the paper and the book's method page)."""
+    "big" FNN, 20k base and 20k mask steps, the add/mul experiment of the paper and the book's method page)."""
     model: str = "fnn"                        # fnn | lstm
     hidden: tuple[int, ...] = (2000, 2000, 2000, 2000)  # FNN widths; for the LSTM one width per layer
     lstm_steps: int = 3                       # how often the LSTM sees its input
@@ -286,7 +286,7 @@ def run_network(task, cfg: NetConfig, seed: int, store, tag: str, device, progre
                 keep_io: bool = False, base: str | None = None) -> dict:
     """The experiment on one network: base training; the control mask (full task) and one mask per subtask in one
     batched pass; accuracy of the unmasked net, every mask and every inverted mask on every subtask. ``keep_io``
-    adds the inversions that keep the control mask on the input and output layers (§2.2's variant). ``base``: the
+    adds the inversions that keep the control mask on the input and output layers (the paper's variant). ``base``: the
     tag of the base network to train or reuse (default ``tag``)."""
     model, base_info = train_base(task, cfg, seed, store, base or tag, device, progress)
     sets = [None, *task.subtasks]

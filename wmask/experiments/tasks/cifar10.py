@@ -1,4 +1,4 @@
-"""§2.5 CIFAR-10: how much does each class depend on weights no other class shares?
+"""CIFAR-10: how much does each class depend on weights no other class shares?
 
 Train the simple CNN on 80 % of the training images (or, for the paper preset's ResNet-110, on all of them with
 crops and flips, testing on the official test set); train a control mask on all classes (twice, on different data
@@ -34,7 +34,7 @@ MODELS = ("cnn", "resnet")
 
 @dataclass
 class CifarConfig:
-    """§2.5 of the paper; the defaults are the paper's settings for the simple CNN."""
+    """The experiment's config; the defaults are the paper's settings for the simple CNN."""
     model: str = "cnn"              # cnn (the simple CNN) | resnet (He et al.'s CIFAR ResNet)
     width: int = 32                 # channels of the first conv (CNN: 32-64-128-256 in the paper; ResNet: 16)
     depth: int = 110                # ResNet depth, 6n + 2

@@ -1,4 +1,4 @@
-"""§2.7 the Mathematics dataset: does a mask trained on easy problems keep the hard ones?
+"""The Mathematics dataset: does a mask trained on easy problems keep the hard ones?
 
 One character-level Transformer per module (the SCAN Transformer of :mod:`wmask.experiments.seq2seq` with tied
 input/output
@@ -43,7 +43,7 @@ PAPER_MASKS = {
 
 @dataclass
 class DmMathConfig:
-    """§2.7 of the paper; the defaults are its settings where it gives them. ``networks``: one network per module,
+    """The experiment's config; the defaults are its settings where it gives them. ``networks``: one network per module,
     each with its mask settings (overrides of ``mask``); ``--networks comparison__sort`` runs one."""
     networks: dict[str, dict[str, Any]] = field(default_factory=lambda: {m: dict(s) for m, s in PAPER_MASKS.items()})
     net: dict[str, Any] = field(default_factory=lambda: dict(d=512, heads=8, enc_layers=6, dec_layers=6, ff=2048,
@@ -117,7 +117,8 @@ def build(cfg: DmMathConfig, d: Data) -> torch.nn.Module:
 
 
 def mask_filter() -> MaskFilter:
-    """Weights and layer norms, no biases, no embeddings (the tied output layer is the embedding): §2.7."""
+    """Weights and layer norms, no biases, no embeddings (the tied output layer is the embedding), as the paper
+    masks its Transformer."""
     return MaskFilter(norms=True)
 
 

@@ -1,4 +1,4 @@
-"""§2.2 Double addition: does a network reuse the weights of one addition for an identical second one (P_reuse)?
+"""Double addition: does a network reuse the weights of one addition for an identical second one (P_reuse)?
 
 For each network: train it on both pairs, then train three masks in one batched pass (control: both pairs; pair 1;
 pair 2), and test every mask and its inversion on both pairs, also with the variant that keeps the control mask on
@@ -40,7 +40,7 @@ def paper_networks() -> dict[str, NetConfig]:
 
 @dataclass
 class DoubleAddConfig:
-    """§2.2 of the paper; the defaults are the paper's settings."""
+    """The experiment's config; the defaults are the paper's settings."""
     networks: dict[str, NetConfig] = field(default_factory=paper_networks)  # each gets control, pair 1, pair 2
     seed: int = 0
 

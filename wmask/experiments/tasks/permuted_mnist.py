@@ -1,4 +1,4 @@
-"""§2.4 Permuted MNIST, sequential: do tasks learned one after another reuse the weights of earlier ones?
+"""Permuted MNIST, sequential: do tasks learned one after another reuse the weights of earlier ones?
 
 Task 0 classifies MNIST; task ``t`` the same digits with the pixels in the order
 ``numpy.random.RandomState(t).permutation(784)``. One FNN (784-800-800-64-10, Xavier-normal weights, zero biases)
@@ -35,7 +35,7 @@ from . import mnist_mlp
 
 @dataclass
 class PermutedConfig:
-    """The paper's settings (§2.4)."""
+    """The paper's settings."""
     hidden: tuple[int, ...] = (800, 800, 64)
     tasks: int = 11
     steps: int = 30_000               # joint weight + mask steps per task (a maximum with stop_on_plateau)

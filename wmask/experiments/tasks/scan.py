@@ -1,4 +1,4 @@
-"""§2.6 SCAN: do the weights a network uses on a systematic-generalisation split differ from those of the full problem?
+"""SCAN: do the weights a network uses on a systematic-generalisation split differ from those of the full problem?
 
 Train a seq2seq network on the simple (iid) split. Then, **in one batched pass**, train four masks, each on one
 split's training file: the full problem (simple), add-jump, length and add-turn-left; evaluate each (and the
@@ -34,7 +34,7 @@ ALPHA = {"lstm": 3e-5, "transformer": 6e-4}
 
 @dataclass
 class ScanConfig:
-    """§2.6 of the paper; the defaults are the paper's settings for the LSTM."""
+    """The experiment's config; the defaults are the paper's settings for the LSTM."""
     model: str = "lstm"                       # lstm | transformer
     net: dict[str, Any] = field(default_factory=dict)  # overrides of the model's defaults (seq2seq.Seq2SeqLSTM, ...)
     data: str = "files"                       # "files" (the data directory) or "generated" (from the grammar)
