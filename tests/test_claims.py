@@ -119,11 +119,13 @@ def test_mask_training_can_stop_on_a_plateau():
     torch.manual_seed(0)
     net = torch.nn.Linear(4, 2)
     x = torch.randn(1, 64, 4)
+    x[..., 2:] = 0                                            # the weights on inputs 2 and 3 are not needed
     y = net(x).detach()
     loss = lambda out, t: (out - t).pow(2).mean((1, 2))   # noqa: E731
-    cfg = MaskTrainConfig(steps=400, lr=0.05, alpha=0.0, batch_size=64, log_every=5, stop_on_plateau=True)
+    cfg = MaskTrainConfig(steps=400, lr=0.05, alpha=0.05, batch_size=64, log_every=5, stop_on_plateau=True)
     hist = train_masks(MaskSet(net, 1, seed=0), lambda s: (x, y), loss, cfg, progress=False)
-    assert 200 <= hist.step[-1] < 399                        # nothing to prune: settled, stopped after half
+    assert hist.kept[-1][0] <= 0.5 + 1e-6                    # the unneeded half is gone
+    assert 200 <= hist.step[-1] < 399                        # then nothing moves: settled, stopped after half
     assert evidence.convergence(hist.step, [r[0] for r in hist.loss], [r[0] for r in hist.kept])["converged"]
 
 
