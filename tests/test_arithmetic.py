@@ -142,7 +142,7 @@ def test_interrupted_experiment_resumes_from_its_files(tmp_path, monkeypatch):
 def test_bad_configurations_are_named():
     with pytest.raises(ValueError, match="unknown arithmetic model 'gru'"):
         NetConfig(model="gru")
-    with pytest.raises(ValueError, match="unknown networks"):
+    with pytest.raises(ValueError, match="names networks .* that networks does not hold"):
         addmul.AddMulConfig(networks={"a": NetConfig()}, size_study=("b",))
     with pytest.raises(ValueError, match="unknown clip_mode"):
         double_addition.EXPERIMENT.config("smoke", 0, overrides={"networks.fnn.mask.clip_mode": "weights"})

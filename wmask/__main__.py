@@ -90,12 +90,27 @@ def _data(a) -> int:
     return 0
 
 
+FLAGS = {"--quiet", "-h", "--help"}     # the options that take no value
+
+
+def overrides_in(argv: list[str]) -> list[int]:
+    """Where the ``key=value`` overrides stand in ``argv``: anywhere after the command (argparse would only take
+    them before the options), but never as an option's value (``--results out/R-x=1`` is a folder)."""
+    found = []
+    for i, x in enumerate(argv[1:], 1):
+        prev = argv[i - 1]
+        value_of_option = i > 1 and prev.startswith("-") and "=" not in prev and prev not in FLAGS
+        if "=" in x and not x.startswith("-") and not value_of_option:
+            found.append(i)
+    return found
+
+
 def main(argv: list[str] | None = None) -> int:
     from . import config, runner
     argv = list(sys.argv[1:] if argv is None else argv)
-    # key=value overrides may stand anywhere after the command (argparse would only take them before the options)
-    pairs = [x for x in argv[1:] if "=" in x and not x.startswith("-")]
-    a = parser().parse_args([x for x in argv if x not in pairs])
+    pairs = overrides_in(argv)
+    a = parser().parse_args([x for i, x in enumerate(argv) if i not in pairs])
+    pairs = [argv[i] for i in pairs]
     if pairs and a.command not in ("show", "run", "sweep"):
         print(f"wmask: error: {a.command} takes no key=value overrides (got {pairs[0]})", file=sys.stderr)
         return 2

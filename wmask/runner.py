@@ -43,8 +43,12 @@ EXPERIMENTS: dict[str, Experiment] = {m.EXPERIMENT.name: m.EXPERIMENT
 GENERATED = "generated on the fly (no files)"
 
 
+MAX_SEEDS = 10_000     # seeds one command may ask for (each is a run; more is a typo, and would not fit in memory)
+
+
 def parse_seeds(text: str) -> list[int]:
-    """``"0,1,2"`` or ``"0-4"`` -> list of ints (non-negative, no repeats); anything else names the bad part."""
+    """``"0,1,2"`` or ``"0-4"`` -> list of ints (non-negative, no repeats, at most :data:`MAX_SEEDS`); anything else
+    names the bad part."""
     seeds = []
     for part in str(text).split(","):
         part = part.strip()
@@ -53,11 +57,14 @@ def parse_seeds(text: str) -> list[int]:
                 lo, hi = (int(x) for x in part.split("-", 1))
                 if hi < lo:
                     raise ValueError(f"seed range {part!r} is empty (write it low-high, e.g. '1-3')")
+                if hi - lo + 1 + len(seeds) > MAX_SEEDS:
+                    raise ValueError(f"seed range {part!r} asks for {hi - lo + 1:,} seeds; at most {MAX_SEEDS:,} a "
+                                     "command (each seed is a whole run)")
                 seeds += list(range(lo, hi + 1))
             else:
                 seeds.append(int(part))
         except ValueError as err:
-            if "empty" in str(err):
+            if "seed range" in str(err):
                 raise
             raise ValueError(f"seeds must be integers like '0,1,2' or '0-4'; cannot read {part!r}") from None
     if any(s < 0 for s in seeds):
