@@ -9,6 +9,7 @@ from wmask import materialize, runner
 from wmask.__main__ import main
 from wmask.masks import invert
 from wmask.models import FNN, RepeatLSTM
+from wmask.store import sealed
 from wmask.tasks import addmul, double_addition
 from wmask.tasks.arithmetic import AddMul, DoubleAdd, NetConfig, evaluate, solved, task_loss
 
@@ -111,7 +112,7 @@ def test_runner_end_to_end_at_smoke(experiment, tmp_path, capsys):
     assert main(args) == 0 and (out / "seed0.json").read_text() == first
     data = json.loads(first)
     next(iter(data["store"]["key"]["config"]["networks"].values()))["mask"]["alpha"] = 0.5
-    (out / "seed0.json").write_text(json.dumps(data))
+    (out / "seed0.json").write_text(json.dumps(sealed(data)))          # as if made with another alpha
     assert main(args) == 2 and "different configuration" in capsys.readouterr().err
 
 

@@ -83,3 +83,126 @@ def test_a_huge_seed_range_is_refused_with_the_reason(capsys):
     assert len(runner.parse_seeds("0-9999")) == 10_000
     assert main(["run", "planted", "--seeds", "0-100000000"]) == 2
     assert "at most 10,000" in one_line_error(capsys)
+
+
+# -- files: full disk, foreign JSON, damaged artefacts ---------------------------------------------------------------
+def test_a_full_disk_while_saving_masks_is_one_line_naming_the_file(tmp_path, monkeypatch, capsys):
+    from safetensors import SafetensorError
+
+    from wmask.masks import save_masks
+    target = tmp_path / "m.safetensors"
+
+    def full(*a, **k):
+        raise SafetensorError('Error while serializing: IoError(Os { code: 28, kind: StorageFull, message: "No '
+                              'space left on device" })')
+    monkeypatch.setattr("safetensors.torch.save_file", full)
+    monkeypatch.setattr(runner, "run", lambda *a, **k: save_masks(target, {"w": torch.ones(2, dtype=torch.bool)}))
+    assert main(["run", "planted", "--preset", "smoke", "--results", str(tmp_path)]) == 2
+    err = one_line_error(capsys)
+    assert str(target) in err and "disk full" in err and not list(tmp_path.glob(".m.safetensors*"))
+
+    def enospc(self, *a, **k):      # a plain write: the OS error names no file
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr("pathlib.Path.write_text", enospc)
+    from wmask.utils import atomic_write_text
+    with pytest.raises(OSError) as info:
+        atomic_write_text(tmp_path / "seed0.json", "{}")
+    assert info.value.filename == str(tmp_path / "seed0.json") and info.value.errno == errno.ENOSPC
+
+
+def test_a_seed_file_that_is_json_but_not_an_object_is_named(tmp_path, capsys):
+    folder = tmp_path / "planted/smoke"
+    folder.mkdir(parents=True)
+    (folder / "seed0.json").write_text("[1, 2]\n")
+    assert main(["run", "planted", "--preset", "smoke", "--results", str(tmp_path), "--quiet"]) == 2
+    err = one_line_error(capsys)
+    assert f"{folder / 'seed0.json'} holds JSON list, not an object" in err
+
+
+# -- stored artefacts carry a checksum of their contents -----------------------------------------------------------
+def _net():
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Tanh(), torch.nn.Linear(4, 2))
+
+
+def _flip(path, at: int):
+    data = bytearray(path.read_bytes())
+    data[at] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+def test_a_damaged_result_is_an_error_naming_the_file_and_an_unchecked_one_is_reused(tmp_path):
+    from wmask import store
+    s = store.Store(tmp_path)
+    s.json(tmp_path / "r.json", {"a": 1}, lambda: {"accuracy": 0.25})
+    text = (tmp_path / "r.json").read_text()
+    (tmp_path / "r.json").write_text(text.replace("0.25", "0.35"))     # still valid JSON, another number
+    with pytest.raises(ValueError, match=f"{tmp_path / 'r.json'} is damaged"):
+        s.json(tmp_path / "r.json", {"a": 1}, lambda: pytest.fail("recomputed"))
+    legacy = json.loads(text)
+    del legacy["store"]["sha256"]                                      # written before results had checksums
+    (tmp_path / "r.json").write_text(json.dumps(legacy))
+    assert s.json(tmp_path / "r.json", {"a": 1}, lambda: pytest.fail("recomputed"))["accuracy"] == 0.25
+
+
+def test_a_damaged_network_is_an_error_naming_the_file_never_reused(tmp_path):
+    from wmask import store
+    s, net = store.Store(tmp_path), _net()
+    s.network("base", net, {"w": 1}, lambda: {"acc": 0.5})
+    path, good = tmp_path / "base.pt", (tmp_path / "base.pt").read_bytes()
+    sealed = torch.load(path, weights_only=False)
+    payload = bytearray(sealed["payload"])
+    payload[len(payload) // 2] ^= 0x01                                 # a bit of the weights, the zip still valid
+    torch.save({**sealed, "payload": bytes(payload)}, path)
+    with pytest.raises(ValueError, match=f"cannot read {path} .*do not match the sha256"):
+        s.network("base", _net(), {"w": 1}, lambda: pytest.fail("retrained"))
+    for at in range(0, len(good), max(1, len(good) // 60)):            # any byte of the file: named, or harmless
+        path.write_bytes(good)
+        _flip(path, at)
+        other = _net()
+        with torch.no_grad():
+            other[0].weight.zero_()
+        try:
+            s.network("base", other, {"w": 1}, lambda: pytest.fail("retrained"))
+        except ValueError as err:
+            assert str(path) in str(err)
+        else:
+            assert all(torch.equal(p, q) for p, q in zip(net.parameters(), other.parameters())), at
+
+
+def test_a_network_stored_before_checksums_is_still_reused(tmp_path):
+    from wmask import store
+    s, net = store.Store(tmp_path), _net()
+    meta = s._meta({"w": 1})
+    torch.save({"store": meta, "state": {"model": net.state_dict(), "extras": {"acc": 0.5}}, "rng": None},
+               tmp_path / "base.pt")                                   # the format before checksums
+    assert s.network("base", _net(), {"w": 1}, lambda: pytest.fail("retrained")) == {"acc": 0.5}
+
+
+def test_damaged_masks_are_an_error_naming_the_file(tmp_path):
+    from safetensors.torch import save_file
+
+    from wmask import store
+    from wmask.masks import MaskSet, load_masks, save_masks
+    from wmask.train import History
+    net, s = _net(), store.Store(tmp_path)
+
+    def train():
+        ms = MaskSet(net, 2, seed=0)
+        return ms, History(step=[0], loss=[[1.0, 1.0]], kept=[[1.0, 1.0]])
+    first, _ = s.masks("m", {"k": 1}, net, train)
+    path = tmp_path / "m.safetensors"
+    good = path.read_bytes()
+    _flip(path, len(good) - 1)                        # the last mask bit: still a valid bool, one weight changed
+    with pytest.raises(ValueError, match=f"{path} is damaged"):
+        s.masks("m", {"k": 1}, net, lambda: pytest.fail("retrained"))
+    with pytest.raises(ValueError, match=f"masks in {path} are damaged"):
+        load_masks(path, net)
+    path.write_bytes(good[: len(good) // 2])
+    with pytest.raises(ValueError, match=f"cannot read masks from {path}"):
+        load_masks(path)
+    # masks written before files carried checksums: read as they are
+    save_file({n: m.contiguous() for n, m in first.items()}, tmp_path / "old.safetensors")
+    assert all(torch.equal(first[n], m) for n, m in load_masks(tmp_path / "old.safetensors", net).items())
+    save_masks(tmp_path / "new.safetensors", first)
+    assert all(torch.equal(first[n], m) for n, m in load_masks(tmp_path / "new.safetensors", net).items())
