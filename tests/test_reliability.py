@@ -206,3 +206,24 @@ def test_damaged_masks_are_an_error_naming_the_file(tmp_path):
     assert all(torch.equal(first[n], m) for n, m in load_masks(tmp_path / "old.safetensors", net).items())
     save_masks(tmp_path / "new.safetensors", first)
     assert all(torch.equal(first[n], m) for n, m in load_masks(tmp_path / "new.safetensors", net).items())
+
+
+# -- a summary that leaves out finished seeds says so -----------------------------------------------------------
+def test_a_summary_names_the_seeds_of_other_code_it_leaves_out(tmp_path, monkeypatch, capsys):
+    from wmask import store
+    fast = dataclasses.replace(runner.EXPERIMENTS["planted"], run=lambda cfg, *a: {"x": cfg.seed}, tables=None)
+    monkeypatch.setitem(runner.EXPERIMENTS, "planted", fast)
+    args = ["run", "planted", "--preset", "smoke", "--results", str(tmp_path), "--quiet"]
+    assert main([*args, "--seeds", "0"]) == 0
+    monkeypatch.setattr(store, "code_fingerprint", lambda files=None: "changed-code")
+    monkeypatch.setattr(runner, "code_fingerprint", lambda files=None: "changed-code")
+    capsys.readouterr()
+    assert main([*args, "--seeds", "1"]) == 0
+    summary = json.loads((tmp_path / "planted/smoke/summary.json").read_text())
+    assert summary["seeds"] == [1] and summary["left_out"]["files"] == ["seed0.json"]
+    assert "--stale reuse" in summary["left_out"]["why"]
+    err = capsys.readouterr().err
+    assert "left out of the summary: seed0.json" in err and "--stale reuse" in err
+    assert main([*args, "--seeds", "1", "--stale", "reuse"]) == 0
+    summary = json.loads((tmp_path / "planted/smoke/summary.json").read_text())
+    assert summary["seeds"] == [0, 1] and "left_out" not in summary

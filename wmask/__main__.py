@@ -147,6 +147,9 @@ def main(argv: list[str] | None = None) -> int:
         folder = runner.folder_name(a.preset, overrides)
         print(f"wrote {a.results}/{summary['experiment']}/{folder}/summary.json ({len(summary['runs'])} seeds run or "
               f"reused, {summary['provenance']['wall_time_s']:.0f} s)")
+        if "left_out" in summary:
+            print(f"wmask: note: left out of the summary: {', '.join(summary['left_out']['files'])}, "
+                  f"{summary['left_out']['why']}", file=sys.stderr)
         return 0
     except ValueError as err:
         print(f"wmask: error: {err}", file=sys.stderr)

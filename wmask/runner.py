@@ -13,8 +13,10 @@ a folder):
   a finished file of the seed already holds at the same settings (a larger selection, or a full run) is not run
   again: that file stands for it;
 - ``seed<N>/``: that seed's reusable stages (base networks, masks, checkpoints), so an interrupted run resumes;
-- ``summary.json``: every finished seed in the folder plus provenance (preset, overrides, seeds, commit, torch,
-  device, wall time); written under a lock, so concurrent runs of different seeds lose nothing;
+- ``summary.json``: every finished seed in the folder made by this code (with ``--stale reuse``, by any) plus
+  provenance (preset, overrides, seeds, commit, torch, device, wall time); finished results of other code that it
+  leaves out are named in its ``left_out``, with how to merge them; written under a lock, so concurrent runs of
+  different seeds lose nothing;
 - ``<table>.csv``: tidy tables over those seeds, when the experiment defines them.
 """
 from __future__ import annotations
@@ -187,9 +189,10 @@ def run(experiment: str, preset: str, seeds: list[int], results: str | Path = "r
             runs.append(held or Store(out_dir, stale).json(path, key, compute))
             ledger.unlink(missing_ok=True)
     with locked(out_dir / ".summary.lock", f"the summary of {out_dir}", wait=True):
-        everything = finished_runs(out_dir, runs, other_code=stale == "reuse")
+        left_out: list[str] = []
+        everything = finished_runs(out_dir, runs, other_code=stale == "reuse", left_out=left_out)
         merged = [merge_runs(exp, preset, model, overrides, rs) for rs in everything]
-        summary = write_summary(exp, out_dir, name, preset, overrides, merged, dev, time.time() - start)
+        summary = write_summary(exp, out_dir, name, preset, overrides, merged, dev, time.time() - start, left_out)
     return {**summary, "seeds": seeds, "runs": runs, "computed": computed}
 
 
@@ -215,17 +218,27 @@ def covering_run(out_dir: Path, seed: int, networks, stale: str, key_of: Callabl
     return None
 
 
-def finished_runs(out_dir: Path, runs: list[dict], other_code: bool = False) -> list[list[dict]]:
+def finished_runs(out_dir: Path, runs: list[dict], other_code: bool = False,
+                  left_out: list | None = None) -> list[list[dict]]:
     """Per seed (sorted), this run's result for it plus every other finished result of that seed in ``out_dir``
-    made by the same code (other network selections), or by any code with ``other_code``."""
+    made by the same code (other network selections), or by any code with ``other_code``. ``left_out``: a list that
+    receives the names of the finished result files made by other code and so not merged."""
     by_file = {(r["seed"], tuple(r.get("selected", ()))): r for r in runs}
-    for path in out_dir.glob("seed*.json"):
+    for path in sorted(out_dir.glob("seed*.json")):
         other = read_json(path)
         key = (other.get("seed"), tuple(other.get("selected", ())))
-        if key not in by_file and (other_code or other.get("store", {}).get("code") == code_fingerprint()):
+        if key in by_file:
+            continue
+        if other_code or other.get("store", {}).get("code") == code_fingerprint():
             by_file[key] = other
+        elif left_out is not None:
+            left_out.append(path.name)
     seeds = sorted({s for s, _ in by_file})
     return [[r for (s, _), r in sorted(by_file.items(), key=lambda kv: kv[0][1]) if s == seed] for seed in seeds]
+
+
+LEFT_OUT = ("made by another version of wmask, so not merged into this summary and its tables; rerun with "
+            "--stale reuse to merge them (each then named with the commit that made it)")
 
 
 def merge_runs(exp: Experiment, preset: str, model: str | None, overrides: dict, runs: list[dict]) -> dict:
@@ -251,11 +264,14 @@ def merge_runs(exp: Experiment, preset: str, model: str | None, overrides: dict,
 
 
 def write_summary(exp: Experiment, out_dir: Path, name: str, preset: str, overrides: dict, runs: list[dict], dev,
-                  wall: float) -> dict:
+                  wall: float, left_out: list[str] = ()) -> dict:
+    """``summary.json`` and the tables of ``runs``; ``left_out``: finished result files not merged (made by other
+    code), named in the summary's ``left_out`` with how to merge them."""
     seeds = [r["seed"] for r in runs]
     selected = sorted({n for r in runs for n in r.get("selected", ())}) if all("selected" in r for r in runs) else []
     summary = {"experiment": name, "preset": preset, "overrides": overrides, "seeds": seeds,
                **({"selected": selected} if selected else {}),
+               **({"left_out": {"files": list(left_out), "why": LEFT_OUT}} if left_out else {}),
                "provenance": provenance(dev, wall_time_s=wall, preset=preset, overrides=overrides, seeds=seeds,
                                         code=code_fingerprint(), made_by=sorted({c for r in runs for c in (
                                             r.get("made_by") or {"": r.get("commit", "")}).values()}),
