@@ -70,16 +70,6 @@ def _first(err: Exception) -> str:
     return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
 
 
-def saved_filter(path: str | os.PathLike):
-    """The :class:`~wmask.masks.MaskFilter` stored by :func:`save_masks` in ``path``, or ``None``."""
-    from safetensors import safe_open
-
-    from .maskfilter import MaskFilter
-    with safe_open(os.fspath(path), "pt") as f:
-        text = (f.metadata() or {}).get("wmask.filter")
-    return None if text is None else MaskFilter.from_json(text)
-
-
 def _read(path: str | os.PathLike) -> tuple[dict, dict]:
     """The tensors and metadata of a mask file, checked against the checksum :func:`save_masks` stored (a file
     without one is read as it is); a damaged or foreign file is a ValueError naming it."""
