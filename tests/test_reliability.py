@@ -227,3 +227,58 @@ def test_a_summary_names_the_seeds_of_other_code_it_leaves_out(tmp_path, monkeyp
     assert main([*args, "--seeds", "1", "--stale", "reuse"]) == 0
     summary = json.loads((tmp_path / "planted/smoke/summary.json").read_text())
     assert summary["seeds"] == [0, 1] and "left_out" not in summary
+
+
+# -- training inputs are checked before anything slices them ------------------------------------------------------
+def test_train_masks_refuses_more_input_sets_than_mask_sets_naming_the_tensor():
+    from wmask.masks import MaskSet
+    from wmask.train import MaskTrainConfig, train_masks
+    net = _net()
+    masks = MaskSet(net, n_sets=2, impl="eager", seed=0)
+    cfg = MaskTrainConfig(steps=2, batch_size=8, k=1, log_every=1)
+    loss = lambda out, y: ((out - y) ** 2).mean(dim=(1, 2))     # noqa: E731
+    x = torch.randn(3, 8, 3)
+    for inputs, name in ((x, "0"), ((x,), "0"), ({"input": x}, "'input'")):
+        with pytest.raises(ValueError, match=f"input {name} has shape \\(3, 8, 3\\).*the 2 mask sets"):
+            train_masks(masks, lambda step: (inputs, torch.zeros(3, 8, 2)), loss, cfg, progress=False)
+    one = MaskSet(net, n_sets=1, impl="eager", seed=0)           # a missing set dimension is not a batch size
+    with pytest.raises(ValueError, match="input 0 has shape \\(8, 3\\).*the 1 mask sets"):
+        train_masks(one, lambda step: (torch.randn(8, 3), torch.zeros(8, 2)), loss, cfg, progress=False)
+    for per_pass in (None, 1):
+        with pytest.raises(ValueError, match="input 0 has shape \\(1, 8, 3\\)"):
+            train_masks(masks, lambda step: (torch.randn(1, 8, 3), torch.zeros(1, 8, 2)), loss, cfg,
+                        progress=False, sets_per_pass=per_pass)
+
+
+# -- Ctrl-C is honoured wherever it comes ---------------------------------------------------------------------------
+class _CtrlCInFinaliser:
+    """Ctrl-C pressed while this object is freed: Python raises KeyboardInterrupt inside __del__, and loses it."""
+    def __del__(self):
+        import signal
+        signal.raise_signal(signal.SIGINT)
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning", "ignore:mask training removed no weight")
+def test_a_ctrl_c_lost_while_the_first_mask_checkpoint_is_written_still_stops_training(tmp_path, monkeypatch):
+    from wmask import interrupts, train
+    from wmask.masks import MaskSet
+    saved = train.atomic_torch_save
+
+    def save_then_ctrl_c(obj, path):     # a finaliser runs as the checkpoint is written, and Ctrl-C comes then
+        saved(obj, path)
+        _CtrlCInFinaliser()
+    monkeypatch.setattr(train, "atomic_torch_save", save_then_ctrl_c)
+    net, ckpt = _net(), tmp_path / "masks.ckpt"
+    cfg = train.MaskTrainConfig(steps=6, batch_size=4, k=1, log_every=1, checkpoint_every=2)
+    data = lambda step: (torch.randn(1, 4, 3), torch.zeros(1, 4, 2))         # noqa: E731
+    loss = lambda out, y: ((out - y) ** 2).mean(dim=(1, 2))                  # noqa: E731
+    hist = train.train_masks(MaskSet(net, 1, seed=0), data, loss, cfg, checkpoint=ckpt, progress=False)
+    assert hist.step[-1] == 5                        # outside honoured(): the interrupt is lost, as in Python itself
+    with interrupts.honoured(), pytest.raises(KeyboardInterrupt):
+        train.train_masks(MaskSet(net, 1, seed=0), data, loss, cfg, checkpoint=ckpt, progress=False)
+    assert train.read_torch(ckpt)["step"] == 2       # stopped at the step after the first checkpoint: kept
+    with interrupts.honoured(), pytest.raises(KeyboardInterrupt):
+        train.train_model(_net(), lambda step: (torch.randn(4, 3), torch.zeros(4, 2)),
+                          lambda m, x, y: ((m(x) - y) ** 2).mean(), train.BaseTrainConfig(steps=6, checkpoint_every=2),
+                          checkpoint=tmp_path / "base.ckpt", progress=False)
+    assert train.read_torch(tmp_path / "base.ckpt")["step"] == 2

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Callable
 
 from . import config as _config
+from . import interrupts
 from .experiment import Experiment
 from .store import Store, code_fingerprint, read_json, wall_clock
 from .tasks import (addmul, cifar10, clusterability, dm_math, double_addition, own_model, permuted_mnist, planted,
@@ -147,7 +148,12 @@ def run(experiment: str, preset: str, seeds: list[int], results: str | Path = "r
     """Run (or reuse) every seed; returns the summary of ``seeds`` (``summary.json`` holds every finished seed of
     the folder), with ``computed``: the seeds computed by this call (the others were reused). ``overrides``: dotted
     keys (see :mod:`wmask.config`); ``stale``: see :mod:`wmask.store`; ``networks``: run only these of the preset's
-    networks (the summary then says which were run)."""
+    networks (the summary then says which were run). Ctrl-C stops it wherever it comes (:mod:`wmask.interrupts`)."""
+    with interrupts.honoured():
+        return _run(experiment, preset, seeds, results, device, threads, progress, model, overrides, stale, networks)
+
+
+def _run(experiment, preset, seeds, results, device, threads, progress, model, overrides, stale, networks) -> dict:
     if not seeds:
         raise ValueError("no seeds to run")
     exp, model = check(experiment, preset, model)
@@ -173,6 +179,7 @@ def run(experiment: str, preset: str, seeds: list[int], results: str | Path = "r
             computed.append(seed)
             with wall_clock(ledger, key) as clock:
                 result = exp.run(cfg_obj, Store(out_dir / f"seed{seed}", stale), dev, progress)
+            interrupts.check()      # a Ctrl-C lost in a finaliser: no result is written as if it never came
             seconds, periods = clock()
             made = provenance(dev)
             return {"experiment": name, "preset": preset, "overrides": overrides, "seed": seed,

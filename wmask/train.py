@@ -15,7 +15,7 @@ from tqdm import tqdm
 
 from .config import diff
 from .evidence import history_convergence
-from . import memory
+from . import interrupts, memory
 from .forward import input_tensors, map_inputs
 from .masks import MaskSet, set_dims, slice_sets
 from .utils import atomic_torch_save, dumps, read_torch, rng_state, set_rng_state
@@ -131,11 +131,17 @@ def _non_finite(step, inputs, targets, task, norms, masks) -> NonFiniteError:
     return NonFiniteError(f"mask training stopped at step {step}: {'; '.join(found)} (the logits were not updated)")
 
 
-def _check_batch(inputs, cfg, step: int) -> None:
-    """Inputs ``[M, ..., B, ...]``: B (dim ``cfg.batch_dim + 1``) must be ``cfg.batch_size``, which the regulariser
-    ``alpha * sum(logits) / batch_size`` divides by."""
+def _check_batch(inputs, cfg, step: int, n_sets: int) -> None:
+    """Inputs ``[M, ..., B, ...]``, checked before any pass slices them: M must be ``n_sets`` (one batch per mask
+    set), and B (dim ``cfg.batch_dim + 1``) ``cfg.batch_size``, which the regulariser ``alpha * sum(logits) /
+    batch_size`` divides by."""
     d = cfg.batch_dim + 1
-    for j, x in enumerate(input_tensors(inputs)):
+    items = inputs.items() if isinstance(inputs, dict) else enumerate(
+        inputs if isinstance(inputs, (tuple, list)) else (inputs,))
+    for j, x in ((j, x) for j, x in items if isinstance(x, torch.Tensor)):
+        if x.dim() == 0 or x.shape[0] != n_sets:
+            raise ValueError(f"step {step}: input {j!r} has shape {tuple(x.shape)}, but its leading dimension must "
+                             f"be the {n_sets} mask sets (one batch per set, stacked: [{n_sets}, ...])")
         if x.dim() > d and x.shape[d] != cfg.batch_size:
             raise ValueError(f"step {step}: input {j} has batch size {x.shape[d]} (dim {d} of shape "
                              f"{tuple(x.shape)}, batch_dim={cfg.batch_dim}) but the config says "
@@ -260,8 +266,9 @@ def train_masks(masks: MaskSet, data, loss_fn: Callable, cfg: MaskTrainConfig | 
         raise ValueError(f"sets_per_pass must be >= 1, got {sets_per_pass}")
     bounds = [(0, masks.n_sets)] if per_pass is None else memory.passes(masks.n_sets, per_pass)
     for step in bar:
+        interrupts.check()      # a Ctrl-C lost in a finaliser (e.g. while the last checkpoint was written)
         inputs, targets = _next_batch(data, step)
-        _check_batch(inputs, cfg, step)
+        _check_batch(inputs, cfg, step, masks.n_sets)
         if per_pass is None and masks.n_sets > 1:   # the budget, with one set's activations measured on this batch
             per_pass = memory.measured_sets_per_pass(masks, lambda: _pass_output(masks, 0, 1, inputs, forward, cfg),
                                                      cfg.k, live=input_tensors(inputs))
@@ -386,6 +393,7 @@ def train_model(model: nn.Module, data, loss_fn: Callable, cfg: BaseTrainConfig 
     bar = tqdm(range(start, cfg.steps), desc=desc, disable=not progress, mininterval=2.0, initial=start,
                total=cfg.steps)
     for step in bar:
+        interrupts.check()
         model.train()
         inputs, targets = _next_batch(data, step)
         loss = loss_fn(model, inputs, targets)
