@@ -258,7 +258,8 @@ class _CtrlCInFinaliser:
         signal.raise_signal(signal.SIGINT)
 
 
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning", "ignore:mask training removed no weight")
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning",
+                            "ignore:mask training removed no weight")
 def test_a_ctrl_c_lost_while_the_first_mask_checkpoint_is_written_still_stops_training(tmp_path, monkeypatch):
     from wmask import interrupts, train
     from wmask.masks import MaskSet
