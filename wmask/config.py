@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import math
 from typing import Any, Iterable
 
 import yaml
@@ -110,26 +111,24 @@ SIZES = {"hidden", "layers", "heads", "d", "ff", "width", "depth", "n_embd", "n_
 def check_values(cfg: DictConfig, what: str = "the config") -> None:
     """Refuse, naming the key, a number no experiment can run with: NaN or infinity anywhere, a learning rate that
     is not positive, a size (:data:`SIZES`) below 1, a number of steps or epochs below 0; and an empty ``networks``.
-    Called when a config is
-    resolved, so such a value stops a run before anything trains."""
-    nets = cfg._get_node("networks") if "networks" in cfg else None
+    Called when a config is resolved, so such a value stops a run before anything trains."""
+    nets = OmegaConf.select(cfg, "networks", default=None)
     if isinstance(nets, DictConfig) and not nets.keys():
         raise ValueError(f"{what}: networks={{}} names no network, and a run needs one; to run some of a preset's "
                          "networks, pass --networks NET[,NET...]")
     for key in leaf_keys(cfg):
         value = OmegaConf.select(cfg, key)
+        value = OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
         name = key.rsplit(".", 1)[-1]
-        for v in (value if isinstance(value, (list, tuple)) else [value]) if not OmegaConf.is_config(value) \
-                else OmegaConf.to_container(value):
+        for v in value if isinstance(value, (list, tuple)) else [value]:
             if isinstance(v, bool) or not isinstance(v, (int, float)):
                 continue
-            why = ("must be a finite number" if v != v or v in (float("inf"), float("-inf")) else
+            why = ("must be a finite number" if not math.isfinite(v) else
                    "must be > 0 (a learning rate)" if (name == "lr" or name.endswith("_lr")) and not v > 0 else
                    "must be >= 1 (a size or count)" if name in SIZES and v < 1 else
                    "must be >= 0 (a number of steps)" if name.endswith(("steps", "epochs")) and v < 0 else "")
             if why:
-                shown = value if OmegaConf.is_config(value) or isinstance(value, (list, tuple)) else v
-                raise ValueError(f"{what}: {key}={shown!r} {why}")
+                raise ValueError(f"{what}: {key}={value!r} {why}")
 
 
 def _typed(node, value):
