@@ -10,6 +10,7 @@ from wmask.experiments import runner
 from wmask.__main__ import main
 from wmask.masks import invert
 from wmask.experiments.models import FNN, RepeatLSTM
+from wmask.experiments.store import sealed
 from wmask.experiments.tasks import addmul, double_addition
 from wmask.experiments.tasks.arithmetic import AddMul, DoubleAdd, NetConfig, evaluate, solved, task_loss
 
@@ -112,7 +113,7 @@ def test_runner_end_to_end_at_smoke(experiment, tmp_path, capsys):
     assert main(args) == 0 and (out / "seed0.json").read_text() == first
     data = json.loads(first)
     next(iter(data["store"]["key"]["config"]["networks"].values()))["mask"]["alpha"] = 0.5
-    (out / "seed0.json").write_text(json.dumps(data))
+    (out / "seed0.json").write_text(json.dumps(sealed(data)))          # as if made with another alpha
     assert main(args) == 2 and "different configuration" in capsys.readouterr().err
 
 
@@ -143,7 +144,7 @@ def test_interrupted_experiment_resumes_from_its_files(tmp_path, monkeypatch):
 def test_bad_configurations_are_named():
     with pytest.raises(ValueError, match="unknown arithmetic model 'gru'"):
         NetConfig(model="gru")
-    with pytest.raises(ValueError, match="unknown networks"):
+    with pytest.raises(ValueError, match="names networks .* that networks does not hold"):
         addmul.AddMulConfig(networks={"a": NetConfig()}, size_study=("b",))
     with pytest.raises(ValueError, match="unknown clip_mode"):
         double_addition.EXPERIMENT.config("smoke", 0, overrides={"networks.fnn.mask.clip_mode": "weights"})

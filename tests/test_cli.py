@@ -4,6 +4,7 @@ import pytest
 
 from wmask.experiments import runner
 from wmask.__main__ import main
+from wmask.experiments.store import sealed
 
 
 def test_parse_seeds():
@@ -33,7 +34,7 @@ def test_run_writes_results_with_provenance_and_reuses_them(tmp_path, capsys):
     assert runner.run("planted", "smoke", [0], tmp_path / "new", progress=False)["computed"] == [0]
     data = json.loads(first)
     data["store"]["key"]["config"]["hidden"] = 99
-    seed_file.write_text(json.dumps(data))
+    seed_file.write_text(json.dumps(sealed(data)))   # as if made so
     assert main(["run", "planted", "--preset", "smoke", "--seeds", "0", "--results", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "different configuration" in err and "config.hidden: 99 -> 16" in err
@@ -79,7 +80,7 @@ def test_networks_selects_part_of_a_preset_and_the_summary_merges_selections(tmp
     old = json.loads((folder / "seed0@fnn_xs.json").read_text())
     old["store"]["code"], old["commit"] = "0" * 16, "f" * 40
     old["store"]["code_files"]["wmask/train.py"] = "0" * 32
-    (folder / "seed0@fnn_xs.json").write_text(json.dumps(old))
+    (folder / "seed0@fnn_xs.json").write_text(json.dumps(sealed(old)))
     assert main([*args, "--networks", "fnn_masks_clip"]) == 0
     assert set(json.loads((folder / "summary.json").read_text())["runs"][0]["networks"]) == {"fnn_masks_clip"}
     assert main([*args, "--networks", "fnn_masks_clip", "--stale", "reuse"]) == 0
@@ -108,7 +109,7 @@ def test_a_selection_held_by_a_larger_finished_one_is_not_run_again(tmp_path):
         (changed["store"]["key"] if field == "seed" else changed["store"])[field] = value
         if field == "code":       # what tells code versions apart: the md5 of each computing file
             changed["store"]["code_files"]["wmask/train.py"] = "0" * 32
-        larger.write_text(json.dumps(changed))
+        larger.write_text(json.dumps(sealed(changed)))
         assert runner.run("addmul", "smoke", [1], root, progress=False, threads=1,
                           networks=["fnn_xs"])["computed"] == [1], field
         (cover / "seed1@fnn_xs.json").unlink()

@@ -49,7 +49,9 @@ def test_folder_and_archive_read_the_same(tmp_path, monkeypatch):
     assert a["train"] == b["train"] and a["interpolate"] == b["interpolate"] and a["extrapolate"] == b["extrapolate"]
     assert a["train"]["train-hard"]["comparison__sort"][3] == ("What is 3 + 10? (comparison__sort)", "13")
     assert set(a["extrapolate"]) == set(dm_math.EXTRAPOLATE)
-    assert "released v1.0" in a["dataset"] and "not" not in a["dataset"]
+    for data in (a, b):        # named like the release, but no checksum on record says it is
+        assert "not confirmed to be the released v1.0" in data["dataset"]
+    assert a["checksum"].startswith("folder (sha256 of the files read ")
     assert b["checksum"] == f"sha256 {hashlib.sha256(archive.read_bytes()).hexdigest()} (no published checksum to check)"
     monkeypatch.setenv("WMASK_DATA", str(tmp_path / "folder"))           # $WMASK_DATA (no dm_math/ below it)
     assert dm_math.load(["comparison__sort"])["train"]["train-easy"]["comparison__sort"] == \
@@ -93,8 +95,32 @@ def test_missing_files_and_folders_are_named(tmp_path):
 def test_truncated_archive_is_named(tmp_path):
     archive = write_archive(tmp_path, dm_math.RELEASED)
     archive.write_bytes(archive.read_bytes()[: archive.stat().st_size // 2])
-    with pytest.raises(DatasetError, match="cannot be read|is missing"):
+    with pytest.raises(DatasetError, match="damaged or truncated|cannot be read|is missing"):
         dm_math.load(path=tmp_path)
+
+
+def test_a_flipped_byte_anywhere_in_an_archive_is_an_error_naming_it(tmp_path):
+    archive = write_archive(tmp_path, dm_math.RELEASED)
+    good = archive.read_bytes()
+    assert dm_math.load(path=tmp_path)["train"]["train-easy"]["comparison__sort"][0][1] == "10"
+    for at in (len(good) // 3, len(good) // 2, len(good) - 6):    # compressed data, and the CRC in the trailer
+        bad = bytearray(good)
+        bad[at] ^= 0x01
+        archive.write_bytes(bytes(bad))
+        with pytest.raises(DatasetError, match=f"{archive}.*(damaged|cannot be read)"):
+            dm_math.load(path=tmp_path)
+
+
+def test_data_is_labelled_by_its_checksum_not_its_name(tmp_path, monkeypatch):
+    archive = write_archive(tmp_path, dm_math.RELEASED)
+    digest = hashlib.sha256(archive.read_bytes()).hexdigest()
+    assert "not confirmed to be the released v1.0" in dm_math.load(path=tmp_path)["dataset"]
+    monkeypatch.setitem(dm_math.KNOWN, digest, "the archive on record")
+    assert dm_math.load(path=tmp_path)["dataset"] == "DeepMind Mathematics (the archive on record)"
+    folder = write_folder(tmp_path / "f", dm_math.RELEASED)
+    one = dm_math.load(path=folder)["checksum"]
+    (folder / dm_math.RELEASED / "train-easy" / "comparison__sort.txt").write_text("What is 1 + 1?\n3\n")
+    assert dm_math.load(path=folder)["checksum"] != one           # the folder's checksum covers contents
 
 
 def test_held_out_is_proportional_disjoint_and_seeded():

@@ -9,7 +9,7 @@ ray = pytest.importorskip("ray")
 from wmask.experiments import runner, sweep  # noqa: E402
 from wmask.__main__ import main  # noqa: E402
 
-VOLATILE = {"wall_time_s", "stage_seconds", "host", "device"}   # where and how long, not what
+VOLATILE = {"wall_time_s", "stage_seconds", "host", "device", "sha256"}   # where and how long (and checksums over them), not what
 
 
 def numbers(obj):

@@ -136,12 +136,27 @@ def _results(a) -> int:
     return 1 if any(r["status"] != "ok" for r in rows) else 0
 
 
+FLAGS = {"--quiet", "-h", "--help"}     # the options that take no value
+
+
+def overrides_in(argv: list[str]) -> list[int]:
+    """Where the ``key=value`` overrides stand in ``argv``: anywhere after the command (argparse would only take
+    them before the options), but never as an option's value (``--results out/R-x=1`` is a folder)."""
+    found = []
+    for i, x in enumerate(argv[1:], 1):
+        prev = argv[i - 1]
+        value_of_option = i > 1 and prev.startswith("-") and "=" not in prev and prev not in FLAGS
+        if "=" in x and not x.startswith("-") and not value_of_option:
+            found.append(i)
+    return found
+
+
 def main(argv: list[str] | None = None) -> int:
     from .experiments import config, runner
     argv = list(sys.argv[1:] if argv is None else argv)
-    # key=value overrides may stand anywhere after the command (argparse would only take them before the options)
-    pairs = [x for x in argv[1:] if "=" in x and not x.startswith("-")]
-    a = parser().parse_args([x for x in argv if x not in pairs])
+    pairs = overrides_in(argv)
+    a = parser().parse_args([x for i, x in enumerate(argv) if i not in pairs])
+    pairs = [argv[i] for i in pairs]
     if pairs and a.command not in ("show", "run", "sweep"):
         print(f"wmask: error: {a.command} takes no key=value overrides (got {pairs[0]})", file=sys.stderr)
         return 2
@@ -185,6 +200,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wrote {a.results}/{summary['experiment']}/{folder}/summary.json (seeds computed: "
               f"{','.join(map(str, computed)) or 'none'}; reused: {','.join(map(str, reused)) or 'none'}; "
               f"{summary['provenance']['wall_time_s']:.0f} s)")
+        if "left_out" in summary:
+            print(f"wmask: note: left out of the summary: {', '.join(summary['left_out']['files'])}, "
+                  f"{summary['left_out']['why']}", file=sys.stderr)
         return 0
     except ValueError as err:
         print(f"wmask: error: {err}", file=sys.stderr)

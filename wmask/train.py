@@ -14,7 +14,7 @@ from torch.utils._pytree import tree_map
 from tqdm import tqdm
 
 from .evidence import history_convergence
-from . import memory
+from . import interrupts, memory
 from .forward import input_tensors, map_inputs
 from .history import History  # noqa: F401 (re-exported)
 from .nonfinite import NonFiniteError, non_finite as _non_finite, non_finite_base as _non_finite_base  # noqa: F401
@@ -48,7 +48,8 @@ class MaskTrainConfig:
 
     def __post_init__(self):
         if isinstance(self.alpha, bool) or not isinstance(self.alpha, (int, float)):
-            raise ValueError(f"alpha must be one number (train_masks takes alphas= for one per set), got {self.alpha!r}")
+            raise ValueError(f"alpha must be one number (train_masks takes alphas= for one per set), got "
+                             f"{self.alpha!r}")
         if not math.isfinite(self.alpha) or self.alpha < 0:
             raise ValueError(f"alpha must be finite and >= 0 (it scales the push towards removing weights), got "
                              f"{self.alpha}")
@@ -105,11 +106,17 @@ def _settled(hist: History) -> bool:
     return all(r["converged"] for r in history_convergence(asdict(hist), names).values())
 
 
-def _check_batch(inputs, cfg, step: int) -> None:
-    """Inputs ``[M, ..., B, ...]``: B (dim ``cfg.batch_dim + 1``) must be ``cfg.batch_size``, which the regulariser
-    ``alpha * sum(logits) / batch_size`` divides by."""
+def _check_batch(inputs, cfg, step: int, n_sets: int) -> None:
+    """Inputs ``[M, ..., B, ...]``, checked before any pass slices them: M must be ``n_sets`` (one batch per mask
+    set), and B (dim ``cfg.batch_dim + 1``) ``cfg.batch_size``, which the regulariser ``alpha * sum(logits) /
+    batch_size`` divides by."""
     d = cfg.batch_dim + 1
-    for j, x in enumerate(input_tensors(inputs)):
+    items = inputs.items() if isinstance(inputs, dict) else enumerate(
+        inputs if isinstance(inputs, (tuple, list)) else (inputs,))
+    for j, x in ((j, x) for j, x in items if isinstance(x, torch.Tensor)):
+        if x.dim() == 0 or x.shape[0] != n_sets:
+            raise ValueError(f"step {step}: input {j!r} has shape {tuple(x.shape)}, but its leading dimension must "
+                             f"be the {n_sets} mask sets (one batch per set, stacked: [{n_sets}, ...])")
         if x.dim() > d and x.shape[d] != cfg.batch_size:
             raise ValueError(f"step {step}: input {j} has batch size {x.shape[d]} (dim {d} of shape "
                              f"{tuple(x.shape)}, batch_dim={cfg.batch_dim}) but the config says "
@@ -181,7 +188,8 @@ def train_masks(masks: MaskSet, data, loss_fn: Callable, cfg: MaskTrainConfig | 
     targets)`` returns the per-set task losses, shape ``[M]`` (a scalar when there is one set). The objective of set
     ``i`` is ``loss_i + alpha_i * sum(logits_i) / B``, with ``alpha_i`` from ``alphas`` (one per set, e.g. an α
     sweep in one pass) or else ``cfg.alpha``. Sets are independent: one Adam over the stacked logits is exactly
-    ``M`` separate Adams (it is element-wise), and clipping is per set (``cfg.clip_mode``, see :data:`CLIP_MODES`). Runs exactly ``cfg.steps`` updates (the
+    ``M`` separate Adams (it is element-wise), and clipping is per set (``cfg.clip_mode``, see :data:`CLIP_MODES`).
+    Runs exactly ``cfg.steps`` updates (the
     authors' code runs ``steps + 1``), or fewer with ``cfg.stop_on_plateau`` once every set has settled. With
     ``checkpoint``, the state (with torch's global RNG state, which e.g. teacher-forcing draws use) is saved
     atomically every ``cfg.checkpoint_every`` steps and an existing checkpoint is resumed, bit for bit when ``data``
@@ -240,8 +248,9 @@ def train_masks(masks: MaskSet, data, loss_fn: Callable, cfg: MaskTrainConfig | 
     bounds = [(0, masks.n_sets)] if per_pass is None else memory.passes(masks.n_sets, per_pass)
     first = start
     for step in range(start, cfg.steps):
+        interrupts.check()      # a Ctrl-C lost in a finaliser (e.g. while the last checkpoint was written)
         inputs, targets = _next_batch(data, step)
-        _check_batch(inputs, cfg, step)
+        _check_batch(inputs, cfg, step, masks.n_sets)
         if per_pass is None and masks.n_sets > 1:   # the budget, with one set's activations measured on this batch
             per_pass = memory.measured_sets_per_pass(masks, lambda: _pass_output(masks, 0, 1, inputs, forward, cfg),
                                                      cfg.k, live=input_tensors(inputs))
@@ -303,7 +312,8 @@ LOSS_WINDOW = 50     # steps per point of train_model's loss curve
 
 @dataclass
 class BaseTrainConfig:
-    """Base-network training: Adam, no weight decay, gradient-norm clipping (the paper's defaults; the book's method page)."""
+    """Base-network training: Adam, no weight decay, gradient-norm clipping (the paper's defaults; the book's method
+    page)."""
     steps: int = 20_000
     lr: float = 1e-3
     batch_size: int = 128
@@ -357,6 +367,7 @@ def train_model(model: nn.Module, data, loss_fn: Callable, cfg: BaseTrainConfig 
     bar = tqdm(range(start, cfg.steps), desc=desc, disable=not progress, mininterval=2.0, initial=start,
                total=cfg.steps)
     for step in bar:
+        interrupts.check()
         model.train()
         inputs, targets = _next_batch(data, step)
         loss = loss_fn(model, inputs, targets)

@@ -5,6 +5,7 @@ import contextlib
 import ctypes
 import errno
 import hashlib
+import io
 import json
 import os
 import platform
@@ -94,6 +95,10 @@ def atomic_path(path: str | os.PathLike):
     try:
         yield tmp
         os.replace(tmp, path)
+    except OSError as err:      # a full disk reports no file name, or the temporary one: name the file written
+        if err.filename in (None, tmp):
+            raise OSError(err.errno, err.strerror or str(err), os.fspath(path)) from err
+        raise
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
@@ -110,10 +115,18 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
         Path(tmp).write_text(text)
 
 
+SEALED = "wmask.sealed"     # the key of a file written by atomic_torch_save: the checksum of the payload it holds
+
+
 def atomic_torch_save(obj, path: str | os.PathLike) -> None:
+    """``torch.save(obj)`` to ``path`` atomically, with the sha256 of the saved bytes, which :func:`read_torch`
+    checks."""
     with atomic_path(path) as tmp:
         try:
-            torch.save(obj, tmp)
+            buf = io.BytesIO()
+            torch.save(obj, buf)
+            payload = buf.getvalue()
+            torch.save({SEALED: {"sha256": hashlib.sha256(payload).hexdigest()}, "payload": payload}, tmp)
         except RuntimeError as err:   # torch's zip writer reports a full disk as "unexpected pos ..."
             raise OSError(errno.EIO, f"{str(err).splitlines()[0]} (is the disk full?)", os.fspath(path)) from err
 
@@ -136,13 +149,26 @@ def set_rng_state(state: dict | None) -> None:
 
 
 def read_torch(path: str | os.PathLike) -> dict:
-    """``torch.load`` (on the CPU) with a message that names a truncated or foreign file."""
+    """``torch.load`` (on the CPU) with a message that names a truncated or foreign file. A file written by
+    :func:`atomic_torch_save` is checked against its checksum, and a damaged one is an error naming it; one written
+    before files carried a checksum is read as it is (it cannot be checked)."""
+    def fail(why: str):
+        return ValueError(f"cannot read {path} ({why}); it may be truncated or damaged: move it away to recompute")
     try:
-        return torch.load(path, map_location="cpu", weights_only=False)
+        obj = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as err:   # torch raises several types for truncated or foreign files
         first = str(err).splitlines()[0] if str(err) else ""
-        raise ValueError(f"cannot read {path} ({type(err).__name__}: {first}); it may be truncated: move it away "
-                         "to recompute") from None
+        raise fail(f"{type(err).__name__}: {first}") from None
+    if not (isinstance(obj, dict) and SEALED in obj):
+        return obj
+    payload = obj.get("payload")
+    want = obj[SEALED].get("sha256") if isinstance(obj[SEALED], dict) else None
+    if not isinstance(payload, bytes) or hashlib.sha256(payload).hexdigest() != want:
+        raise fail("its contents do not match the sha256 stored with them")
+    try:
+        return torch.load(io.BytesIO(payload), map_location="cpu", weights_only=False)
+    except Exception as err:   # noqa: BLE001 - a payload that matches its checksum but is not a torch file
+        raise fail(f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}") from None
 
 
 def file_hash(path: str | os.PathLike, algorithm: str = "md5", chunk: int = 1 << 20) -> str:

@@ -1,10 +1,12 @@
 """Experiment configurations: the paper's settings as dataclass defaults, presets as named overrides of them, and
 ``key=value`` overrides from the command line, resolved and type-checked by OmegaConf structured configs.
 
-An experiment's config class (e.g. :class:`wmask.experiments.tasks.addmul.AddMulConfig`) holds the paper's settings as its
-defaults. A preset (``smoke``, ``cpu``, ``paper``) is a dict of dotted keys to values applied on top; a value that is
-a dict or a list replaces the whole sub-tree (a preset can name its own networks; keys a dict leaves out take their
-class defaults). Command-line overrides use the
+An experiment's config class (e.g. :class:`wmask.experiments.tasks.addmul.AddMulConfig`) holds the paper's settings as
+its
+defaults. A preset (``smoke``, ``cpu``, ``paper``) is a dict of dotted keys to values applied on top; a list
+replaces the whole value, a dict merges into the values it overrides (keys it leaves out keep their values, e.g. the
+preset's), and a dict for a map of configs (``networks``) keeps the entries it names, each merged into the entry of
+that name (a new name starts from the class defaults). Command-line overrides use the
 same dotted keys, e.g. ``networks.fnn.mask.steps=500``; they must name a key that exists after the preset is
 applied, and their values are read as YAML (``3e-4``, ``[400, 400, 200]``, ``true``).
 
@@ -15,8 +17,10 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import math
 from typing import Any, Iterable
 
+import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
@@ -30,15 +34,20 @@ def parse_overrides(items: Iterable[str]) -> dict[str, Any]:
     that names it."""
     out = {}
     for item in items:
-        key, sep, _ = item.partition("=")
-        if not sep or not key.strip() or any(c.isspace() for c in key.strip()):
+        key, sep, text = item.partition("=")
+        key, text = key.strip(), text.strip()     # spaces around "=" are allowed
+        if not sep or not key or any(c.isspace() for c in key):
             raise ValueError(f"cannot read override {item!r}: expected key=value, e.g. networks.fnn.mask.steps=500")
         try:
-            parsed = OmegaConf.from_dotlist([item])
+            parsed = OmegaConf.from_dotlist([f"{key}={text}"])
         except OmegaConfBaseException as err:
             raise ValueError(f"cannot read override {item!r}: {_first_line(err)}") from None
-        value = OmegaConf.select(parsed, key.strip())
-        out[key.strip()] = OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
+        except yaml.YAMLError as err:      # e.g. an unclosed list: x=[1,2
+            problem = getattr(err, "problem", None) or _first_line(err)
+            raise ValueError(f"cannot read override {item!r}: its value {text!r} is not valid YAML ({problem}); "
+                             "quote lists and dicts whole, e.g. 'hidden=[400, 400]'") from None
+        value = OmegaConf.select(parsed, key)
+        out[key] = OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
     return out
 
 
@@ -88,6 +97,7 @@ def resolve(schema: type, layers: Iterable[tuple[str, dict[str, Any]]], what: st
                 OmegaConf.update(cfg, key, _typed(OmegaConf.select(cfg, key), value), merge=False)
             except OmegaConfBaseException as err:
                 raise ValueError(f"{layer}: cannot set {key}={value!r} in {what}: {_first_line(err)}") from None
+    check_values(cfg, what)
     try:
         return OmegaConf.to_object(cfg)
     except OmegaConfBaseException as err:
@@ -95,17 +105,49 @@ def resolve(schema: type, layers: Iterable[tuple[str, dict[str, Any]]], what: st
         raise ValueError(f"{what}: {_first_line(cause)}") from None
 
 
+# integer settings that are sizes or counts (a layer's width, a batch, a number of heads...): at least 1; those
+# named *steps or *epochs: at least 0
+SIZES = {"hidden", "layers", "heads", "d", "ff", "width", "depth", "n_embd", "n_head", "n_layer", "n_in", "n_out",
+         "enc_layers", "dec_layers", "batch_size", "k", "lstm_steps", "max_len", "log_every", "checkpoint_every"}
+
+
+def check_values(cfg: DictConfig, what: str = "the config") -> None:
+    """Refuse, naming the key, a number no experiment can run with: NaN or infinity anywhere, a learning rate that
+    is not positive, a size (:data:`SIZES`) below 1, a number of steps or epochs below 0; and an empty ``networks``.
+    Called when a config is resolved, so such a value stops a run before anything trains."""
+    nets = OmegaConf.select(cfg, "networks", default=None)
+    if isinstance(nets, DictConfig) and not nets.keys():
+        raise ValueError(f"{what}: networks={{}} names no network, and a run needs one; to run some of a preset's "
+                         "networks, pass --networks NET[,NET...]")
+    for key in leaf_keys(cfg):
+        value = OmegaConf.select(cfg, key)
+        value = OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
+        name = key.rsplit(".", 1)[-1]
+        for v in value if isinstance(value, (list, tuple)) else [value]:
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                continue
+            why = ("must be a finite number" if not math.isfinite(v) else
+                   "must be > 0 (a learning rate)" if (name == "lr" or name.endswith("_lr")) and not v > 0 else
+                   "must be >= 1 (a size or count)" if name in SIZES and v < 1 else
+                   "must be >= 0 (a number of steps)" if name.endswith(("steps", "epochs")) and v < 0 else "")
+            if why:
+                raise ValueError(f"{what}: {key}={value!r} {why}")
+
+
 def _typed(node, value):
-    """A plain dict given for a typed sub-config (a dataclass, or a dict of dataclasses such as ``networks``)
-    becomes that type, the keys it leaves out taking their class defaults."""
+    """A plain dict given for a typed sub-config (a dataclass, or a dict of dataclasses such as ``networks``) merges
+    into the values it overrides: the keys it leaves out keep the values they had (the preset's, when a preset set
+    them). For a dict of dataclasses, the entries named are the ones kept, each merged into the entry of the same
+    name (a new name starts from the class defaults)."""
     if not isinstance(value, dict) or not isinstance(node, DictConfig):
         return value
     kind = OmegaConf.get_type(node)
     if dataclasses.is_dataclass(kind):
-        return OmegaConf.merge(OmegaConf.structured(kind), value)
+        return OmegaConf.merge(node, value)
     element = node._metadata.element_type
     if dataclasses.is_dataclass(element):
-        return {k: v if dataclasses.is_dataclass(v) else OmegaConf.merge(OmegaConf.structured(element), v or {})
+        return {k: v if dataclasses.is_dataclass(v) else
+                OmegaConf.merge(node[k] if k in node else OmegaConf.structured(element), v or {})
                 for k, v in value.items()}
     return value
 

@@ -6,15 +6,18 @@ preset's name, plus ``+<hash>`` of the overrides when there are any, so runs wit
 a folder):
 
 - ``seed<N>.json``: one seed's result, its configuration and provenance (commit, code fingerprint), written
-  atomically; reused when its configuration and code match (see :mod:`wmask.experiments.store`); a run of some of a preset's
+  atomically; reused when its configuration and code match (see :mod:`wmask.experiments.store`); a run of some of a
+  preset's
   networks (``--networks``, e.g. the paper's smallest FNN on a CPU) writes ``seed<N>@<net>+<net>.json`` instead, and
   the summary merges every seed's networks from all such files made by the same code (with ``--stale reuse``, also
   those made by other versions, each network then named with the commit that made it); a selection whose networks
   a finished file of the seed already holds at the same settings (a larger selection, or a full run) is not run
   again: that file stands for it;
 - ``seed<N>/``: that seed's reusable stages (base networks, masks, checkpoints), so an interrupted run resumes;
-- ``summary.json``: every finished seed in the folder plus provenance (preset, overrides, seeds, commit, torch,
-  device, wall time); written under a lock, so concurrent runs of different seeds lose nothing;
+- ``summary.json``: every finished seed in the folder made by this code (with ``--stale reuse``, by any) plus
+  provenance (preset, overrides, seeds, commit, torch, device, wall time); finished results of other code that it
+  leaves out are named in its ``left_out``, with how to merge them; written under a lock, so concurrent runs of
+  different seeds lose nothing;
 - ``<table>.csv``: tidy tables over those seeds, when the experiment defines them.
 """
 from __future__ import annotations
@@ -31,6 +34,7 @@ from pathlib import Path
 from typing import Callable
 
 from . import config as _config
+from .. import interrupts
 from .experiment import Experiment
 from .fingerprint import computing_files, fingerprint
 from .store import Store, read_json, wall_clock
@@ -45,12 +49,17 @@ GENERATED = "generated on the fly (no files)"
 
 
 def code_of(exp: Experiment) -> dict[str, str]:
-    """The source files that compute ``exp``'s numbers (:mod:`wmask.experiments.fingerprint`): its store key's code part."""
+    """The source files that compute ``exp``'s numbers (:mod:`wmask.experiments.fingerprint`): its store key's code
+    part."""
     return computing_files(exp.run.__module__)
 
 
+MAX_SEEDS = 10_000     # seeds one command may ask for (each is a run; more is a typo, and would not fit in memory)
+
+
 def parse_seeds(text: str) -> list[int]:
-    """``"0,1,2"`` or ``"0-4"`` -> list of ints (non-negative, no repeats); anything else names the bad part."""
+    """``"0,1,2"`` or ``"0-4"`` -> list of ints (non-negative, no repeats, at most :data:`MAX_SEEDS`); anything else
+    names the bad part."""
     seeds = []
     for part in str(text).split(","):
         part = part.strip()
@@ -59,11 +68,14 @@ def parse_seeds(text: str) -> list[int]:
                 lo, hi = (int(x) for x in part.split("-", 1))
                 if hi < lo:
                     raise ValueError(f"seed range {part!r} is empty (write it low-high, e.g. '1-3')")
+                if hi - lo + 1 + len(seeds) > MAX_SEEDS:
+                    raise ValueError(f"seed range {part!r} asks for {hi - lo + 1:,} seeds; at most {MAX_SEEDS:,} a "
+                                     "command (each seed is a whole run)")
                 seeds += list(range(lo, hi + 1))
             else:
                 seeds.append(int(part))
         except ValueError as err:
-            if "empty" in str(err):
+            if "seed range" in str(err):
                 raise
             raise ValueError(f"seeds must be integers like '0,1,2' or '0-4'; cannot read {part!r}") from None
     if any(s < 0 for s in seeds):
@@ -143,8 +155,14 @@ def run(experiment: str, preset: str, seeds: list[int], results: str | Path = "r
         stale: str = "error", networks: list[str] | None = None) -> dict:
     """Run (or reuse) every seed; returns the summary of ``seeds`` (``summary.json`` holds every finished seed of
     the folder), with ``computed``: the seeds computed by this call (the others were reused). ``overrides``: dotted
-    keys (see :mod:`wmask.experiments.config`); ``stale``: see :mod:`wmask.experiments.store`; ``networks``: run only these of the preset's
-    networks (the summary then says which were run)."""
+    keys (see :mod:`wmask.experiments.config`); ``stale``: see :mod:`wmask.experiments.store`; ``networks``: run only
+    these of the preset's networks (the summary then says which were run). Ctrl-C stops it wherever it comes
+    (:mod:`wmask.interrupts`)."""
+    with interrupts.honoured():
+        return _run(experiment, preset, seeds, results, device, threads, progress, model, overrides, stale, networks)
+
+
+def _run(experiment, preset, seeds, results, device, threads, progress, model, overrides, stale, networks) -> dict:
     if not seeds:
         raise ValueError("no seeds to run")
     exp, model = check(experiment, preset, model)
@@ -171,6 +189,7 @@ def run(experiment: str, preset: str, seeds: list[int], results: str | Path = "r
             store = Store(out_dir / f"seed{seed}", stale, code_of(exp))
             with wall_clock(ledger, key) as clock:
                 result = exp.run(cfg_obj, store, dev, progress)
+            interrupts.check()      # a Ctrl-C lost in a finaliser: no result is written as if it never came
             seconds, periods = clock()
             made = provenance(dev)
             return {"experiment": name, "preset": preset, "overrides": overrides, "seed": seed,
@@ -184,13 +203,15 @@ def run(experiment: str, preset: str, seeds: list[int], results: str | Path = "r
         with locked(out_dir / f".seed{seed}{picked}.lock", f"seed {seed} of {name} in {out_dir}", wait=False):
             held = None if not picked or path.exists() else covering_run(
                 out_dir, seed, cfgs[seed].networks, Store(out_dir, stale, code_of(exp)),
-                lambda nets, seed=seed: key_of(seed, exp.config(preset, seed, model, overrides, nets), nets is not None))
+                lambda nets, seed=seed: key_of(seed, exp.config(preset, seed, model, overrides, nets),
+                                               nets is not None))
             runs.append(held or Store(out_dir, stale, code_of(exp)).json(path, key, compute))
             ledger.unlink(missing_ok=True)
     with locked(out_dir / ".summary.lock", f"the summary of {out_dir}", wait=True):
-        everything = finished_runs(out_dir, runs, Store(out_dir, stale, code_of(exp)))
+        left_out: list[str] = []
+        everything = finished_runs(out_dir, runs, Store(out_dir, stale, code_of(exp)), left_out=left_out)
         merged = [merge_runs(exp, preset, model, overrides, rs) for rs in everything]
-        summary = write_summary(exp, out_dir, name, preset, overrides, merged, dev, time.time() - start)
+        summary = write_summary(exp, out_dir, name, preset, overrides, merged, dev, time.time() - start, left_out)
     return {**summary, "seeds": seeds, "runs": runs, "computed": computed}
 
 
@@ -215,17 +236,26 @@ def covering_run(out_dir: Path, seed: int, networks, store: Store, key_of: Calla
     return None
 
 
-def finished_runs(out_dir: Path, runs: list[dict], store: Store) -> list[list[dict]]:
+def finished_runs(out_dir: Path, runs: list[dict], store: Store, left_out: list | None = None) -> list[list[dict]]:
     """Per seed (sorted), this run's result for it plus every other finished result of that seed in ``out_dir``
-    made by the same code as ``store``'s (other network selections), or by any code when it reuses stale work."""
+    made by the same code as ``store``'s (other network selections), or by any code when it reuses stale work.
+    ``left_out``: a list that receives the names of the finished result files made by other code and so not merged."""
     by_file = {(r["seed"], tuple(r.get("selected", ()))): r for r in runs}
-    for path in out_dir.glob("seed*.json"):
+    for path in sorted(out_dir.glob("seed*.json")):
         other = read_json(path)
         key = (other.get("seed"), tuple(other.get("selected", ())))
-        if key not in by_file and (store.stale == "reuse" or store.same_code(other.get("store", {}))):
+        if key in by_file:
+            continue
+        if store.stale == "reuse" or store.same_code(other.get("store", {})):
             by_file[key] = other
+        elif left_out is not None:
+            left_out.append(path.name)
     seeds = sorted({s for s, _ in by_file})
     return [[r for (s, _), r in sorted(by_file.items(), key=lambda kv: kv[0][1]) if s == seed] for seed in seeds]
+
+
+LEFT_OUT = ("made by another version of wmask, so not merged into this summary and its tables; rerun with "
+            "--stale reuse to merge them (each then named with the commit that made it)")
 
 
 def merge_runs(exp: Experiment, preset: str, model: str | None, overrides: dict, runs: list[dict]) -> dict:
@@ -256,11 +286,14 @@ def merge_runs(exp: Experiment, preset: str, model: str | None, overrides: dict,
 
 
 def write_summary(exp: Experiment, out_dir: Path, name: str, preset: str, overrides: dict, runs: list[dict], dev,
-                  wall: float) -> dict:
+                  wall: float, left_out: list[str] = ()) -> dict:
+    """``summary.json`` and the tables of ``runs``; ``left_out``: finished result files not merged (made by other
+    code), named in the summary's ``left_out`` with how to merge them."""
     seeds = [r["seed"] for r in runs]
     selected = sorted({n for r in runs for n in r.get("selected", ())}) if all("selected" in r for r in runs) else []
     summary = {"experiment": name, "preset": preset, "overrides": overrides, "seeds": seeds,
                **({"selected": selected} if selected else {}),
+               **({"left_out": {"files": list(left_out), "why": LEFT_OUT}} if left_out else {}),
                "provenance": provenance(dev, wall_time_s=wall, preset=preset, overrides=overrides, seeds=seeds,
                                         code=fingerprint(code_of(exp)), made_by=sorted({c for r in runs for c in (
                                             r.get("made_by") or {"": r.get("commit", "")}).values()}),

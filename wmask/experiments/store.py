@@ -11,7 +11,9 @@ of another configuration is never overwritten).
 Reusing a stage leaves torch's random state exactly as computing it would have (the state after the stage is
 stored with it and restored on reuse), so a run resumed after any finished stage continues bit for bit like an
 uninterrupted one. Mid-stage checkpoints (``store.checkpoint(name)``) are the trainers' own business
-(:func:`wmask.train_model`, :func:`wmask.train_masks`). All files are written atomically.
+(:func:`wmask.train_model`, :func:`wmask.train_masks`). All files are written atomically, each with a checksum of
+its contents that is checked when it is read back: a damaged artefact is an error naming its file, never reused
+(one written before artefacts carried checksums is reused as before, unchecked).
 """
 from __future__ import annotations
 
@@ -32,7 +34,8 @@ import torch
 from . import config as _config
 from .fingerprint import changed, fingerprint
 from ..masks import MaskFilter, load_masks, save_masks
-from ..utils import atomic_torch_save, atomic_write_text, dumps, read_torch, rng_state, set_rng_state
+from ..utils import (atomic_torch_save, atomic_write_text, dumps, file_hash, read_torch, rng_state,
+                     set_rng_state)
 
 STALE = ("error", "reuse", "recompute")
 PACKAGE = Path(__file__).resolve().parents[1]      # the wmask package
@@ -113,7 +116,7 @@ class Store:
             if self._reusable(path, stored.get("store", {}), key):
                 return stored
         result = compute()
-        result = {**json.loads(dumps(result)), "store": self._meta(key)}
+        result = sealed({**json.loads(dumps(result)), "store": self._meta(key)})
         atomic_write_text(path, dumps(result))
         return result
 
@@ -155,19 +158,24 @@ class Store:
         if done.exists() and meta_path.exists():
             stored = read_json(meta_path)
             if self._reusable(done, stored.get("store", {}), key):
-                set_rng_state(torch.load(io.BytesIO(base64.b64decode(stored["rng"])), weights_only=False))
+                if "sha256" in stored and file_hash(done, "sha256") != stored["sha256"]:
+                    raise ValueError(f"{done} is damaged: its sha256 differs from the one {meta_path.name} recorded "
+                                     "when it was written; move it away to recompute")
                 try:
-                    return load_masks(done, model, filter), stored["history"]
+                    masks = load_masks(done, model, filter)
                 except Exception as err:   # a truncated or foreign file
                     raise ValueError(f"cannot read masks from {done}: {err}; move it away to recompute") from None
+                set_rng_state(torch.load(io.BytesIO(base64.b64decode(stored["rng"])), weights_only=False))
+                return masks, stored["history"]
         masks, hist = self._timed("masks", train)
         history = {"step": hist.step, "loss": hist.loss, "kept": hist.kept}
         binary = masks.binary()
         save_masks(done, binary, filter=masks.filter)
         rng = io.BytesIO()
         torch.save(rng_state(), rng)   # the same random state (CPU and CUDA) as the other stages keep
-        atomic_write_text(meta_path, dumps({"store": self._meta(key), "history": history,
-                                            "rng": base64.b64encode(rng.getvalue()).decode()}))
+        atomic_write_text(meta_path, dumps(sealed({"store": self._meta(key), "history": history,
+                                                   "sha256": file_hash(done, "sha256"),
+                                                   "rng": base64.b64encode(rng.getvalue()).decode()})))
         return binary, history
 
 
@@ -210,9 +218,31 @@ def wall_clock(path: Path, key: dict, every: float = 60.0):
         write()
 
 
+def _content_sha256(doc: dict) -> str:
+    """The sha256 of a stored JSON document, without the checksum it carries in ``doc["store"]["sha256"]``."""
+    meta = {k: v for k, v in doc.get("store", {}).items() if k != "sha256"}
+    return hashlib.sha256(dumps({**doc, "store": meta}).encode()).hexdigest()
+
+
+def sealed(doc: dict) -> dict:
+    """``doc`` with the sha256 of its contents in ``doc["store"]["sha256"]``, which :func:`read_json` checks."""
+    return {**doc, "store": {**doc.get("store", {}), "sha256": _content_sha256(doc)}}
+
+
 def read_json(path: Path) -> dict:
+    """A JSON object from ``path``; one that carries a checksum (:func:`sealed`) is checked against it. A file that
+    is not JSON, not an object, or damaged is a ValueError naming it; one written before artefacts carried a
+    checksum is read as it is (it cannot be checked)."""
     try:
-        return json.loads(Path(path).read_text())
+        doc = json.loads(Path(path).read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise ValueError(f"{path} is not valid JSON ({err}); it may be truncated: move it away to recompute") \
             from None
+    if not isinstance(doc, dict):
+        raise ValueError(f"{path} holds JSON {type(doc).__name__}, not an object: it was not written by wmask; "
+                         "move it away to recompute")
+    want = doc.get("store", {}).get("sha256") if isinstance(doc.get("store"), dict) else None
+    if want is not None and _content_sha256(doc) != want:
+        raise ValueError(f"{path} is damaged: its contents do not match the sha256 stored with them; move it away "
+                         "to recompute")
+    return doc

@@ -4,22 +4,26 @@ experiment.
 Layout (inside ``mathematics_dataset-v1.0/`` of the released archive, or ``mathematics_dataset-generated/`` of a copy
 made with the official generator): ``train-easy/``, ``train-medium/``, ``train-hard/``, ``interpolate/`` and
 ``extrapolate/``, one ``<module>.txt`` per module, question and answer on alternate lines. Read from the folder or
-straight from the ``.tar.gz`` (no unpacking), under ``path`` or ``$WMASK_DATA/dm_math``. The archive's sha256 is
-checked where it is known (the generated copy's), and every result names the data and its checksum: the generated
-copy is *not* the released v1.0 (other samples of the same distributions, 30,000 examples per module and difficulty
-instead of about 666,666), and figures must say which they used.
+straight from the ``.tar.gz`` (no unpacking), under ``path`` or ``$WMASK_DATA/dm_math``. An archive is read to its
+end before use, whatever its name, so a damaged one (its gzip CRC or length) is an error naming it; its sha256 is
+checked where it is known (the generated copy's). Every result names the data and its checksum, and the data is
+labelled by that checksum, never by a file name: an archive or folder whose checksum is not on record is "not
+confirmed to be the released v1.0", whatever it is called. The generated copy is *not* the released v1.0 (other
+samples of the same distributions, 30,000 examples per module and difficulty instead of about 666,666), and figures
+must say which they used.
 """
 from __future__ import annotations
 
+import gzip
 import hashlib
 import os
 import tarfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from ...utils import file_hash
 from .common import DatasetError, find_dir
 
 MODULES = ("arithmetic__add_or_sub", "algebra__linear_1d", "calculus__differentiate", "comparison__sort",
@@ -27,8 +31,10 @@ MODULES = ("arithmetic__add_or_sub", "algebra__linear_1d", "calculus__differenti
 DIFFICULTIES = ("train-easy", "train-medium", "train-hard")
 EXTRAPOLATE = {"arithmetic__add_or_sub": "arithmetic__add_or_sub_big", "comparison__sort": "comparison__sort_more"}
 RELEASED, GENERATED = "mathematics_dataset-v1.0", "mathematics_dataset-generated"
-# sha256 of the archives whose contents are known; the released v1.0's is recorded, not checked
+# sha256 of the archives whose contents are known, by file name (a file of that name must match it)
 SHA256 = {f"{GENERATED}.tar.gz": "23439cf0c20919e799d639e4469eed6bfe14f9f622fa14780bed16ef9250e057"}
+# what an archive is, by its sha256: the label data gets (none of the released v1.0 is on record here)
+KNOWN = {SHA256[f"{GENERATED}.tar.gz"]: f"{GENERATED}: a generated copy, not the released v1.0"}
 FULL_TRAIN, FULL_HELD_OUT = 666_666, 10_000               # v1.0: examples per module and difficulty; held out
 
 
@@ -42,8 +48,15 @@ class Source:
 
     @property
     def label(self) -> str:
-        what = "the released v1.0" if self.name == RELEASED else "a generated copy, not the released v1.0"
-        return f"DeepMind Mathematics ({self.name}: {what})"
+        """What the data is, from its checksum alone (a file or folder name proves nothing)."""
+        digest = self.checksum.split()[1] if self.checksum.startswith("sha256 ") else ""
+        if digest in KNOWN:
+            return f"DeepMind Mathematics ({KNOWN[digest]})"
+        if self.name == GENERATED:
+            return f"DeepMind Mathematics ({self.name}: a generated copy, not the released v1.0)"
+        what = f"archive {self.archive.name}" if self.archive else f"folder {self.name}/"
+        return (f"DeepMind Mathematics ({what}, a checksum not on record: not confirmed to be the released v1.0, "
+                "whatever its name)")
 
     def where(self, rel: str) -> str:
         return f"{self.archive}:{self.name}/{rel}" if self.archive else str(self.top / rel)
@@ -69,11 +82,32 @@ class Source:
             raise DatasetError(f"{where}: not ASCII text (byte {err.start})") from None
 
 
-def sha256(path: Path) -> str:
+class _Hashing:
+    """A binary file that hashes every byte read from it."""
+    def __init__(self, f):
+        self.f, self.hash = f, hashlib.sha256()
+
+    def read(self, n=-1):
+        data = self.f.read(n)
+        self.hash.update(data)
+        return data
+
+
+def read_through(path: Path, chunk: int = 1 << 20) -> str:
+    """The sha256 of ``path``, a ``.tar.gz``, after decompressing all of it: gzip checks its CRC and length at the
+    end, so any damaged byte is a :class:`DatasetError` naming the file (reading a member alone checks nothing)."""
     try:
-        return file_hash(path, "sha256")
-    except OSError as err:
-        raise DatasetError(f"{path} cannot be read ({err})") from None
+        with open(path, "rb") as raw:
+            hashing = _Hashing(raw)
+            with gzip.GzipFile(fileobj=hashing, mode="rb") as gz:
+                while gz.read(chunk):
+                    pass
+            while hashing.read(chunk):      # anything after the gzip stream counts in the checksum too
+                pass
+        return hashing.hash.hexdigest()
+    except (OSError, EOFError, zlib.error) as err:
+        raise DatasetError(f"{path} is damaged or truncated ({err}): it fails gzip's integrity check; fetch it "
+                           "again") from None
 
 
 def open_source(path: str | os.PathLike | None = None) -> Source:
@@ -82,12 +116,10 @@ def open_source(path: str | os.PathLike | None = None) -> Source:
     root = find_dir(path, "dm_math", "Mathematics dataset")
     for name in (RELEASED, GENERATED):
         if (root / name).is_dir():
-            files = sorted(p for p in (root / name).rglob("*.txt"))
-            digest = hashlib.md5("".join(f"{p.relative_to(root)}:{p.stat().st_size}\n" for p in files).encode())
-            return Source(name, f"folder (file sizes md5 {digest.hexdigest()})", top=root / name)
+            return Source(name, "folder (sha256 of the files read: see load)", top=root / name)
         archive = root / f"{name}.tar.gz"
         if archive.exists():
-            got, want = sha256(archive), SHA256.get(archive.name)
+            got, want = read_through(archive), SHA256.get(archive.name)
             if want and got != want:
                 raise DatasetError(f"{archive} is corrupt or not the known copy: sha256 {got}, expected {want}")
             return Source(name, f"sha256 {got}" + ("" if want else " (no published checksum to check)"),
@@ -118,13 +150,18 @@ def load(modules=MODULES, path: str | os.PathLike | None = None) -> dict:
     if unknown:
         raise ValueError(f"unknown Mathematics modules {unknown}; the paper's: {', '.join(MODULES)}")
     src = open_source(path)
+    contents = hashlib.sha256()      # of a folder: every file read, by name and content
 
     def read(rel):
-        return parse(src.read(rel), src.where(rel))
-    return {"train": {d: {m: read(f"{d}/{m}.txt") for m in modules} for d in DIFFICULTIES},
-            "interpolate": {m: read(f"interpolate/{m}.txt") for m in modules},
-            "extrapolate": {m: read(f"extrapolate/{EXTRAPOLATE[m]}.txt") for m in modules if m in EXTRAPOLATE},
-            "dataset": src.label, "checksum": src.checksum}
+        text = src.read(rel)
+        contents.update(f"{rel}\0{len(text)}\0{text}".encode())
+        return parse(text, src.where(rel))
+    out = {"train": {d: {m: read(f"{d}/{m}.txt") for m in modules} for d in DIFFICULTIES},
+           "interpolate": {m: read(f"interpolate/{m}.txt") for m in modules},
+           "extrapolate": {m: read(f"extrapolate/{EXTRAPOLATE[m]}.txt") for m in modules if m in EXTRAPOLATE}}
+    if src.top is not None:
+        src.checksum = f"folder (sha256 of the files read {contents.hexdigest()})"
+    return {**out, "dataset": src.label, "checksum": src.checksum}
 
 
 def synthetic(modules=("comparison__sort",), n: int = 600, seed: int = 0) -> dict:

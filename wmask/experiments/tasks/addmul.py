@@ -55,10 +55,12 @@ class AddMulConfig:
     seed: int = 0
 
     def __post_init__(self):
-        unknown = [n for n in (*self.size_study, *([self.sweep_network] if self.sweep_network else []))
-                   if n not in self.networks]
-        if unknown:
-            raise ValueError(f"size study / sweep name unknown networks {unknown}; known: {list(self.networks)}")
+        for key, names in (("size_study", self.size_study), ("sweep_network", [self.sweep_network] * bool(
+                self.sweep_network))):
+            if unknown := list(dict.fromkeys(n for n in names if n not in self.networks)):
+                raise ValueError(f"{key} names networks {unknown} that networks does not hold (it holds "
+                                 f"{list(self.networks)}): override {key} too, or pass --networks NET[,NET...] to "
+                                 "run some of the preset's networks")
 
 
 # Masks use the authors' clipping ("all", the book's method page) unless a network's name ends in "_masks_clip"; such a
