@@ -70,7 +70,7 @@ def test_an_option_value_with_an_equals_sign_is_not_an_override(tmp_path, monkey
 
     def fake_run(experiment, preset, seeds, results, *a, **k):
         seen.update(results=results, overrides=k["overrides"])
-        return {"experiment": experiment, "runs": [], "provenance": {"wall_time_s": 0.0}}
+        return {"experiment": experiment, "runs": [], "computed": [], "provenance": {"wall_time_s": 0.0}}
     monkeypatch.setattr(runner, "run", fake_run)
     folder = str(tmp_path / "R-x=1")
     assert main(["run", "planted", "--results", folder, "--preset", "smoke", "mask.steps=5", "--quiet"]) == 0
@@ -210,13 +210,11 @@ def test_damaged_masks_are_an_error_naming_the_file(tmp_path):
 
 # -- a summary that leaves out finished seeds says so -----------------------------------------------------------
 def test_a_summary_names_the_seeds_of_other_code_it_leaves_out(tmp_path, monkeypatch, capsys):
-    from wmask.experiments import store
     fast = dataclasses.replace(runner.EXPERIMENTS["planted"], run=lambda cfg, *a: {"x": cfg.seed}, tables=None)
     monkeypatch.setitem(runner.EXPERIMENTS, "planted", fast)
     args = ["run", "planted", "--preset", "smoke", "--results", str(tmp_path), "--quiet"]
     assert main([*args, "--seeds", "0"]) == 0
-    monkeypatch.setattr(store, "code_fingerprint", lambda files=None: "changed-code")
-    monkeypatch.setattr(runner, "code_fingerprint", lambda files=None: "changed-code")
+    monkeypatch.setattr(runner, "code_of", lambda exp: {"wmask/train.py": "changed-code"})   # other code now
     capsys.readouterr()
     assert main([*args, "--seeds", "1"]) == 0
     summary = json.loads((tmp_path / "planted/smoke/summary.json").read_text())
