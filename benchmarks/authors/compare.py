@@ -19,7 +19,7 @@ import pandas as pd
 
 REPO = Path(__file__).resolve().parent.parent.parent
 sys.path.insert(0, str(REPO))
-from wmask import reference  # noqa: E402
+from wmask.book import authors as reference  # noqa: E402
 
 
 def main(argv=None) -> int:
