@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..experiments.runner import EXPERIMENTS, experiment_of, model_of
+from ..experiments.runner import experiment_of, model_of
 from ..experiments.status import word as status_word
 from . import claims
 from .verdict import UNTESTABLE
@@ -85,7 +85,7 @@ def claims_table(root: str | Path = "results") -> pd.DataFrame:
                 "chapter": CHAPTERS.get(claim.experiment, "")}
         runs = runs_of(claim.experiment, root)
         if not runs:
-            why = exp.absent("cpu", model_of(claim.experiment)) if claim.experiment in _labels() else ""
+            why = exp.absent("cpu", model_of(claim.experiment))
             rows.append({**head, "run": "none", "verdict": UNTESTABLE, "our verdict": "untestable: no committed run"
                          + (f" ({why})" if why else ""), "brief": "untestable: no committed run",
                          "seeds agreeing": "", "numbers": "", AUTHORS: "", "authors brief": "", "status": ""})
@@ -151,8 +151,3 @@ def verdict_box(keys: list[str], tables: dict, cfg: dict, where: str) -> str:
 def _esc(text) -> str:
     import html as _html
     return _html.escape(str(text))
-
-
-def _labels() -> set[str]:
-    return {e if not m or m == exp.models[0] else f"{e}-{m}" for e, exp in EXPERIMENTS.items()
-            for m in (exp.models or (None,))}
