@@ -16,7 +16,7 @@
 # The paper's second reuse experiment. Task 0 classifies MNIST digits; task *t* the same digits with the pixels
 # shuffled by a fixed permutation. One FNN learns the tasks in turn: for task *t*, the weights that earlier tasks'
 # masks keep are **frozen**, every other weight is re-initialised, and the weights and a new mask are trained
-# **jointly** (`wmask.train_masks(..., train_weights=True, frozen=...)`). The first layer is always relearned: a
+# **jointly** (`wmask.train_jointly(..., frozen=...)`). The first layer is always relearned: a
 # permutation of the pixels needs only a new first layer, so a network that reused what it knows would keep its
 # upper layers. The mask logits start at 2 on the frozen weights and at 2, 0 or −1 on new ones (three variants: from
 # "new weights look as attractive as old ones" to "new weights start removed"). The `cpu` preset runs init 2 only:

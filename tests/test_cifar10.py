@@ -119,7 +119,6 @@ def test_cifar_experiment_end_to_end_on_synthetic_data(tmp_path):
     assert run["dataset"].startswith("synthetic") and len(run["relative_drop"]) == 10
     # the control stage runs its own number of steps, the class-removal stage mask.steps (smoke: 40)
     assert run["history"]["control"]["step"][-1] == 59 and run["history"]["removal"]["step"][-1] == 39
-    assert run["timing"]["batched_s"] > 0 and run["timing"]["sequential_s"] > 0
     assert 0 <= run["stability_iou"]["total"] <= 1
     assert (out / "worst.csv").exists() and (out / "base_curve.csv").exists()
 

@@ -143,8 +143,8 @@ def test_interrupt_and_full_disk_say_what_to_do(tmp_path, monkeypatch, capsys):
 def test_a_chapter_at_a_preset_its_experiment_lacks_runs_smoke_and_says_why():
     from wmask.book.report import preset_to_run
     assert preset_to_run("addmul", "cpu") == ("cpu", "")
-    preset, note = preset_to_run("scan", "cpu", "transformer")
-    assert preset == "smoke" and note.startswith("scan-transformer has no cpu preset: on two cores the 2+2-layer")
+    preset, note = preset_to_run("cifar10", "cpu", "resnet")
+    assert preset == "smoke" and note.startswith("cifar10-resnet has no cpu preset: the ResNet-110 needs a GPU")
     assert "its numbers mean nothing" in note
 
 

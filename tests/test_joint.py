@@ -1,4 +1,4 @@
-"""Weights trained jointly with a mask (train_masks(train_weights=True), the paper's permuted MNIST §2.4) against
+"""Weights trained jointly with a mask (train_jointly, the paper's permuted MNIST §2.4) against
 plain torch training, and frozen weights that must not move."""
 import copy
 
@@ -27,7 +27,7 @@ def test_with_every_weight_kept_joint_training_is_plain_adam_on_the_weights():
     reference = copy.deepcopy(model)
     masks = wmask.MaskSet(model, filter=wmask.MaskFilter(biases=True), init=30.0)   # keep probability 1 - 1e-13
     cfg = wmask.MaskTrainConfig(steps=5, lr=1e-2, alpha=0.0, k=4, batch_size=16, clip=1e9, clip_mode="all")
-    wmask.train_masks(masks, data, _loss, cfg, train_weights=True, progress=False)
+    wmask.train_jointly(masks, data, _loss, cfg, progress=False)
     opt = torch.optim.Adam(reference.parameters(), lr=1e-2)
     for step in range(5):
         x, y = data(step)
@@ -45,7 +45,7 @@ def test_frozen_weights_do_not_move_and_the_mask_still_learns():
     frozen = {"0.weight": torch.rand(8, 6) < 0.5}
     masks = wmask.MaskSet(model, filter=wmask.MaskFilter(biases=True), init=0.2)
     cfg = wmask.MaskTrainConfig(steps=5, lr=1e-1, alpha=1.0, k=4, batch_size=16, clip_mode="all")
-    hist = wmask.train_masks(masks, data, _loss, cfg, train_weights=True, frozen=frozen, progress=False)
+    hist = wmask.train_jointly(masks, data, _loss, cfg, frozen=frozen, progress=False)
     w, w0 = model[0].weight.detach(), before[0].weight.detach()
     assert torch.equal(w[frozen["0.weight"]], w0[frozen["0.weight"]])
     assert (w[~frozen["0.weight"]] != w0[~frozen["0.weight"]]).all()
@@ -58,10 +58,9 @@ def test_joint_training_errors_are_named():
     masks = wmask.MaskSet(model)
     cfg = wmask.MaskTrainConfig(steps=1, k=4, batch_size=16, clip_mode="all")
     with pytest.raises(ValueError, match=r"frozen\['nope'\]"):
-        wmask.train_masks(masks, data, _loss, cfg, train_weights=True, frozen={"nope": torch.zeros(2, dtype=bool)})
+        wmask.train_jointly(masks, data, _loss, cfg, frozen={"nope": torch.zeros(2, dtype=bool)})
     with pytest.raises(ValueError, match="clip_mode='all'"):
-        wmask.train_masks(masks, data, _loss, wmask.MaskTrainConfig(steps=1, k=4, batch_size=16),
-                          train_weights=True)
+        wmask.train_jointly(masks, data, _loss, wmask.MaskTrainConfig(steps=1, k=4, batch_size=16))
 
 
 def test_reuse_by_width_is_the_mean_share_of_later_tasks_and_the_claims_verdict():

@@ -71,14 +71,12 @@ def test_scan_resumed_after_the_base_network_equals_uninterrupted(tmp_path, monk
 def test_a_stage_from_another_config_is_refused_with_the_key(tmp_path, capsys):
     """CIFAR used to reuse base.pt / control.pt / removal.safetensors whatever made them."""
     args = ["run", "cifar10", "--preset", "smoke", "--results", str(tmp_path), "--quiet"]
-    assert main(args + ["base.steps=30", "mask.steps=4", "timing_steps=1"]) == 0
-    first = tmp_path / "cifar10" / runner.folder_name("smoke", {"base.steps": 30, "mask.steps": 4,
-                                                                "timing_steps": 1})
-    other = tmp_path / "cifar10" / runner.folder_name("smoke", {"base.steps": 50, "mask.steps": 4,
-                                                                "timing_steps": 1})
+    assert main(args + ["base.steps=30", "mask.steps=4"]) == 0
+    first = tmp_path / "cifar10" / runner.folder_name("smoke", {"base.steps": 30, "mask.steps": 4})
+    other = tmp_path / "cifar10" / runner.folder_name("smoke", {"base.steps": 50, "mask.steps": 4})
     other.mkdir(parents=True)
     (other / "seed0").symlink_to(first / "seed0")                 # the old stages where the new run looks
-    assert main(args + ["base.steps=50", "mask.steps=4", "timing_steps=1"]) == 2
+    assert main(args + ["base.steps=50", "mask.steps=4"]) == 2
     err = capsys.readouterr().err
     assert "base.pt was made by a different configuration" in err and "base.steps: 30 -> 50" in err
     assert json.loads((first / "seed0.json").read_text())["config"]["base"]["steps"] == 30

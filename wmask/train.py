@@ -10,15 +10,14 @@ from typing import Callable, Sequence
 
 import torch
 from torch import nn
-from torch.utils._pytree import tree_map
 from tqdm import tqdm
 
 from .evidence import history_convergence
-from . import interrupts, memory
-from .forward import input_tensors, map_inputs
+from . import interrupts
 from .history import History  # noqa: F401 (re-exported)
 from .nonfinite import NonFiniteError, non_finite as _non_finite, non_finite_base as _non_finite_base  # noqa: F401
-from .masks import MaskSet, set_dims, slice_sets
+from .masks import MaskSet
+from .maskstep import JointStep, MaskStep, clip_per_set, set_norms  # noqa: F401 (re-exported)
 from .utils import atomic_torch_save, diff, dumps, read_torch, rng_state, set_rng_state
 
 # "masks": clip each set's gradient norm over its mask logits (what the method describes).
@@ -106,102 +105,32 @@ def _settled(hist: History) -> bool:
     return all(r["converged"] for r in history_convergence(asdict(hist), names).values())
 
 
-def _check_batch(inputs, cfg, step: int, n_sets: int) -> None:
-    """Inputs ``[M, ..., B, ...]``, checked before any pass slices them: M must be ``n_sets`` (one batch per mask
-    set), and B (dim ``cfg.batch_dim + 1``) ``cfg.batch_size``, which the regulariser ``alpha * sum(logits) /
-    batch_size`` divides by."""
-    d = cfg.batch_dim + 1
-    items = inputs.items() if isinstance(inputs, dict) else enumerate(
-        inputs if isinstance(inputs, (tuple, list)) else (inputs,))
-    for j, x in ((j, x) for j, x in items if isinstance(x, torch.Tensor)):
-        if x.dim() == 0 or x.shape[0] != n_sets:
-            raise ValueError(f"step {step}: input {j!r} has shape {tuple(x.shape)}, but its leading dimension must "
-                             f"be the {n_sets} mask sets (one batch per set, stacked: [{n_sets}, ...])")
-        if x.dim() > d and x.shape[d] != cfg.batch_size:
-            raise ValueError(f"step {step}: input {j} has batch size {x.shape[d]} (dim {d} of shape "
-                             f"{tuple(x.shape)}, batch_dim={cfg.batch_dim}) but the config says "
-                             f"batch_size={cfg.batch_size}; the regulariser alpha * sum(logits) / batch_size divides "
-                             "by it, so a mismatch would silently change alpha")
-
-
-def _one_pass(masks, a, b, inputs, targets, forward, loss_fn, logits, alpha, cfg) -> torch.Tensor:
-    """Forward and backward of sets ``a..b-1``: the model sees their inputs only, ``forward`` and ``loss_fn`` see
-    every set's slot (the others' outputs are zeros, and their losses are dropped). Returns their task losses."""
-    whole = _all_sets(masks, a, b)
-    task = loss_fn(_pass_output(masks, a, b, inputs, forward, cfg), targets)
-    if task.dim() == 0 and masks.n_sets == 1:     # one set: a scalar loss is that set's loss
-        task = task.reshape(1)
-    if task.shape != (masks.n_sets,):
-        raise ValueError(f"loss_fn must return one loss per mask set, shape ({masks.n_sets},), got {tuple(task.shape)}")
-    part = (lambda t: t) if whole else (lambda t: t[a:b])  # noqa: E731
-    sets = (lambda t: t) if whole else (lambda t: slice_sets(t, a, b))  # noqa: E731
-    reg = (sum(sets(l).sum(set_dims(l)) for l in logits) * part(alpha)).sum()
-    (part(task).sum() + reg).backward()
-    return part(task).detach()
-
-
-def _all_sets(masks, a, b) -> bool:
-    return (a, b) == (0, masks.n_sets)
-
-
-def _pass_output(masks, a, b, inputs, forward, cfg):
-    """The outputs of sets ``a..b-1`` in every set's slot (zeros in the others'), through ``forward``."""
-    masks.next_pass()
-
-    def call(x):
-        out = masks.sample_forward(map_inputs(lambda t: t[a:b], x), k=cfg.k, batch_dim=cfg.batch_dim, sets=(a, b))
-        if _all_sets(masks, a, b):
-            return out
-        pad = lambda y: torch.cat([y.new_zeros(a, *y.shape[1:]), y, y.new_zeros(masks.n_sets - b, *y.shape[1:])])
-        return tree_map(pad, out)
-    return call(inputs) if forward is None else forward(call, inputs)
-
-
-def set_norms(grads: list[torch.Tensor]) -> torch.Tensor:
-    """Each set's gradient norm over all tensors (leading dim = set), ``[M]``."""
-    # reduced in place: flatten would copy the many gradients stored transposed (a tenth of an LSTM's mask step)
-    norms = [torch.linalg.vector_norm(g, dim=set_dims(g)) for g in grads]
-    return torch.stack(norms).square().sum(0).sqrt()
-
-
-def clip_per_set(grads: list[torch.Tensor], max_norm: float, norms: torch.Tensor | None = None) -> torch.Tensor:
-    """Scale each set's gradients (leading dim) so that its norm over all tensors is at most ``max_norm``, like
-    ``clip_grad_norm_`` applied to every set alone. Returns the norms before clipping, ``[M]`` (``norms``: already
-    computed by :func:`set_norms`)."""
-    norms = set_norms(grads) if norms is None else norms
-    scale = (max_norm / (norms + 1e-6)).clamp(max=1.0)
-    for g in grads:
-        g.mul_(scale.view(-1, *([1] * (g.dim() - 1))))
-    return norms
-
-
 def train_masks(masks: MaskSet, data, loss_fn: Callable, cfg: MaskTrainConfig | None = None,
                 eval_fn: Callable | None = None, checkpoint: str | os.PathLike | None = None,
                 progress: bool = True, desc: str = "masks", forward: Callable | None = None,
-                alphas: Sequence[float] | None = None, train_weights: bool = False,
-                frozen: dict[str, torch.Tensor] | None = None, sets_per_pass: int | None = None,
+                alphas: Sequence[float] | None = None, sets_per_pass: int | None = None,
                 names: Sequence[str] | None = None) -> History:
-    """Train every set of ``masks`` at once.
+    """Train every set of ``masks`` at once over the frozen model (a mask value 1 means the weight is kept).
 
     ``data``: a callable ``step -> (inputs, targets)`` or an iterator of them; inputs ``[M, B, ...]`` (a tensor, a
-    tuple, or a dict of keyword inputs), one batch per set from that set's own stream. ``loss_fn(outputs,
-    targets)`` returns the per-set task losses, shape ``[M]`` (a scalar when there is one set). The objective of set
-    ``i`` is ``loss_i + alpha_i * sum(logits_i) / B``, with ``alpha_i`` from ``alphas`` (one per set, e.g. an α
-    sweep in one pass) or else ``cfg.alpha``. Sets are independent: one Adam over the stacked logits is exactly
-    ``M`` separate Adams (it is element-wise), and clipping is per set (``cfg.clip_mode``, see :data:`CLIP_MODES`).
-    Runs exactly ``cfg.steps`` updates (the
-    authors' code runs ``steps + 1``), or fewer with ``cfg.stop_on_plateau`` once every set has settled. With
-    ``checkpoint``, the state (with torch's global RNG state, which e.g. teacher-forcing draws use) is saved
-    atomically every ``cfg.checkpoint_every`` steps and an existing checkpoint is resumed, bit for bit when ``data``
-    is a function of the step. The inputs' batch size (dim
-    ``cfg.batch_dim + 1``) must be ``cfg.batch_size``. A NaN or infinity in a set's batch, loss, logits or gradients
-    stops training with a :class:`NonFiniteError` (a ``FloatingPointError``) naming the step, the set and what it was.
+    tuple, or a dict of keyword inputs), one batch per set from that set's own stream; B (dim ``cfg.batch_dim + 1``)
+    must be ``cfg.batch_size``. ``loss_fn(outputs, targets)`` returns the per-set task losses, shape ``[M]`` (a
+    scalar when there is one set). The objective of set ``i`` is ``loss_i + alpha_i * sum(logits_i) / B``, with
+    ``alpha_i`` from ``alphas`` (one per set, e.g. an α sweep in one pass) or else ``cfg.alpha``. Sets are
+    independent: one Adam over the stacked logits is exactly ``M`` separate Adams (it is element-wise), and clipping
+    is per set (``cfg.clip_mode``, see :data:`CLIP_MODES`).
 
-    ``train_weights``: the model's weights train too, jointly with the masks (the paper's permuted MNIST, §2.4): one
-    Adam at ``cfg.lr`` over the logits and the weights, whose gradient is the straight-through gradient through the
-    masked weights summed over sets, and one clipping norm over both (as the authors' code). ``frozen``: ``{parameter
-    name: bool tensor}``, True where a weight must not change (e.g. weights earlier tasks' masks use); the others
-    train. The model's parameters change in place.
+    ``forward(call, inputs)``: how the model is run, for models whose forward is more than ``model(inputs)`` (e.g.
+    a decoder loop): it gets ``call``, the masked model over every set (``call(x)`` with ``x`` ``[M, ...]``), and
+    returns the outputs ``loss_fn`` reads. Default: ``call(inputs)``.
+
+    Runs exactly ``cfg.steps`` updates (the authors' code runs ``steps + 1``), or fewer with
+    ``cfg.stop_on_plateau`` once every set has settled. ``eval_fn(masks) -> dict`` runs every ``cfg.eval_every``
+    steps and at the end, into ``History.evals``. With ``checkpoint``, the state (with torch's global RNG state,
+    which e.g. teacher-forcing draws use) is saved atomically every ``cfg.checkpoint_every`` steps and an existing
+    checkpoint is resumed, bit for bit when ``data`` is a function of the step. A NaN or infinity in a set's batch,
+    loss, logits or gradients stops training with a :class:`NonFiniteError` (a ``FloatingPointError``) naming the
+    step, the set and what it was.
 
     ``sets_per_pass``: how many sets run in one forward/backward pass; a step runs its sets in passes of at most
     that many (each pass's gradients accumulate before the one update), so memory grows with the pass, not with
@@ -212,75 +141,44 @@ def train_masks(masks: MaskSet, data, loss_fn: Callable, cfg: MaskTrainConfig | 
 
     ``names``: one name per set, for the progress bar (each set's kept fraction and loss) and ``History.names``.
     """
-    cfg = cfg or MaskTrainConfig()
-    logits = list(masks.logits.values())
-    params = dict(masks.model.named_parameters()) if train_weights else {}
-    for n, f in (frozen or {}).items():
-        if not train_weights or n not in params or tuple(f.shape) != tuple(params[n].shape):
-            raise ValueError(f"frozen[{n!r}]: needs train_weights=True and a parameter of that name and shape "
-                             f"({tuple(f.shape)})")
-    opt = torch.optim.Adam(logits + [p for p in params.values() if p.is_floating_point()], lr=cfg.lr)
-    alphas = [cfg.alpha] * masks.n_sets if alphas is None else [float(a) for a in alphas]
-    if len(alphas) != masks.n_sets or not all(math.isfinite(a) and a >= 0 for a in alphas):
-        raise ValueError(f"alphas must be {masks.n_sets} finite values >= 0 (one per mask set), got {alphas}")
-    alpha = torch.tensor(alphas, device=logits[0].device) / cfg.batch_size
-    config = {**asdict(cfg), "alphas": alphas, **({"train_weights": True} if train_weights else {})}
-    if train_weights and (masks.n_sets != 1 or cfg.clip_mode != "all"):
-        raise ValueError("train_weights needs one mask set and clip_mode='all' (one norm over weights and masks)")
-    masks.track_frozen_grads(cfg.clip_mode == "all")
+    update = MaskStep(masks, loss_fn, cfg or MaskTrainConfig(), alphas=alphas, forward=forward,
+                      sets_per_pass=sets_per_pass)
+    return _train(update, data, eval_fn, checkpoint, progress, desc, names)
+
+
+def train_jointly(masks: MaskSet, data, loss_fn: Callable, cfg: MaskTrainConfig | None = None,
+                  frozen: dict[str, torch.Tensor] | None = None, eval_fn: Callable | None = None,
+                  checkpoint: str | os.PathLike | None = None, progress: bool = True, desc: str = "masks",
+                  forward: Callable | None = None) -> History:
+    """:func:`train_masks` for one mask set whose model's weights train too, jointly with the mask (the paper's
+    permuted MNIST, §2.4): one Adam at ``cfg.lr`` over the logits and the weights, whose gradient is the
+    straight-through gradient through the masked weights, and one clipping norm over both (``cfg.clip_mode`` must
+    be ``"all"``, as the authors' code). ``frozen``: ``{parameter name: bool tensor}``, True where a weight must not
+    change (e.g. weights earlier tasks' masks use); the others train. The model's parameters change in place; a
+    checkpoint holds them too. The other arguments are :func:`train_masks`'."""
+    update = JointStep(masks, loss_fn, cfg or MaskTrainConfig(), frozen=frozen, forward=forward)
+    return _train(update, data, eval_fn, checkpoint, progress, desc, None)
+
+
+def _train(update: MaskStep, data, eval_fn, checkpoint, progress, desc, names) -> History:
+    """The loop both run: resume, steps, log points, evaluations, checkpoints."""
+    masks, cfg = update.masks, update.cfg
     if names is not None and len(names) != masks.n_sets:
         raise ValueError(f"names: {len(names)} given for {masks.n_sets} mask sets")
+    masks.track_frozen_grads(cfg.clip_mode == "all")
     hist, start = History(), 0
-    state = _resume(checkpoint, config)
+    state = _resume(checkpoint, update.config)
     if state is not None:
-        masks.load_state_dict(state["masks"])
-        if train_weights:
-            masks.model.load_state_dict(state["weights"])
-        opt.load_state_dict(state["opt"])
+        update.load_state_dict(state)
         hist, start = History(**state["history"]), state["step"]
         set_rng_state(state.get("rng"))
     hist.names = list(names or [])
     masks.model.eval()
     bar = tqdm(desc=desc, disable=not progress, mininterval=2.0, initial=start, total=cfg.steps)
-    per_pass = None if sets_per_pass is None else int(sets_per_pass)
-    if per_pass is not None and per_pass < 1:
-        raise ValueError(f"sets_per_pass must be >= 1, got {sets_per_pass}")
-    bounds = [(0, masks.n_sets)] if per_pass is None else memory.passes(masks.n_sets, per_pass)
-    first = start
     for step in range(start, cfg.steps):
         interrupts.check()      # a Ctrl-C lost in a finaliser (e.g. while the last checkpoint was written)
-        inputs, targets = _next_batch(data, step)
-        _check_batch(inputs, cfg, step, masks.n_sets)
-        if per_pass is None and masks.n_sets > 1:   # the budget, with one set's activations measured on this batch
-            per_pass = memory.measured_sets_per_pass(masks, lambda: _pass_output(masks, 0, 1, inputs, forward, cfg),
-                                                     cfg.k, live=input_tensors(inputs))
-            bounds = memory.passes(masks.n_sets, per_pass)
-        opt.zero_grad(set_to_none=False)
-        if train_weights:                   # this step's weight gradients only
-            for sink in masks.sinks.values():
-                sink.grad = None
-        with masks.passes():
-            start, parts = (rng_state() if len(bounds) > 1 else None), []
-            for i, (a, b) in enumerate(bounds):
-                if i:   # the model's own random draws (a teacher-forcing coin) as in one pass: the first pass's
-                    set_rng_state(start)
-                parts.append(_one_pass(masks, a, b, inputs, targets, forward, loss_fn, logits, alpha, cfg))
-            task = torch.cat(parts)
-        if train_weights:                   # frozen weights get no gradient, and none enters the clipping norm
-            for n, f in (frozen or {}).items():
-                if masks.sinks[n].grad is not None:
-                    masks.sinks[n].grad.masked_fill_(f.to(masks.sinks[n].grad.device), 0)
-        sinks = [s.grad for s in masks.sinks.values() if s.grad is not None] if masks.sinks else []
-        grads = [l.grad for l in logits if l.grad is not None] + sinks
-        norms = set_norms(grads)    # finite iff every gradient is: one host sync per step checks it with the loss
-        if not bool(torch.isfinite(task).all() & torch.isfinite(norms).all()):
-            raise _non_finite(step, inputs, targets, task.detach(), norms, masks)
-        clip_per_set(grads, cfg.clip, norms)
-        if train_weights:
-            for n, sink in masks.sinks.items():
-                params[n].grad = sink.grad.sum(0).contiguous() if sink.grad is not None else None
-        opt.step()
-        advance(bar, warm_up=step == first)
+        task = update(step, *_next_batch(data, step))
+        advance(bar, warm_up=step == start)
         if step % cfg.log_every == 0 or step == cfg.steps - 1:
             hist.step.append(step)
             hist.loss.append(task.detach().tolist())
@@ -291,20 +189,24 @@ def train_masks(masks: MaskSet, data, loss_fn: Callable, cfg: MaskTrainConfig | 
         if eval_fn is not None and cfg.eval_every and (step + 1) % cfg.eval_every == 0 and step + 1 < cfg.steps:
             hist.evals.append({"step": step + 1, **eval_fn(masks)})
         if checkpoint is not None and (step + 1) % cfg.checkpoint_every == 0 and step + 1 < cfg.steps:
-            atomic_torch_save({"config": config, "step": step + 1, "masks": masks.state_dict(),
-                               "weights": masks.model.state_dict() if train_weights else None,
-                               "opt": opt.state_dict(), "history": asdict(hist), "rng": rng_state()}, checkpoint)
+            atomic_torch_save({"config": update.config, "step": step + 1, **update.state_dict(),
+                               "history": asdict(hist), "rng": rng_state()}, checkpoint)
     bar.close()
+    _finish(hist, masks, cfg, eval_fn, checkpoint)
+    return hist
+
+
+def _finish(hist: History, masks: MaskSet, cfg: MaskTrainConfig, eval_fn, checkpoint) -> None:
+    """The last evaluation, a warning when no weight was removed, the checkpoint gone."""
     if eval_fn is not None:
         hist.evals.append({"step": cfg.steps, **eval_fn(masks)})
     if hist.kept and min(hist.kept[-1]) >= 1.0 and cfg.steps > 0:
         warnings.warn(f"mask training removed no weight in {cfg.steps} steps: a logit starts at the MaskSet's init "
                       f"(default 2) and falls by about lr = {cfg.lr:g} a step, so with the defaults nothing crosses 0 "
-                      "before ≈ 200 steps; train longer, or raise lr or alpha", stacklevel=2)
+                      "before ≈ 200 steps; train longer, or raise lr or alpha", stacklevel=4)
     if checkpoint is not None and os.path.exists(checkpoint):
         os.unlink(checkpoint)
     masks.track_frozen_grads(False)
-    return hist
 
 
 LOSS_WINDOW = 50     # steps per point of train_model's loss curve

@@ -29,6 +29,12 @@ from ..utils import diff  # noqa: F401 (re-exported: the engine uses it without 
 _MISSING = object()
 
 
+def each_network(names: Iterable[str], overrides: dict[str, Any]) -> dict[str, Any]:
+    """The same dotted overrides for several entries of ``networks``: ``each_network(["a", "b"], {"mask.lr": 3e-2})``
+    is ``{"networks.a.mask.lr": 3e-2, "networks.b.mask.lr": 3e-2}``."""
+    return {f"networks.{n}.{k}": v for n in names for k, v in overrides.items()}
+
+
 def parse_overrides(items: Iterable[str]) -> dict[str, Any]:
     """``["a.b=3", "c=[1, 2]"]`` -> ``{"a.b": 3, "c": [1, 2]}`` (values read as YAML); a malformed item is an error
     that names it."""

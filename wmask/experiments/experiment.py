@@ -120,3 +120,8 @@ class Experiment:
         """Why the experiment has no ``preset`` (for ``model``), "" when it has one or the name is unknown."""
         reason = self.preset_table(self.model_or_default(model)).get(preset)
         return reason if isinstance(reason, str) else ""
+
+
+def at_most(mask: dict) -> str:
+    """For a ``describe`` line: a mask stage's steps are a maximum when it stops once settled."""
+    return " (at most; stopped when settled)" if mask.get("stop_on_plateau") else ""

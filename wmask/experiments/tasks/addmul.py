@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from ... import metrics
+from ..config import each_network
 from ..experiment import Experiment
 from ...train import BaseTrainConfig, MaskTrainConfig
 from .arithmetic import (AddMul, NetConfig, base_tag, describe, evaluate, network_tables, run_networks, train_base,
@@ -63,29 +64,43 @@ class AddMulConfig:
                                  "run some of the preset's networks")
 
 
-# Masks use the authors' clipping ("all", the book's method page) unless a network's name ends in "_masks_clip"; such a
-# network
-# shares its base net with the one it is named after, so the two clipping modes compare on the same weights.
-PRESETS = {
-    # seconds: tiny nets, enough steps to exercise every code path (the numbers mean nothing)
-    "smoke": dict(networks={"fnn": _fnn([64, 64], 300, 100), "fnn_xs": _fnn([32, 32], 200, 60),
-                            "lstm": _lstm([32, 32], 150, 40),
-                            "fnn_masks_clip": _fnn([64, 64], 300, 100, clip_mode="masks")},
-                  size_study=("fnn_xs", "fnn"), sweep_network="fnn", sweep_alphas=(1e-4, 1e-3)),
-    # 2 cores: the 400-400-200 FNN (a size of the authors' sweeps) and the 200-200-100 FNN, the smallest that
-    # reaches the target on this budget (measured: + 1.0, × 0.975 after 10k steps; 100-100-50 solves 0.77 / 0.49),
-    # which carries the size study and the α sweep (3e-5 and 1e-3 beside the nets' own 1e-4). Each trains until it
-    # can carry a claim: base training stops once a validation split meets the target, masks once every mask has
-    # settled (wmask.evidence), at mask lr 3e-2 (Adam moves a logit about lr per step: 3e-2 covers the paper's 20k
-    # steps at 1e-2 in a third of the steps; measured on the 400 FNN, kept fraction 0.225 after 4k steps at 3e-2 and
-    # 0.223 after 12k at 1e-2); the steps below are the maxima. The 2 x 128 LSTM reaches its target (+ 1.0, × 0.999
-    # after 8k steps at Adam 3e-3, 6 min) but its masks took ≈ 10 min more per seed to settle (measured when they ran
-    # one set at a time, 0.09 s a step for three; batched since, ≈ 1.3x faster, make bench): it runs at paper only.
-    "cpu": dict(networks={"fnn": _fnn([400, 400, 200], 10_000, 15_000, lr=3e-2, until_settled=True),
-                          "fnn_s": _fnn([200, 200, 100], 15_000, 15_000, lr=3e-2, until_settled=True)},
-                size_study=("fnn_s", "fnn"), sweep_network="fnn_s", sweep_alphas=(3e-5, 1e-3)),
-    "paper": {},
+# Masks use the authors' clipping ("all", the book's method page) unless a network's name ends in "_masks_clip"; such
+# a network shares its base net with the one it is named after, so the two clipping modes compare on the same
+# weights. A preset's "networks" names the networks it runs; a name the paper's networks lack starts from NetConfig's
+# defaults. How each preset's runs went: results/addmul/README.md.
+SMOKE = {   # seconds: tiny nets, enough steps to exercise every code path (the numbers mean nothing)
+    "networks": {"fnn": _fnn([64, 64], 300, 100), "fnn_xs": _fnn([32, 32], 200, 60), "lstm": _lstm([32, 32], 150, 40),
+                 "fnn_masks_clip": _fnn([64, 64], 300, 100, clip_mode="masks")},
+    "size_study": ("fnn_xs", "fnn"),
+    "sweep_network": "fnn",
+    "sweep_alphas": (1e-4, 1e-3),
 }
+CPU = {     # two cores: each network trains until it can carry a claim (base to target, masks until settled)
+    "networks": {"fnn": {}, "fnn_s": {}, "lstm": {}},
+    **each_network(("fnn", "fnn_s", "lstm"), {
+        "base.eval_every": 1000,        # check the target every 1,000 steps ...
+        "stop_at_target": True,         # ... and stop there: base steps are maxima
+        "mask.steps": 15_000,           # at most: ...
+        "mask.stop_on_plateau": True,   # ... masks stop once settled (wmask.evidence)
+        "mask.lr": 3e-2,                # Adam moves a logit ~lr a step: the paper's 20k steps at 1e-2 in a third
+        "mask.log_every": 100,          # curves fine enough for the settling rule
+    }),
+    "networks.fnn.hidden": (400, 400, 200),     # a size of the authors' sweeps
+    "networks.fnn.base.steps": 10_000,
+    "networks.fnn.target": FNN_TARGET,
+    "networks.fnn_s.hidden": (200, 200, 100),   # the smallest that reaches the target at this budget
+    "networks.fnn_s.base.steps": 15_000,
+    "networks.fnn_s.target": FNN_TARGET,
+    "networks.lstm.model": "lstm",
+    "networks.lstm.hidden": (128, 128),         # paper 2 x 256: half the width, a quarter of the weights
+    "networks.lstm.base.steps": 8000,           # at most: reaches + 1.0 / × 0.999 by 8k steps at Adam 3e-3
+    "networks.lstm.base.lr": 3e-3,              # the paper's 1e-3 needs all 20k steps
+    "networks.lstm.target": LSTM_TARGET,
+    "size_study": ("fnn_s", "fnn"),             # smallest first
+    "sweep_network": "fnn_s",                   # the α sweep on the cheaper net ...
+    "sweep_alphas": (3e-5, 1e-3),               # ... beside the nets' own 1e-4
+}
+PRESETS = {"smoke": SMOKE, "cpu": CPU, "paper": {}}
 
 
 def run_sweep(cfg: AddMulConfig, store, device, progress=True) -> list[dict]:

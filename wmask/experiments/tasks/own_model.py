@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 import wmask
 from ... import evidence
-from ..experiment import Experiment
+from ..experiment import Experiment, at_most
 
 OPS = ("+", "-")
 
@@ -192,7 +192,7 @@ def tables(runs: list[dict]) -> dict[str, list[dict]]:
 def describe(config: dict) -> str:
     """The GPT-2, its base steps and the masks' steps, in one line."""
     mask = config["mask"]
-    settled = " (at most; stopped when settled)" if mask.get("stop_on_plateau") else ""
+    settled = at_most(mask)
     return (f"GPT-2 {config['n_layer']} layers, d {config['n_embd']}, {config['n_head']} heads, "
             f"{config['base']['steps']} base / {mask['steps']} mask steps at lr {mask['lr']:g}{settled}")
 

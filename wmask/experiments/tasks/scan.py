@@ -20,7 +20,7 @@ from ... import metrics
 from .. import seq2seq
 from ..data import scan as data
 from ...evaluate import variants_forward
-from ..experiment import Experiment
+from ..experiment import Experiment, at_most
 from ...masks import MaskFilter, MaskSet
 from ...train import BaseTrainConfig, MaskTrainConfig, train_masks, train_model
 from ...utils import file_md5
@@ -46,6 +46,8 @@ class ScanConfig:
         steps=25_000, lr=1e-2, alpha=3e-5, k=4, batch_size=256, clip=5.0, clip_mode="all", log_every=50))
     n_test: int = 0                           # test examples per file (0 = all)
     target: float = 0.95                      # iid exact match the base net must reach (the paper's nets: ~1.0)
+    warmup: int = 0                           # steps of linear learning-rate warm-up (0: the paper's constant rate)
+    stop_at_target: bool = False              # the base net stops at the first base.eval_every evaluation at target
     seed: int = 0
 
     def __post_init__(self):
@@ -64,39 +66,47 @@ def _preset(model, net, base_steps, scratch_steps, mask_steps, batch, n_test, bu
                           clip_mode="all", log_every=50))
 
 
-# The cpu preset (LSTM): a 2 x 128 network (paper 2 x 200) trained 20,000 steps at batch 128 in 8 length buckets
-# (paper: 25,000 at 256, uniform batches), its iid test exact match recorded every 2,000 steps for the curve; masks
-# at lr 3e-2 (the paper's 1e-2 over 25,000 steps travels as far in a third of the steps) on batches of 64 with
-# alpha 7.5e-6, so that alpha / batch, the regulariser's weight per logit, stays the paper's 3e-5 / 256; stopped once
-# every split's mask has settled (at most 8,000 steps); from-scratch nets 5,000 steps. Why: the former cpu preset
-# (8,000 base steps, alpha 3e-5 on batches of 64, i.e. 4x the paper's weight per logit, at most 5,000 mask steps)
-# reached iid 0.935 < 0.95 with its loss still falling, and its masks kept only 0.18-0.22 of the weights, losing much
-# iid accuracy, still moving 2.1-2.5 points over their last 1,000 steps (seed 0, commit 7c8b1c9). This preset
-# (seed 0, commit be3e406): iid 1.000, but no mask settled by 8,000 steps (kept 0.19-0.25, still falling 2.3-3.6
-# points over the last 20 %; seeds 0-1: kept ~ steps^-0.53 to -0.64 over the second half, which would meet the 2-point
-# rule after about 10,700-20,200 steps, `wmask.book.settling.steps_to_settle`; given up to 24,000 steps, seed 0's four
-# masks settled at 17,451, commit 458ad7a, `mask.steps=24000`). No Transformer cpu preset: on two cores it does not
-# reach the target (measured, 1 seed, canonical files).
-CPU_ABSENT = {
-    "transformer": "on two cores the 2+2-layer d-64 Transformer reached iid exact match 0.773 after 3,500 base "
-                   "steps (target 0.95; 13.8 min with 1,000 mask steps); run --preset paper on a GPU",
+SMOKE_LSTM = {      # seconds: a tiny LSTM on SCAN generated from its grammar (the numbers mean nothing)
+    **_preset("lstm", dict(hidden=32), 60, 30, 12, 32, 120, 4, data="generated"),
+    "base.eval_every": 30,
 }
-CPU_LSTM = _preset("lstm", dict(hidden=128), 20_000, 5000, 8000, 128, 1000, 8, mask_lr=3e-2)
-CPU_LSTM["base"].update(eval_every=2000)
-CPU_LSTM["mask"].update(batch_size=64, alpha=ALPHA["lstm"] * 64 / 256, stop_on_plateau=True)
-SMOKE_LSTM = _preset("lstm", dict(hidden=32), 60, 30, 12, 32, 120, 4, data="generated")
-SMOKE_LSTM["base"].update(eval_every=30)
+# How the cpu runs went, and why the preset is what it is: results/scan/README.md.
+CPU_LSTM = {        # two cores, about 2.5 h a seed on one: the base net to iid 1.0, four masks until settled
+    "net": {"hidden": 128},             # paper 2 x 200
+    "buckets": 8,                       # batches from one length bucket: the same steps learn faster here
+    "n_test": 1000,                     # test lines per split: evaluation stays minutes
+    "base.steps": 20_000,               # at batch 128 (paper 25,000 at 256): iid exact match 1.000
+    "base.batch_size": 128,
+    "base.eval_every": 2000,            # the iid curve for the chapter
+    "scratch_steps": 5000,              # the from-scratch nets: enough to show where they stop
+    "mask.steps": 24_000,               # at most: the four masks settled at 17,451 when given 24,000
+    "mask.stop_on_plateau": True,
+    "mask.lr": 3e-2,                    # the paper's 1e-2 over 25,000 steps travels as far in a third of them
+    "mask.batch_size": 64,              # a mask step of four sets on one core ...
+    "mask.alpha": ALPHA["lstm"] * 64 / 256,     # ... with alpha / batch, the weight per logit, the paper's
+}
+CPU_TRANSFORMER = {     # two cores: the paper's Transformer, the base net to iid >= 0.95, four masks until settled
+    "buckets": 8,                       # as the LSTM's cpu preset
+    "n_test": 1000,
+    "warmup": 1000,                     # without warm-up a small Transformer stalled (a 2+2 d-64: iid 0.773 at 3,500)
+    "base.steps": 10_000,               # at most: ...
+    "stop_at_target": True,             # ... it stops at iid 0.95 (0.948 at 5,000, 0.974 at 6,000 steps)
+    "base.batch_size": 128,
+    "base.eval_every": 1000,
+    "scratch_steps": 5000,              # as the LSTM's
+    "mask.steps": 24_000,               # at most, as the LSTM's
+    "mask.stop_on_plateau": True,
+    "mask.lr": 3e-2,                    # the paper's 1e-2 over 25,000 steps travels as far in a third of them
+    "mask.batch_size": 64,
+    "mask.alpha": ALPHA["transformer"] * 64 / 256,   # alpha / batch, the weight per logit, the paper's
+}
 PRESETS = {
-    "lstm": {
-        "smoke": SMOKE_LSTM,
-        "cpu": CPU_LSTM,
-        "paper": {},
-    },
+    "lstm": {"smoke": SMOKE_LSTM, "cpu": CPU_LSTM, "paper": {}},
     "transformer": {
         "smoke": _preset("transformer", dict(d=32, ff=64, enc_layers=1, dec_layers=1), 60, 30, 12, 32, 120, 4,
                          data="generated"),
-        "cpu": CPU_ABSENT["transformer"],
-        "paper": {"mask.alpha": ALPHA["transformer"]},
+        "cpu": CPU_TRANSFORMER,
+        "paper": {"mask.alpha": ALPHA["transformer"]},     # the paper's Transformer alpha (the defaults are the LSTM's)
     },
 }
 
@@ -163,9 +173,11 @@ def train_net(cfg: ScanConfig, d: Data, split: str, steps: int, store, tag: str,
     """Train (or load) a network on ``split``'s training file: the base network, or a from-scratch baseline.
     Returns ``(model in eval mode, curve)``: ``curve["loss"]``, the training loss every 50 steps, and
     ``curve["held_out"]``, ``[step, exact match on split's test lines]`` every ``base.eval_every`` steps (for the
-    curve only: the network trains its fixed number of steps whatever it reaches)."""
+    curve only, unless ``cfg.stop_at_target``: the base network then stops at the first one at ``cfg.target``)."""
+    stop = cfg.stop_at_target and split == "simple"
     key = {"model": cfg.model, "net": cfg.net, "split": split, "steps": steps, "base": asdict(cfg.base),
-           "buckets": cfg.buckets, "data": cfg.data, "dataset": dataset, "seed": cfg.seed}
+           "buckets": cfg.buckets, "data": cfg.data, "dataset": dataset, "seed": cfg.seed,
+           **({"warmup": cfg.warmup} if cfg.warmup else {}), **({"stop_at_target": True} if stop else {})}
     torch.manual_seed(cfg.seed)
     model = build(cfg, d).to(device)
     tcfg = BaseTrainConfig(**{**asdict(cfg.base), "steps": steps})
@@ -179,9 +191,11 @@ def train_net(cfg: ScanConfig, d: Data, split: str, steps: int, store, tag: str,
 
     def train():
         curve = []
+        warm = (lambda params, lr: torch.optim.Adam(params, lr=lr), lambda step: min(1.0, (step + 1) / cfg.warmup))
         evals = train_model(model, batch, lambda m, x, y: seq2seq.seq_loss(m(*x), y), tcfg, progress=progress,
                             desc=f"{cfg.model} {tag}", checkpoint=store.checkpoint(tag), loss_curve=curve,
-                            eval_fn=held_out if tcfg.eval_every else None)
+                            eval_fn=held_out if tcfg.eval_every else None, optimizer=warm if cfg.warmup else None,
+                            stop_when=(lambda e: e["accuracy"] >= cfg.target) if stop else None)
         return {"loss": curve, "held_out": [[e["step"], e["accuracy"]] for e in evals]}
 
     curve = store.network(tag, model, key, train)
@@ -278,7 +292,7 @@ def describe(config: dict) -> str:
     words = (f"LSTM encoder-decoder, hidden {net['hidden']}" if config.get("model") == "lstm" and "hidden" in net
              else f"Transformer {net.get('enc_layers')}+{net.get('dec_layers')} layers, d {net['d']}" if "d" in net
              else f"{config.get('model')} at the paper's size")
-    settled = " (at most; stopped when settled)" if mask.get("stop_on_plateau") else ""
+    settled = at_most(mask)
     return f"{words}, {config['base']['steps']} base / {mask['steps']} mask steps at lr {mask['lr']:g}{settled}"
 
 
