@@ -68,11 +68,8 @@ print(f"{net} width {c['width']}, {runs[0]['n_train']} training / {runs[0]['n_te
 # %% [markdown]
 # ## Can this run carry the claims?
 #
-# A mask can only tell which weights a subtask needs on a network that solves it, and only once it has stopped
-# changing. Below: each base network's held-out accuracy against its target (accuracy/target), and for each mask its
-# final kept fraction and whether its training curve settled over the last 20 % of steps (the rules are on the book's
-# method page). A claim on a network below target or on a mask that had not settled reads *untestable* further down,
-# with the reason, never "does not hold".
+# ```{include} ../book/_evidence.md
+# ```
 
 # %% tags=["hide-input"]
 evidence_table(tables, by=None)

@@ -66,11 +66,8 @@ describe_networks(cfg)
 # paper's: 2×256) trained at Adam 3e-3 until it meets its target (at most 8,000 steps): the committed paper-preset
 # LSTM (below), at the paper's 1e-3, learns pair 1 (0.999) but not pair 2 (0.099) in 20,000 steps.
 #
-# A mask can only tell which weights a subtask needs on a network that solves it, and only once it has stopped
-# changing. Below: each base network's held-out accuracy against its target (accuracy/target), and for each mask its
-# final kept fraction and whether its training curve settled over the last 20 % of steps (the rules are on the book's
-# method page). A claim on a network below target or on a mask that had not settled reads *untestable* further down,
-# with the reason, never "does not hold".
+# ```{include} ../book/_evidence.md
+# ```
 
 # %% tags=["hide-input"]
 evidence_table(tables)

@@ -54,9 +54,10 @@ from wmask.book.report import chapter_run, committed_variants, reuse_by_width
 
 summary, tables, where, run_cfg, _ = chapter_run("permuted_mnist", preset, seeds, results, device, run=run)
 display(HTML(verdict_box(["permuted-no-reuse"], tables, run_cfg, where)))
-print(f"FNN 784-{'-'.join(map(str, run_cfg['hidden']))}-10, {run_cfg['tasks']} tasks, at most {run_cfg['steps']} "
-      f"joint steps each (K = {run_cfg['k']}, α = {run_cfg['alpha']:g}, lr {run_cfg['lr']:g}); new-weight mask "
-      f"inits {run_cfg['new_inits']}")
+m = run_cfg["mask"]
+print(f"FNN 784-{'-'.join(map(str, run_cfg['hidden']))}-10, {run_cfg['tasks']} tasks, at most {m['steps']} "
+      f"joint steps each (K = {m['k']}, α = {m['alpha']:g}, lr {m['lr']:g}); new-weight mask inits "
+      f"{run_cfg['new_inits']}")
 
 # %% [markdown]
 # ## Can this run carry the claim?

@@ -1,6 +1,8 @@
 """``python -m wmask sweep`` on a local Ray instance: the merged results equal a sequential run's, finished seeds
 are reused, a task whose worker dies is retried, and a task that keeps dying is reported as failed."""
 import json
+import os
+from pathlib import Path
 
 import pytest
 
@@ -39,8 +41,23 @@ def test_sweep_equals_a_sequential_run_and_reuses(tmp_path):
     assert [r["status"] for r in again] == ["reused", "reused"]
 
 
+def _crash_once(marker_dir):
+    """A ``run_seed`` whose first attempt of each task leaves a marker, then exits its worker process as if killed
+    (no exception, no cleanup); Ray retries the task, and the retry finds the marker and runs."""
+    original = sweep.run_seed
+
+    def run_seed(experiment, model, preset, seed, *args):
+        marker = Path(marker_dir) / f"{runner.label(experiment, model)}-{seed}"
+        if not marker.exists():
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            marker.touch()
+            os._exit(1)
+        return original(experiment, model, preset, seed, *args)
+    return run_seed
+
+
 def test_a_killed_task_is_retried_and_one_that_keeps_dying_fails(tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv(sweep.CRASH_ONCE, str(tmp_path / "crashed"))
+    monkeypatch.setattr(sweep, "run_seed", _crash_once(tmp_path / "crashed"))    # what the Ray workers run
     rows = sweep.sweep([("planted", None)], "smoke", [0], tmp_path / "res", num_cpus=1, retries=1, progress=False)
     assert (tmp_path / "crashed" / "planted-0").exists()             # the first attempt died
     assert [r["status"] for r in rows] == ["finished"]               # the retry ran it

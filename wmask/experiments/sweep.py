@@ -19,11 +19,6 @@ from pathlib import Path
 
 from . import runner
 
-# Failure injection for the tests: a directory where the first attempt of each task leaves a marker, then its
-# worker process exits as if killed (Ray retries the task; the retry finds the marker and runs).
-CRASH_ONCE = "WMASK_SWEEP_CRASH_ONCE"
-
-
 def parse_experiments(text: str) -> list[tuple[str, str | None]]:
     """``"addmul,scan-transformer"`` -> ``[("addmul", None), ("scan", "transformer")]`` (results labels work)."""
     out = []
@@ -41,13 +36,6 @@ def parse_experiments(text: str) -> list[tuple[str, str | None]]:
 def run_seed(experiment: str, model: str | None, preset: str, seed: int, results: str, overrides: dict,
              device: str, threads: int, stale: str) -> dict:
     """One task: run (or reuse) one seed; returns where and how it ran."""
-    crash_dir = os.environ.get(CRASH_ONCE)
-    if crash_dir:
-        marker = Path(crash_dir) / f"{runner.label(experiment, model)}-{seed}"
-        if not marker.exists():
-            marker.parent.mkdir(parents=True, exist_ok=True)
-            marker.touch()
-            os._exit(1)   # as a killed worker: no exception, no cleanup
     t0 = time.time()
     summary = runner.run(experiment, preset, [seed], results, device, threads, progress=False, model=model,
                          overrides=overrides, stale=stale)

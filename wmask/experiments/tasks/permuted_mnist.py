@@ -19,7 +19,7 @@ masks after the last task is reported, and it is not protected.
 from __future__ import annotations
 
 import copy
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
@@ -38,13 +38,10 @@ class PermutedConfig:
     """The paper's settings."""
     hidden: tuple[int, ...] = (800, 800, 64)
     tasks: int = 11
-    steps: int = 30_000               # joint weight + mask steps per task (a maximum with stop_on_plateau)
-    stop_on_plateau: bool = False
-    lr: float = 1e-2
-    alpha: float = 1.28e-3
-    k: int = 8
-    batch_size: int = 128
-    clip: float = 1.0
+    # joint weight + mask training, per task (mask.steps: a maximum with mask.stop_on_plateau); its batch size is
+    # the first-layer control's too
+    mask: MaskTrainConfig = field(default_factory=lambda: MaskTrainConfig(
+        steps=30_000, lr=1e-2, alpha=1.28e-3, k=8, batch_size=128, clip=1.0, clip_mode="all", log_every=100))
     used_init: float = 2.0            # mask logits on weights earlier tasks use
     new_inits: tuple[float, ...] = (2.0, 0.0, -1.0)   # on new weights: one run per value
     control_tasks: tuple[int, ...] = (1,)   # tasks relearned with only the first layer on task 0's network
@@ -53,7 +50,6 @@ class PermutedConfig:
     target: float = 0.95              # validation accuracy each task must reach to carry the claim
     dataset: str = "mnist"            # or "synthetic" (smoke)
     data_dir: str = ""
-    log_every: int = 100
     seed: int = 0
 
     def __post_init__(self):
@@ -121,9 +117,7 @@ def run_variant(cfg: PermutedConfig, data: dict, new_init: float, progress: bool
     gen = torch.Generator().manual_seed(cfg.seed)
     net = fnn(cfg.hidden, gen)
     names, first = _layers(net), _layers(net)[:2]
-    mcfg = MaskTrainConfig(steps=cfg.steps, lr=cfg.lr, alpha=cfg.alpha, k=cfg.k, batch_size=cfg.batch_size,
-                           clip=cfg.clip, clip_mode="all", log_every=cfg.log_every,
-                           stop_on_plateau=cfg.stop_on_plateau)
+    mcfg = cfg.mask
     masks, rows, curves, after = [], [], [], []
     used = {n: torch.zeros_like(p, dtype=torch.bool) for n, p in net.named_parameters()}   # by earlier masks
     for t in range(cfg.tasks):
@@ -135,7 +129,7 @@ def run_variant(cfg: PermutedConfig, data: dict, new_init: float, progress: bool
             with torch.no_grad():
                 for n, logit in mask_set.logits.items():
                     logit.copy_(torch.where(frozen.get(n, torch.zeros_like(used[n])), cfg.used_init, new_init)[None])
-        hist = train_jointly(mask_set, batches(data, t, cfg.seed, 0, cfg.batch_size),
+        hist = train_jointly(mask_set, batches(data, t, cfg.seed, 0, mcfg.batch_size),
                              lambda out, y: F.cross_entropy(out[0], y[0])[None], mcfg, frozen=frozen,
                              progress=progress, desc=f"init {new_init:g}, task {t}")
         mask = mask_set.binary(0)
@@ -172,10 +166,10 @@ def first_layer_control(cfg: PermutedConfig, data: dict, task0: dict, progress: 
         model = copy.deepcopy(base).requires_grad_(False)
         reinit(model[0], torch.Generator().manual_seed(cfg.seed * 100 + t))
         model[0].requires_grad_(True)
-        data_t = batches(data, t, cfg.seed, 1, cfg.batch_size)
+        data_t = batches(data, t, cfg.seed, 1, cfg.mask.batch_size)
         train_model(model, lambda step: tuple(z[0] for z in data_t(step)),
                     lambda m, x, y: F.cross_entropy(m(x), y),
-                    BaseTrainConfig(steps=cfg.control_steps, lr=cfg.control_lr, batch_size=cfg.batch_size,
+                    BaseTrainConfig(steps=cfg.control_steps, lr=cfg.control_lr, batch_size=cfg.mask.batch_size,
                                     eval_every=0), progress=progress, desc=f"control: first layer, task {t}")
         rows.append({"task": t, "accuracy": accuracy(model, data, t), "what": "first layer only"})
     return rows
@@ -221,14 +215,14 @@ def tables(runs: list[dict]) -> dict[str, list[dict]]:
 
 # How the cpu runs went, and why the preset is what it is: results/permuted_mnist/README.md.
 SMOKE = {   # seconds: a tiny net on synthetic digits (the numbers mean nothing)
-    "dataset": "synthetic", "hidden": (32, 32, 16), "tasks": 3, "steps": 60, "k": 4, "batch_size": 32,
-    "new_inits": (2.0, -1.0), "control_steps": 100, "log_every": 10, "target": 0.2,
+    "dataset": "synthetic", "hidden": (32, 32, 16), "tasks": 3, "mask.steps": 60, "mask.k": 4,
+    "mask.batch_size": 32, "new_inits": (2.0, -1.0), "control_steps": 100, "mask.log_every": 10, "target": 0.2,
 }
 CPU = {     # two cores, minutes a seed
     "hidden": (256, 256, 64),       # paper 800-800-64: ~0.3 s a joint step here, hours for its 11 tasks
     "tasks": 4,                     # T0..T3
-    "steps": 3000,                  # at most: ...
-    "stop_on_plateau": True,        # ... each task's mask trains until settled
+    "mask.steps": 3000,             # at most: ...
+    "mask.stop_on_plateau": True,   # ... each task's mask trains until settled
     "new_inits": (2.0,),            # inits 0 and -1 stayed far below the target at this budget
     "control_tasks": (1, 3),        # the first-layer control for T1 and T3
     "control_steps": 1500,
@@ -238,8 +232,8 @@ PRESETS = {"smoke": SMOKE, "cpu": CPU, "paper": {}}
 
 def describe(config: dict) -> str:
     """The FNN, its tasks and steps, in one line."""
-    return (f"FNN 784-{'-'.join(map(str, config['hidden']))}-10, {config['tasks']} tasks, <= {config['steps']} "
-            f"joint steps each, new-weight mask inits {config['new_inits']}")
+    return (f"FNN 784-{'-'.join(map(str, config['hidden']))}-10, {config['tasks']} tasks, "
+            f"<= {config['mask']['steps']} joint steps each, new-weight mask inits {config['new_inits']}")
 
 
 EXPERIMENT = Experiment("permuted_mnist", PermutedConfig, PRESETS, run, tables, describe=describe)
