@@ -46,8 +46,8 @@ def test_show_prints_the_resolved_config(capsys):
     assert main(["show", "scan", "--preset", "smoke", "mask.steps=77"]) == 0
     out = capsys.readouterr().out
     assert "model: lstm" in out and "steps: 77" in out and "buckets: 4" in out
-    assert main(["show", "scan", "--preset", "cpu", "--model", "transformer"]) == 2   # absent: the error says why
-    assert "scan-transformer has no 'cpu' preset: on two cores the 2+2-layer" in capsys.readouterr().err
+    assert main(["show", "cifar10", "--preset", "cpu", "--model", "resnet"]) == 2   # absent: the error says why
+    assert "cifar10-resnet has no 'cpu' preset: the ResNet-110 needs a GPU" in capsys.readouterr().err
     assert main(["show", "addmul", "--preset", "smoke", "networks.fnn.mask.stepz=3"]) == 2
     assert "valid keys" in capsys.readouterr().err
     assert main(["info", "a=b"]) == 2
@@ -153,7 +153,7 @@ def test_a_chapter_at_a_preset_its_experiment_lacks_runs_smoke_and_says_why():
                               "0.01 (at most; stopped when settled)"),
     ("cifar10", "cnn", "paper", "CNN 32-64-128-256, 20000 base / 20000 mask steps at lr 0.001"),
     ("cifar10", "resnet", "paper", "ResNet-110, width 16, 64000 base / 30000 mask steps at lr 0.03"),
-    ("scan", "lstm", "cpu", "LSTM encoder-decoder, hidden 128, 20000 base / 8000 mask steps at lr 0.03 (at most; "
+    ("scan", "lstm", "cpu", "LSTM encoder-decoder, hidden 128, 20000 base / 24000 mask steps at lr 0.03 (at most; "
                             "stopped when settled)"),
     ("scan", "transformer", "smoke", "Transformer 1+1 layers, d 32, 60 base / 12 mask steps at lr 0.01"),
     ("own_model", None, "cpu", "GPT-2 2 layers, d 64, 4 heads, 3000 base / 8000 mask steps at lr 0.01"),
