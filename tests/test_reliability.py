@@ -281,3 +281,23 @@ def test_a_ctrl_c_lost_while_the_first_mask_checkpoint_is_written_still_stops_tr
                           lambda m, x, y: ((m(x) - y) ** 2).mean(), train.BaseTrainConfig(steps=6, checkpoint_every=2),
                           checkpoint=tmp_path / "base.ckpt", progress=False)
     assert train.read_torch(tmp_path / "base.ckpt")["step"] == 2
+
+
+def test_a_results_only_change_leaves_the_commit_clean(tmp_path):
+    """A regeneration rewrites the summaries it has finished: that is no change of code, so the next experiment's
+    commit is not +dirty; a change anywhere else is."""
+    import subprocess
+    from wmask.experiments.runner import changed_outside_results
+    git = lambda *a: subprocess.run(["git", *a], cwd=tmp_path, check=True, capture_output=True)  # noqa: E731
+    git("init", "-q")
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "summary.json").write_text("{}")
+    (tmp_path / "code.py").write_text("x = 1\n")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init")
+    assert not changed_outside_results(tmp_path)
+    (tmp_path / "results" / "summary.json").write_text('{"seeds": [0]}')
+    assert not changed_outside_results(tmp_path)
+    (tmp_path / "code.py").write_text("x = 2\n")
+    assert changed_outside_results(tmp_path)
+    assert changed_outside_results(tmp_path / "nowhere")      # git cannot tell: dirty

@@ -29,6 +29,7 @@ import hashlib
 import io
 import json
 import platform
+import subprocess
 import time
 from pathlib import Path
 from typing import Callable
@@ -47,6 +48,26 @@ EXPERIMENTS: dict[str, Experiment] = {m.EXPERIMENT.name: m.EXPERIMENT
                                                 permuted_mnist, dm_math, own_model)}
 GENERATED = "generated on the fly (no files)"
 
+
+
+def made_by(dev, **extra) -> dict:
+    """:func:`wmask.utils.provenance`, whose commit says ``+dirty`` only for uncommitted changes outside ``results/``:
+    a regeneration rewrites the summaries it has finished, which changes no code."""
+    made = provenance(dev, **extra)
+    if made["commit"].endswith("+dirty") and not changed_outside_results(Path(__file__).resolve().parents[2]):
+        made["commit"] = made["commit"].removesuffix("+dirty")
+    return made
+
+
+def changed_outside_results(root: Path) -> bool:
+    """Whether the git checkout at ``root`` has uncommitted changes to tracked files outside ``results/`` (True
+    when git cannot tell)."""
+    try:
+        out = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)results"],
+                             cwd=root, capture_output=True, text=True)
+    except OSError:     # no git, or no such folder
+        return True
+    return out.returncode != 0 or bool(out.stdout.strip())
 
 def code_of(exp: Experiment) -> dict[str, str]:
     """The source files that compute ``exp``'s numbers (:mod:`wmask.experiments.fingerprint`): its store key's code
@@ -191,7 +212,7 @@ def _run(experiment, preset, seeds, results, device, threads, progress, model, o
                 result = exp.run(cfg_obj, store, dev, progress)
             interrupts.check()      # a Ctrl-C lost in a finaliser: no result is written as if it never came
             seconds, periods = clock()
-            made = provenance(dev)
+            made = made_by(dev)
             return {"experiment": name, "preset": preset, "overrides": overrides, "seed": seed,
                     **({"selected": list(cfg_obj.networks)} if picked else {}),
                     "config": _config.to_dict(cfg_obj), "wall_time_s": seconds, "work_periods": periods,
@@ -294,7 +315,7 @@ def write_summary(exp: Experiment, out_dir: Path, name: str, preset: str, overri
     summary = {"experiment": name, "preset": preset, "overrides": overrides, "seeds": seeds,
                **({"selected": selected} if selected else {}),
                **({"left_out": {"files": list(left_out), "why": LEFT_OUT}} if left_out else {}),
-               "provenance": provenance(dev, wall_time_s=wall, preset=preset, overrides=overrides, seeds=seeds,
+               "provenance": made_by(dev, wall_time_s=wall, preset=preset, overrides=overrides, seeds=seeds,
                                         code=fingerprint(code_of(exp)), made_by=sorted({c for r in runs for c in (
                                             r.get("made_by") or {"": r.get("commit", "")}).values()}),
                                         dataset=sorted({r.get("dataset", GENERATED) for r in runs}),
