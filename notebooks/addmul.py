@@ -34,17 +34,15 @@ device = "auto"
 
 # %% tags=["remove-input"]
 # %matplotlib inline
-import matplotlib.pyplot as plt
 import pandas as pd
-from matplotlib.ticker import NullFormatter
-import seaborn as sns
 
 from IPython.display import HTML, Markdown, display
 from myst_nb import glue
 
 from wmask.book import claims
 from wmask.book.table import verdict_box
-from wmask.book.plots import plot_curves, plot_layer_overlap
+from wmask.book.plots import (accuracy_bars, alpha_sweep, kept_per_layer, plot_curves, plot_layer_overlap,
+                              sharing_vs_size)
 from wmask.book.report import (beside_the_authors, chapter_run, describe_networks, evidence_table, mean_sd,
                                show_paper_scale)
 
@@ -92,15 +90,8 @@ table = mean_sd(acc[acc.network.isin(main_nets) & acc["mask"].isin(order)], ["ne
 table[order]
 
 # %% tags=["hide-input"]
-mean_acc = acc.groupby(["network", "mask", "evaluated on"]).accuracy.mean()
 nets_plot = [n for n in ("fnn", "fnn_big", "lstm") if n in cfg]
-fig, axes = plt.subplots(1, len(nets_plot), figsize=(4.2 * len(nets_plot), 3.2), sharey=True, squeeze=False)
-for ax, net in zip(axes[0], nets_plot):
-    sub = acc[(acc.network == net) & acc["mask"].isin(order)]
-    sns.barplot(data=sub, x="mask", y="accuracy", hue="evaluated on", order=order, errorbar="sd", ax=ax)
-    ax.set(title=f"{net} ({cfg[net]['model']})", xlabel="mask", ylabel="accuracy (fraction solved)")
-fig.suptitle("Accuracy per mask")
-fig.tight_layout()
+accuracy_bars(acc, cfg, nets_plot, order)
 
 # %% [markdown]
 # **Paper:** the + mask solves addition and fails multiplication, and the × mask the reverse (FNN and LSTM).
@@ -124,16 +115,7 @@ plot_layer_overlap(layers, nets_plot, "overlap of + and × masks",
                    "Per-layer IoU / IoMin of the + and × masks");
 
 # %% tags=["hide-input"]
-kept = layers.melt(id_vars=["seed", "network", "layer"], value_vars=["kept control", "kept +", "kept ×"],
-                   var_name="mask", value_name="weights kept")
-kept["mask"] = kept["mask"].str.replace("kept ", "")
-fig, axes = plt.subplots(1, len(nets_plot), figsize=(4.2 * len(nets_plot), 3.2), squeeze=False)
-for ax, net in zip(axes[0], nets_plot):
-    sns.barplot(data=kept[kept.network == net], x="layer", y="weights kept", hue="mask", errorbar="sd", ax=ax)
-    ax.set(title=net, xlabel="masked weight tensor (input → output)", ylabel="weights kept (count)")
-    ax.tick_params(axis="x", rotation=30)
-fig.suptitle("Weights kept by each mask, per layer")
-fig.tight_layout()
+kept_per_layer(layers, nets_plot)
 
 # %% [markdown]
 # **Paper:** the + and × masks overlap substantially but only partially in the hidden layers (the smaller mask is
@@ -166,19 +148,7 @@ claims.section("inverted-addmul", tables, run_cfg, preset)
 
 # %% tags=["hide-input"]
 sharing = tables["sharing"]
-size = sharing[sharing.network.isin(cfg_sizes := summary["runs"][0]["config"]["size_study"])].copy()
-size["% of + weights shared with ×"] = 100 * size["shared + in ×"]
-fig, ax = plt.subplots(figsize=(5, 3.4))
-sns.lineplot(data=size, x="weights", y="% of + weights shared with ×", marker="o", errorbar="sd", ax=ax)
-for name in cfg_sizes:
-    row = size[size.network == name].iloc[0]
-    ax.annotate(f"{name} {cfg[name]['hidden']}", (row["weights"], row["% of + weights shared with ×"]),
-                fontsize=7, textcoords="offset points", xytext=(4, 4))
-ax.set(xscale="log", xlabel="masked weights in the network (count, log scale)", ylabel="% of + weights shared with ×",
-       title="Sharing vs size")
-ax.title.set_fontsize(8)
-ax.xaxis.set_minor_formatter(NullFormatter())   # log axis: label the decades only
-fig.tight_layout()
+sharing_vs_size(sharing, run_cfg["size_study"], cfg)
 
 # %% [markdown]
 # **Paper:** sharing falls as the network grows.
@@ -196,22 +166,7 @@ claims.section("sharing-vs-size", tables, run_cfg, preset)
 # network; colour = % of + weights shared with ×.
 
 # %% tags=["hide-input"]
-sweep = tables["sweep"]
-long = pd.concat([sweep.assign(mask="+ mask", own=sweep["+ mask on +"], other=sweep["+ mask on ×"]),
-                  sweep.assign(mask="× mask", own=sweep["× mask on ×"], other=sweep["× mask on +"])])
-long["% shared"] = 100 * long["shared + in ×"]
-fig, axes = plt.subplots(1, 2, figsize=(8.4, 3.6), sharey=True, layout="constrained")
-for ax, col, title in zip(axes, ["own", "other"], ["own operation", "other operation"]):
-    for mask, marker in (("+ mask", "o"), ("× mask", "s")):
-        pts_of = long[long["mask"] == mask]
-        pts = ax.scatter(pts_of["alpha"], pts_of[col], c=pts_of["% shared"], cmap="viridis", s=30, marker=marker,
-                         edgecolor="k", linewidth=0.3, label=mask, vmin=long["% shared"].min(),
-                         vmax=long["% shared"].max())
-    ax.set(xscale="log", xlabel="α (regulariser strength)", ylabel="accuracy (fraction solved)",
-           title=f"mask evaluated on its {title}")
-    ax.legend(fontsize=7)
-fig.colorbar(pts, ax=axes, label="% of + weights shared with ×")
-fig.suptitle(f"Accuracy vs α on {run_cfg['sweep_network']} (one point per seed)");
+alpha_sweep(tables["sweep"], run_cfg["sweep_network"])
 
 # %% tags=["nbval-check-output", "hide-input"]
 claims.section("alpha-sweep", tables, run_cfg, preset)
@@ -264,7 +219,7 @@ print(side) if isinstance(side, str) else display(side.style.hide(axis="index"))
 # `*_masks_clip` use it on the same base network, so the two compare here.
 
 # %% tags=["hide-input"]
-rows = []
+mean_acc, rows = acc.groupby(["network", "mask", "evaluated on"]).accuracy.mean(), []
 for variant in [n for n in cfg if n.endswith("_masks_clip")]:
     for net in (variant[: -len("_masks_clip")], variant):
         t = tables["layers"][(tables["layers"].network == net) & (tables["layers"].layer == "total")]

@@ -35,10 +35,8 @@ device = "auto"
 
 # %% tags=["remove-input"]
 # %matplotlib inline
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-import seaborn as sns
 from IPython.display import HTML, Markdown, display
 
 from myst_nb import glue
@@ -49,7 +47,7 @@ from wmask.book import authors as reference, claims, settling
 from wmask.experiments.data.cifar10 import CLASSES
 from wmask.book.table import verdict_box
 from wmask.book.report import chapter_run, committed_run, evidence_table
-from wmask.book.plots import fig5, plot_base, plot_curves
+from wmask.book.plots import confusion_change, fig5, plot_base, plot_curves
 
 chapter = chapter_run("cifar10", preset, seeds, results, device, run=run, model=model)
 summary, tables, where, c, absent = chapter
@@ -94,14 +92,7 @@ fig5(tables["worst"])
 # The mean over classes of conf_c − ref (rows: true class, columns: predicted class), averaged over seeds.
 
 # %% tags=["hide-input"]
-diff = np.mean([r["confusion_diff_mean"] for r in runs], axis=0)
-fig, ax = plt.subplots(figsize=(6, 5))
-lim = np.abs(diff).max()
-sns.heatmap(pd.DataFrame(diff, index=CLASSES, columns=CLASSES), cmap="RdBu_r", vmin=-lim, vmax=lim, ax=ax,
-            cbar_kws={"label": "change in fraction of the true class"})
-ax.set(xlabel="predicted class", ylabel="true class", title="mean confusion difference (class-removal − control)")
-ax.title.set_fontsize(9)
-fig.tight_layout()
+confusion_change(np.mean([r["confusion_diff_mean"] for r in runs], axis=0), CLASSES)
 
 # %% tags=["nbval-check-output", "hide-input"]
 claims.section("class-specific", tables, runs[0]["config"], preset)

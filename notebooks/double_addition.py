@@ -37,16 +37,14 @@ device = "auto"
 
 # %% tags=["remove-input"]
 # %matplotlib inline
-import matplotlib.pyplot as plt
 import pandas as pd
-import seaborn as sns
 
 from IPython.display import HTML, Markdown, display
 from myst_nb import glue
 
 from wmask.book import claims
 from wmask.book.table import verdict_box
-from wmask.book.plots import plot_curves, plot_layer_overlap
+from wmask.book.plots import accuracy_bars, plot_curves, plot_layer_overlap
 from wmask.book.report import (beside_the_authors, chapter_run, describe_networks, evidence_table, mean_sd,
                                show_paper_scale)
 
@@ -89,16 +87,7 @@ mean_sd(acc[acc.network.isin(nets) & acc["mask"].isin(order + io_order)], ["netw
         "accuracy")[order + io_order]
 
 # %% tags=["hide-input"]
-mean_acc = acc.groupby(["network", "mask", "evaluated on"]).accuracy.mean()
-fig, axes = plt.subplots(1, len(nets), figsize=(5.2 * len(nets), 3.4), sharey=True, squeeze=False)
-for ax, net in zip(axes[0], nets):
-    sub = acc[(acc.network == net) & acc["mask"].isin(order + io_order)]
-    sns.barplot(data=sub, x="mask", y="accuracy", hue="evaluated on", order=order + io_order, errorbar="sd", ax=ax)
-    ax.set(title=f"{net} ({cfg[net]['model']} {cfg[net]['hidden']})", xlabel="mask",
-           ylabel="accuracy (fraction solved)")
-    plt.setp(ax.get_xticklabels(), rotation=35, ha="right", rotation_mode="anchor")
-fig.suptitle("Accuracy per mask")
-fig.tight_layout()
+accuracy_bars(acc, cfg, nets, order + io_order)
 
 # %% [markdown]
 # **Paper:** each pair's mask solves its own pair and fails the other, and ¬pair *i* still solves the other pair
@@ -176,9 +165,8 @@ print(side) if isinstance(side, str) else display(side.style.hide(axis="index"))
 # named `*_masks_clip` train masks that clip the mask logits alone, on the same base network; they compare here.
 
 # %% tags=["hide-input"]
-clip = [n for n in cfg if n.endswith("_masks_clip")]
-rows = []
-for variant in clip:
+mean_acc, rows = acc.groupby(["network", "mask", "evaluated on"]).accuracy.mean(), []
+for variant in [n for n in cfg if n.endswith("_masks_clip")]:
     for net in (variant[: -len("_masks_clip")], variant):
         t = tables["layers"][(tables["layers"].network == net) & (tables["layers"].layer == "total")]
         rows.append({"network": net, "clip_mode": cfg[net]["mask"]["clip_mode"],

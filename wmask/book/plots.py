@@ -159,3 +159,80 @@ def math_accuracy_bars(acc, title: str = ""):
     if title:
         fig.suptitle(title)
     fig.tight_layout()
+
+
+def accuracy_bars(acc, cfg: dict, nets: list[str], order: list[str], title: str = "Accuracy per mask"):
+    """The arithmetic chapters' bars: each mask's accuracy on each subtask, one panel per network (± sd over seeds).
+    ``cfg``: the run's ``networks`` config, for the panel titles."""
+    fig, axes = _panels(len(nets), 3.4, sharey=True)
+    for ax, net in zip(axes[0], nets):
+        sub = acc[(acc.network == net) & acc["mask"].isin(order)]
+        sns.barplot(data=sub, x="mask", y="accuracy", hue="evaluated on", order=order, errorbar="sd", ax=ax)
+        ax.set(title=f"{net} ({cfg[net]['model']} {cfg[net]['hidden']})", xlabel="mask",
+               ylabel="accuracy (fraction solved)")
+        plt.setp(ax.get_xticklabels(), rotation=35, ha="right", rotation_mode="anchor")
+    fig.suptitle(title)
+    fig.tight_layout()
+
+
+def kept_per_layer(layers, nets: list[str], masks=("control", "+", "×"),
+                   title: str = "Weights kept by each mask, per layer"):
+    """How many weights each mask keeps in each weight tensor, one panel per network (± sd over seeds)."""
+    kept = layers.melt(id_vars=["seed", "network", "layer"], value_vars=[f"kept {m}" for m in masks],
+                       var_name="mask", value_name="weights kept")
+    kept["mask"] = kept["mask"].str.replace("kept ", "")
+    fig, axes = _panels(len(nets), 3.4)
+    for ax, net in zip(axes[0], nets):
+        sns.barplot(data=kept[kept.network == net], x="layer", y="weights kept", hue="mask", errorbar="sd", ax=ax)
+        ax.set(title=net, xlabel="masked weight tensor (input → output)", ylabel="weights kept (count)")
+        ax.tick_params(axis="x", rotation=30)
+    fig.suptitle(title)
+    fig.tight_layout()
+
+
+def sharing_vs_size(sharing, sizes: list[str], cfg: dict, title: str = "Sharing vs size"):
+    """The add/mul size study: % of the + mask's weights the × mask shares, against the network's size."""
+    from matplotlib.ticker import NullFormatter
+    size = sharing[sharing.network.isin(sizes)].copy()
+    size["% of + weights shared with ×"] = 100 * size["shared + in ×"]
+    fig, ax = plt.subplots(figsize=(WIDTH * 0.7, 3.4))
+    sns.lineplot(data=size, x="weights", y="% of + weights shared with ×", marker="o", errorbar="sd", ax=ax)
+    for name in sizes:
+        row = size[size.network == name].iloc[0]
+        ax.annotate(f"{name} {cfg[name]['hidden']}", (row["weights"], row["% of + weights shared with ×"]),
+                    fontsize=9, textcoords="offset points", xytext=(4, 4))
+    ax.set(xscale="log", xlabel="masked weights in the network (count, log scale)",
+           ylabel="% of + weights shared with ×", title=title)
+    ax.xaxis.set_minor_formatter(NullFormatter())   # log axis: label the decades only
+    fig.tight_layout()
+
+
+def alpha_sweep(sweep, network: str):
+    """The add/mul α sweep: each mask's accuracy on its own and on the other operation against α, coloured by the
+    share of + weights the × mask also keeps (one point per seed)."""
+    long = pd.concat([sweep.assign(mask="+ mask", own=sweep["+ mask on +"], other=sweep["+ mask on ×"]),
+                      sweep.assign(mask="× mask", own=sweep["× mask on ×"], other=sweep["× mask on +"])])
+    long["% shared"] = 100 * long["shared + in ×"]
+    fig, axes = _panels(2, 3.6, sharey=True, layout="constrained")
+    for ax, col, title in zip(axes[0], ["own", "other"], ["own operation", "other operation"]):
+        for mask, marker in (("+ mask", "o"), ("× mask", "s")):
+            pts_of = long[long["mask"] == mask]
+            pts = ax.scatter(pts_of["alpha"], pts_of[col], c=pts_of["% shared"], cmap="viridis", s=30, marker=marker,
+                             edgecolor="k", linewidth=0.3, label=mask, vmin=long["% shared"].min(),
+                             vmax=long["% shared"].max())
+        ax.set(xscale="log", xlabel="α (regulariser strength)", ylabel="accuracy (fraction solved)",
+               title=f"mask evaluated on its {title}")
+        ax.legend()
+    fig.colorbar(pts, ax=axes[0].tolist(), label="% of + weights shared with ×")
+    fig.suptitle(f"Accuracy vs α on {network} (one point per seed)")
+
+
+def confusion_change(diff, classes: list[str]):
+    """CIFAR-10: the mean change of the confusion matrix from the control mask to the class-removal masks."""
+    import numpy as np
+    fig, ax = plt.subplots(figsize=(WIDTH * 0.8, 5.6))
+    lim = np.abs(diff).max()
+    sns.heatmap(pd.DataFrame(diff, index=classes, columns=classes), cmap="RdBu_r", vmin=-lim, vmax=lim, ax=ax,
+                cbar_kws={"label": "change in fraction of the true class"})
+    ax.set(xlabel="predicted class", ylabel="true class", title="mean confusion difference (class-removal − control)")
+    fig.tight_layout()
