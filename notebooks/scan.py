@@ -42,7 +42,6 @@ from IPython.display import HTML, Markdown, display
 
 from myst_nb import glue
 
-from wmask import evidence
 from wmask.book import authors as reference, claims, settling
 from wmask.book.table import verdict_box
 from wmask.book.report import chapter_run, committed_run, evidence_table
@@ -173,9 +172,9 @@ pd.DataFrame([{"model": m, "seed": r["seed"], **{f"kept {scan.LABELS[s]}": v for
 # `benchmarks/authors/run.py`), where it was run, at the same network (2×128 encoder-decoder, embedding 16, dropout
 # 0.5), base steps and batch, mask lr, mask batch and regulariser per logit, on the same canonical files. Built
 # into their code and left as it is: its four masks are trained one after another for a fixed 8,000 steps each
-# (ours together, stopped once all have settled, at most 8,000 in the committed run), on uniformly drawn batches (ours: 8 length
-# buckets), and evaluated on the whole test files (ours: 1,000 lines a split); it trains no network from scratch,
-# so the from-scratch bars are ours alone.
+# (ours together, stopped once all have settled, at most 8,000 in the committed run), on uniformly drawn batches
+# (ours: 8 length buckets), and evaluated on the whole test files (ours: 1,000 lines a split); it trains no network
+# from scratch, so the from-scratch bars are ours alone.
 
 # %% tags=["hide-input"]
 cpu = chapter["lstm"] if preset == "cpu" and "lstm" in chapter else committed_run("scan", "cpu")
@@ -198,27 +197,13 @@ def glue_checks(run, keys, label, shown):
             claims.section(claim, run.tables, run.cfg, label, key)
 
 
-def kept_words(run) -> str:
-    """How much the run's masks keep after its steps, and whether they settled."""
-    masks = evidence.settling(run.tables["curves"])
-    return (f"after {run.tables['curves'].step.max() + 1:,} steps its four masks keep {masks.kept.min():.2f}–"
-            f"{masks.kept.max():.2f} of the weights, {int(masks.converged.sum())} of {len(masks)} settled (their "
-            f"kept fraction moved {100 * masks.kept_change.min():.1f}–{100 * masks.kept_change.max():.1f} points "
-            "over the last 20 % of steps)")
-
-
 if cpu is None:
     glue_none(("see-scan-cpu-split", "see-scan-cpu-jump", "scan-cpu-scale"),
               "there is no committed cpu run yet (results/scan/cpu/summary.json)")
 else:
     if cpu is not chapter.get("lstm"):      # the chapter above is another preset's run: show the cpu run's evidence
         print(cpu.where)
-        c = cpu.cfg
-        print(f"{c['net']}, base {c['base']['steps']:,} steps (batch {c['base']['batch_size']}, {c['buckets']} "
-              f"length buckets), masks at most {c['mask']['steps']:,} steps (lr {c['mask']['lr']}, batch "
-              f"{c['mask']['batch_size']}, alpha {c['mask']['alpha']}, stopped once settled: "
-              f"{c['mask'].get('stop_on_plateau', False)}), from scratch {c['scratch_steps']:,} steps, "
-              f"{c['n_test']:,} test lines a split")
+        print(runner.EXPERIMENTS["scan"].describe(cpu.cfg))
         display(evidence_table(cpu.tables, by="model"))
         if len(cpu.tables.get("base_curve", [])):
             plot_base(cpu.tables["base_curve"], accuracy="iid test exact match")
@@ -228,21 +213,11 @@ else:
     fig4a(codes, list(codes), beside)
     fig4b(codes, {c: cpu.summary for c in codes}, list(codes))
     glue_checks(cpu, ("see-scan-cpu-split", "see-scan-cpu-jump"), "cpu", shown=cpu is chapter.get("lstm"))
-    masks = evidence.settling(cpu.tables["curves"])
     glue("scan-cpu-scale", Markdown(
         f"the 2×128 LSTM reaches iid exact match {cpu.tables['base'].accuracy.mean():.3f} after "
-        f"{cpu.cfg['base']['steps']:,} steps (target {cpu.cfg['target']}), and {kept_words(cpu)}"), display=False)
-    late, mid = settling.kept_fall(cpu.tables["curves"], 0.9, 1.0), settling.kept_fall(cpu.tables["curves"], 0.4, 0.5)
-    ahead = settling.steps_to_settle(cpu.tables["curves"])
-    glue("scan-cpu-drift", Markdown(
-        f"Here every mask was still shedding weights when its stage ended: over the last tenth of its steps its kept "
-        f"fraction fell {late.min():.1f}–{late.max():.1f} points, over the tenth before half way {mid.min():.1f}–"
-        f"{mid.max():.1f}: slower, not stopped (the regulariser pushes every logit down for as long as a mask "
-        f"trains). Falling on as over the second half of the stage (kept ∝ steps^b, b {ahead.exponent.min():.2f} to "
-        f"{ahead.exponent.max():.2f}), they would meet the 2-point rule after about {ahead.steps.min():,.0f}–"
-        f"{ahead.steps.max():,.0f} steps (`wmask.book.settling.steps_to_settle`; a projection, not a run)."
-        if len(masks) and not masks.converged.any() else
-        f"{int((~masks.converged).sum())} of {len(masks)} masks had not settled."), display=False)
+        f"{cpu.cfg['base']['steps']:,} steps (target {cpu.cfg['target']}), and "
+        f"{settling.kept_words(cpu.tables['curves'])}"), display=False)
+    glue("scan-cpu-drift", Markdown(settling.drift_words(cpu.tables["curves"])), display=False)
 
 # %% [markdown]
 # **What we see** in the committed cpu run (Fig. 4a): {glue:md}`see-scan-cpu-split`
@@ -307,7 +282,7 @@ else:
     fig4b({k: r.tables for k, r in runs_.items()}, {k: r.summary for k, r in runs_.items()}, list(runs_))
     glue_checks(longer, ("see-scan-longer-split", "see-scan-longer-jump"),
                 f"cpu with masks at most {longer.cfg['mask']['steps']:,} steps", shown=False)
-    glue("scan-longer-scale", Markdown(kept_words(longer)), display=False)
+    glue("scan-longer-scale", Markdown(settling.kept_words(longer.tables["curves"])), display=False)
 
 # %% [markdown]
 # **With longer masks**, {glue:md}`scan-longer-scale`.

@@ -41,3 +41,30 @@ def steps_to_settle(curves, fit_from: float = 0.5, window: float = 0.2, kept_tol
         steps = (math.exp((math.log(kept_tol / ((1 - window) ** b - 1)) - log_a) / b) if b < -1e-6 else math.nan)
         rows.append({**dict(zip(keys, key if isinstance(key, tuple) else (key,))), "exponent": b, "steps": steps})
     return pd.DataFrame(rows, columns=keys + ["exponent", "steps"])
+
+
+def kept_words(curves) -> str:
+    """How much a run's masks keep after its steps, and whether they settled, in words for a chapter."""
+    from ..evidence import settling
+    masks = settling(curves)
+    return (f"after {curves.step.max() + 1:,} steps its {len(masks)} masks keep {masks.kept.min():.2f}–"
+            f"{masks.kept.max():.2f} of the weights, {int(masks.converged.sum())} of {len(masks)} settled (their "
+            f"kept fraction moved {100 * masks.kept_change.min():.1f}–{100 * masks.kept_change.max():.1f} points "
+            "over the last 20 % of steps)")
+
+
+def drift_words(curves) -> str:
+    """Where no mask of a run settled: how fast they still shed weights, late against half way, and after how many
+    steps they would settle going on as over the second half (:func:`steps_to_settle`), in words for a chapter."""
+    from ..evidence import settling
+    masks = settling(curves)
+    if not len(masks) or masks.converged.any():
+        return f"{int((~masks.converged).sum())} of {len(masks)} masks had not settled."
+    late, mid, ahead = kept_fall(curves, 0.9, 1.0), kept_fall(curves, 0.4, 0.5), steps_to_settle(curves)
+    return (f"Here every mask was still shedding weights when its stage ended: over the last tenth of its steps its "
+            f"kept fraction fell {late.min():.1f}–{late.max():.1f} points, over the tenth before half way "
+            f"{mid.min():.1f}–{mid.max():.1f}: slower, not stopped (the regulariser pushes every logit down for as "
+            f"long as a mask trains). Falling on as over the second half of the stage (kept ∝ steps^b, b "
+            f"{ahead.exponent.min():.2f} to {ahead.exponent.max():.2f}), they would meet the 2-point rule after about "
+            f"{ahead.steps.min():,.0f}–{ahead.steps.max():,.0f} steps (`wmask.book.settling.steps_to_settle`; a "
+            "projection, not a run).")
