@@ -41,7 +41,6 @@ from IPython.display import HTML, Markdown, display
 
 from myst_nb import glue
 
-from wmask import evidence
 from wmask.experiments import runner
 from wmask.book import authors as reference, claims, settling
 from wmask.experiments.data.cifar10 import CLASSES
@@ -148,12 +147,7 @@ else:
         plot_curves(cpu.tables["curves"], by=None, title="control and class-removal masks")
         claims.print_check("class-specific", cpu.tables, cpu.cfg)
     glue("see-cifar-cpu", Markdown(claims.what_we_see("class-specific", cpu.tables, cpu.cfg, "cpu")), display=False)
-    base, masks = cpu.tables["base"].accuracy.mean(), evidence.settling(cpu.tables["curves"])
-    glue("cifar-cpu-scale", Markdown(
-        f"the CNN reaches held-out accuracy {base:.3f} after {cpu.cfg['base']['steps']:,} steps (target "
-        f"{cpu.cfg['target']}); {int(masks.converged.sum())} of its {len(masks)} masks settled (the last stopped "
-        f"after {cpu.tables['curves'].step.max():,} steps), keeping {masks.kept.min():.3f}–{masks.kept.max():.3f} "
-        "of the weights"), display=False)
+    glue("cifar-cpu-scale", Markdown(settling.reach_words(cpu.tables, cpu.cfg, "the CNN")), display=False)
 
 # %% [markdown]
 # Our run at the authors' budget (every mask stage at most 2,000 steps), its masks' settling, and Fig. 5 for the
@@ -170,19 +164,10 @@ if budget is None:
 else:
     print(budget.where)
     display(evidence_table(budget.tables, by=None))
-    masks = evidence.settling(budget.tables["curves"])
-    moving = masks[~masks.converged]
-    ahead = settling.steps_to_settle(budget.tables["curves"]).loc[moving.index]
-    glue("cifar-budget", Markdown(
-        f"{int(masks.converged.sum())} of its {len(masks)} masks settled, keeping "
-        f"{masks.kept.min():.3f}–{masks.kept.max():.3f} of the weights, and the claim reads "
-        f"*{claims.tally(claims.check('class-specific', budget.tables, budget.cfg))}*" + ("" if moving.empty else
-            "; falling on as over the second half of their stage, the masks still moving "
-            f"({', '.join(moving['mask'])}) would meet the 2-point rule after about {ahead.steps.min():,.0f}–"
-            f"{ahead.steps.max():,.0f} steps (`wmask.book.settling.steps_to_settle`), which is why the cpu preset "
-            "gives "
-            "the control masks up to 8,000 steps")),
-         display=False)
+    verdict = claims.tally(claims.check("class-specific", budget.tables, budget.cfg))
+    glue("cifar-budget", Markdown(settling.unsettled_words(
+        budget.tables["curves"], "which is why the cpu preset gives the control masks up to 8,000 steps")
+        + f"; the claim reads *{verdict}*"), display=False)
 if worst:
     fig5(pd.concat(worst))
     print(f"from results/cifar10/cpu and {budget_folder} (control_steps=0)"

@@ -34,9 +34,10 @@ import pandas as pd
 from IPython.display import HTML, display
 
 from wmask.experiments import runner
-from wmask.book import authors as reference, claims
-from wmask.book.report import committed_summary, repo_root, scale
+from wmask.book import claims
+from wmask.book.report import repo_root, scale
 from wmask.book.table import claims_table, html
+from wmask.book.comparison import beside_the_authors
 
 root = repo_root() / results
 table = claims_table(root)
@@ -107,55 +108,12 @@ pd.DataFrame([{"experiment": e, "preset": p, "seeds": s["seeds"], "scale": scale
 # (`wmask.book.authors.compare_scan`).
 
 # %% tags=["hide-input"]
-side, outside, settings = [], [], []
-# compared on our committed cpu run itself (or its run at the authors' budget, reference.SAME_BUDGET): the
-# authors' code ran at its network, steps and mask settings
-live = {"cifar10": (reference.compare_cifar, "the committed cpu run at their budget (control_steps=0: every mask "
-                    "stage at most 2,000 steps, stopped once settled; theirs run 2,000 steps each)"),
-        "scan": (reference.compare_scan, "the committed cpu run (masks at most 8,000 steps, stopped once settled; "
-                 "theirs run 8,000 each)")}
-for experiment in ("addmul", "double_addition", "scan", "cifar10"):
-    found, folder = reference.find_authors(experiment)
-    if found is None:
-        continue
-    their = reference.authors_settings(found)
-    runs = (found["summary"] or {}).get("runs", [])
-    settings.append({"experiment": experiment, "folder": f"results/authors/{experiment}/{folder}",
-                     "their seeds": ", ".join(str(r.get("seed")) for r in runs), **their,
-                     "their commit": (found["summary"] or {}).get("provenance", {}).get("authors_commit", "?")[:12]})
-    ours = stored.get((experiment, "cpu"))
-    net = (ours or {}).get("runs", [{}])[0].get("config", {}).get("networks", {}).get("fnn") if ours else None
-    same = net is not None and reference.same_settings(found, net)
-    committed = root / "authors" / experiment / folder / "comparison.csv"
-    budget = reference.SAME_BUDGET.get(experiment, {})
-    at_budget = committed_summary(experiment, runner.folder_name("cpu", budget), root) if budget else ours
-    if experiment in live and at_budget is not None and folder == "cpu":   # same network, steps and mask settings
-        compare, how = live[experiment]
-        cmp = compare(runner.experiment_of(experiment).tables(at_budget["runs"]), found)
-        note = f"ours: {how}"
-    elif same:
-        table = pd.DataFrame(runner.experiment_of(experiment).tables(ours["runs"])["accuracy"])
-        cmp, note = reference.compare_accuracy(table, found["accuracy"]), "ours: the committed cpu run"
-    elif committed.is_file():
-        cmp = pd.read_csv(committed)
-        note = ("ours run at the authors' settings" + (" (a fixed budget)" if folder == "cpu" else " (a former cpu "
-                "preset)") + f": results/authors/{experiment}/{folder}/comparison.csv")
-    else:
-        side.append({"experiment": experiment, "compared": 0, "within the authors' spread": 0,
-                     "ours": "no run of ours at these settings"})
-        continue
-    side.append({"experiment": experiment, "compared": len(cmp),
-                 "within the authors' spread": int((cmp.verdict == reference.WITHIN).sum()), "ours": note})
-    outside += [{"experiment": experiment, **r} for r in cmp[cmp.verdict == reference.OUTSIDE].to_dict("records")]
-display(pd.DataFrame(settings).style.format(escape="html").hide(axis="index"))
-display(pd.DataFrame(side).style.format(escape="html").hide(axis="index"))
-if not any(r["compared"] for r in side):
+settings, side, outside = beside_the_authors(root, stored)
+display(settings.style.format(escape="html").hide(axis="index"))
+display(side.style.format(escape="html").hide(axis="index"))
+if not side.compared.any():
     print("no number compared: no run of ours at the settings the authors' code was run at")
-elif outside:
-    out = pd.DataFrame(outside)
-    keys = [c for c in ("network", "model", "mask", "variant", "evaluated on", "test", "token", "number", "class")
-            if c in out and out[c].notna().any()]
-    cols = ["experiment", *keys, "ours mean", "ours sd", "theirs mean", "theirs sd", "difference", "tolerance"]
-    display(out.reindex(columns=cols).style.format(precision=3, na_rep="", escape="html").hide(axis="index"))
+elif len(outside):
+    display(outside.style.format(precision=3, na_rep="", escape="html").hide(axis="index"))
 else:
-    print(f"all {sum(r['compared'] for r in side)} compared numbers lie within the authors' spread")
+    print(f"all {side.compared.sum()} compared numbers lie within the authors' spread")

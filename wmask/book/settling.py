@@ -68,3 +68,30 @@ def drift_words(curves) -> str:
             f"{ahead.exponent.min():.2f} to {ahead.exponent.max():.2f}), they would meet the 2-point rule after about "
             f"{ahead.steps.min():,.0f}–{ahead.steps.max():,.0f} steps (`wmask.book.settling.steps_to_settle`; a "
             "projection, not a run).")
+
+
+def reach_words(tables: dict, cfg: dict, network: str) -> str:
+    """A committed run's scale in words: the base network's accuracy against its target, how many masks settled
+    and how much they keep (``tables``: the experiment's tidy tables, with ``base`` and ``curves``)."""
+    from ..evidence import settling
+    masks = settling(tables["curves"])
+    return (f"{network} reaches held-out accuracy {tables['base'].accuracy.mean():.3f} after "
+            f"{cfg['base']['steps']:,} steps (target {cfg['target']}); {int(masks.converged.sum())} of its "
+            f"{len(masks)} masks settled (the last stopped after {tables['curves'].step.max():,} steps), keeping "
+            f"{masks.kept.min():.3f}–{masks.kept.max():.3f} of the weights")
+
+
+def unsettled_words(curves, why: str) -> str:
+    """How many masks of a run settled, how much they keep, and for those still moving the steps they would need
+    (:func:`steps_to_settle`), ``why`` closing the sentence."""
+    from ..evidence import settling
+    masks = settling(curves)
+    moving = masks[~masks.converged]
+    words = (f"{int(masks.converged.sum())} of its {len(masks)} masks settled, keeping {masks.kept.min():.3f}–"
+             f"{masks.kept.max():.3f} of the weights")
+    if moving.empty:
+        return words
+    ahead = steps_to_settle(curves).loc[moving.index]
+    return (f"{words}; falling on as over the second half of their stage, the masks still moving "
+            f"({', '.join(moving['mask'])}) would meet the 2-point rule after about {ahead.steps.min():,.0f}–"
+            f"{ahead.steps.max():,.0f} steps (`wmask.book.settling.steps_to_settle`), {why}")
