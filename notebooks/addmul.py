@@ -34,17 +34,16 @@ device = "auto"
 
 # %% tags=["remove-input"]
 # %matplotlib inline
-import pandas as pd
 
 from IPython.display import HTML, Markdown, display
 from myst_nb import glue
 
 from wmask.book import claims
 from wmask.book.table import verdict_box
-from wmask.book.plots import (accuracy_bars, alpha_sweep, kept_per_layer, plot_curves, plot_layer_overlap,
+from wmask.book.plots import (accuracy_bars, alpha_sweep, kept_per_layer, plot_layer_overlap,
                               sharing_vs_size)
-from wmask.book.report import (beside_the_authors, chapter_run, describe_networks, evidence_table, mean_sd,
-                               show_paper_scale)
+from wmask.book.report import (beside_the_authors, chapter_run, clipping_table, describe_networks, mean_sd,
+                               show_evidence, show_paper_scale)
 
 summary, tables, where, run_cfg, _ = chapter_run("addmul", preset, seeds, results, device, run=run,
                                                  dataset="problems generated on the fly")
@@ -68,10 +67,7 @@ describe_networks(cfg)
 # ```
 
 # %% tags=["hide-input"]
-evidence_table(tables)
-
-# %% tags=["hide-input"]
-plot_curves(tables["curves"], title="Mask training, mean over seeds (band: min..max)");
+show_evidence(tables)
 
 # %% [markdown]
 # ## Accuracy of each mask on each operation
@@ -200,11 +196,8 @@ glue("see-paper-scale", Markdown(see_paper), display=False)
 # %% [markdown]
 # ## The authors' code at the same settings
 #
-# The authors' released code (RobertCsordas/modules), run on this machine at the `cpu` settings of the `fnn` network
-# (`results/authors/`, made by `benchmarks/authors/run.py`), number by number beside ours. Ours lies *within the
-# authors' spread* when |ours − theirs| ≤ max(2 × their sd, 0.02): their seed-to-seed spread is the yardstick, the
-# 0.02 floor covers test-set noise and an sd from two seeds (`wmask.book.authors`). The verdicts of the authors' code on
-# each claim are in the "what we see" sentences above and in the reproduction report.
+# ```{include} ../book/_authors_arith.md
+# ```
 
 # %% tags=["hide-input"]
 side = beside_the_authors("addmul", tables["accuracy"], cfg["fnn"], preset)
@@ -213,19 +206,9 @@ print(side) if isinstance(side, str) else display(side.style.hide(axis="index"))
 # %% [markdown]
 # ## The two clipping behaviours
 #
-# The authors clip the gradient norm over *all* parameters, including the frozen weights, whose gradients
-# accumulate during mask training (`clip_mode="all"`). That produced the paper's figures, so it is what these
-# presets use. Clipping the mask logits alone (`"masks"`) is effectively no clipping; networks named
-# `*_masks_clip` use it on the same base network, so the two compare here.
+# ```{include} ../book/_clipping.md
+# ```
 
 # %% tags=["hide-input"]
-mean_acc, rows = acc.groupby(["network", "mask", "evaluated on"]).accuracy.mean(), []
-for variant in [n for n in cfg if n.endswith("_masks_clip")]:
-    for net in (variant[: -len("_masks_clip")], variant):
-        t = tables["layers"][(tables["layers"].network == net) & (tables["layers"].layer == "total")]
-        s = sharing[sharing.network == net]
-        rows.append({"network": net, "clip_mode": cfg[net]["mask"]["clip_mode"],
-                     "kept by + (% of weights)": 100 * (t["kept +"] / t["size"]).mean(),
-                     "IoU(+, ×)": s.IoU.mean(), "% + shared with ×": 100 * s["shared + in ×"].mean(),
-                     "+ mask on +": mean_acc[net, "+", "+"], "× mask on ×": mean_acc[net, "×", "×"]})
-pd.DataFrame(rows).round(3) if rows else print(f"preset {preset} trains every mask with clip_mode 'all'")
+clipping = clipping_table(tables, cfg, "+", "×")
+clipping if clipping is not None else print(f"preset {preset} trains every mask with clip_mode 'all'")

@@ -37,16 +37,15 @@ device = "auto"
 
 # %% tags=["remove-input"]
 # %matplotlib inline
-import pandas as pd
 
 from IPython.display import HTML, Markdown, display
 from myst_nb import glue
 
 from wmask.book import claims
 from wmask.book.table import verdict_box
-from wmask.book.plots import accuracy_bars, plot_curves, plot_layer_overlap
-from wmask.book.report import (beside_the_authors, chapter_run, describe_networks, evidence_table, mean_sd,
-                               show_paper_scale)
+from wmask.book.plots import accuracy_bars, plot_layer_overlap
+from wmask.book.report import (beside_the_authors, chapter_run, clipping_table, describe_networks, mean_sd,
+                               show_evidence, show_paper_scale)
 
 summary, tables, where, run_cfg, _ = chapter_run("double_addition", preset, seeds, results, device, run=run,
                                                  dataset="problems generated on the fly")
@@ -68,10 +67,7 @@ describe_networks(cfg)
 # ```
 
 # %% tags=["hide-input"]
-evidence_table(tables)
-
-# %% tags=["hide-input"]
-plot_curves(tables["curves"], title="Mask training, mean over seeds (band: min..max)");
+show_evidence(tables)
 
 # %% [markdown]
 # ## Accuracy of each mask on each pair
@@ -147,11 +143,8 @@ glue("see-paper-scale", Markdown(see_paper), display=False)
 # %% [markdown]
 # ## The authors' code at the same settings
 #
-# The authors' released code (RobertCsordas/modules), run on this machine at the `cpu` settings of the `fnn` network
-# (`results/authors/`, made by `benchmarks/authors/run.py`), number by number beside ours. Ours lies *within the
-# authors' spread* when |ours − theirs| ≤ max(2 × their sd, 0.02): their seed-to-seed spread is the yardstick, the
-# 0.02 floor covers test-set noise and an sd from two seeds (`wmask.book.authors`). The verdicts of the authors' code on
-# each claim are in the "what we see" sentences above and in the reproduction report.
+# ```{include} ../book/_authors_arith.md
+# ```
 
 # %% tags=["hide-input"]
 side = beside_the_authors("double_addition", tables["accuracy"], cfg["fnn"], preset)
@@ -160,17 +153,9 @@ print(side) if isinstance(side, str) else display(side.style.hide(axis="index"))
 # %% [markdown]
 # ## The two clipping behaviours
 #
-# The masks use the authors' clipping (`clip_mode="all"`, the book's method page), which produced the paper's figures.
-# Networks
-# named `*_masks_clip` train masks that clip the mask logits alone, on the same base network; they compare here.
+# ```{include} ../book/_clipping.md
+# ```
 
 # %% tags=["hide-input"]
-mean_acc, rows = acc.groupby(["network", "mask", "evaluated on"]).accuracy.mean(), []
-for variant in [n for n in cfg if n.endswith("_masks_clip")]:
-    for net in (variant[: -len("_masks_clip")], variant):
-        t = tables["layers"][(tables["layers"].network == net) & (tables["layers"].layer == "total")]
-        rows.append({"network": net, "clip_mode": cfg[net]["mask"]["clip_mode"],
-                     "kept by pair 1 (% of weights)": 100 * (t["kept pair 1"] / t["size"]).mean(),
-                     "IoU(pair 1, pair 2)": t.IoU.mean(), "pair 1 on pair 1": mean_acc[net, "pair 1", "pair 1"],
-                     "¬pair 1 on pair 2": mean_acc[net, "¬pair 1", "pair 2"]})
-pd.DataFrame(rows).round(3) if rows else print(f"preset {preset} trains every mask with clip_mode 'all'")
+clipping = clipping_table(tables, cfg, "pair 1", "pair 2")
+clipping if clipping is not None else print(f"preset {preset} trains every mask with clip_mode 'all'")

@@ -232,6 +232,34 @@ def beside_the_authors(experiment: str, accuracy, network_cfg: dict, preset: str
     return cmp[cols].round(3)
 
 
+def clipping_table(tables: dict, networks: dict, a: str, b: str):
+    """The two clipping behaviours on one base network: for every network named ``*_masks_clip`` and the one it is
+    named after, how much subtask ``a``'s mask keeps, how much it overlaps ``b``'s, and the masks' accuracies (mean
+    over seeds). None when the run has no such pair."""
+    import pandas as pd
+    acc = tables["accuracy"].groupby(["network", "mask", "evaluated on"]).accuracy.mean()
+    rows = []
+    for variant in [n for n in networks if n.endswith("_masks_clip")]:
+        for net in (variant[: -len("_masks_clip")], variant):
+            t = tables["layers"][(tables["layers"].network == net) & (tables["layers"].layer == "total")]
+            rows.append({"network": net, "clip_mode": networks[net]["mask"]["clip_mode"],
+                         f"kept by {a} (% of weights)": 100 * (t[f"kept {a}"] / t["size"]).mean(),
+                         f"IoU({a}, {b})": t.IoU.mean(), f"{a} mask on {a}": acc[net, a, a],
+                         f"{b} mask on {b}": acc[net, b, b], f"¬{a} on {b}": acc[net, f"¬{a}", b]})
+    return pd.DataFrame(rows).round(3) if rows else None
+
+
+def show_evidence(tables: dict, by: str | None = "network",
+                  title: str = "Mask training, mean over seeds (band: min..max)") -> None:
+    """A chapter's "can this run carry the claims?" evidence: :func:`evidence_table`, then the masks' training
+    curves."""
+    from IPython.display import display
+
+    from .plots import plot_curves
+    display(evidence_table(tables, by))
+    plot_curves(tables["curves"], by=by, title=title)
+
+
 def evidence_table(tables: dict, by: str | None = "network"):
     """Per network (``by``; ``None`` for a one-network experiment) and seed: the base network's accuracy against its
     target and, per mask, whether its training curve settled (:mod:`wmask.evidence`), with the final kept fraction."""
