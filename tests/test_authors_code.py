@@ -84,7 +84,7 @@ def test_two_phases_share_the_flags_and_chain_through_restore_pretrained(tmp_pat
 @pytest.mark.parametrize("experiment, model", [("cifar10", "cnn"), ("scan", "lstm")])
 def test_flags_are_our_cpu_preset(experiment, model):
     from wmask.experiments import runner
-    cfg = runner.EXPERIMENTS[experiment].config("cpu", model=model)
+    cfg = runner.EXPERIMENTS[experiment].config("cpu", model=model, overrides=experiments.OURS.get(experiment))
     argv = experiments.build_flags(experiment, 0, smoke=False)
     flags = {k: float(experiments.flag(argv, k)) for k in ("-lr", "-batch_size", "-stop_after", "-step_per_mask",
                                                           "-mask_lr", "-mask_batch_size", "-mask_loss_weight")}
