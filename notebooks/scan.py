@@ -54,10 +54,10 @@ chapter, absent = {}, {}
 for m in asked:
     try:
         chapter[m] = chapter_run("scan", preset, seeds, results, device, run=run, model=m)
-    except FileNotFoundError as err:    # the Transformer's cpu preset is new: not run at this commit yet
+    except FileNotFoundError:           # the Transformer's cpu preset is new: not run at this commit yet
         if m != "transformer":
             raise
-        chapter[m], absent[m] = None, f"not run yet at this commit ({err})"
+        chapter[m], absent[m] = None, f"no committed {preset} run yet (`make results PRESET={preset} EXP=scan-{m}`)"
     if chapter[m] is None and m not in absent:
         absent[m] = "no " + preset + " preset: " + runner.EXPERIMENTS["scan"].absent(preset, m)
 chapter = {m: r for m, r in chapter.items() if r is not None}
@@ -113,7 +113,7 @@ for m in models:
     claims.section(f"scan-split-masks-{m}", tables[m], summaries[m]["runs"][0]["config"], summaries[m]["preset"],
                    f"see-split-masks-{m}")
 for m, why in absent.items():          # a model without a run at this preset: say why
-    glue(f"see-split-masks-{m}", Markdown(f"untestable: no {preset} run ({why})"), display=False)
+    glue(f"see-split-masks-{m}", Markdown(f"untestable: {why}"), display=False)
 
 # %% [markdown]
 # **What we see** (LSTM): {glue:md}`see-split-masks-lstm`
@@ -137,7 +137,7 @@ for m in models:
     claims.section(f"scan-jump-token-{m}", tables[m], summaries[m]["runs"][0]["config"], summaries[m]["preset"],
                    f"see-jump-token-{m}")
 for m, why in absent.items():          # a model without a run at this preset: say why
-    glue(f"see-jump-token-{m}", Markdown(f"untestable: no {preset} run ({why})"), display=False)
+    glue(f"see-jump-token-{m}", Markdown(f"untestable: {why}"), display=False)
 
 # %% [markdown]
 # **What we see** (LSTM): {glue:md}`see-jump-token-lstm`
