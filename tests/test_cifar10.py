@@ -7,6 +7,7 @@ import tarfile
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from wmask.__main__ import main
@@ -166,3 +167,26 @@ def test_resnet_experiment_end_to_end_at_smoke(tmp_path, capsys):
     assert run["n_test"] == 3000 and len(run["relative_drop"]) == 10      # the synthetic "official" test half
     assert main(["run", "cifar10", "--model", "resnet", "--preset", "cpu", "--results", str(tmp_path)]) == 2
     assert "cifar10-resnet has no 'cpu' preset: the ResNet-110 needs a GPU" in capsys.readouterr().err
+
+
+def test_class_removal_masks_start_from_the_control_mask_or_fresh(tmp_path, capsys):
+    """``removal_init``: from the control mask's logits (ours), or from the initial logit with the output layer
+    copied from the control mask (the authors' code). With no class-removal step, the masks are where they start."""
+    from safetensors.torch import load_file
+    kept = {}
+    for init in ("control", "fresh"):
+        assert main(["run", "cifar10", "--preset", "smoke", "--results", str(tmp_path / init), "--quiet",
+                     "base.steps=50", "control_steps=100", "mask.lr=0.05", "mask.steps=0", f"removal_init={init}"]) == 0
+        (store,) = (tmp_path / init / "cifar10").glob("smoke+*/seed0")
+        kept[init] = load_file(store / "removal.safetensors")
+    head = [n for n in kept["control"] if n.startswith("head.")]
+    assert head and len(kept["control"]) > len(head)
+    for n, m in kept["control"].items():
+        assert m.shape[0] == 10 and all(torch.equal(m[c], m[0]) for c in range(10))   # ten copies of the control
+        if n in head:
+            assert torch.equal(kept["fresh"][n], m)
+        else:
+            assert kept["fresh"][n].all()
+    assert not all(m.all() for m in kept["control"].values())     # the control mask had removed weights
+    assert main(["show", "cifar10", "--preset", "smoke", "removal_init=theirs"]) == 2
+    assert "unknown removal_init 'theirs'" in capsys.readouterr().err

@@ -48,12 +48,17 @@ class CifarConfig:
     mask: MaskTrainConfig = field(default_factory=lambda: MaskTrainConfig(
         steps=20_000, lr=1e-3, alpha=3e-4, k=4, batch_size=128, clip=1.0, clip_mode="all", log_every=200))
     control_steps: int = 0          # the control masks' steps (0 = mask.steps, as the paper); the rest of mask.*
+    removal_init: str = "control"   # class-removal masks start from: "control" (its logits, the paper's §2.5
+                                    # reading) or "fresh" (the initial logit, the output layer copied from the control
+                                    # mask, as the authors' code: results/authors/README.md)
     target: float = 0.75            # held-out accuracy the base net must reach (the paper's CNN: ~0.8)
     seed: int = 0
 
     def __post_init__(self):
         if self.model not in MODELS:
             raise ValueError(f"unknown CIFAR model {self.model!r}; expected one of {MODELS}")
+        if self.removal_init not in ("control", "fresh"):
+            raise ValueError(f"unknown removal_init {self.removal_init!r}; expected 'control' or 'fresh'")
         if self.dataset not in ("cifar10", "synthetic"):
             raise ValueError(f"unknown dataset {self.dataset!r}; expected 'cifar10' or 'synthetic'")
 
@@ -186,7 +191,7 @@ def run(cfg: CifarConfig, store, device="cpu", progress=True) -> dict:
     torch.manual_seed(cfg.seed)
     model = (SimpleCNN(cfg.width, dropout=cfg.dropout) if cfg.model == "cnn" else
              CifarResNet(cfg.depth, width=cfg.width)).to(device)
-    key = {k: v for k, v in to_dict(cfg).items() if k not in ("mask", "control_steps")} | {
+    key = {k: v for k, v in to_dict(cfg).items() if k not in ("mask", "control_steps", "removal_init")} | {
         "dataset_checksum": arrays["checksum"]}
 
     def train_base():
@@ -204,6 +209,7 @@ def run(cfg: CifarConfig, store, device="cpu", progress=True) -> dict:
     base_curve = store.network("base", model, key, train_base)
     model.eval()
     key = key | {"mask": to_dict(cfg.mask)} | ({"control_steps": cfg.control_steps} if cfg.control_steps else {})
+    removal_key = key | ({"removal_init": cfg.removal_init} if cfg.removal_init != "control" else {})
     flt = MaskFilter(biases=True, norms=True)   # biases and batch-norm gains/biases masked (the paper's appendix)
     head = [n for n in flt.select(model) if n.startswith("head.")]
 
@@ -232,19 +238,20 @@ def run(cfg: CifarConfig, store, device="cpu", progress=True) -> dict:
     ctrl = control.binary(0)
     stability = metrics.iou(control.binary(0), control.binary(1))
 
-    # ten class-removal masks in one batched pass, from the control logits, output layer frozen
+    # ten class-removal masks in one batched pass, from the control logits (or fresh), output layer frozen
     def train_removal():
         removal = MaskSet(model, N_CLASSES, filter=flt, seed=cfg.seed + 1)
         with torch.no_grad():
             for n, l in removal.logits.items():
-                l.copy_(control.logits[n][0].detach().expand_as(l))
+                if cfg.removal_init == "control" or n in head:
+                    l.copy_(control.logits[n][0].detach().expand_as(l))
         removal.freeze(head)
         return removal, train_masks(removal, mask_data(list(range(N_CLASSES)), 10), loss_fn, cfg.mask,
                                     progress=progress, desc="10 class-removal masks",
                                     checkpoint=store.checkpoint("removal"))
 
     t0 = time.time()
-    masks, history = store.masks("removal", key, model, train_removal, flt)
+    masks, history = store.masks("removal", removal_key, model, train_removal, flt)
     removal_time = time.time() - t0   # ~0 when reused from an earlier run
 
     # one pass: the unmasked net, the control mask, the ten class-removal masks
