@@ -213,3 +213,26 @@ def test_within_sentence_counts_and_names_the_numbers_outside():
                                               "(ours 40.00, theirs 70.00)")
     assert ref.within_sentence(cmp[cmp.verdict == ref.WITHIN], name, digits=3) == (
         "2 of 2 numbers lie within the authors' spread")
+
+
+def test_each_gap_names_the_protocol_difference_that_closes_it_or_says_none_does(tmp_path):
+    from wmask.book.comparison import explained
+    def acc(values):   # two seeds of (mask, evaluated on) -> accuracy
+        return pd.DataFrame([{"seed": s, "network": "fnn", "mask": m, "evaluated on": e, "accuracy": a + 0.001 * s}
+                             for (m, e), a in values.items() for s in (0, 1)])
+    theirs = acc({("¬pair 1", "pair 2"): 0.95, ("pair 1", "pair 2"): 0.01})
+    ours = acc({("¬pair 1", "pair 2"): 0.83, ("pair 1", "pair 2"): 0.08})
+    gaps = ref.compare_accuracy(ours, theirs)
+    gaps = gaps[gaps.verdict == ref.OUTSIDE]
+    assert len(gaps) == 2
+    assert set(explained("double_addition", gaps, {"accuracy": theirs}, tmp_path)["explained by"]) == {
+        "no protocol run yet"}
+    proto = tmp_path / "authors" / "double_addition" / "cpu" / "protocol"
+    for label, values in {"authors": {("¬pair 1", "pair 2"): 0.84, ("pair 1", "pair 2"): 0.02},
+                          "ours+sequential": {("¬pair 1", "pair 2"): 0.82, ("pair 1", "pair 2"): 0.015}}.items():
+        (proto / label).mkdir(parents=True)
+        acc(values).to_csv(proto / label / "accuracy.csv", index=False)
+    got = explained("double_addition", gaps, {"accuracy": theirs}, tmp_path).set_index("mask")
+    assert got.loc["¬pair 1", "explained by"] == "not the protocol: outside with every difference removed"
+    assert got.loc["¬pair 1", "under the authors' protocol"] == pytest.approx(0.8405)
+    assert got.loc["pair 1", "explained by"] == "ours+sequential, authors"     # one difference first

@@ -16,6 +16,11 @@ LIVE = {"cifar10": (authors.compare_cifar, "the committed cpu run at their budge
         "scan": (authors.compare_scan, "the committed cpu run (masks at most 8,000 steps, stopped once settled; "
                  "theirs run 8,000 each)")}
 EXPERIMENTS = ("addmul", "double_addition", "scan", "cifar10")
+# runs of ours under the authors' protocol, or with one of its differences (the book's method page): the arithmetic
+# ones from benchmarks/authors/protocol.py (results/authors/<experiment>/cpu/protocol/<label>/), the others as
+# committed runs of the experiment with these overrides
+PROTOCOL_RUNS = {"cifar10": {"removal_init=fresh": {"control_steps": 0, "removal_init": "fresh"}}}
+AUTHORS_PROTOCOL = "authors"
 KEYS = ("network", "model", "mask", "variant", "evaluated on", "test", "token", "number", "class")
 
 
@@ -59,8 +64,54 @@ def beside_the_authors(root: Path, stored: dict) -> tuple[pd.DataFrame, pd.DataF
             continue
         side.append({"experiment": experiment, "compared": len(cmp),
                      "within the authors' spread": int((cmp.verdict == authors.WITHIN).sum()), "ours": note})
-        outside += [{"experiment": experiment, **r} for r in cmp[cmp.verdict == authors.OUTSIDE].to_dict("records")]
+        gaps = cmp[cmp.verdict == authors.OUTSIDE]
+        outside += [{"experiment": experiment, **r} for r in explained(experiment, gaps, found, Path(root))
+                    .to_dict("records")]
     out = pd.DataFrame(outside)
     keys = [c for c in KEYS if c in out and out[c].notna().any()]
-    cols = ["experiment", *keys, "ours mean", "ours sd", "theirs mean", "theirs sd", "difference", "tolerance"]
+    cols = ["experiment", *keys, "ours mean", "ours sd", "theirs mean", "theirs sd", "difference", "tolerance",
+            "under the authors' protocol", "explained by"]
     return pd.DataFrame(settings), pd.DataFrame(side), out.reindex(columns=cols) if len(out) else out
+
+
+def protocol_runs(experiment: str, root: Path) -> dict[str, dict]:
+    """Our runs of ``experiment`` under another protocol (:data:`PROTOCOL_RUNS`): ``{label: tables}``; the
+    authors' whole protocol is labelled ``authors``, one difference ``ours+<switch>``, all but one
+    ``authors-<switch>``."""
+    from ..experiments.runner import experiment_of, folder_name
+    found = {}
+    for folder in sorted((root / "authors" / experiment / "cpu" / "protocol").glob("*/accuracy.csv")):
+        found[folder.parent.name] = {"accuracy": pd.read_csv(folder)}
+    for label, overrides in PROTOCOL_RUNS.get(experiment, {}).items():
+        summary = committed_summary(experiment, folder_name("cpu", overrides), root)
+        if summary is not None:
+            found[label] = experiment_of(experiment).tables(summary["runs"])
+    return found
+
+
+def explained(experiment: str, gaps: pd.DataFrame, found: dict, root: Path) -> pd.DataFrame:
+    """``gaps`` (numbers of ours outside the authors' spread) with what explains each: ``under the authors'
+    protocol`` (our mean with every protocol difference removed) and ``explained by``: the runs under another
+    protocol (:func:`protocol_runs`) whose number lies within the authors' spread (single differences first), or,
+    when even the authors' whole protocol leaves it outside, that the protocol does not explain it."""
+    runs = protocol_runs(experiment, root)
+    gaps = gaps.copy()
+    gaps["under the authors' protocol"], gaps["explained by"] = float("nan"), "no protocol run yet"
+    if gaps.empty or not runs:
+        return gaps
+    keys = [c for c in KEYS if c in gaps.columns]
+    compare = LIVE[experiment][0] if experiment in LIVE else (
+        lambda tables, theirs: authors.compare_accuracy(pd.DataFrame(tables["accuracy"]), theirs["accuracy"]))
+    verdicts = {label: compare(tables, found).set_index(keys) for label, tables in runs.items()}
+    for i, row in gaps.iterrows():
+        key = tuple(row[k] for k in keys)
+        closes = [label for label, v in sorted(verdicts.items(), key=lambda kv: kv[0] == AUTHORS_PROTOCOL)
+                  if key in v.index and v.loc[key, "verdict"] == authors.WITHIN]
+        whole = verdicts.get(AUTHORS_PROTOCOL)
+        if whole is not None and key in whole.index:
+            gaps.loc[i, "under the authors' protocol"] = whole.loc[key, "ours mean"]
+        gaps.loc[i, "explained by"] = (", ".join(closes) if closes else
+                                       "not the protocol: outside with every difference removed"
+                                       if whole is not None and key in whole.index else
+                                       f"none of {', '.join(sorted(runs))}")
+    return gaps
