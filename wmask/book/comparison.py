@@ -93,7 +93,8 @@ def explained(experiment: str, gaps: pd.DataFrame, found: dict, root: Path) -> p
     """``gaps`` (numbers of ours outside the authors' spread) with what explains each: ``under the authors'
     protocol`` (our mean with every protocol difference removed) and ``explained by``: the runs under another
     protocol (:func:`protocol_runs`) whose number lies within the authors' spread (single differences first), or,
-    when even the authors' whole protocol leaves it outside, that the protocol does not explain it."""
+    when even the authors' whole protocol leaves it outside, that the protocol does not explain it. A run labelled
+    ``ours`` (our protocol again, the control) explains nothing."""
     runs = protocol_runs(experiment, root)
     gaps = gaps.copy()
     gaps["under the authors' protocol"], gaps["explained by"] = float("nan"), "no protocol run yet"
@@ -106,7 +107,7 @@ def explained(experiment: str, gaps: pd.DataFrame, found: dict, root: Path) -> p
     for i, row in gaps.iterrows():
         key = tuple(row[k] for k in keys)
         closes = [label for label, v in sorted(verdicts.items(), key=lambda kv: kv[0] == AUTHORS_PROTOCOL)
-                  if key in v.index and v.loc[key, "verdict"] == authors.WITHIN]
+                  if label != "ours" and key in v.index and v.loc[key, "verdict"] == authors.WITHIN]
         whole = verdicts.get(AUTHORS_PROTOCOL)
         if whole is not None and key in whole.index:
             gaps.loc[i, "under the authors' protocol"] = whole.loc[key, "ours mean"]

@@ -227,9 +227,25 @@ def beside_the_authors(experiment: str, accuracy, network_cfg: dict, preset: str
         print(f"The authors' code runs a fixed budget ({theirs}); this chapter's run stops at target / when settled "
               f"({ours} are maxima). Below: ours run at the authors' fixed budget "
               f"(committed beside their results, results/authors/{experiment}/cpu/) against theirs.")
-        return pd.read_csv(committed).reindex(columns=cols).round(3)
+        return _explain(experiment, pd.read_csv(committed).reindex(columns=cols), found, root).round(3)
     cmp = reference.compare_accuracy(pd.DataFrame(accuracy), found["accuracy"])
-    return cmp[cols].round(3)
+    return _explain(experiment, cmp[cols], found, root).round(3)
+
+
+def _explain(experiment: str, table, found: dict, root=None):
+    """``table`` with, for each number outside the authors' spread, ``explained by`` (and our number under the
+    authors' whole protocol) from our runs under their protocol (:func:`wmask.book.comparison.explained`)."""
+    from . import authors as reference
+    from .comparison import explained
+    gaps = table[table.verdict == reference.OUTSIDE]
+    if gaps.empty:
+        return table
+    results = Path(root).parent if root else reference.DEFAULT_AUTHORS_ROOT.parent
+    why = explained(experiment, gaps, found, results)
+    table = table.assign(**{"under the authors' protocol": float("nan"), "explained by": ""})
+    for col in ("under the authors' protocol", "explained by"):
+        table.loc[why.index, col] = why[col]
+    return table
 
 
 def clipping_table(tables: dict, networks: dict, a: str, b: str):
