@@ -245,7 +245,8 @@ def _explain(experiment: str, table, found: dict, root=None):
     table = table.assign(**{"under the authors' protocol": float("nan"), "explained by": ""})
     for col in ("under the authors' protocol", "explained by"):
         table.loc[why.index, col] = why[col]
-    return table
+    protocol = table["under the authors' protocol"].round(3)
+    return table.assign(**{"under the authors' protocol": protocol.astype(object).where(protocol.notna(), "")})
 
 
 def clipping_table(tables: dict, networks: dict, a: str, b: str):
