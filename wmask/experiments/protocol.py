@@ -14,8 +14,9 @@ authors' code (RobertCsordas/modules, ``tasks/task.py``: ``post_train``) trains 
 
 ``Protocol(name="authors")`` turns every switch on, ``name="ours"`` (the default) every switch off; a switch given
 explicitly overrides the name, so ``{name: authors, extra_step: false}`` is the authors' protocol but for one
-difference, and ``{sequential: true}`` ours with one. In a config: ``networks.fnn.protocol.name=authors``. What
-each difference does to a number is in the reproduction report (``results/authors/``).
+difference, and ``{sequential: true}`` ours with one. ``benchmarks/authors/protocol.py`` trains the arithmetic
+experiments' masks under a protocol (:func:`in_stages` for the sequential ones); what each difference does to a number
+is in the book's reproduction page and ``results/authors/README.md``.
 """
 from __future__ import annotations
 
