@@ -45,7 +45,6 @@ from wmask.experiments import runner
 from wmask.book import authors as reference, claims, settling
 from wmask.experiments.data.cifar10 import CLASSES
 from wmask.book.table import verdict_box
-from wmask.book.comparison import PROTOCOL_RUNS
 from wmask.book.report import chapter_run, committed_run, evidence_table
 from wmask.book.plots import confusion_change, fig5, plot_base, plot_curves
 
@@ -202,7 +201,7 @@ else:
 # above), against theirs, for every number:
 
 # %% tags=["hide-input"]
-fresh_overrides = PROTOCOL_RUNS["cifar10"]["removal_init=fresh"]
+fresh_overrides = reference.PROTOCOL_RUNS["cifar10"]["removal_init=fresh"]
 fresh = committed_run("cifar10", "cpu", overrides=fresh_overrides)
 if theirs is None or fresh is None or budget is None:
     print("no committed run of ours with the authors' start at their budget (python -m wmask run cifar10 --preset "

@@ -216,7 +216,7 @@ def test_within_sentence_counts_and_names_the_numbers_outside():
 
 
 def test_each_gap_names_the_protocol_difference_that_closes_it_or_says_none_does(tmp_path):
-    from wmask.book.comparison import explained
+    from wmask.book.authors import explained
     def acc(values):   # two seeds of (mask, evaluated on) -> accuracy
         return pd.DataFrame([{"seed": s, "network": "fnn", "mask": m, "evaluated on": e, "accuracy": a + 0.001 * s}
                              for (m, e), a in values.items() for s in (0, 1)])

@@ -30,7 +30,8 @@ import pandas as pd
 __all__ = ["ACCURACY_KEYS", "WITHIN", "OUTSIDE", "tolerance", "summarize", "compare_tables", "compare_accuracy",
            "compare_cifar", "DROP_ABS_TOL", "compare_scan", "SCAN_ABS_TOL", "REMOVED_ABS_TOL", "load_authors",
            "find_authors", "authors_settings", "settings_text", "same_settings", "authors_tables", "with_our_scratch",
-           "NO_CURVES", "DEFAULT_AUTHORS_ROOT", "SAME_BUDGET", "within_sentence"]
+           "NO_CURVES", "DEFAULT_AUTHORS_ROOT", "SAME_BUDGET", "within_sentence", "PROTOCOL_RUNS", "AUTHORS_PROTOCOL",
+           "GAP_KEYS", "protocol_runs", "explained"]
 
 ACCURACY_KEYS = ("network", "mask", "evaluated on")
 WITHIN = "within the authors' spread"
@@ -236,3 +237,55 @@ def with_our_scratch(theirs: dict, ours: dict) -> tuple[dict, bool]:
     if mine.empty:
         return theirs, False
     return {**theirs, "accuracy": pd.concat([acc, mine], ignore_index=True)}, True
+
+
+# runs of ours under the authors' protocol, or with one of its differences (the book's method page): the arithmetic
+# ones from benchmarks/authors/protocol.py (results/authors/<experiment>/cpu/protocol/<label>/), the others as
+# committed runs of the experiment with these overrides
+PROTOCOL_RUNS = {"cifar10": {"removal_init=fresh": {"control_steps": 0, "removal_init": "fresh"}}}
+AUTHORS_PROTOCOL = "authors"
+GAP_KEYS = ("network", "model", "mask", "variant", "evaluated on", "test", "token", "number", "class")
+
+
+def protocol_runs(experiment: str, root: Path) -> dict[str, dict]:
+    """Our runs of ``experiment`` under another protocol (:data:`PROTOCOL_RUNS`): ``{label: tables}``; the
+    authors' whole protocol is labelled ``authors``, one difference ``ours+<switch>``, all but one
+    ``authors-<switch>``."""
+    from ..experiments.runner import experiment_of, folder_name
+    found = {}
+    for folder in sorted((root / "authors" / experiment / "cpu" / "protocol").glob("*/accuracy.csv")):
+        found[folder.parent.name] = {"accuracy": pd.read_csv(folder)}
+    for label, overrides in PROTOCOL_RUNS.get(experiment, {}).items():
+        path = root / experiment / folder_name("cpu", overrides) / "summary.json"
+        if path.is_file():
+            found[label] = experiment_of(experiment).tables(json.loads(path.read_text())["runs"])
+    return found
+
+
+def explained(experiment: str, gaps: pd.DataFrame, found: dict, root: Path) -> pd.DataFrame:
+    """``gaps`` (numbers of ours outside the authors' spread) with what explains each: ``under the authors'
+    protocol`` (our mean with every protocol difference removed) and ``explained by``: the runs under another
+    protocol (:func:`protocol_runs`) whose number lies within the authors' spread (single differences first), or,
+    when even the authors' whole protocol leaves it outside, that the protocol does not explain it. A run labelled
+    ``ours`` (our protocol again, the control) explains nothing."""
+    runs = protocol_runs(experiment, root)
+    gaps = gaps.copy()
+    gaps["under the authors' protocol"], gaps["explained by"] = float("nan"), "no protocol run yet"
+    if gaps.empty or not runs:
+        return gaps
+    keys = [c for c in gaps.columns if c in GAP_KEYS]
+    compare = {"cifar10": compare_cifar, "scan": compare_scan}.get(experiment) or (
+        lambda tables, theirs: compare_accuracy(pd.DataFrame(tables["accuracy"]), theirs["accuracy"]))
+    verdicts = {label: compare(tables, found).set_index(keys) for label, tables in runs.items()}
+    for i, row in gaps.iterrows():
+        key = tuple(row[k] for k in keys)
+        closes = [label for label, v in sorted(verdicts.items(), key=lambda kv: kv[0] == AUTHORS_PROTOCOL)
+                  if label != "ours" and key in v.index and v.loc[key, "verdict"] == WITHIN]
+        whole = verdicts.get(AUTHORS_PROTOCOL)
+        if whole is not None and key in whole.index:
+            gaps.loc[i, "under the authors' protocol"] = whole.loc[key, "ours mean"]
+        gaps.loc[i, "explained by"] = (", ".join(closes) if closes else
+                                       "not the protocol: outside with every difference removed"
+                                       if whole is not None and key in whole.index else
+                                       f"none of {', '.join(sorted(runs))}")
+    return gaps

@@ -234,14 +234,13 @@ def beside_the_authors(experiment: str, accuracy, network_cfg: dict, preset: str
 
 def _explain(experiment: str, table, found: dict, root=None):
     """``table`` with, for each number outside the authors' spread, ``explained by`` (and our number under the
-    authors' whole protocol) from our runs under their protocol (:func:`wmask.book.comparison.explained`)."""
+    authors' whole protocol) from our runs under their protocol (:func:`wmask.book.authors.explained`)."""
     from . import authors as reference
-    from .comparison import explained
     gaps = table[table.verdict == reference.OUTSIDE]
     if gaps.empty:
         return table
     results = Path(root).parent if root else reference.DEFAULT_AUTHORS_ROOT.parent
-    why = explained(experiment, gaps, found, results)
+    why = reference.explained(experiment, gaps, found, results)
     table = table.assign(**{"under the authors' protocol": float("nan"), "explained by": ""})
     for col in ("under the authors' protocol", "explained by"):
         table.loc[why.index, col] = why[col]
