@@ -258,9 +258,14 @@ class _CtrlCInFinaliser:
 
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning",
                             "ignore:mask training removed no weight")
-def test_a_ctrl_c_lost_while_the_first_mask_checkpoint_is_written_still_stops_training(tmp_path, monkeypatch):
+def test_a_ctrl_c_lost_while_the_first_mask_checkpoint_is_written_still_stops_training(tmp_path, monkeypatch, request):
+    import signal
     from wmask import interrupts, train
     from wmask.masks import MaskSet
+    # Python's own Ctrl-C handler, as in a fresh process: honoured() leaves any other one alone, and a library used
+    # by an earlier test in the same pytest process may have left its own installed
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    request.addfinalizer(lambda: signal.signal(signal.SIGINT, previous))
     saved = train.atomic_torch_save
 
     def save_then_ctrl_c(obj, path):     # a finaliser runs as the checkpoint is written, and Ctrl-C comes then
