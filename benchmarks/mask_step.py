@@ -3,7 +3,10 @@ book trains.
 
 Prints medians of several repetitions, measured in one run on one machine, as ratios. Each case runs in its own
 process so that its peak memory can be read. Usage: ``python benchmarks/mask_step.py [--model NAME|all]
-[--device auto|cpu|cuda] [--reps 5] [--threads N]`` (``make bench`` runs every model).
+[--device auto|cpu|cuda] [--reps 5] [--threads N] [--cases plain,masked,...] [--json PATH]`` (``make bench`` runs
+every model but the paper's Mathematics Transformer, ``math_paper``, whose ten-set cases take long on a CPU;
+``--model math_paper --cases plain,masked,masked4`` measures what its projection needs). ``--json`` writes the step
+times and the projections with where and when they were measured.
 
 Cases: ``plain`` (Adam, clip 1, one batch); ``masked`` (one mask set, K = 4 samples); ``masked4`` (M = 4 sets, as
 the SCAN chapter trains); ``stepwise4`` (the same through the recurrent drop-ins
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import resource
 import statistics
@@ -24,6 +28,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 import torch
@@ -80,6 +85,9 @@ BENCHES = {
     "math_transformer": Bench(lambda: Seq2SeqTransformer(48, 48, d=64, heads=4, enc_layers=2, dec_layers=2, ff=128,
                                                          dropout=0.0, tied=True, norm_first=True), _math, 64,
                               "Mathematics Transformer 2+2 layers, d 64, tied (cpu), questions 40, answers 4"),
+    "math_paper": Bench(lambda: Seq2SeqTransformer(48, 48, d=512, heads=8, enc_layers=6, dec_layers=6, ff=2048,
+                                                   dropout=0.1, tied=True, max_len=192), _math, 128,
+                        "Mathematics Transformer 6+6 layers, d 512, tied (paper), questions 40, answers 4"),
     "cifar_cnn": Bench(lambda: SimpleCNN(32), lambda b, g: ((torch.randn(b, 3, 32, 32, generator=g),),
                                                             torch.randint(0, 10, (b,), generator=g)), 128,
                        "CIFAR-10 simple CNN, width 32 (paper)"),
@@ -87,6 +95,7 @@ BENCHES = {
                                                                       torch.randint(0, 10, (b,), generator=g)), 128,
                        "MNIST MLP 784-256x4-10 (clusterability, permuted MNIST)"),
 }
+HEAVY = ("math_paper",)      # left out of --model all
 CASES = ("plain", "masked", "masked4", "vmap4", "stepwise4", "loop4", "batched", "one_pass", "sequential")
 RECURRENT_ONLY = ("vmap4", "stepwise4", "loop4")
 
@@ -179,7 +188,7 @@ def recurrent(model: str) -> bool:
 def run_model(model: str, a, threads: int) -> dict:
     results = {}
     for name in CASES:
-        if name in RECURRENT_ONLY and not recurrent(model):
+        if name not in a.cases or (name in RECURRENT_ONLY and not recurrent(model)):
             continue
         cmd = [sys.executable, __file__, "--case", name, "--model", model, "--device", a.device,
                "--reps", str(a.reps), "--threads", str(threads)]
@@ -213,6 +222,12 @@ def paper_stages(model: str) -> list[tuple[str, list[tuple[int, int]]]]:
         c = EXPERIMENTS["scan"].config("paper", model=model.split("_")[1])
         return [(f"SCAN {c.model}: base, {len(SPLITS) - 1} from-scratch nets, {len(SPLITS)} masks",
                  [(c.base.steps + (len(SPLITS) - 1) * c.scratch_steps, 0), (c.mask.steps, len(SPLITS))])]
+    if model == "math_paper":   # one network a module; its two masks in one pass, at the module's own mask batch
+        c = EXPERIMENTS["dm_math"].config("paper")
+        b = BENCHES[model].b     # a step's time taken as linear in the batch: steps scaled by batch / b
+        return [(f"Mathematics {m}: base, 2 masks",
+                 [(c.base.steps * c.base.batch_size // b, 0), (mc.steps * mc.batch_size // b, 2)])
+                for m, mc in ((m, c.mask_for(m)) for m in c.networks)]
     if model == "cifar_cnn":
         c = EXPERIMENTS["cifar10"].config("paper")
         return [("CIFAR-10: base, 2 control masks, 10 class-removal masks",
@@ -221,45 +236,62 @@ def paper_stages(model: str) -> list[tuple[str, list[tuple[int, int]]]]:
 
 
 def step_seconds(results: dict, sets: int) -> float:
-    """Seconds a step of ``sets`` mask sets (0: a plain step), linear between the measured M = 1, 4 and 10."""
+    """Seconds a step of ``sets`` mask sets (0: a plain step), linear between the measured M = 1, 4 and 10 (with
+    only M = 1 measured, ``sets`` times its step: batching sets never cost more than that, ``make bench`` found)."""
     if sets == 0:
         return results["plain"]["median_s"]
-    known = sorted((m, results[c]["median_s"]) for m, c in ((1, "masked"), (4, "masked4"), (M, "batched")))
+    known = sorted((m, results[c]["median_s"]) for m, c in ((1, "masked"), (4, "masked4"), (M, "batched"))
+                   if c in results)
+    if len(known) == 1:
+        return sets * known[0][1]
     (m0, t0), (m1, t1) = next(((a, b) for a, b in zip(known, known[1:]) if sets <= b[0]), known[-2:])
     return t0 + (sets - m0) * (t1 - t0) / (m1 - m0)
+
+
+def projections(model: str, results: dict) -> list[dict]:
+    """The paper preset on this machine, one seed, from these step times: ``{model, what, hours, stages}``, each
+    stage ``[steps, sets, seconds a step]``."""
+    rows = []
+    for what, stages in paper_stages(model):
+        st = [[steps, sets, step_seconds(results, sets)] for steps, sets in stages]
+        rows.append({"model": model, "what": what, "hours": sum(n * t for n, _, t in st) / 3600, "stages": st})
+    return rows
 
 
 def report(model: str, results: dict) -> None:
     r = {k: v["median_s"] for k, v in results.items()}
     mib = {k: v["peak_bytes"] / 2**20 for k, v in results.items()}
     print(f"\n## {model}: {BENCHES[model].what}, B={BENCHES[model].b}, K={K}")
+    passes = results.get("batched", {}).get("passes")
     for name, label in (("plain", "plain step"), ("masked", f"masked step (M=1, K={K})"),
                         ("masked4", "masked step (M=4), mode auto"),
                         ("vmap4", "masked step (M=4), batched (vmap)"),
                         ("stepwise4", "masked step (M=4), vmap, per-step grad"),
                         ("loop4", "masked step (M=4), one by one"),
-                        ("batched", f"batched step (M={M}), {results['batched']['passes']} pass(es)"),
+                        ("batched", f"batched step (M={M}), {passes} pass(es)"),
                         ("one_pass", f"batched step (M={M}), one pass"), ("sequential", f"sequential {M} x (M=1)")):
         if name in r:
             print(f"{label:38s} {r[name]:8.4f} s   peak {mib[name]:6.0f} MiB")
-    print(f"ratio masked / plain                   {r['masked'] / r['plain']:.2f}x")
-    print(f"ratio masked M=4 / (4 x plain)         {r['masked4'] / (4 * r['plain']):.2f}x")
-    if "stepwise4" in r:
-        print(f"speed-up one-matmul vs per-step grad   {r['stepwise4'] / r['vmap4']:.2f}x "
-              f"(vmap M=4 / (4 x plain): {r['vmap4'] / (4 * r['plain']):.2f}x, per-step: "
-              f"{r['stepwise4'] / (4 * r['plain']):.2f}x)")
-    if "loop4" in r:
-        print(f"speed-up M=4 batched vs one by one     {r['loop4'] / r['vmap4']:.2f}x")
-        print(f"auto (chose {results['masked4']['mode']}) / the better of vmap, loop  "
-              f"{r['masked4'] / min(r['vmap4'], r['loop4']):.2f}x")
-    print(f"throughput batched / sequential        {r['sequential'] / r['batched']:.2f}x "
-          f"(one pass: {r['sequential'] / r['one_pass']:.2f}x)")
-    print(f"peak memory batched / sequential       {mib['batched'] / mib['sequential']:.2f}x "
-          f"(one pass: {mib['one_pass'] / mib['sequential']:.2f}x)")
-    for what, stages in paper_stages(model):   # the paper preset on this machine, one seed, from these step times
-        parts = [f"{steps:,} x {step_seconds(results, sets):.4f} s" for steps, sets in stages]
-        hours = sum(steps * step_seconds(results, sets) for steps, sets in stages) / 3600
-        print(f"paper preset, {what}: {' + '.join(parts)} = {hours:.1f} h a seed (projected)")
+
+    def line(label, needs, text):          # a ratio, printed when its cases were measured (--cases)
+        if all(c in r for c in needs):
+            print(f"{label:38s} {text()}")
+    line("ratio masked / plain", ("masked", "plain"), lambda: f"{r['masked'] / r['plain']:.2f}x")
+    line("ratio masked M=4 / (4 x plain)", ("masked4", "plain"), lambda: f"{r['masked4'] / (4 * r['plain']):.2f}x")
+    line("speed-up one-matmul vs per-step grad", ("stepwise4", "vmap4", "plain"),
+         lambda: f"{r['stepwise4'] / r['vmap4']:.2f}x (vmap M=4 / (4 x plain): {r['vmap4'] / (4 * r['plain']):.2f}x, "
+                 f"per-step: {r['stepwise4'] / (4 * r['plain']):.2f}x)")
+    line("speed-up M=4 batched vs one by one", ("loop4", "vmap4"), lambda: f"{r['loop4'] / r['vmap4']:.2f}x")
+    line(f"auto (chose {results.get('masked4', {}).get('mode')}) / the better of vmap, loop",
+         ("masked4", "vmap4", "loop4"), lambda: f"{r['masked4'] / min(r['vmap4'], r['loop4']):.2f}x")
+    line("throughput batched / sequential", ("sequential", "batched", "one_pass"),
+         lambda: f"{r['sequential'] / r['batched']:.2f}x (one pass: {r['sequential'] / r['one_pass']:.2f}x)")
+    line("peak memory batched / sequential", ("sequential", "batched", "one_pass"),
+         lambda: f"{mib['batched'] / mib['sequential']:.2f}x (one pass: {mib['one_pass'] / mib['sequential']:.2f}x)")
+    if "plain" in r and "masked" in r:
+        for p in projections(model, results):
+            parts = [f"{n:,} x {t:.4f} s" for n, _, t in p["stages"]]
+            print(f"paper preset, {p['what']}: {' + '.join(parts)} = {p['hours']:.1f} h a seed (projected)")
 
 
 def main():
@@ -268,18 +300,35 @@ def main():
     ap.add_argument("--device", default="auto")
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--cases", default=",".join(CASES), help="comma-separated cases to run (default: all)")
+    ap.add_argument("--json", help="also write the step times and projections to this file")
     ap.add_argument("--case", help=argparse.SUPPRESS)
     a = ap.parse_args()
+    a.cases = [c.strip() for c in a.cases.split(",") if c.strip()]
+    unknown = [c for c in a.cases if c not in CASES]
+    if unknown:
+        ap.error(f"unknown case {unknown[0]!r}; known: {', '.join(CASES)}")
     device = wmask.get_device(a.device)
     threads = wmask.set_threads(a.threads)
     wmask.retain_freed_memory()
     if a.case:
         print(json.dumps(case(a.case, a.model, device, a.reps)))
         return
-    print(f"# {wmask.utils.device_name(device)}; torch {torch.__version__}; python {platform.python_version()}; "
-          f"{threads} threads; median of {a.reps} steps after 2 warm-up steps")
-    for model in (BENCHES if a.model == "all" else [a.model]):
-        report(model, run_model(model, a, threads))
+    machine = (f"{wmask.utils.device_name(device)}; torch {torch.__version__}; python {platform.python_version()}; "
+               f"{threads} threads; median of {a.reps} steps after 2 warm-up steps")
+    print("# " + machine)
+    record = {"machine": machine, "commit": wmask.utils.git_commit(Path(__file__).parent),
+              "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "load": os.getloadavg()[0],
+              "models": {}, "projections": []}
+    for model in ([m for m in BENCHES if m not in HEAVY] if a.model == "all" else [a.model]):
+        results = run_model(model, a, threads)
+        report(model, results)
+        record["models"][model] = {"what": BENCHES[model].what, "batch": BENCHES[model].b, "k": K, "cases": results}
+        if "plain" in results and "masked" in results:
+            record["projections"] += projections(model, results)
+        if a.json:
+            Path(a.json).parent.mkdir(parents=True, exist_ok=True)
+            Path(a.json).write_text(json.dumps(record, indent=1) + "\n")
 
 
 if __name__ == "__main__":
