@@ -46,10 +46,10 @@ from IPython.display import HTML, Markdown, display
 
 from myst_nb import glue
 
-from wmask.book import claims
+from wmask.book import claims, reach
 from wmask.book.table import verdict_box
 from wmask.book.report import chapter_run, committed_run, evidence_table
-from wmask.book.plots import math_accuracy_bars, math_base_curves, plot_curves
+from wmask.book.plots import math_accuracy_bars, math_base_curves, plot_curves, reach_curves
 
 chapter = chapter_run("dm_math", preset, seeds, results, device, run=run)
 summary, tables, where, run_cfg, _ = chapter
@@ -145,3 +145,54 @@ else:
 # curves: two masks trained in one batched pass, their settling, and the three-way evaluation. The claim needs
 # `--preset paper`: the paper's 6+6-layer, d-512 network on all five modules with the per-module mask settings, a
 # GPU. The data is the generated copy, not the released v1.0, so even then the numbers are not the paper's.
+
+# %% [markdown]
+# ## How far can two cores go?
+# Beside the preset's run, configurations a cpu run can afford were trained and committed the same way
+# (`python -m wmask run dm_math --preset cpu <overrides>`, each in `results/dm_math/cpu+<hash>`): the preset's
+# network trained four times as long, the module that probes put second (sorting), and a wider, deeper network. Each
+# curve is the network's exact match on the held-out problems of one difficulty during base training. The table
+# gives each run's seconds a base step on one core and what a straight line through the last four evaluations of its
+# hard curve, against log10(steps), projects for the target: an extrapolation, shown only to size the gap. Last, the
+# paper's own network: its step time measured on this machine (`python benchmarks/mask_step.py --model math_paper`)
+# times the paper preset's steps.
+
+# %% tags=["hide-input"]
+target = run_cfg["target"] if preset == "cpu" else 0.5
+tried = reach.runs("dm_math", "cpu")
+if tried.empty:
+    print("no committed cpu runs of this experiment")
+    glue("math-reach", Markdown("no committed cpu run yet"), display=False)
+else:
+    reach_curves(tried, target)
+    proj = {t: reach.projection(tried, target, t) for t in ("hard", "easy")}
+    shown = proj["hard"].merge(proj["easy"][["run", "network", "easy", "projected steps to target"]],
+                               on=["run", "network"], suffixes=("", " (easy)"))
+    display(reach.formatted(shown))
+    best = proj["hard"].sort_values("best hard").iloc[-1]
+    easy = proj["easy"].sort_values("easy").iloc[-1]
+    words = (f"the best hard accuracy of any cpu run is {best['best hard']:.3f} ({best.run}, {best.network}, "
+             f"{best.steps:,} base steps, {best['base minutes']:.0f} min of base training on one core), against a "
+             f"target of {target}; {reach.trend_words(best)}. The easy problems do move: {easy.run} reaches "
+             f"{easy.easy:.3f} on them")
+    glue("math-reach", Markdown(words), display=False)
+
+paper = reach.bench("results/dm_math/paper_steps.json")
+if paper is None:
+    glue("math-paper-hours", Markdown("not measured yet"), display=False)
+else:
+    rows = [p for p in paper["projections"] if p["model"] == "math_paper"]
+    cases = paper["models"]["math_paper"]["cases"]
+    display(pd.DataFrame([{"module": p["what"].split()[1], "base steps": p["stages"][0][0],
+                           "mask steps (at batch 128)": p["stages"][1][0], "projected hours": p["hours"]}
+                          for p in rows]).round(1))
+    print(f"measured {paper['date']} at commit {paper['commit'][:7]} ({paper['machine']}; load {paper['load']:.1f})")
+    glue("math-paper-hours", Markdown(
+        f"a plain step of the paper's 6+6-layer, d-512 network takes {cases['plain']['median_s']:.1f} s on one core "
+        f"of this machine and a step of its two masks {reach.two_sets(paper, 'math_paper'):.1f} s, so the paper "
+        f"preset would take about {sum(p['hours'] for p in rows):,.0f} h for one seed of the five modules"),
+         display=False)
+
+# %% [markdown]
+# **What we see**: {glue:md}`math-reach`. At the paper's scale, {glue:md}`math-paper-hours`: the claim needs a GPU,
+# and it stays *untestable* at cpu for the reason above, a network without hard accuracy to lose.

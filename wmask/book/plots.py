@@ -147,6 +147,22 @@ def math_base_curves(t, title: str = ""):
     fig.tight_layout()
 
 
+def reach_curves(evals, target: float, tests=("easy", "medium", "hard")):
+    """Held-out exact match against base steps of every run tried (:func:`wmask.book.reach.runs`), one panel per
+    difficulty, mean over seeds; the hard target dotted."""
+    fig, axes = _panels(len(tests), 3.0, sharey=True)
+    for ax, test in zip(axes[0], tests):
+        for (run, network), c in evals[evals.test == test].groupby(["run", "network"], sort=False):
+            g = c.groupby("step").accuracy.mean()
+            ax.plot(g.index, g.values, marker=".", label=f"{run} ({network.split('__')[-1]})")
+        if test == "hard":
+            ax.axhline(target, color="grey", ls=":", label="target")
+        ax.set(title=f"held-out {test}", xlabel="base step", xscale="log", ylim=(0, 1.02))
+    axes[0][0].set_ylabel("exact match")
+    axes[0][-1].legend(fontsize=8, loc="upper left")
+    fig.tight_layout()
+
+
 def math_accuracy_bars(acc, title: str = ""):
     """The Mathematics chapter's figure: each module's hard and easy accuracy under the network and both masks."""
     order = ["network", "control mask", "easy mask"]

@@ -1,0 +1,49 @@
+"""wmask.book.reach: the log-linear projection against planted curves, and the runs read from committed results."""
+import json
+import math
+
+import numpy as np
+import pandas as pd
+
+from wmask.book import reach
+from wmask.book.report import repo_root
+
+
+def test_steps_to_recovers_a_planted_log_linear_curve():
+    steps = [1000, 2000, 4000, 8000, 16000]
+    acc = [0.1 + 0.2 * math.log10(s / 1000) for s in steps]            # 0.5 at 10^(0.4/0.2) * 1000 = 100,000
+    assert math.isclose(reach.steps_to(steps, acc, 0.5), 100_000, rel_tol=1e-9)
+    assert math.isclose(reach.steps_to(steps, acc, 0.5, last=3), 100_000, rel_tol=1e-9)
+
+
+def test_steps_to_is_nan_without_a_rising_trend_or_enough_points():
+    assert math.isnan(reach.steps_to([1000, 2000, 3000], [0.3, 0.2, 0.1], 0.5))
+    assert math.isnan(reach.steps_to([1000, 2000, 3000], [0.2, 0.2, 0.2], 0.5))
+    assert math.isnan(reach.steps_to([1000, 2000], [0.1, 0.2], 0.5))
+
+
+def test_projection_means_over_seeds_and_prices_the_steps():
+    rows = [{"run": "r", "network": "m", "seed": seed, "step": s, "test": "hard", "s_per_step": 0.5,
+             "accuracy": 0.2 * math.log10(s / 1000) + (0.05 if seed else -0.05)}
+            for seed in (0, 1) for s in (1000, 10_000, 100_000)]
+    p = reach.projection(pd.DataFrame(rows), 0.6).iloc[0]
+    assert math.isclose(p["projected steps to target"], 1e6, rel_tol=1e-9)   # mean curve 0.2 log10(s/1000)
+    assert math.isclose(p["projected hours"], 1e6 * 0.5 / 3600, rel_tol=1e-9)
+    assert p.steps == 100_000 and math.isclose(p["best hard"], 0.4) and math.isclose(p["base minutes"], 100_000 * 0.5 / 60)
+
+
+def test_overrides_label():
+    assert reach.overrides_label({}) == "the preset"
+    assert reach.overrides_label({"base.steps": 20000, "networks": {"comparison__sort": {"lr": 1}}}) == \
+        "base.steps=20000, module comparison__sort"
+    assert reach.overrides_label({"net": {"d": 128}}) == "net.d=128"
+
+
+def test_runs_read_the_committed_preset_run():
+    summary = json.loads((repo_root() / "results/dm_math/cpu/summary.json").read_text())
+    ev = reach.runs("dm_math", "cpu")
+    mine = ev[ev.folder == "cpu"]
+    r = summary["runs"][0]
+    assert set(mine.test) == {"easy", "medium", "hard"} and (mine.run == "the preset").all()
+    assert np.allclose(mine.s_per_step, r["stage_seconds"]["base"] / r["config"]["base"]["steps"])
+    assert mine.step.max() == r["config"]["base"]["steps"]

@@ -1,0 +1,128 @@
+"""How far a budget gets a network: the held-out curves of a preset's run and of its runs with overrides, and what
+reaching a target would cost if their trend held.
+
+A chapter whose claim is *untestable* because the network stays below its target (the Mathematics chapter at
+``cpu``) shows, with these, what was tried within the preset's means and what the target would take: each committed
+run (``results/<experiment>/<preset>`` and ``<preset>+<hash>``, :func:`wmask.book.report.committed_variants`) gives
+its held-out accuracy against base steps and its seconds a base step; a straight line through the last evaluations
+of the target's accuracy against log10(steps) projects the steps, hence the hours, to the target. The projection is
+an extrapolation, labelled as one; a curve that does not rise projects nothing.
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .report import committed_variants, repo_root
+
+
+def overrides_label(overrides: dict) -> str:
+    """A run's overrides in one line (``the preset`` when none): ``base.steps=20000, net.d=128``. Dict values are
+    flattened one level (``networks={"comparison__sort": ...}`` reads ``networks: comparison__sort``)."""
+    if not overrides:
+        return "the preset"
+    parts = []
+    for k, v in overrides.items():
+        if k == "networks" and isinstance(v, dict):
+            parts.append("module " + ", ".join(v))
+        elif isinstance(v, dict):
+            parts.append(", ".join(f"{k}.{kk}={vv}" for kk, vv in v.items()))
+        else:
+            parts.append(f"{k}={v}")
+    return ", ".join(parts)
+
+
+def runs(experiment: str, preset: str, evals_table: str = "base_evals", root=None) -> pd.DataFrame:
+    """One row per evaluation of every committed run of ``experiment`` at ``preset`` (the preset's and those with
+    overrides): ``run`` (its overrides, :func:`overrides_label`), ``folder``, ``seed``, ``network``, ``step``,
+    ``test``, ``accuracy``, ``s_per_step`` (the seed's base-stage seconds over its base steps, evaluations
+    included) and ``commit``."""
+    from ..experiments.runner import EXPERIMENTS, folder_name
+    exp, rows = EXPERIMENTS[experiment], []
+    for s in committed_variants(experiment, preset, root):
+        tables = exp.tables(s["runs"])
+        ev = pd.DataFrame(tables.get(evals_table, []))
+        for r in s["runs"]:
+            base_s = r.get("stage_seconds", {}).get("base")
+            steps = r["config"]["base"]["steps"]
+            for _, e in ev[ev.seed == r["seed"]].iterrows() if len(ev) else []:
+                rows.append({"run": overrides_label(s["overrides"]), "folder": folder_name(preset, s["overrides"]),
+                             "seed": r["seed"], "network": e.network, "step": int(e.step), "test": e.test,
+                             "accuracy": float(e.accuracy), "commit": s["provenance"]["commit"][:7],
+                             "s_per_step": base_s / steps if base_s else math.nan})
+    return pd.DataFrame(rows, columns=["run", "folder", "seed", "network", "step", "test", "accuracy", "s_per_step",
+                                       "commit"])
+
+
+def steps_to(steps, accuracy, target: float, last: int = 4) -> float:
+    """Base steps at which a straight line through the last ``last`` points of ``accuracy`` against log10(``steps``)
+    reaches ``target``: an extrapolation. NaN when fewer than 3 points, or the line does not rise."""
+    x, y = np.log10(np.asarray(steps, float)[-last:]), np.asarray(accuracy, float)[-last:]
+    if len(x) < 3:
+        return math.nan
+    slope, intercept = np.polyfit(x, y, 1)
+    if slope <= 1e-9:                # flat within rounding: no trend
+        return math.nan
+    return float(10 ** ((target - intercept) / slope))
+
+
+def projection(evals: pd.DataFrame, target: float, test: str = "hard") -> pd.DataFrame:
+    """Per run and network (mean over seeds): its last step, the accuracy there on ``test``, its best on ``test``,
+    its seconds a step, its wall time so far, and the steps and hours the log-linear trend of its ``test`` curve
+    projects to ``target`` (NaN: no rising trend)."""
+    rows = []
+    for (run, network), g in evals[evals.test == test].groupby(["run", "network"], sort=False):
+        c = g.groupby("step").accuracy.mean().sort_index()
+        sps = g.s_per_step.mean()
+        n = steps_to(c.index, c.values, target)
+        rows.append({"run": run, "network": network, "steps": int(c.index[-1]), test: float(c.iloc[-1]),
+                     f"best {test}": float(c.max()), "s a step": sps, "base minutes": c.index[-1] * sps / 60,
+                     "projected steps to target": n, "projected hours": n * sps / 3600})
+    return pd.DataFrame(rows)
+
+
+def bench(path: str | Path) -> dict | None:
+    """A ``benchmarks/mask_step.py --json`` record committed under ``results/`` (``path`` relative to the repository
+    root), or None when absent."""
+    p = Path(path) if Path(path).is_absolute() else repo_root() / path
+    return json.loads(p.read_text()) if p.is_file() else None
+
+
+def formatted(table: pd.DataFrame) -> pd.DataFrame:
+    """:func:`projection`'s table for the page: accuracies to 3 places, minutes and seconds rounded, projected steps
+    and hours to 2 significant digits (``no rising trend`` for NaN, ``> 10^9 steps`` past a billion)."""
+    out = table.copy()
+
+    def steps(n):
+        return "no rising trend" if not np.isfinite(n) else "> 10^9" if n > 1e9 else f"{float(f'{n:.2g}'):,.0f}"
+    for col in [c for c in out if c.startswith("projected steps")]:
+        out[col] = out[col].map(steps)
+    out["projected hours"] = [("–" if not np.isfinite(h) or n > 1e9 else f"{float(f'{h:.2g}'):,g}")
+                              for h, n in zip(table["projected hours"], table["projected steps to target"])]
+    for col in [c for c in out if c in ("hard", "best hard", "easy")]:
+        out[col] = out[col].round(3)
+    out["s a step"], out["base minutes"] = out["s a step"].round(3), out["base minutes"].round(0)
+    return out
+
+
+def trend_words(row) -> str:
+    """What the trend of one :func:`projection` row says, in words."""
+    n = row["projected steps to target"]
+    if not np.isfinite(n):
+        return "its hard curve does not rise, so it projects nothing"
+    if n > 1e9:
+        return "the trend of its hard curve would need more than a billion steps to reach the target"
+    return (f"if the trend of its hard curve held, the target would take about {n:,.0f} steps, "
+            f"{row['projected hours']:,.0f} h on one core")
+
+
+def two_sets(record: dict, model: str) -> float:
+    """Seconds a step of two mask sets in a ``mask_step.py --json`` record: the projection's own stage time."""
+    for p in record["projections"]:
+        if p["model"] == model:
+            return next(t for _, sets, t in p["stages"] if sets == 2)
+    raise KeyError(f"no projection of {model!r} in the record")
