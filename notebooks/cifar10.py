@@ -45,7 +45,7 @@ from wmask.experiments import runner
 from wmask.book import authors as reference, claims, settling
 from wmask.experiments.data.cifar10 import CLASSES
 from wmask.book.table import verdict_box
-from wmask.book.report import chapter_run, committed_run, evidence_table
+from wmask.book.report import chapter_run, committed_run, evidence_table, verdicts_beside_authors
 from wmask.book.plots import confusion_change, fig5, plot_base, plot_curves
 
 chapter = chapter_run("cifar10", preset, seeds, results, device, run=run, model=model)
@@ -193,6 +193,7 @@ else:
         + reference.within_sentence(reference.compare_cifar(cpu.tables, theirs), name))
     glue("cifar-cpu-authors", Markdown(f"at their budget, {reference.within_sentence(cmp, name)}{longer}"),
          display=False)
+    display(Markdown(verdicts_beside_authors("cifar10", budget.tables, budget.cfg)))
 
 # %% [markdown]
 # **Where the gaps come from.** One difference of protocol can move the own-class drops: the authors' class-removal

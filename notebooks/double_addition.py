@@ -45,7 +45,7 @@ from wmask.book import claims
 from wmask.book.table import verdict_box
 from wmask.book.plots import accuracy_bars, plot_layer_overlap
 from wmask.book.report import (beside_the_authors, chapter_run, clipping_table, describe_networks, mean_sd,
-                               show_evidence, show_paper_scale)
+                               show_evidence, show_paper_scale, verdicts_beside_authors)
 
 summary, tables, where, run_cfg, _ = chapter_run("double_addition", preset, seeds, results, device, run=run,
                                                  dataset="problems generated on the fly")
@@ -150,6 +150,8 @@ glue("see-paper-scale", Markdown(see_paper), display=False)
 # %% tags=["hide-input"]
 side = beside_the_authors("double_addition", tables["accuracy"], cfg["fnn"], preset)
 print(side) if isinstance(side, str) else display(side.style.hide(axis="index"))
+beside = verdicts_beside_authors("double_addition", tables, run_cfg, cfg["fnn"]) if preset == "cpu" else ""
+display(Markdown(beside)) if beside else None
 
 # %% [markdown]
 # ## The two clipping behaviours

@@ -232,6 +232,34 @@ def beside_the_authors(experiment: str, accuracy, network_cfg: dict, preset: str
     return _explain(experiment, cmp[cols], found, root).round(3)
 
 
+def verdicts_beside_authors(experiment: str, tables: dict, cfg: dict, network_cfg: dict | None = None,
+                            root=None) -> str:
+    """Whether the gaps beside the authors' code change a verdict (:func:`wmask.book.claims.verdicts_beside`), on
+    our run at their settings: ``tables`` and ``cfg`` when ``network_cfg`` (the compared network's config; None:
+    the run is at their settings) matches theirs, else our committed run at their fixed budget
+    (``results/authors/<experiment>/cpu/ours-fixed-budget``). "" when there is nothing to compare."""
+    import json
+
+    import pandas as pd
+
+    from . import authors as reference
+    from .claims import verdicts_beside
+    from ..experiments.runner import EXPERIMENTS
+    found, folder = reference.find_authors(experiment, root)
+    if found is None or folder != "cpu":
+        return ""
+    if network_cfg is not None and not reference.same_settings(found, network_cfg):
+        path = Path(root or reference.DEFAULT_AUTHORS_ROOT) / experiment / "cpu" / "ours-fixed-budget" / "summary.json"
+        if not path.is_file():
+            return ""
+        runs = json.loads(path.read_text())["runs"]
+        tables = {k: pd.DataFrame(v) for k, v in EXPERIMENTS[experiment].tables(runs).items()}
+        cfg = runs[0]["config"]
+        return (f"Compared at the authors' fixed budget (ours: results/authors/{experiment}/cpu/{path.parent.name}). "
+                + verdicts_beside(experiment, tables, cfg))
+    return verdicts_beside(experiment, tables, cfg)
+
+
 def _explain(experiment: str, table, found: dict, root=None):
     """``table`` with, for each number outside the authors' spread, ``explained by`` (and our number under the
     authors' whole protocol) from our runs under their protocol (:func:`wmask.book.authors.explained`)."""
