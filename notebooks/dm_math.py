@@ -154,8 +154,9 @@ else:
 # curve is the network's exact match on the held-out problems of one difficulty during base training. The table
 # gives each run's seconds a base step on one core and what a straight line through the last four evaluations of its
 # hard curve, against log10(steps), projects for the target: an extrapolation, shown only to size the gap. Last, the
-# paper's own network: its step time measured on this machine (`python benchmarks/mask_step.py --model math_paper`)
-# times the paper preset's steps.
+# paper's own network: its step times measured on this machine (`python benchmarks/mask_step.py --model math_paper
+# --cases plain,masked --json results/dm_math/paper_steps.json`) times the paper preset's steps, each module's mask
+# steps scaled from its own mask batch to the measured 128, at K = 4 mask samples where the paper's take 8.
 
 # %% tags=["hide-input"]
 target = run_cfg["target"] if preset == "cpu" else 0.5
@@ -183,14 +184,17 @@ if paper is None:
 else:
     rows = [p for p in paper["projections"] if p["model"] == "math_paper"]
     cases = paper["models"]["math_paper"]["cases"]
-    display(pd.DataFrame([{"module": p["what"].split()[1], "base steps": p["stages"][0][0],
+    display(pd.DataFrame([{"module": p["what"].split()[1].rstrip(":"), "base steps": p["stages"][0][0],
                            "mask steps (at batch 128)": p["stages"][1][0], "projected hours": p["hours"]}
                           for p in rows]).round(1))
-    print(f"measured {paper['date']} at commit {paper['commit'][:7]} ({paper['machine']}; load {paper['load']:.1f})")
+    print(f"measured {paper['date']} at commit {paper['commit'][:7]} ({paper['machine']}; load average "
+          f"{paper['load']:.1f} when it began: on a busy machine the step times, and the hours, are upper bounds)")
     glue("math-paper-hours", Markdown(
         f"a plain step of the paper's 6+6-layer, d-512 network takes {cases['plain']['median_s']:.1f} s on one core "
-        f"of this machine and a step of its two masks {reach.two_sets(paper, 'math_paper'):.1f} s, so the paper "
-        f"preset would take about {sum(p['hours'] for p in rows):,.0f} h for one seed of the five modules"),
+        f"of this machine and a step of one mask set {cases['masked']['median_s']:.1f} s (two sets counted as two "
+        f"one-set steps, {reach.two_sets(paper, 'math_paper'):.1f} s: batching them is not slower, `make bench`), "
+        f"so the paper preset would take about {sum(p['hours'] for p in rows):,.0f} h for one seed of the five "
+        f"modules"),
          display=False)
 
 # %% [markdown]
