@@ -37,6 +37,8 @@ def test_overrides_label():
     assert reach.overrides_label({"base.steps": 20000, "networks": {"comparison__sort": {"lr": 1}}}) == \
         "base.steps=20000, module comparison__sort"
     assert reach.overrides_label({"net": {"d": 128}}) == "net.d=128"
+    assert reach.overrides_label({"net": {"d": 128, "enc_layers": 3, "dec_layers": 3, "ff": 512, "tied": True}}) == \
+        "net d 128, 3+3 layers, FF 512"
 
 
 def test_runs_read_the_committed_preset_run():

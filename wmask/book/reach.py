@@ -29,6 +29,9 @@ def overrides_label(overrides: dict) -> str:
     for k, v in overrides.items():
         if k == "networks" and isinstance(v, dict):
             parts.append("module " + ", ".join(v))
+        elif k == "net" and isinstance(v, dict) and {"d", "enc_layers", "dec_layers"} <= set(v):
+            parts.append(f"net d {v['d']}, {v['enc_layers']}+{v['dec_layers']} layers"
+                         + (f", FF {v['ff']}" if "ff" in v else ""))
         elif isinstance(v, dict):
             parts.append(", ".join(f"{k}.{kk}={vv}" for kk, vv in v.items()))
         else:
