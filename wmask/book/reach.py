@@ -4,8 +4,8 @@ reaching a target would cost if their trend held.
 A chapter whose claim is *untestable* because the network stays below its target (the Mathematics chapter at
 ``cpu``) shows, with these, what was tried within the preset's means and what the target would take: each committed
 run (``results/<experiment>/<preset>`` and ``<preset>+<hash>``, :func:`wmask.book.report.committed_variants`) gives
-its held-out accuracy against base steps and its seconds a base step; a straight line through the last evaluations
-of the target's accuracy against log10(steps) projects the steps, hence the hours, to the target. The projection is
+its held-out accuracy against base steps and its seconds a base step; a straight line through the later half of the
+evaluations of the target's accuracy against log10(steps) projects the steps, hence the hours, to the target. The projection is
 an extrapolation, labelled as one; a curve that does not rise projects nothing.
 """
 from __future__ import annotations
@@ -61,9 +61,11 @@ def runs(experiment: str, preset: str, evals_table: str = "base_evals", root=Non
                                        "commit"])
 
 
-def steps_to(steps, accuracy, target: float, last: int = 4) -> float:
-    """Base steps at which a straight line through the last ``last`` points of ``accuracy`` against log10(``steps``)
-    reaches ``target``: an extrapolation. NaN when fewer than 3 points, or the line does not rise."""
+def steps_to(steps, accuracy, target: float, last: int | None = None) -> float:
+    """Base steps at which a least-squares line through the last ``last`` points (default: the later half, at least
+    3) of ``accuracy`` against log10(``steps``) reaches ``target``: an extrapolation. NaN when fewer than 3 points, or
+    the line does not rise."""
+    last = last or max(3, len(steps) // 2)
     x, y = np.log10(np.asarray(steps, float)[-last:]), np.asarray(accuracy, float)[-last:]
     if len(x) < 3:
         return math.nan
