@@ -152,11 +152,12 @@ else:
 # (`python -m wmask run dm_math --preset cpu <overrides>`, each in `results/dm_math/cpu+<hash>`): the preset's
 # network trained four times as long, the module that probes put second (sorting), and a wider, deeper network. Each
 # curve is the network's exact match on the held-out problems of one difficulty during base training. The table
-# gives each run's seconds a base step on one core and what a straight line through the later half of the
-# evaluations of its hard curve, against log10(steps), projects for the target: an extrapolation, shown only to size the gap. Last, the
-# paper's own network: its step times measured on this machine (`python benchmarks/mask_step.py --model math_paper
-# --cases plain,masked --json results/dm_math/paper_steps.json`) times the paper preset's steps, each module's mask
-# steps scaled from its own mask batch to the measured 128, at K = 4 mask samples where the paper's take 8.
+# gives each run's seconds a base step on one core and what a straight line through the later half of the evaluations
+# of its hard curve, against log10(steps), projects for the target: an extrapolation, shown only to size the gap.
+# Last, the paper's own network: its step times measured on this machine (`python benchmarks/mask_step.py --model
+# math_paper --cases plain,masked --json results/dm_math/paper_steps.json`) times the paper preset's steps, each
+# module's mask steps scaled from its own mask batch to the measured 128, at K = 4 mask samples where the paper's take
+# 8.
 
 # %% tags=["hide-input"]
 target = run_cfg["target"] if preset == "cpu" else 0.5

@@ -23,7 +23,7 @@ def test_steps_to_is_nan_without_a_rising_trend_or_enough_points():
 
 
 def test_projection_means_over_seeds_and_prices_the_steps():
-    rows = [{"run": "r", "network": "m", "seed": seed, "step": s, "test": "hard", "s_per_step": 0.5,
+    rows = [{"run": "r", "folder": "cpu", "network": "m", "seed": seed, "step": s, "test": "hard", "s_per_step": 0.5,
              "accuracy": 0.2 * math.log10(s / 1000) + (0.05 if seed else -0.05)}
             for seed in (0, 1) for s in (1000, 10_000, 100_000)]
     p = reach.projection(pd.DataFrame(rows), 0.6).iloc[0]
@@ -32,13 +32,10 @@ def test_projection_means_over_seeds_and_prices_the_steps():
     assert p.steps == 100_000 and math.isclose(p["best hard"], 0.4) and math.isclose(p["base minutes"], 100_000 * 0.5 / 60)
 
 
-def test_overrides_label():
-    assert reach.overrides_label({}) == "the preset"
-    assert reach.overrides_label({"base.steps": 20000, "networks": {"comparison__sort": {"lr": 1}}}) == \
-        "base.steps=20000, module comparison__sort"
-    assert reach.overrides_label({"net": {"d": 128}}) == "net.d=128"
-    assert reach.overrides_label({"net": {"d": 128, "enc_layers": 3, "dec_layers": 3, "ff": 512, "tied": True}}) == \
-        "net d 128, 3+3 layers, FF 512"
+def test_run_label_names_what_the_run_trained():
+    cfg = {"networks": {"comparison__sort": {}}, "net": {"d": 64, "enc_layers": 2, "dec_layers": 2},
+           "base": {"steps": 5000}}
+    assert reach.run_label(cfg) == "sort: d 64, 2+2 layers, 5,000 steps"
 
 
 def test_runs_read_the_committed_preset_run():
@@ -46,7 +43,7 @@ def test_runs_read_the_committed_preset_run():
     ev = reach.runs("dm_math", "cpu")
     mine = ev[ev.folder == "cpu"]
     r = summary["runs"][0]
-    assert set(mine.test) == {"easy", "medium", "hard"} and (mine.run == "the preset").all()
+    assert set(mine.test) == {"easy", "medium", "hard"} and (mine.run == reach.run_label(summary["runs"][0]["config"])).all()
     assert np.allclose(mine.s_per_step, r["stage_seconds"]["base"] / r["config"]["base"]["steps"])
     assert mine.step.max() == r["config"]["base"]["steps"]
 

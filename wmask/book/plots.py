@@ -154,7 +154,7 @@ def reach_curves(evals, target: float, tests=("easy", "medium", "hard")):
     for ax, test in zip(axes[0], tests):
         for (run, network), c in evals[evals.test == test].groupby(["run", "network"], sort=False):
             g = c.groupby("step").accuracy.mean()
-            ax.plot(g.index, g.values, marker=".", label=f"{run} ({network.split('__')[-1]})")
+            ax.plot(g.index, g.values, marker=".", label=run)
         if test == "hard":
             ax.axhline(target, color="grey", ls=":", label="target")
         ax.set(title=f"held-out {test}", xlabel="base step", xscale="log", ylim=(0, 1.02))

@@ -5,8 +5,8 @@ A chapter whose claim is *untestable* because the network stays below its target
 ``cpu``) shows, with these, what was tried within the preset's means and what the target would take: each committed
 run (``results/<experiment>/<preset>`` and ``<preset>+<hash>``, :func:`wmask.book.report.committed_variants`) gives
 its held-out accuracy against base steps and its seconds a base step; a straight line through the later half of the
-evaluations of the target's accuracy against log10(steps) projects the steps, hence the hours, to the target. The projection is
-an extrapolation, labelled as one; a curve that does not rise projects nothing.
+evaluations of the target's accuracy against log10(steps) projects the steps, hence the hours, to the target. The
+projection is an extrapolation, labelled as one; a curve that does not rise projects nothing.
 """
 from __future__ import annotations
 
@@ -20,31 +20,22 @@ import pandas as pd
 from .report import committed_variants, repo_root
 
 
-def overrides_label(overrides: dict) -> str:
-    """A run's overrides in one line (``the preset`` when none): ``base.steps=20000, net.d=128``. Dict values are
-    flattened one level (``networks={"comparison__sort": ...}`` reads ``networks: comparison__sort``)."""
-    if not overrides:
-        return "the preset"
-    parts = []
-    for k, v in overrides.items():
-        if k == "networks" and isinstance(v, dict):
-            parts.append("module " + ", ".join(v))
-        elif k == "net" and isinstance(v, dict) and {"d", "enc_layers", "dec_layers"} <= set(v):
-            parts.append(f"net d {v['d']}, {v['enc_layers']}+{v['dec_layers']} layers"
-                         + (f", FF {v['ff']}" if "ff" in v else ""))
-        elif isinstance(v, dict):
-            parts.append(", ".join(f"{k}.{kk}={vv}" for kk, vv in v.items()))
-        else:
-            parts.append(f"{k}={v}")
-    return ", ".join(parts)
+def run_label(config: dict) -> str:
+    """A run named by what it trained, from its own config (a preset's defaults change; a run's config does not):
+    ``sort: d 64, 2+2 layers, 5,000 steps``."""
+    net, modules = config.get("net", {}), ", ".join(m.split("__")[-1] for m in config.get("networks", {}))
+    size = f"d {net['d']}, {net['enc_layers']}+{net['dec_layers']} layers, " if {"d", "enc_layers", "dec_layers"} <= \
+        set(net) else ""
+    return f"{modules}: {size}{config['base']['steps']:,} steps"
 
 
 def runs(experiment: str, preset: str, evals_table: str = "base_evals", root=None) -> pd.DataFrame:
     """One row per evaluation of every committed run of ``experiment`` at ``preset`` (the preset's and those with
-    overrides): ``run`` (its overrides, :func:`overrides_label`), ``folder``, ``seed``, ``network``, ``step``,
+    overrides): ``run`` (:func:`run_label`), ``folder``, ``seed``, ``network``, ``step``,
     ``test``, ``accuracy``, ``s_per_step`` (the seed's base-stage seconds over its base steps, evaluations
-    included) and ``commit``."""
+    included), ``commit`` and ``status`` (current, or stale with why: :func:`wmask.experiments.status.word`)."""
     from ..experiments.runner import EXPERIMENTS, folder_name
+    from ..experiments.status import word
     exp, rows = EXPERIMENTS[experiment], []
     for s in committed_variants(experiment, preset, root):
         tables = exp.tables(s["runs"])
@@ -53,12 +44,12 @@ def runs(experiment: str, preset: str, evals_table: str = "base_evals", root=Non
             base_s = r.get("stage_seconds", {}).get("base")
             steps = r["config"]["base"]["steps"]
             for _, e in ev[ev.seed == r["seed"]].iterrows() if len(ev) else []:
-                rows.append({"run": overrides_label(s["overrides"]), "folder": folder_name(preset, s["overrides"]),
+                rows.append({"run": run_label(r["config"]), "folder": folder_name(preset, s["overrides"]),
                              "seed": r["seed"], "network": e.network, "step": int(e.step), "test": e.test,
                              "accuracy": float(e.accuracy), "commit": s["provenance"]["commit"][:7],
-                             "s_per_step": base_s / steps if base_s else math.nan})
+                             "status": word(s), "s_per_step": base_s / steps if base_s else math.nan})
     return pd.DataFrame(rows, columns=["run", "folder", "seed", "network", "step", "test", "accuracy", "s_per_step",
-                                       "commit"])
+                                       "commit", "status"])
 
 
 def steps_to(steps, accuracy, target: float, last: int | None = None) -> float:
@@ -84,7 +75,8 @@ def projection(evals: pd.DataFrame, target: float, test: str = "hard") -> pd.Dat
         c = g.groupby("step").accuracy.mean().sort_index()
         sps = g.s_per_step.mean()
         n = steps_to(c.index, c.values, target)
-        rows.append({"run": run, "network": network, "steps": int(c.index[-1]), test: float(c.iloc[-1]),
+        rows.append({"run": run, "folder": g.folder.iloc[0], "network": network, "steps": int(c.index[-1]),
+                     test: float(c.iloc[-1]),
                      f"best {test}": float(c.max()), "s a step": sps, "base minutes": c.index[-1] * sps / 60,
                      "projected steps to target": n, "projected hours": n * sps / 3600})
     return pd.DataFrame(rows)
