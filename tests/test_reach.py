@@ -64,3 +64,11 @@ def test_verdicts_beside_names_the_claims_whose_verdicts_differ(monkeypatch):
     assert "No verdict that both can give differs" in claims.verdicts_beside("double_addition", {}, {})
     monkeypatch.setattr(authors, "find_authors", lambda e, root=None: ({}, "former-cpu"))
     assert claims.verdicts_beside("double_addition", {}, {}) == ""
+
+
+def test_a_curve_that_met_the_target_reports_where_not_a_projection():
+    rows = [{"run": "r", "folder": "cpu", "network": "m", "seed": 0, "step": s, "test": "hard", "s_per_step": 1.0,
+             "accuracy": a} for s, a in ((1000, 0.0), (2000, 0.6), (3000, 0.55), (4000, 0.7))]
+    p = reach.projection(pd.DataFrame(rows), 0.5)
+    assert p.reached.iloc[0] and p["projected steps to target"].iloc[0] == 2000
+    assert reach.formatted(p)["projected steps to target"].iloc[0] == "reached at 2,000"

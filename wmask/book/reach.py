@@ -68,17 +68,18 @@ def steps_to(steps, accuracy, target: float, last: int | None = None) -> float:
 
 def projection(evals: pd.DataFrame, target: float, test: str = "hard") -> pd.DataFrame:
     """Per run and network (mean over seeds): its last step, the accuracy there on ``test``, its best on ``test``,
-    its seconds a step, its wall time so far, and the steps and hours the log-linear trend of its ``test`` curve
-    projects to ``target`` (NaN: no rising trend)."""
+    its seconds a step, its wall time so far, and the steps and hours to ``target``: the first evaluation that met
+    it (``reached``), else what the log-linear trend of its ``test`` curve projects (NaN: no rising trend)."""
     rows = []
-    for (run, network), g in evals[evals.test == test].groupby(["run", "network"], sort=False):
+    for (run, folder, network), g in evals[evals.test == test].groupby(["run", "folder", "network"], sort=False):
         c = g.groupby("step").accuracy.mean().sort_index()
         sps = g.s_per_step.mean()
-        n = steps_to(c.index, c.values, target)
-        rows.append({"run": run, "folder": g.folder.iloc[0], "network": network, "steps": int(c.index[-1]),
+        hit = c[c >= target]
+        n = float(hit.index[0]) if len(hit) else steps_to(c.index, c.values, target)
+        rows.append({"run": run, "folder": folder, "network": network, "steps": int(c.index[-1]),
                      test: float(c.iloc[-1]),
                      f"best {test}": float(c.max()), "s a step": sps, "base minutes": c.index[-1] * sps / 60,
-                     "projected steps to target": n, "projected hours": n * sps / 3600})
+                     "reached": bool(len(hit)), "projected steps to target": n, "projected hours": n * sps / 3600})
     return pd.DataFrame(rows)
 
 
@@ -97,7 +98,9 @@ def formatted(table: pd.DataFrame) -> pd.DataFrame:
     def steps(n):
         return "no rising trend" if not np.isfinite(n) else "> 10^9" if n > 1e9 else f"{float(f'{n:.2g}'):,.0f}"
     for col in [c for c in out if c.startswith("projected steps")]:
-        out[col] = out[col].map(steps)
+        reached = table.get("reached" + col[len("projected steps to target"):], pd.Series(False, index=table.index))
+        out[col] = [f"reached at {n:,.0f}" if r else steps(n) for n, r in zip(table[col], reached)]
+    out = out.drop(columns=[c for c in out if c.startswith("reached")])
     out["projected hours"] = [("–" if not np.isfinite(h) or n > 1e9 else f"{float(f'{h:.2g}'):,g}")
                               for h, n in zip(table["projected hours"], table["projected steps to target"])]
     for col in [c for c in out if c in ("hard", "best hard", "easy")]:
