@@ -137,16 +137,14 @@ else:
 # %% [markdown]
 # **What we see** in the committed cpu run: {glue:md}`see-math-cpu`
 #
-# **What the cpu preset can and cannot show.** In the committed run {glue:md}`math-cpu-scale`. Of the five
-# modules, a 2+2-layer, width-64 Transformer learned linear equations fastest on two cores (in probes of that
-# network at lr 1e-3, held-out easy accuracy after 500 steps: linear equations 0.07, sorting 0.05, addition and
-# subtraction 0.02; after 1,500: linear 0.14, sorting 0.07), and even it stays far below the target in the preset's
-# budget of about 25 minutes: a network that solves almost no hard problem has no hard accuracy for a mask to lose, so
-# the claim is
-# *untestable* at this scale, not refuted. What the cpu run does show is the pipeline on the real data with its
-# curves: two masks trained in one batched pass, their settling, and the three-way evaluation. The claim needs
-# `--preset paper`: the paper's 6+6-layer, d-512 network on all five modules with the per-module mask settings, a
-# GPU. The data is the generated copy, not the released v1.0, so even then the numbers are not the paper's.
+# **What the cpu preset can and cannot show.** In the committed run {glue:md}`math-cpu-scale`. The preset's module,
+# linear equations, was chosen from probes of 1,500 steps, in which a 2+2-layer, width-64 Transformer learned it
+# fastest (held-out easy: linear 0.14, sorting 0.07); a network that solves almost no hard problem has no hard
+# accuracy for a mask to lose, so on linear equations the claim is *untestable* at this scale, not refuted. Sorting,
+# trained longer, jumps past the target after those probes stopped (next section): the module a cpu preset can
+# carry the claim on. The paper's own setting, the 6+6-layer, d-512 network on all five modules with the per-module
+# mask settings, needs a GPU; and the data is the generated copy, not the released v1.0, so even then the numbers are
+# not the paper's.
 
 # %% [markdown]
 # ## How far can two cores go?
