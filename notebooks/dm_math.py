@@ -148,15 +148,16 @@ else:
 
 # %% [markdown]
 # ## How far can two cores go?
-# Beside the preset's run, configurations a cpu run can afford were trained and committed the same way
-# (`python -m wmask run dm_math --preset cpu <overrides>`, each in `results/dm_math/cpu+<hash>`); each is named by its
-# module, network and base steps. Each curve is a network's exact match on the held-out problems of one difficulty
-# during base training. The table gives each run's seconds a base step on one core and what a straight line through
-# the later half of the evaluations of its hard curve, against log10(steps), projects for the target: an
-# extrapolation, shown only to size the gap. Then each run's check of the claim, as the preset's above. Last, the
-# paper's own network: its step times measured on this machine (`python benchmarks/mask_step.py --model math_paper
-# --cases plain,masked --json results/dm_math/paper_steps.json`) times the paper preset's steps, each module's mask
-# steps scaled from its own mask batch to the measured 128, at K = 4 mask samples where the paper's take 8.
+# Beside the preset's run, configurations a cpu run can afford were trained and committed the same way (`python -m
+# wmask run dm_math --preset cpu KEY=VALUE ...`, each in a folder `results/dm_math/cpu+` followed by a hash of its
+# overrides); each is named by its module, network and base steps. Each curve is a network's exact match on the
+# held-out problems of one difficulty during base training. The table gives each run's seconds a base step on one core
+# and what a straight line through the later half of the evaluations of its hard curve, against log10(steps), projects
+# for the target: an extrapolation, shown only to size the gap. Then each run's check of the claim, as the preset's
+# above. Last, the paper's own network: its step times measured on this machine (`python benchmarks/mask_step.py
+# --model math_paper --cases plain,masked --json results/dm_math/paper_steps.json`) times the paper preset's steps,
+# each module's mask steps scaled from its own mask batch to the measured 128, at K = 4 mask samples where the paper's
+# take 8.
 
 # %% tags=["hide-input"]
 target = run_cfg["target"] if preset == "cpu" else 0.5
