@@ -250,7 +250,9 @@ def step_seconds(results: dict, sets: int) -> float:
 
 def projections(model: str, results: dict) -> list[dict]:
     """The paper preset on this machine, one seed, from these step times: ``{model, what, hours, stages}``, each
-    stage ``[steps, sets, seconds a step]``."""
+    stage ``[steps, sets, seconds a step]``; none without the ``plain`` and ``masked`` cases."""
+    if "plain" not in results or "masked" not in results:
+        return []
     rows = []
     for what, stages in paper_stages(model):
         st = [[steps, sets, step_seconds(results, sets)] for steps, sets in stages]
@@ -288,10 +290,9 @@ def report(model: str, results: dict) -> None:
          lambda: f"{r['sequential'] / r['batched']:.2f}x (one pass: {r['sequential'] / r['one_pass']:.2f}x)")
     line("peak memory batched / sequential", ("sequential", "batched", "one_pass"),
          lambda: f"{mib['batched'] / mib['sequential']:.2f}x (one pass: {mib['one_pass'] / mib['sequential']:.2f}x)")
-    if "plain" in r and "masked" in r:
-        for p in projections(model, results):
-            parts = [f"{n:,} x {t:.4f} s" for n, _, t in p["stages"]]
-            print(f"paper preset, {p['what']}: {' + '.join(parts)} = {p['hours']:.1f} h a seed (projected)")
+    for p in projections(model, results):
+        parts = [f"{n:,} x {t:.4f} s" for n, _, t in p["stages"]]
+        print(f"paper preset, {p['what']}: {' + '.join(parts)} = {p['hours']:.1f} h a seed (projected)")
 
 
 def main():
@@ -324,8 +325,7 @@ def main():
         results = run_model(model, a, threads)
         report(model, results)
         record["models"][model] = {"what": BENCHES[model].what, "batch": BENCHES[model].b, "k": K, "cases": results}
-        if "plain" in results and "masked" in results:
-            record["projections"] += projections(model, results)
+        record["projections"] += projections(model, results)
         if a.json:
             Path(a.json).parent.mkdir(parents=True, exist_ok=True)
             Path(a.json).write_text(json.dumps(record, indent=1) + "\n")

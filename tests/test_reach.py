@@ -49,7 +49,7 @@ def test_runs_read_the_committed_preset_run():
 
 
 def test_verdicts_beside_names_the_claims_whose_verdicts_differ(monkeypatch):
-    from wmask.book import authors, claims
+    from wmask.book import authors, claims, report
     from wmask.book.verdict import Line
     keys = [c.key for c in claims.CLAIMS if c.experiment == "double_addition"]
     ours = {keys[0]: [Line(True, "a")], keys[1]: [Line(False, "b"), Line(True, "c")], keys[2]: [Line(None, "d", "why")]}
@@ -57,13 +57,13 @@ def test_verdicts_beside_names_the_claims_whose_verdicts_differ(monkeypatch):
     monkeypatch.setattr(authors, "find_authors", lambda e, root=None: ({}, "cpu"))
     monkeypatch.setattr(claims, "check", lambda key, t, c: ours[key])
     monkeypatch.setattr(claims, "authors_check", lambda key, found, t=None: theirs[key])
-    text = claims.verdicts_beside("double_addition", {}, {})
+    text = report.verdicts_beside_authors("double_addition", {}, {})
     assert f"{keys[1]}: ours **partly**, the authors' code **holds**" in text
     assert f"The verdicts of {keys[1]} differ" in text and f"({keys[2]}: untestable on one side" in text
     theirs[keys[1]] = ours[keys[1]]
-    assert "No verdict that both can give differs" in claims.verdicts_beside("double_addition", {}, {})
+    assert "No verdict that both can give differs" in report.verdicts_beside_authors("double_addition", {}, {})
     monkeypatch.setattr(authors, "find_authors", lambda e, root=None: ({}, "former-cpu"))
-    assert claims.verdicts_beside("double_addition", {}, {}) == ""
+    assert report.verdicts_beside_authors("double_addition", {}, {}) == ""
 
 
 def test_a_curve_that_met_the_target_reports_where_not_a_projection():

@@ -13,7 +13,7 @@ from typing import Callable
 import pandas as pd
 
 from . import checks
-from .verdict import Line, Verdict, tally  # noqa: F401  (re-exported: claims.tally, claims.Line)
+from .verdict import UNTESTABLE, Line, Verdict, tally  # noqa: F401  (re-exported: claims.tally, claims.Line)
 from ..experiments.runner import experiment_of, label, model_of
 
 
@@ -253,22 +253,18 @@ def section(key: str, tables: dict, cfg: dict, preset: str, glue_as: str | None 
     glue(glue_as or f"see-{key}", Markdown(what_we_see(key, tables, cfg, preset)), display=False)
 
 
-def verdicts_beside(experiment: str, tables: dict, cfg: dict) -> str:
+def verdicts_beside(experiment: str, tables: dict, cfg: dict, found: dict) -> str:
     """Whether the differences from the authors' code change a verdict: for every claim of ``experiment`` (a results
-    label) that both codes' numbers can check at this run's settings, ours and the authors' verdict, then which
-    differ (Markdown; "" when the authors' code was not run at these settings). A claim untestable on either side
-    is not compared: its numbers cannot say."""
-    from . import authors as reference
-    found, folder = reference.find_authors(experiment)
-    if found is None or folder != "cpu":
-        return ""
+    label) that both codes' numbers can check, ours on ``tables`` and the authors' on ``found`` (their results at
+    these settings, :func:`wmask.book.authors.find_authors`), then which differ (Markdown; "" when no claim is
+    checked by both). A claim untestable on either side is not compared: its numbers cannot say."""
     parts, differ, open_ = [], [], []
     for claim in [c for c in CLAIMS if c.experiment == experiment]:
         ours, theirs = check(claim.key, tables, cfg), authors_check(claim.key, found, tables)
         if ours and theirs:
             a, b = tally(ours).word, tally(theirs).word
             parts.append(f"{claim.key}: ours **{a}**, the authors' code **{b}**")
-            (open_ if "untestable" in (a, b) else differ if a != b else []).append(claim.key)
+            (open_ if UNTESTABLE in (a, b) else differ if a != b else []).append(claim.key)
     if not parts:
         return ""
     said = ("the verdicts of " + ", ".join(differ) + " differ, so the gaps matter there" if differ

@@ -38,16 +38,17 @@ def runs(experiment: str, preset: str, evals_table: str = "base_evals", root=Non
     from ..experiments.status import word
     exp, rows = EXPERIMENTS[experiment], []
     for s in committed_variants(experiment, preset, root):
-        tables = exp.tables(s["runs"])
-        ev = pd.DataFrame(tables.get(evals_table, []))
+        ev = pd.DataFrame(exp.tables(s["runs"]).get(evals_table, []))
+        if ev.empty:
+            continue
+        folder, commit, status = folder_name(preset, s["overrides"]), s["provenance"]["commit"][:7], word(s)
         for r in s["runs"]:
             base_s = r.get("stage_seconds", {}).get("base")
-            steps = r["config"]["base"]["steps"]
-            for _, e in ev[ev.seed == r["seed"]].iterrows() if len(ev) else []:
-                rows.append({"run": run_label(r["config"]), "folder": folder_name(preset, s["overrides"]),
-                             "seed": r["seed"], "network": e.network, "step": int(e.step), "test": e.test,
-                             "accuracy": float(e.accuracy), "commit": s["provenance"]["commit"][:7],
-                             "status": word(s), "s_per_step": base_s / steps if base_s else math.nan})
+            run, sps = run_label(r["config"]), base_s / r["config"]["base"]["steps"] if base_s else math.nan
+            for _, e in ev[ev.seed == r["seed"]].iterrows():
+                rows.append({"run": run, "folder": folder, "seed": r["seed"], "network": e.network,
+                             "step": int(e.step), "test": e.test, "accuracy": float(e.accuracy), "commit": commit,
+                             "status": status, "s_per_step": sps})
     return pd.DataFrame(rows, columns=["run", "folder", "seed", "network", "step", "test", "accuracy", "s_per_step",
                                        "commit", "status"])
 

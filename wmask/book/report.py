@@ -238,8 +238,6 @@ def verdicts_beside_authors(experiment: str, tables: dict, cfg: dict, network_cf
     our run at their settings: ``tables`` and ``cfg`` when ``network_cfg`` (the compared network's config; None:
     the run is at their settings) matches theirs, else our committed run at their fixed budget
     (``results/authors/<experiment>/cpu/ours-fixed-budget``). "" when there is nothing to compare."""
-    import json
-
     import pandas as pd
 
     from . import authors as reference
@@ -248,16 +246,16 @@ def verdicts_beside_authors(experiment: str, tables: dict, cfg: dict, network_cf
     found, folder = reference.find_authors(experiment, root)
     if found is None or folder != "cpu":
         return ""
-    if network_cfg is not None and not reference.same_settings(found, network_cfg):
-        path = Path(root or reference.DEFAULT_AUTHORS_ROOT) / experiment / "cpu" / "ours-fixed-budget" / "summary.json"
-        if not path.is_file():
-            return ""
-        runs = json.loads(path.read_text())["runs"]
-        tables = {k: pd.DataFrame(v) for k, v in EXPERIMENTS[experiment].tables(runs).items()}
-        cfg = runs[0]["config"]
-        return (f"Compared at the authors' fixed budget (ours: results/authors/{experiment}/cpu/{path.parent.name}). "
-                + verdicts_beside(experiment, tables, cfg))
-    return verdicts_beside(experiment, tables, cfg)
+    if network_cfg is None or reference.same_settings(found, network_cfg):
+        return verdicts_beside(experiment, tables, cfg, found)
+    folder = Path(root or reference.DEFAULT_AUTHORS_ROOT) / experiment / "cpu" / "ours-fixed-budget"
+    summary = _summary_in(folder)
+    if summary is None:
+        return ""
+    runs = summary["runs"]
+    tables = {k: pd.DataFrame(v) for k, v in EXPERIMENTS[experiment].tables(runs).items()}
+    return (f"Compared at the authors' fixed budget (ours: results/authors/{experiment}/cpu/{folder.name}). "
+            + verdicts_beside(experiment, tables, runs[0]["config"], found))
 
 
 def _explain(experiment: str, table, found: dict, root=None):
